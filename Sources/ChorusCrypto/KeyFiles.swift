@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Why a key file could not be used; every case names the file and says what to do.
+public enum KeyFileError: Error, CustomStringConvertible, Equatable {
+    case exists(path: String)
+    case unreadable(path: String, reason: String)
+    case tooOpen(path: String, mode: String)
+    case malformed(path: String, expected: String)
+    case writeFailed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .exists(path):
+            return "\(path): already exists; refusing to overwrite a key (move it away first)"
+        case let .unreadable(path, reason):
+            return "\(path): cannot read key file: \(reason)"
+        case let .tooOpen(path, mode):
+            return "\(path): permissions \(mode) are too open for a secret key; run: chmod 600 \(path)"
+        case let .malformed(path, expected):
+            return "\(path): not a valid key file: expected \(expected)"
+        case let .writeFailed(path, reason):
+            return "\(path): cannot write key file: \(reason)"
+        }
+    }
+}
+
+/// Reading and writing identity and network key files.
+///
+/// Layout: an identity directory holds `identity.secret` (the Ed25519 seed as 64 hex characters,
+/// mode 0600) and `identity.public` (the peer id, 64 hex characters). A network key file holds
+/// the 32-byte key as 64 hex characters (mode 0600). Lines starting with `#` are comments.
+public enum KeyFiles {
+    public static let secretFileName = "identity.secret"
+    public static let publicFileName = "identity.public"
+
+    /// Writes a new identity into `directory` (created if needed). Refuses to overwrite.
+    @discardableResult
+    public static func writeIdentity(_ key: SigningKey, to directory: String) throws(KeyFileError) -> PeerID {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw .writeFailed(path: directory, reason: "cannot create directory")
+        }
+        let secretPath = (directory as NSString).appendingPathComponent(secretFileName)
+        let publicPath = (directory as NSString).appendingPathComponent(publicFileName)
+        if FileManager.default.fileExists(atPath: secretPath) { throw .exists(path: secretPath) }
+        if FileManager.default.fileExists(atPath: publicPath) { throw .exists(path: publicPath) }
+        try writeExclusive(
+            "# Chorus peer identity (Ed25519 seed). Keep secret.\n\(Hex.encode(key.seed))\n",
+            to: secretPath, mode: 0o600)
+        try writeExclusive("\(key.peerID)\n", to: publicPath, mode: 0o644)
+        return key.peerID
+    }
+
+    /// Reads `identity.secret` from a directory (or a path to the secret file itself).
+    public static func readIdentity(at path: String) throws(KeyFileError) -> SigningKey {
+        var isDirectory: ObjCBool = false
+        let secretPath = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? (path as NSString).appendingPathComponent(secretFileName) : path
+        let bytes = try readSecretHex(at: secretPath, byteCount: Ed25519.seedByteCount, what: "an Ed25519 seed")
+        do { return try SigningKey(seed: bytes) } catch {
+            throw .malformed(path: secretPath, expected: "an Ed25519 seed")
+        }
+    }
+
+    public static func writeNetworkKey(_ key: NetworkKey, to path: String) throws(KeyFileError) {
+        if FileManager.default.fileExists(atPath: path) { throw .exists(path: path) }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty {
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        }
+        try writeExclusive(
+            "# Chorus network key. Every peer of the network holds this file. Keep secret.\n\(Hex.encode(key.copyBytes()))\n",
+            to: path, mode: 0o600)
+    }
+
+    public static func readNetworkKey(at path: String) throws(KeyFileError) -> NetworkKey {
+        let bytes = try readSecretHex(at: path, byteCount: NetworkKey.byteCount, what: "a 32-byte network key")
+        do { return try NetworkKey(bytes: bytes) } catch {
+            throw .malformed(path: path, expected: "a 32-byte network key")
+        }
+    }
+
+    /// Reads a secret hex file, refusing files that group or others can read.
+    static func readSecretHex(at path: String, byteCount: Int, what: String) throws(KeyFileError) -> [UInt8] {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw .unreadable(path: path, reason: "not a regular file")
+        }
+        if info.st_mode & 0o077 != 0 {
+            throw .tooOpen(path: path, mode: String(info.st_mode & 0o777, radix: 8))
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw .unreadable(path: path, reason: "cannot read contents")
+        }
+        let lines = text.split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        let expected = "\(what) as \(2 * byteCount) hexadecimal characters on one line"
+        guard lines.count == 1, lines[0].utf8.count == 2 * byteCount, let bytes = Hex.decode(lines[0]) else {
+            throw .malformed(path: path, expected: expected)
+        }
+        return bytes
+    }
+
+    /// Creates the file with O_EXCL so two writers can never clobber each other, and sets the mode
+    /// at creation so a secret is never briefly world-readable.
+    static func writeExclusive(_ text: String, to path: String, mode: mode_t) throws(KeyFileError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)
+        guard fd >= 0 else {
+            if errno == EEXIST { throw .exists(path: path) }
+            throw .writeFailed(path: path, reason: String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        _ = fchmod(fd, mode)  // the umask may have narrowed the mode at creation; set it exactly
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            throw .writeFailed(path: path, reason: String(cString: strerror(errno)))
+        }
+    }
+}
