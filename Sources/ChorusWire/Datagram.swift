@@ -1,0 +1,255 @@
+import ChorusCrypto
+
+/// What a datagram carries. The numbers are on the wire (docs/protocol.md).
+public enum DatagramKind: UInt8, Sendable, CaseIterable {
+    /// Announces the sender's identity and epoch; answered when the sender did not know ours.
+    case hello = 1
+    /// One signed application message that fits in a single datagram.
+    case message = 2
+    /// The signed description of a chunked object: id, channel, length, chunk size, BLAKE2b-256.
+    case manifest = 3
+    /// One piece of a chunked object (not signed itself: bound to the manifest by the hash).
+    case chunk = 4
+
+    /// Kinds whose body ends in an Ed25519 signature by the sender.
+    var isSigned: Bool { self != .chunk }
+}
+
+/// The fixed 62-byte header in front of every datagram.
+public struct DatagramHeader: Equatable, Sendable {
+    public static let byteCount = 62
+    public static let version: UInt8 = 1
+
+    public var kind: DatagramKind
+    public var keyID: [UInt8]
+    public var sender: PeerID
+    /// The sender's boot epoch; strictly larger after every restart.
+    public var senderEpoch: UInt64
+    /// The recipient's epoch as the sender knows it; 0 (unknown) is allowed only in a hello.
+    public var recipientEpoch: UInt64
+    /// Per sender epoch, one counter across all recipients (it is part of the MAC nonce).
+    public var counter: UInt64
+
+    public init(kind: DatagramKind, keyID: [UInt8], sender: PeerID, senderEpoch: UInt64, recipientEpoch: UInt64, counter: UInt64) {
+        self.kind = kind
+        self.keyID = keyID
+        self.sender = sender
+        self.senderEpoch = senderEpoch
+        self.recipientEpoch = recipientEpoch
+        self.counter = counter
+    }
+
+    func write(to w: inout ByteWriter) {
+        w.u8(Self.version)
+        w.u8(kind.rawValue)
+        w.raw(keyID)
+        w.raw(sender.bytes)
+        w.u64(senderEpoch)
+        w.u64(recipientEpoch)
+        w.u64(counter)
+    }
+
+    /// The 24-byte XChaCha20-Poly1305 nonce: sender id[0..<8] ‖ sender epoch ‖ counter (LE).
+    var nonce: [UInt8] {
+        var w = ByteWriter(capacity: 24)
+        w.raw(sender.bytes.prefix(8))
+        w.u64(senderEpoch)
+        w.u64(counter)
+        return w.bytes
+    }
+}
+
+/// The decoded body of a datagram.
+public enum DatagramBody: Equatable, Sendable {
+    case hello
+    case message(channel: UInt8, payload: [UInt8])
+    case manifest(ObjectManifest)
+    case chunk(ObjectChunk)
+}
+
+public struct ObjectManifest: Equatable, Sendable {
+    public static let byteCount = 8 + 1 + 4 + 2 + 32
+    public var objectID: UInt64
+    public var channel: UInt8
+    public var totalLength: UInt32
+    public var chunkSize: UInt16
+    public var hash: [UInt8]  // BLAKE2b-256 of the whole object
+
+    public var chunkCount: Int { chunkSize == 0 ? 0 : (Int(totalLength) + Int(chunkSize) - 1) / Int(chunkSize) }
+}
+
+public struct ObjectChunk: Equatable, Sendable {
+    public static let headerByteCount = 8 + 4 + 2 + 4
+    public var objectID: UInt64
+    public var totalLength: UInt32
+    public var chunkSize: UInt16
+    public var index: UInt32
+    public var data: [UInt8]
+
+    /// The only valid data length for this index: full chunks, then the remainder.
+    static func expectedLength(totalLength: UInt32, chunkSize: UInt16, index: UInt32) -> Int? {
+        guard chunkSize > 0 else { return nil }
+        let start = UInt64(index) * UInt64(chunkSize)
+        guard start < UInt64(totalLength) else { return nil }
+        return Int(min(UInt64(chunkSize), UInt64(totalLength) - start))
+    }
+}
+
+/// A datagram that passed the tag check and strict decoding. Its signature (for signed kinds)
+/// is checked by `WireEndpoint` after the replay check.
+public struct OpenedDatagram: Sendable {
+    public var header: DatagramHeader
+    public var body: DatagramBody
+    /// Signed kinds: the Ed25519 signature and the bytes it covers (domain ‖ datagram prefix).
+    var signature: [UInt8]
+    var signedBytes: [UInt8]
+
+    func signatureVerifies() -> Bool {
+        header.sender.verify(signature: signature, of: signedBytes)
+    }
+}
+
+/// Why a datagram was dropped. Every drop is counted under one of these; none is answered.
+public enum WireRejection: String, Error, Sendable, CaseIterable, Comparable {
+    case tooShort, tooLong, unsupportedVersion, unknownKind, unknownNetwork, badTag, malformedBody
+    case reflected, staleRecipientEpoch, staleSenderEpoch, noSession
+    case replayed, tooOld, counterInvalid, badSignature
+    case objectInconsistent, objectTooLarge, objectOverBudget, objectHashMismatch, objectTimedOut
+    case pendingOverflow
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Encoding and strict decoding of datagrams (layout in docs/protocol.md).
+public enum DatagramCodec {
+    public static let tagByteCount = XChaCha20Poly1305.tagByteCount
+    public static let signatureByteCount = Ed25519.signatureByteCount
+    /// Prepended to the signed bytes so a datagram signature can never be mistaken for any other
+    /// statement a peer signs.
+    public static let signatureDomain = Array("chorus/v1/datagram".utf8)
+    public static let minimumDatagramSize = 256
+    public static let maximumDatagramSize = 65507
+
+    /// Builds a complete datagram: header ‖ body [‖ signature] ‖ tag.
+    public static func seal(header: DatagramHeader, body: DatagramBody, identity: SigningKey?, key: NetworkKey) -> [UInt8] {
+        var w = ByteWriter(capacity: 128 + bodyCapacity(body))
+        header.write(to: &w)
+        switch body {
+        case .hello:
+            break
+        case let .message(channel, payload):
+            w.u8(channel)
+            w.raw(payload)
+        case let .manifest(m):
+            w.u64(m.objectID)
+            w.u8(m.channel)
+            w.u32(m.totalLength)
+            w.u16(m.chunkSize)
+            w.raw(m.hash)
+        case let .chunk(c):
+            w.u64(c.objectID)
+            w.u32(c.totalLength)
+            w.u16(c.chunkSize)
+            w.u32(c.index)
+            w.raw(c.data)
+        }
+        if header.kind.isSigned {
+            guard let identity else { preconditionFailure("signed datagram kinds need an identity") }
+            w.raw(identity.sign(signatureDomain + w.bytes))
+        }
+        var bytes = w.bytes
+        let tag = bytes.withUnsafeBytes { data in
+            header.nonce.withUnsafeBytes { nonce in
+                try! XChaCha20Poly1305.tag(over: data, nonce: nonce, key: key.datagramKey)  // lengths fixed by construction
+            }
+        }
+        bytes.append(contentsOf: tag)
+        return bytes
+    }
+
+    private static func bodyCapacity(_ body: DatagramBody) -> Int {
+        switch body {
+        case .hello: return 0
+        case let .message(_, payload): return payload.count + 1
+        case .manifest: return ObjectManifest.byteCount
+        case let .chunk(c): return c.data.count + ObjectChunk.headerByteCount
+        }
+    }
+
+    /// Checks length, version, kind, key id and tag (in that order, cheapest first), then decodes
+    /// the body strictly: exact lengths, no trailing bytes.
+    public static func open(_ bytes: [UInt8], keyring: NetworkKeyring, maxDatagramSize: Int, maxObjectBytes: Int) -> Result<OpenedDatagram, WireRejection> {
+        let minimum = DatagramHeader.byteCount + tagByteCount
+        guard bytes.count >= minimum else { return .failure(.tooShort) }
+        guard bytes.count <= maxDatagramSize else { return .failure(.tooLong) }
+        guard bytes[0] == DatagramHeader.version else { return .failure(.unsupportedVersion) }
+        guard let kind = DatagramKind(rawValue: bytes[1]) else { return .failure(.unknownKind) }
+        let key = bytes.withUnsafeBytes { keyring.key(forID: UnsafeRawBufferPointer(rebasing: $0[2..<6])) }
+        guard let key else { return .failure(.unknownNetwork) }
+
+        var r = ByteReader(bytes, from: 0, to: bytes.count - tagByteCount)
+        let header: DatagramHeader
+        do {
+            _ = try r.u8()
+            _ = try r.u8()
+            let keyID = try r.raw(4)
+            let sender = try PeerID(bytes: try r.raw(PeerID.byteCount))
+            header = DatagramHeader(
+                kind: kind, keyID: keyID, sender: sender,
+                senderEpoch: try r.u64(), recipientEpoch: try r.u64(), counter: try r.u64())
+        } catch {
+            return .failure(.tooShort)
+        }
+        let tagOK = bytes.withUnsafeBytes { all in
+            header.nonce.withUnsafeBytes { nonce in
+                XChaCha20Poly1305.verifyTag(
+                    UnsafeRawBufferPointer(rebasing: all[(bytes.count - tagByteCount)...]),
+                    over: UnsafeRawBufferPointer(rebasing: all[..<(bytes.count - tagByteCount)]),
+                    nonce: nonce, key: key.datagramKey)
+            }
+        }
+        guard tagOK else { return .failure(.badTag) }
+
+        // From here on the datagram is from a network member; decode strictly.
+        let signatureStart = bytes.count - tagByteCount - (kind.isSigned ? signatureByteCount : 0)
+        guard signatureStart >= DatagramHeader.byteCount else { return .failure(.malformedBody) }
+        var body = ByteReader(bytes, from: DatagramHeader.byteCount, to: signatureStart)
+        let decoded: DatagramBody
+        do {
+            switch kind {
+            case .hello:
+                decoded = .hello
+            case .message:
+                let channel = try body.u8()
+                decoded = .message(channel: channel, payload: try body.raw(body.remaining))
+            case .manifest:
+                let m = ObjectManifest(
+                    objectID: try body.u64(), channel: try body.u8(), totalLength: try body.u32(),
+                    chunkSize: try body.u16(), hash: try body.raw(32))
+                guard m.chunkSize > 0 else { return .failure(.malformedBody) }
+                guard Int(m.totalLength) <= maxObjectBytes else { return .failure(.objectTooLarge) }
+                decoded = .manifest(m)
+            case .chunk:
+                let objectID = try body.u64()
+                let total = try body.u32()
+                let chunkSize = try body.u16()
+                let index = try body.u32()
+                guard Int(total) <= maxObjectBytes else { return .failure(.objectTooLarge) }
+                guard let expected = ObjectChunk.expectedLength(totalLength: total, chunkSize: chunkSize, index: index),
+                      expected == body.remaining
+                else { return .failure(.malformedBody) }
+                decoded = .chunk(ObjectChunk(objectID: objectID, totalLength: total, chunkSize: chunkSize, index: index, data: try body.raw(expected)))
+            }
+            try body.finish()
+        } catch {
+            return .failure(.malformedBody)
+        }
+        var signature: [UInt8] = []
+        var signed: [UInt8] = []
+        if kind.isSigned {
+            signature = Array(bytes[signatureStart..<(signatureStart + signatureByteCount)])
+            signed = signatureDomain + bytes[..<signatureStart]
+        }
+        return .success(OpenedDatagram(header: header, body: decoded, signature: signature, signedBytes: signed))
+    }
+}

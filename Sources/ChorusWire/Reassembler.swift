@@ -1,0 +1,176 @@
+import ChorusCrypto
+
+/// An object whose manifest and every chunk arrived and whose BLAKE2b-256 matched the signed manifest.
+public struct CompletedObject: Sendable, Equatable {
+    public var sender: PeerID
+    public var channel: UInt8
+    public var bytes: [UInt8]
+}
+
+/// Rebuilds chunked objects with bounded memory.
+///
+/// Each in-progress object is charged its declared length plus a fixed overhead against a per-sender
+/// and a global budget; when a new object does not fit, the sender's (then anyone's) oldest
+/// incomplete objects are evicted, and an object that could never fit is refused. Incomplete objects
+/// are dropped after `timeout` seconds.
+public struct Reassembler: Sendable {
+    public struct Settings: Sendable {
+        public var maxObjectBytes: Int
+        public var budgetBytes: Int
+        public var perSenderBudgetBytes: Int
+        public var timeout: Double
+
+        public init(maxObjectBytes: Int, budgetBytes: Int, perSenderBudgetBytes: Int, timeout: Double) {
+            self.maxObjectBytes = maxObjectBytes
+            self.budgetBytes = budgetBytes
+            self.perSenderBudgetBytes = perSenderBudgetBytes
+            self.timeout = timeout
+        }
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case pending
+        case complete(CompletedObject)
+        case rejected(WireRejection)
+    }
+
+    /// Charged per entry on top of its buffer, so floods of tiny objects are bounded too.
+    public static let entryOverhead = 256
+
+    struct Key: Hashable { var sender: PeerID; var objectID: UInt64 }
+
+    struct Entry {
+        var totalLength: UInt32
+        var chunkSize: UInt16
+        var buffer: [UInt8]
+        var received: [UInt64]
+        var receivedCount = 0
+        var chunkCount: Int
+        var manifest: ObjectManifest?
+        var created: Double
+        var cost: Int { buffer.count + received.count * 8 + Reassembler.entryOverhead }
+    }
+
+    public let settings: Settings
+    private var entries: [Key: Entry] = [:]
+    private var perSender: [PeerID: Int] = [:]
+    /// Bytes currently charged against the budget (buffers, bitmaps and per-entry overhead).
+    public private(set) var bytesInUse = 0
+    public private(set) var evictions = 0
+    public var objectsInProgress: Int { entries.count }
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    public mutating func add(manifest: ObjectManifest, from sender: PeerID, now: Double) -> Outcome {
+        let key = Key(sender: sender, objectID: manifest.objectID)
+        if manifest.totalLength == 0 {
+            if entries[key] != nil { remove(key) }
+            return verify(bytes: [], manifest: manifest, sender: sender)
+        }
+        switch entry(for: key, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize, now: now) {
+        case let .failure(reason): return .rejected(reason)
+        case .success: break
+        }
+        if let existing = entries[key]!.manifest, existing != manifest {
+            remove(key)
+            return .rejected(.objectInconsistent)
+        }
+        entries[key]!.manifest = manifest
+        return completeIfReady(key)
+    }
+
+    public mutating func add(chunk: ObjectChunk, from sender: PeerID, now: Double) -> Outcome {
+        let key = Key(sender: sender, objectID: chunk.objectID)
+        switch entry(for: key, totalLength: chunk.totalLength, chunkSize: chunk.chunkSize, now: now) {
+        case let .failure(reason): return .rejected(reason)
+        case .success: break
+        }
+        let index = Int(chunk.index)
+        let (word, mask) = (index / 64, UInt64(1) << (index % 64))
+        guard index < entries[key]!.chunkCount else { return .rejected(.objectInconsistent) }
+        if entries[key]!.received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
+        let start = index * Int(chunk.chunkSize)
+        entries[key]!.buffer.withUnsafeMutableBytes { buffer in
+            chunk.data.withUnsafeBytes { data in
+                buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
+            }
+        }
+        entries[key]!.received[word] |= mask
+        entries[key]!.receivedCount += 1
+        return completeIfReady(key)
+    }
+
+    /// Drops incomplete objects older than the timeout; returns how many were dropped.
+    public mutating func expire(now: Double) -> Int {
+        let stale = entries.filter { now - $0.value.created > settings.timeout }.map(\.key)
+        for key in stale { remove(key) }
+        return stale.count
+    }
+
+    /// Forgets everything from one sender (used when it restarts with a new epoch).
+    public mutating func dropAll(from sender: PeerID) {
+        for key in entries.keys where key.sender == sender { remove(key) }
+    }
+
+    private mutating func entry(for key: Key, totalLength: UInt32, chunkSize: UInt16, now: Double) -> Result<Void, WireRejection> {
+        if let existing = entries[key] {
+            guard existing.totalLength == totalLength, existing.chunkSize == chunkSize else {
+                remove(key)
+                return .failure(.objectInconsistent)
+            }
+            return .success(())
+        }
+        guard chunkSize > 0, Int(totalLength) <= settings.maxObjectBytes else { return .failure(.objectTooLarge) }
+        let chunkCount = (Int(totalLength) + Int(chunkSize) - 1) / Int(chunkSize)
+        let cost = Int(totalLength) + ((chunkCount + 63) / 64) * 8 + Self.entryOverhead
+        guard cost <= settings.perSenderBudgetBytes, cost <= settings.budgetBytes else { return .failure(.objectOverBudget) }
+        // Make room: first the sender's own oldest objects, then anyone's.
+        while (perSender[key.sender] ?? 0) + cost > settings.perSenderBudgetBytes {
+            guard let oldest = oldestKey(where: { $0.sender == key.sender }) else { break }
+            remove(oldest)
+            evictions += 1
+        }
+        while bytesInUse + cost > settings.budgetBytes {
+            guard let oldest = oldestKey(where: { _ in true }) else { break }
+            remove(oldest)
+            evictions += 1
+        }
+        let entry = Entry(
+            totalLength: totalLength, chunkSize: chunkSize,
+            buffer: [UInt8](repeating: 0, count: Int(totalLength)),
+            received: [UInt64](repeating: 0, count: (chunkCount + 63) / 64),
+            chunkCount: chunkCount, created: now)
+        entries[key] = entry
+        bytesInUse += entry.cost
+        perSender[key.sender, default: 0] += entry.cost
+        return .success(())
+    }
+
+    private func oldestKey(where predicate: (Key) -> Bool) -> Key? {
+        entries.filter { predicate($0.key) }.min { $0.value.created < $1.value.created }?.key
+    }
+
+    private mutating func remove(_ key: Key) {
+        guard let entry = entries.removeValue(forKey: key) else { return }
+        bytesInUse -= entry.cost
+        perSender[key.sender, default: 0] -= entry.cost
+        if perSender[key.sender] == 0 { perSender[key.sender] = nil }
+    }
+
+    private mutating func completeIfReady(_ key: Key) -> Outcome {
+        guard let entry = entries[key], let manifest = entry.manifest, entry.receivedCount == entry.chunkCount else {
+            return .pending
+        }
+        remove(key)
+        return verify(bytes: entry.buffer, manifest: manifest, sender: key.sender)
+    }
+
+    private func verify(bytes: [UInt8], manifest: ObjectManifest, sender: PeerID) -> Outcome {
+        guard let hash = try? Blake2b.hash(bytes, outputLength: 32), constantTimeEqual(hash, manifest.hash) else {
+            return .rejected(.objectHashMismatch)
+        }
+        return .complete(CompletedObject(sender: sender, channel: manifest.channel, bytes: bytes))
+    }
+}

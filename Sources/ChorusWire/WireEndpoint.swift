@@ -1,0 +1,293 @@
+import ChorusCrypto
+
+/// An object ready to send: hashed once, however many peers it goes to.
+public struct PreparedObject: Sendable {
+    public let channel: UInt8
+    public let bytes: [UInt8]
+    public let hash: [UInt8]
+    public let objectID: UInt64
+
+    public init(channel: UInt8, bytes: [UInt8], objectID: UInt64 = secureRandomUInt64()) {
+        self.channel = channel
+        self.bytes = bytes
+        self.hash = try! Blake2b.hash(bytes, outputLength: 32)  // fixed output length, cannot fail
+        self.objectID = objectID
+    }
+}
+
+/// What the application hands to the datagram layer.
+public enum Outgoing: Sendable {
+    case message(channel: UInt8, payload: [UInt8])
+    case object(PreparedObject)
+
+    var byteCount: Int {
+        switch self {
+        case let .message(_, payload): return payload.count
+        case let .object(object): return object.bytes.count
+        }
+    }
+}
+
+/// What the datagram layer hands back to the application.
+public enum Delivery: Sendable, Equatable {
+    /// The peer announced itself (its address is the datagram's source).
+    case hello(PeerID)
+    case message(from: PeerID, channel: UInt8, payload: [UInt8])
+    case object(CompletedObject)
+}
+
+/// The result of one incoming datagram.
+public struct Reception: Sendable {
+    public var deliveries: [Delivery] = []
+    /// Datagrams for the source address of the incoming one (hello replies; never larger than it).
+    public var replies: [[UInt8]] = []
+    /// Datagrams that were waiting for the sender's epoch; send them to the sender's address.
+    public var flushed: [[UInt8]] = []
+    /// The authenticated sender, when the datagram was accepted.
+    public var sender: PeerID?
+    public var rejection: WireRejection?
+}
+
+/// The datagram layer of one peer: a pure state machine (no sockets, no clock).
+///
+/// It seals outgoing messages and objects into authenticated datagrams and opens incoming ones:
+/// tag check with the network key, strict decoding, epochs that defeat replays across restarts of
+/// either side, a replay window per peer, Ed25519 signatures on hellos, messages and manifests,
+/// and bounded reassembly of chunked objects. See docs/protocol.md.
+public struct WireEndpoint: Sendable {
+    struct Session {
+        var epoch: UInt64 = 0  // 0: not yet known
+        var window = ReplayWindow()
+        var lastHeard: Double
+        var lastHelloSent = -Double.infinity
+        var pending: [(item: Outgoing, queuedAt: Double)] = []
+        var pendingBytes = 0
+    }
+
+    public let identity: SigningKey
+    public let keyring: NetworkKeyring
+    /// This boot's epoch: must be larger than every earlier boot's (see `EpochStore`).
+    public let epoch: UInt64
+    public let settings: WireSettings
+    public var localID: PeerID { identity.peerID }
+
+    private var nextCounter: UInt64 = 1
+    private var sessions: [PeerID: Session] = [:]
+    private var reassembler: Reassembler
+    public private(set) var rejections: [WireRejection: Int] = [:]
+    public private(set) var acceptedDatagrams = 0
+    public private(set) var sentDatagrams = 0
+
+    public init(identity: SigningKey, keyring: NetworkKeyring, epoch: UInt64, settings: WireSettings = .init()) {
+        precondition(epoch > 0, "epoch 0 means 'unknown' on the wire")
+        precondition(settings.problems().isEmpty, "invalid WireSettings: \(settings.problems())")
+        self.identity = identity
+        self.keyring = keyring
+        self.epoch = epoch
+        self.settings = settings
+        self.reassembler = Reassembler(settings: settings.reassembly)
+    }
+
+    public var totalRejected: Int { rejections.values.reduce(0, +) }
+    public var reassemblyBytesInUse: Int { reassembler.bytesInUse }
+    public func knowsEpoch(of peer: PeerID) -> Bool { (sessions[peer]?.epoch ?? 0) != 0 }
+
+    // MARK: Sending
+
+    /// A hello for an address whose peer we do not know yet (joining through a seed).
+    public mutating func hello(now: Double) -> [UInt8] {
+        seal(.hello, to: nil, recipientEpoch: 0)
+    }
+
+    /// Seals `item` for `peer`. When the peer's epoch is unknown the item waits (bounded) and a
+    /// hello goes out instead; the item is sent when the peer answers (see `Reception.flushed`).
+    public mutating func send(_ item: Outgoing, to peer: PeerID, now: Double) -> [[UInt8]] {
+        if case let .message(_, payload) = item {
+            precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
+        }
+        if let session = sessions[peer], session.epoch != 0 {
+            return seal(item, to: peer, recipientEpoch: session.epoch)
+        }
+        var session = sessions[peer] ?? Session(lastHeard: now)
+        if session.pendingBytes + item.byteCount <= settings.pendingBytesPerPeer {
+            session.pending.append((item, now))
+            session.pendingBytes += item.byteCount
+        } else {
+            rejections[.pendingOverflow, default: 0] += 1
+        }
+        var out: [[UInt8]] = []
+        if now - session.lastHelloSent >= settings.helloInterval {
+            session.lastHelloSent = now
+            out.append(seal(.hello, to: peer, recipientEpoch: 0))
+        }
+        store(session, for: peer)
+        return out
+    }
+
+    private mutating func seal(_ item: Outgoing, to peer: PeerID, recipientEpoch: UInt64) -> [[UInt8]] {
+        switch item {
+        case let .message(channel, payload):
+            return [seal(.message(channel: channel, payload: payload), to: peer, recipientEpoch: recipientEpoch)]
+        case let .object(object):
+            let chunkSize = settings.chunkDataSize
+            let manifest = ObjectManifest(
+                objectID: object.objectID, channel: object.channel, totalLength: UInt32(object.bytes.count),
+                chunkSize: UInt16(chunkSize), hash: object.hash)
+            var out = [seal(.manifest(manifest), to: peer, recipientEpoch: recipientEpoch)]
+            out.reserveCapacity(1 + manifest.chunkCount)
+            var index = 0
+            var start = 0
+            while start < object.bytes.count {
+                let end = min(start + chunkSize, object.bytes.count)
+                let chunk = ObjectChunk(
+                    objectID: object.objectID, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize,
+                    index: UInt32(index), data: Array(object.bytes[start..<end]))
+                out.append(seal(.chunk(chunk), to: peer, recipientEpoch: recipientEpoch))
+                index += 1
+                start = end
+            }
+            return out
+        }
+    }
+
+    private mutating func seal(_ body: DatagramBody, to peer: PeerID?, recipientEpoch: UInt64) -> [UInt8] {
+        let kind: DatagramKind
+        switch body {
+        case .hello: kind = .hello
+        case .message: kind = .message
+        case .manifest: kind = .manifest
+        case .chunk: kind = .chunk
+        }
+        let header = DatagramHeader(
+            kind: kind, keyID: keyring.primary.keyID, sender: localID,
+            senderEpoch: epoch, recipientEpoch: recipientEpoch, counter: nextCounter)
+        nextCounter += 1
+        sentDatagrams += 1
+        return DatagramCodec.seal(header: header, body: body, identity: identity, key: keyring.primary)
+    }
+
+    // MARK: Receiving
+
+    public mutating func receive(_ bytes: [UInt8], now: Double) -> Reception {
+        var reception = Reception()
+        let opened: OpenedDatagram
+        switch DatagramCodec.open(bytes, keyring: keyring, maxDatagramSize: settings.maxDatagramSize, maxObjectBytes: settings.maxObjectBytes) {
+        case let .failure(reason): return reject(reason, reception)
+        case let .success(value): opened = value
+        }
+        let header = opened.header
+        let sender = header.sender
+        guard sender != localID else { return reject(.reflected, reception) }
+
+        if header.kind != .hello && header.recipientEpoch != epoch {
+            // Sent to an earlier boot of ours (or a replay of such a datagram). Tell the sender our
+            // epoch, rate-limited and only if the hello is no larger than what we received.
+            if bytes.count >= Self.helloSize, var session = sessions[sender], now - session.lastHelloSent >= settings.helloInterval {
+                session.lastHelloSent = now
+                store(session, for: sender)
+                reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
+            }
+            return reject(.staleRecipientEpoch, reception)
+        }
+
+        var session = sessions[sender] ?? Session(lastHeard: now)
+        let newEpoch = header.senderEpoch > session.epoch
+        if header.senderEpoch < session.epoch { return reject(.staleSenderEpoch, reception) }
+        if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }
+        var window = newEpoch ? ReplayWindow() : session.window
+        switch window.check(header.counter) {
+        case .fresh: break
+        case .duplicate: return reject(.replayed, reception)
+        case .tooOld: return reject(.tooOld, reception)
+        case .invalid: return reject(.counterInvalid, reception)
+        }
+        if header.kind.isSigned && !opened.signatureVerifies() { return reject(.badSignature, reception) }
+
+        // Accepted: only now does any state move.
+        window.commit(header.counter)
+        if newEpoch && session.epoch != 0 { reassembler.dropAll(from: sender) }
+        session.epoch = header.senderEpoch
+        session.window = window
+        session.lastHeard = now
+        acceptedDatagrams += 1
+        reception.sender = sender
+
+        if !session.pending.isEmpty {
+            for (item, _) in session.pending {
+                reception.flushed += seal(item, to: sender, recipientEpoch: session.epoch)
+            }
+            session.pending = []
+            session.pendingBytes = 0
+        }
+        switch opened.body {
+        case .hello:
+            reception.deliveries.append(.hello(sender))
+            if header.recipientEpoch != epoch {
+                session.lastHelloSent = now
+                reception.replies.append(seal(.hello, to: sender, recipientEpoch: session.epoch))
+            }
+        case let .message(channel, payload):
+            reception.deliveries.append(.message(from: sender, channel: channel, payload: payload))
+        case let .manifest(manifest):
+            handle(reassembler.add(manifest: manifest, from: sender, now: now), into: &reception)
+        case let .chunk(chunk):
+            handle(reassembler.add(chunk: chunk, from: sender, now: now), into: &reception)
+        }
+        store(session, for: sender)
+        return reception
+    }
+
+    /// Periodic housekeeping: drops timed-out objects and stale queued items, and repeats hellos
+    /// to peers we still wait for. Returns datagrams to send to those peers' addresses.
+    public mutating func tick(now: Double) -> [(PeerID, [UInt8])] {
+        let expired = reassembler.expire(now: now)
+        if expired > 0 { rejections[.objectTimedOut, default: 0] += expired }
+        var out: [(PeerID, [UInt8])] = []
+        for peer in sessions.keys where !(sessions[peer]!.pending.isEmpty) {
+            var session = sessions[peer]!
+            let before = session.pending.count
+            session.pending.removeAll { now - $0.queuedAt > settings.pendingTimeout }
+            if session.pending.count < before {
+                rejections[.pendingOverflow, default: 0] += before - session.pending.count
+                session.pendingBytes = session.pending.reduce(0) { $0 + $1.item.byteCount }
+            }
+            if !session.pending.isEmpty && now - session.lastHelloSent >= settings.helloInterval {
+                session.lastHelloSent = now
+                out.append((peer, seal(.hello, to: peer, recipientEpoch: 0)))
+            }
+            sessions[peer] = session
+        }
+        return out
+    }
+
+    /// Forgets a peer's session (it left or was declared failed).
+    public mutating func forget(_ peer: PeerID) {
+        sessions[peer] = nil
+        reassembler.dropAll(from: peer)
+    }
+
+    static let helloSize = DatagramHeader.byteCount + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
+
+    private mutating func handle(_ outcome: Reassembler.Outcome, into reception: inout Reception) {
+        switch outcome {
+        case .pending: break
+        case let .complete(object): reception.deliveries.append(.object(object))
+        case let .rejected(reason): rejections[reason, default: 0] += 1
+        }
+    }
+
+    private mutating func reject(_ reason: WireRejection, _ reception: Reception) -> Reception {
+        rejections[reason, default: 0] += 1
+        var reception = reception
+        reception.rejection = reason
+        return reception
+    }
+
+    private mutating func store(_ session: Session, for peer: PeerID) {
+        if sessions[peer] == nil && sessions.count >= settings.maxSessions,
+           let oldest = sessions.min(by: { $0.value.lastHeard < $1.value.lastHeard })?.key {
+            forget(oldest)
+        }
+        sessions[peer] = session
+    }
+}

@@ -1,0 +1,61 @@
+/// Settings of the datagram layer; every field has a default and a reason.
+public struct WireSettings: Sendable, Equatable {
+    /// Largest datagram sent or accepted, header and tags included. 1200 bytes stays below the
+    /// path MTU of nearly every network, so datagrams are never IP-fragmented.
+    public var maxDatagramSize = 1200
+    /// Largest object (e.g. a parameter vector) accepted: 64 MiB, room for 16 million float32s.
+    public var maxObjectBytes = 64 << 20
+    /// Memory all incomplete objects together may hold.
+    public var reassemblyBudgetBytes = 256 << 20
+    /// Memory one sender's incomplete objects may hold: a full-size object plus slack.
+    public var perSenderBudgetBytes = 80 << 20
+    /// Seconds after which an incomplete object is dropped.
+    public var objectTimeout = 5.0
+    /// Minimum seconds between unsolicited hellos to one peer (when it does not know our epoch).
+    public var helloInterval = 1.0
+    /// Bytes queued for one peer while its epoch is unknown; more is dropped and counted.
+    public var pendingBytesPerPeer = 32 << 20
+    /// Seconds queued datagrams wait for a peer's hello before they are dropped.
+    public var pendingTimeout = 10.0
+    /// Peers whose session state (epoch, replay window) is kept; the least recently heard is forgotten.
+    public var maxSessions = 65_536
+
+    public init() {}
+
+    /// Problems with the settings, each naming the field and the valid range.
+    public func problems() -> [String] {
+        var out: [String] = []
+        if maxDatagramSize < DatagramCodec.minimumDatagramSize || maxDatagramSize > DatagramCodec.maximumDatagramSize {
+            out.append("maxDatagramSize must be between \(DatagramCodec.minimumDatagramSize) and \(DatagramCodec.maximumDatagramSize) bytes, got \(maxDatagramSize)")
+        }
+        if maxObjectBytes < 0 || maxObjectBytes > Int(UInt32.max) {
+            out.append("maxObjectBytes must be between 0 and \(UInt32.max), got \(maxObjectBytes)")
+        }
+        if perSenderBudgetBytes < maxObjectBytes {
+            out.append("perSenderBudgetBytes (\(perSenderBudgetBytes)) must be at least maxObjectBytes (\(maxObjectBytes))")
+        }
+        if reassemblyBudgetBytes < perSenderBudgetBytes {
+            out.append("reassemblyBudgetBytes (\(reassemblyBudgetBytes)) must be at least perSenderBudgetBytes (\(perSenderBudgetBytes))")
+        }
+        if !(objectTimeout > 0) { out.append("objectTimeout must be positive seconds, got \(objectTimeout)") }
+        if !(helloInterval > 0) { out.append("helloInterval must be positive seconds, got \(helloInterval)") }
+        if !(pendingTimeout > 0) { out.append("pendingTimeout must be positive seconds, got \(pendingTimeout)") }
+        if maxSessions < 1 { out.append("maxSessions must be at least 1, got \(maxSessions)") }
+        return out
+    }
+
+    /// Payload bytes of the largest single-datagram message.
+    public var maxMessagePayload: Int {
+        maxDatagramSize - DatagramHeader.byteCount - 1 - DatagramCodec.signatureByteCount - DatagramCodec.tagByteCount
+    }
+
+    /// Data bytes per chunk of an object.
+    public var chunkDataSize: Int {
+        min(Int(UInt16.max), maxDatagramSize - DatagramHeader.byteCount - ObjectChunk.headerByteCount - DatagramCodec.tagByteCount)
+    }
+
+    var reassembly: Reassembler.Settings {
+        .init(maxObjectBytes: maxObjectBytes, budgetBytes: reassemblyBudgetBytes,
+              perSenderBudgetBytes: perSenderBudgetBytes, timeout: objectTimeout)
+    }
+}

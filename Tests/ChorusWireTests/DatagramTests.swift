@@ -1,0 +1,165 @@
+import ChorusCrypto
+import Testing
+@testable import ChorusWire
+
+/// One valid datagram of each kind, from Alice to Bob, and Bob ready to accept it.
+private func validDatagrams() -> [(String, [UInt8])] {
+    var (a, b) = Fixture.connectedPair()
+    _ = b
+    let message = a.send(.message(channel: 7, payload: Array("hello bob".utf8)), to: Fixture.bob.peerID, now: 1)[0]
+    let object = a.send(.object(PreparedObject(channel: 3, bytes: Array(repeating: 0x42, count: 1500), objectID: 9)), to: Fixture.bob.peerID, now: 1)
+    var fresh = Fixture.endpoint(Fixture.alice, epoch: 101)  // a later boot of Alice
+    let hello = fresh.hello(now: 0)
+    return [("hello", hello), ("message", message), ("manifest", object[0]), ("chunk", object[1]), ("last chunk", object[2])]
+}
+
+private func freshBob() -> WireEndpoint {
+    // Bob as he is after the pair's handshake, so every valid datagram above would be accepted.
+    Fixture.connectedPair().1
+}
+
+@Test("every valid datagram is accepted unmodified")
+func validAccepted() {
+    for (name, datagram) in validDatagrams() {
+        var bob = freshBob()
+        let r = bob.receive(datagram, now: 1)
+        #expect(r.rejection == nil, "\(name) rejected: \(String(describing: r.rejection))")
+    }
+}
+
+@Test("a bit flipped at any byte position is rejected", arguments: ["hello", "message", "manifest", "chunk", "last chunk"])
+func bitFlips(kind: String) {
+    let datagram = validDatagrams().first { $0.0 == kind }!.1
+    for position in datagram.indices {
+        for bit in [0, 7] {
+            var bob = freshBob()
+            var tampered = datagram
+            tampered[position] ^= UInt8(1 << bit)
+            let r = bob.receive(tampered, now: 1)
+            #expect(r.rejection != nil, "flip at byte \(position) bit \(bit) accepted")
+            #expect(r.deliveries.isEmpty && r.replies.isEmpty && r.flushed.isEmpty)
+            #expect(bob.acceptedDatagrams == 2)  // only the handshake's
+        }
+    }
+}
+
+@Test("truncation to every shorter length is rejected", arguments: ["hello", "message", "manifest", "chunk"])
+func truncations(kind: String) {
+    let datagram = validDatagrams().first { $0.0 == kind }!.1
+    for length in 0..<datagram.count {
+        var bob = freshBob()
+        let r = bob.receive(Array(datagram.prefix(length)), now: 1)
+        #expect(r.rejection != nil, "truncated to \(length) accepted")
+        #expect(r.deliveries.isEmpty && r.replies.isEmpty)
+    }
+}
+
+@Test("oversized datagrams up to the UDP maximum are rejected as too long")
+func oversized() {
+    var bob = freshBob()
+    for size in [1201, 1500, 9000, 65507] {
+        #expect(bob.receive([UInt8](repeating: 1, count: size), now: 1).rejection == .tooLong)
+    }
+    let message = validDatagrams()[1].1
+    #expect(bob.receive(message + [0], now: 1).rejection == .badTag)  // a trailing byte breaks the tag
+}
+
+@Test("unknown versions and kinds are dropped before any MAC work")
+func unknownVersionAndKind() {
+    let message = validDatagrams()[1].1
+    var bob = freshBob()
+    var v = message; v[0] = 2
+    #expect(bob.receive(v, now: 1).rejection == .unsupportedVersion)
+    var k = message; k[1] = 9
+    #expect(bob.receive(k, now: 1).rejection == .unknownKind)
+}
+
+@Test("datagrams sealed with another network's key are rejected, counted and never answered")
+func wrongNetwork() {
+    var outsider = Fixture.endpoint(Fixture.alice, epoch: 5, network: Fixture.otherNetwork)
+    var bob = Fixture.endpoint(Fixture.bob, epoch: 6)
+    let r = bob.receive(outsider.hello(now: 0), now: 0)
+    #expect(r.rejection == .unknownNetwork)
+    #expect(r.replies.isEmpty && r.deliveries.isEmpty)
+    #expect(bob.rejections[.unknownNetwork] == 1)
+    // Same key id but a different key (a forged id) still fails the tag.
+    var forged = outsider.hello(now: 0)
+    forged.replaceSubrange(2..<6, with: Fixture.network.keyID)
+    #expect(bob.receive(forged, now: 0).rejection == .badTag)
+}
+
+@Test("a datagram reflected back to its sender is rejected")
+func reflected() {
+    var (a, _) = Fixture.connectedPair()
+    let message = a.send(.message(channel: 1, payload: [1]), to: Fixture.bob.peerID, now: 1)[0]
+    #expect(a.receive(message, now: 1).rejection == .reflected)
+}
+
+@Test("an exact replay is rejected and the original delivered once")
+func exactReplay() {
+    var (a, b) = Fixture.connectedPair()
+    let message = a.send(.message(channel: 1, payload: [1, 2]), to: Fixture.bob.peerID, now: 1)[0]
+    #expect(b.receive(message, now: 1).deliveries.count == 1)
+    #expect(b.receive(message, now: 2).rejection == .replayed)
+}
+
+@Test("a forged datagram with a huge counter does not move the window; genuine traffic still flows")
+func forgedHighCounter() {
+    var (a, b) = Fixture.connectedPair()
+    var forged = a.send(.message(channel: 1, payload: [1]), to: Fixture.bob.peerID, now: 1)[0]
+    // Set the counter to 2^40 without being able to recompute the tag.
+    forged.replaceSubrange(54..<62, with: withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init))
+    #expect(b.receive(forged, now: 1).rejection == .badTag)
+    let genuine = a.send(.message(channel: 1, payload: [2]), to: Fixture.bob.peerID, now: 1)[0]
+    #expect(b.receive(genuine, now: 1).deliveries == [.message(from: Fixture.alice.peerID, channel: 1, payload: [2])])
+}
+
+@Test("datagrams recorded before the sender restarted are rejected after it comes back")
+func senderRestart() {
+    var (a, b) = Fixture.connectedPair()
+    let recorded = a.send(.message(channel: 1, payload: [1]), to: Fixture.bob.peerID, now: 1)[0]
+    // Alice restarts with a higher epoch and talks to Bob again.
+    var a2 = Fixture.endpoint(Fixture.alice, epoch: 101)
+    let hello = a2.send(.message(channel: 1, payload: [9]), to: Fixture.bob.peerID, now: 2)
+    let reply = b.receive(hello[0], now: 2)
+    for datagram in a2.receive(reply.replies[0], now: 2).flushed { _ = b.receive(datagram, now: 2) }
+    #expect(b.receive(recorded, now: 3).rejection == .staleSenderEpoch)
+}
+
+@Test("datagrams recorded before the receiver restarted are rejected, and the sender is told the new epoch")
+func receiverRestart() {
+    var (a, _) = Fixture.connectedPair()
+    let recorded = a.send(.message(channel: 1, payload: Array(repeating: 1, count: 100)), to: Fixture.bob.peerID, now: 1)[0]
+    var b2 = Fixture.endpoint(Fixture.bob, epoch: 201)
+    let r = b2.receive(recorded, now: 2)
+    #expect(r.rejection == .staleRecipientEpoch)
+    #expect(r.deliveries.isEmpty)
+    // Bob kept no session, so he does not answer: no reflection of recorded traffic.
+    #expect(r.replies.isEmpty)
+}
+
+@Test("a peer that restarted learns the new epoch from a hello and traffic resumes")
+func resumeAfterReceiverRestart() {
+    var (a, _) = Fixture.connectedPair()
+    var b2 = Fixture.endpoint(Fixture.bob, epoch: 201)
+    // Bob, restarted, says hello to Alice; Alice answers; Bob's queued message flows.
+    let out = b2.send(.message(channel: 2, payload: [5]), to: Fixture.alice.peerID, now: 5)
+    let atAlice = a.receive(out[0], now: 5)
+    #expect(atAlice.deliveries == [.hello(Fixture.bob.peerID)])
+    let atBob = b2.receive(atAlice.replies[0], now: 5)
+    #expect(atBob.flushed.count == 1)
+    #expect(a.receive(atBob.flushed[0], now: 5).deliveries == [.message(from: Fixture.bob.peerID, channel: 2, payload: [5])])
+    let next = a.send(.message(channel: 2, payload: [6]), to: Fixture.bob.peerID, now: 6)
+    #expect(b2.receive(next[0], now: 6).deliveries.count == 1)
+}
+
+@Test("a chunk cannot open a session or advance an epoch; only signed kinds can")
+func chunksNeedASession() {
+    var a = Fixture.endpoint(Fixture.alice, epoch: 100)
+    var b = Fixture.endpoint(Fixture.bob, epoch: 200)
+    // Alice learns Bob's epoch, but Bob never sees Alice's signed datagrams.
+    let hello = b.send(.message(channel: 0, payload: []), to: Fixture.alice.peerID, now: 0)
+    _ = a.receive(hello[0], now: 0)
+    let object = a.send(.object(PreparedObject(channel: 1, bytes: [1, 2, 3])), to: Fixture.bob.peerID, now: 0)
+    #expect(b.receive(object[1], now: 0).rejection == .noSession)
+}

@@ -1,0 +1,29 @@
+import ChorusCrypto
+@testable import ChorusWire
+
+/// Fixed test identities and keys (never used outside tests).
+enum Fixture {
+    static let aliceSeed = [UInt8](repeating: 0x0a, count: 32)
+    static let bobSeed = [UInt8](repeating: 0x0b, count: 32)
+    static let networkKeyBytes = (0..<32).map { UInt8($0) }
+
+    static let alice = try! SigningKey(seed: aliceSeed)
+    static let bob = try! SigningKey(seed: bobSeed)
+    static let network = try! NetworkKey(bytes: networkKeyBytes)
+    static let otherNetwork = try! NetworkKey(bytes: [UInt8](repeating: 0xee, count: 32))
+
+    static func endpoint(_ key: SigningKey, epoch: UInt64, network: NetworkKey = Fixture.network, settings: WireSettings = .init()) -> WireEndpoint {
+        WireEndpoint(identity: key, keyring: NetworkKeyring([network]), epoch: epoch, settings: settings)
+    }
+
+    /// Alice and Bob after a completed hello exchange.
+    static func connectedPair(settings: WireSettings = .init()) -> (WireEndpoint, WireEndpoint) {
+        var a = endpoint(alice, epoch: 100, settings: settings)
+        var b = endpoint(bob, epoch: 200, settings: settings)
+        let hello = a.send(.message(channel: 0, payload: []), to: b.localID, now: 0)
+        let atBob = b.receive(hello[0], now: 0)
+        let atAlice = a.receive(atBob.replies[0], now: 0)
+        for datagram in atAlice.flushed { _ = b.receive(datagram, now: 0) }
+        return (a, b)
+    }
+}
