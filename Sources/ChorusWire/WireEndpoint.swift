@@ -190,12 +190,14 @@ public struct WireEndpoint: Sendable {
             return reject(.staleRecipientEpoch, reception)
         }
 
-        var session = sessions[sender] ?? Session(lastHeard: now)
-        let newEpoch = header.senderEpoch > session.epoch
-        if header.senderEpoch < session.epoch { return reject(.staleSenderEpoch, reception) }
+        // Decide without copying the session: its replay window is mutated in place below, and a
+        // live copy would force a copy of the bitmap on every datagram.
+        let knownEpoch = sessions[sender]?.epoch ?? 0
+        if header.senderEpoch < knownEpoch { return reject(.staleSenderEpoch, reception) }
+        let newEpoch = header.senderEpoch > knownEpoch
         if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }
-        var window = newEpoch ? ReplayWindow() : session.window
-        switch window.check(header.counter) {
+        let verdict = newEpoch ? ReplayWindow().check(header.counter) : sessions[sender]!.window.check(header.counter)
+        switch verdict {
         case .fresh: break
         case .duplicate: return reject(.replayed, reception)
         case .tooOld: return reject(.tooOld, reception)
@@ -204,27 +206,31 @@ public struct WireEndpoint: Sendable {
         if header.kind.isSigned && !opened.signatureVerifies() { return reject(.badSignature, reception) }
 
         // Accepted: only now does any state move.
-        window.commit(header.counter)
-        if newEpoch && session.epoch != 0 { reassembler.dropAll(from: sender) }
-        session.epoch = header.senderEpoch
-        session.window = window
-        session.lastHeard = now
+        if sessions[sender] == nil { store(Session(lastHeard: now), for: sender) }
+        if newEpoch {
+            if knownEpoch != 0 { reassembler.dropAll(from: sender) }
+            sessions[sender]!.epoch = header.senderEpoch
+            sessions[sender]!.window = ReplayWindow()
+        }
+        sessions[sender]!.window.commit(header.counter)
+        sessions[sender]!.lastHeard = now
         acceptedDatagrams += 1
         reception.sender = sender
 
-        if !session.pending.isEmpty {
-            for (item, _) in session.pending {
-                reception.flushed += seal(item, to: sender, recipientEpoch: session.epoch)
+        if !sessions[sender]!.pending.isEmpty {
+            let pending = sessions[sender]!.pending
+            sessions[sender]!.pending = []
+            sessions[sender]!.pendingBytes = 0
+            for (item, _) in pending {
+                reception.flushed += seal(item, to: sender, recipientEpoch: header.senderEpoch)
             }
-            session.pending = []
-            session.pendingBytes = 0
         }
         switch opened.body {
         case .hello:
             reception.deliveries.append(.hello(sender))
             if header.recipientEpoch != epoch {
-                session.lastHelloSent = now
-                reception.replies.append(seal(.hello, to: sender, recipientEpoch: session.epoch))
+                sessions[sender]!.lastHelloSent = now
+                reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
             }
         case let .message(channel, payload):
             reception.deliveries.append(.message(from: sender, channel: channel, payload: payload))
@@ -233,7 +239,6 @@ public struct WireEndpoint: Sendable {
         case let .chunk(chunk):
             handle(reassembler.add(chunk: chunk, from: sender, now: now), into: &reception)
         }
-        store(session, for: sender)
         return reception
     }
 

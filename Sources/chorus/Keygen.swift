@@ -1,0 +1,38 @@
+import ArgumentParser
+import ChorusCrypto
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a peer identity or a network key.",
+        discussion: """
+            Without --network: writes DIR/identity.secret (Ed25519 seed, mode 0600) and
+            DIR/identity.public (the peer id), then prints the peer id, which other peers put in
+            their configuration to name this peer.
+
+            With --network: writes FILE holding a new 32-byte network key (mode 0600). Every peer
+            of one network needs a copy; peers with different network keys ignore each other.
+
+            Existing files are never overwritten.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Directory for the identity, or file for the network key (with --network).", valueName: "path"))
+    var out: String
+
+    @Flag(name: .long, help: "Create a network key instead of a peer identity.")
+    var network = false
+
+    func run() throws {
+        do {
+            if network {
+                try KeyFiles.writeNetworkKey(NetworkKey.generate(), to: out)
+                print("wrote network key to \(out) (mode 0600); copy it to every peer of this network")
+            } else {
+                let id = try KeyFiles.writeIdentity(SigningKey.generate(), to: out)
+                print(id)
+            }
+        } catch {
+            throw UserError(error.description)
+        }
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds Chorus and runs every test (unit, simulator and real-process integration tests).
+# Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter ChorusWireTests]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/dependencies.sh
+ensure_swift
+ensure_libsodium
+
+echo "== building (debug, with tests)"
+swift build --build-tests
+# Integration tests start real peer processes from this binary.
+CHORUS_BIN="$(swift build --show-bin-path)/chorus"
+export CHORUS_BIN
+echo "== running tests"
+swift test --skip-build "$@"
