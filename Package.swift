@@ -2,8 +2,8 @@
 import PackageDescription
 
 /// Modules by concept; dependencies point one way (see docs/architecture.md):
-/// CSodium ← ChorusCrypto ← ChorusWire ← ChorusPeer ← chorus
-/// ChorusLearning and ChorusAveraging are pure and import nothing of ours.
+/// CSodium ← ChorusCrypto ← ChorusWire ─┐
+/// ChorusLearning, ChorusAveraging ─────┴─ ChorusPeer ← chorus
 let package = Package(
     name: "Chorus",
     platforms: [.macOS(.v14)],
@@ -12,6 +12,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -27,16 +32,31 @@ let package = Package(
             resources: [.copy("Resources/digits.csv")]
         ),
         .target(name: "ChorusAveraging"),
+        .target(
+            name: "ChorusPeer",
+            dependencies: [
+                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "chorus",
             dependencies: [
-                "ChorusCrypto", "ChorusWire",
+                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "ChorusCryptoTests", dependencies: ["ChorusCrypto"]),
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire", "ChorusCrypto"]),
         .testTarget(name: "ChorusLearningTests", dependencies: ["ChorusLearning"]),
+        .testTarget(name: "ChorusAveragingTests", dependencies: ["ChorusAveraging"]),
+        .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusCrypto", "ChorusLearning"]),
     ],
     swiftLanguageModes: [.v6]
 )

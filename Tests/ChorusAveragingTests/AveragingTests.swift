@@ -1,0 +1,129 @@
+import Testing
+@testable import ChorusAveraging
+
+@Test("Metropolis–Hastings matrices are non-negative, row-stochastic and symmetric on symmetric graphs",
+      arguments: [Topology.exponential, .ring, .complete, .randomK(k: 3, seed: 7)], [2, 3, 8, 13, 64])
+func metropolisHastingsProperties(topology: Topology, n: Int) {
+    let adjacency = topology.adjacency(count: n)
+    for i in 0..<n { for j in adjacency[i] { #expect(adjacency[j].contains(i), "graph not symmetric") } }
+    let w = MetropolisHastings.matrix(adjacency: adjacency)
+    for i in 0..<n {
+        #expect(abs(w[i].reduce(0, +) - 1) < 1e-12)
+        for j in 0..<n {
+            #expect(w[i][j] >= 0)
+            #expect(abs(w[i][j] - w[j][i]) < 1e-15)
+        }
+    }
+}
+
+@Test("the symmetric exponential graph of 8 joins i to i±1, i±2 and i+4")
+func exponentialEight() {
+    #expect(Topology.exponential.neighbourIndices(of: 0, count: 8) == [1, 7, 2, 6, 4])
+    #expect(Topology.exponential.neighbours(of: "c", in: ["a", "b", "c", "d"]) == ["a", "b", "d"])
+    #expect(Topology.ring.neighbours(of: "z", in: ["a", "b"]) == [])
+}
+
+@Test("topology strings parse, and bad ones do not", arguments: [
+    ("exponential", Topology.exponential), ("ring", .ring), ("complete", .complete),
+    ("random:3", .randomK(k: 3, seed: 0)), ("random:4:9", .randomK(k: 4, seed: 9)),
+] as [(String, Topology)])
+func topologyParsing(text: String, expected: Topology) {
+    #expect(Topology(parsing: text) == expected)
+    #expect(Topology(parsing: expected.description) == expected)
+}
+
+@Test("malformed topology strings are rejected", arguments: ["", "star", "random", "random:0", "random:x", "ring:2", "random:2:-1"])
+func topologyRejects(text: String) {
+    #expect(Topology(parsing: text) == nil)
+}
+
+@Test("averaging over a connected graph converges to the exact average")
+func convergesToAverage() {
+    let n = 8
+    let adjacency = Topology.exponential.adjacency(count: n)
+    var averagers = (0..<n).map { GossipAverager<Int>(dimension: 3, neighbours: adjacency[$0]) }
+    var x: [[Float]] = (0..<n).map { i in [Float(i), Float(i * i), -Float(i)] }
+    let mean = (0..<3).map { k in x.map { $0[k] }.reduce(0, +) / Float(n) }
+    for round in 0..<30 {
+        let now = Double(round) * 0.1
+        let degrees = averagers.map { _ in 0 }.indices.map { i in max(1, adjacency[i].count) }
+        for i in 0..<n { for j in adjacency[i] { averagers[j].receive(from: i, vector: x[i], degree: degrees[i], now: now) } }
+        for i in 0..<n { _ = averagers[i].mix(&x[i], now: now) }
+    }
+    for i in 0..<n { for k in 0..<3 { #expect(abs(x[i][k] - mean[k]) < 1e-4) } }
+}
+
+@Test("a silent neighbour is excluded from degree and weights after the silence timeout")
+func silentNeighbourExcluded() {
+    var a = GossipAverager<String>(dimension: 1, neighbours: ["b", "c"], settings: .init(silenceTimeout: 3, maxContributionAge: 1))
+    a.receive(from: "b", vector: [1], degree: 2, now: 0)
+    a.receive(from: "c", vector: [1], degree: 2, now: 0)
+    #expect(a.degree(now: 0.5) == 2)
+    #expect(a.currentWeights(now: 0.5).weights == ["b": 1.0 / 3, "c": 1.0 / 3])
+    // c falls silent; b keeps talking.
+    a.receive(from: "b", vector: [1], degree: 2, now: 2.9)
+    #expect(a.degree(now: 3.0) == 2)
+    #expect(a.degree(now: 3.01) == 1)
+    #expect(a.activeNeighbours(now: 3.01) == ["b"])
+    #expect(a.currentWeights(now: 3.01).weights == ["b": 1.0 / 3])
+    #expect(abs(a.currentWeights(now: 3.01).selfWeight - 2.0 / 3) < 1e-12)
+}
+
+@Test("each contribution is mixed once; stale ones are dropped and their weight stays with self")
+func stalenessRule() {
+    var a = GossipAverager<String>(dimension: 1, neighbours: ["b"], settings: .init(silenceTimeout: 3, maxContributionAge: 1))
+    var x: [Float] = [0]
+    a.receive(from: "b", vector: [4], degree: 1, now: 0)
+    let first = a.mix(&x, now: 0.1)
+    #expect(first.weights == ["b": 0.5] && x == [2])
+    // Nothing new: a second mix changes nothing.
+    #expect(a.mix(&x, now: 0.2).weights.isEmpty && x == [2])
+    // A contribution that waited too long is not used.
+    a.receive(from: "b", vector: [100], degree: 1, now: 1)
+    #expect(a.mix(&x, now: 2.5).selfWeight == 1 && x == [2])
+}
+
+@Test("NaN, infinite, wrong-length and non-neighbour vectors are rejected without touching state")
+func badVectorsRejected() {
+    var a = GossipAverager<String>(dimension: 2, neighbours: ["b"])
+    #expect(a.receive(from: "b", vector: [.nan, 1], degree: 1, now: 0) == .nonFinite)
+    #expect(a.receive(from: "b", vector: [.infinity, 1], degree: 1, now: 0) == .nonFinite)
+    #expect(a.receive(from: "b", vector: [1], degree: 1, now: 0) == .wrongDimension)
+    #expect(a.receive(from: "z", vector: [1, 1], degree: 1, now: 0) == .notANeighbour)
+    #expect(a.receive(from: "b", vector: [1, 1], degree: 0, now: 0) == .badDegree)
+    var x: [Float] = [3, 3]
+    #expect(a.mix(&x, now: 0).selfWeight == 1 && x == [3, 3])
+    #expect(a.degree(now: 0) == 0)
+    #expect(a.rejections.values.reduce(0, +) == 5)
+}
+
+@Test("rows stay valid while peers disagree about degrees")
+func rowsValidUnderDisagreement() {
+    // b claims a degree of 1 while a has 3 active neighbours: weights follow max(d_i, d_j).
+    var a = GossipAverager<String>(dimension: 1, neighbours: ["b", "c", "d"])
+    var x: [Float] = [0]
+    a.receive(from: "b", vector: [1], degree: 1, now: 0)
+    a.receive(from: "c", vector: [1], degree: 50, now: 0)
+    a.receive(from: "d", vector: [1], degree: 3, now: 0)
+    let report = a.mix(&x, now: 0)
+    #expect(report.weights["b"] == 0.25 && report.weights["d"] == 0.25)
+    #expect(abs(report.weights["c"]! - 1.0 / 51) < 1e-15)
+    #expect(report.selfWeight > 0)
+    #expect(abs(report.selfWeight + report.weights.values.reduce(0, +) - 1) < 1e-12)
+}
+
+@Test("changing the neighbour set forgets former neighbours")
+func neighbourChange() {
+    var a = GossipAverager<String>(dimension: 1, neighbours: ["b", "c"])
+    a.receive(from: "b", vector: [1], degree: 1, now: 0)
+    a.setNeighbours(["c"])
+    #expect(a.degree(now: 0) == 0)
+    var x: [Float] = [0]
+    #expect(a.mix(&x, now: 0).weights.isEmpty)
+}
+
+@Test("averaging settings are validated by field name")
+func averagingSettingsValidation() {
+    #expect(AveragingSettings(silenceTimeout: 1, maxContributionAge: 2).problems().first?.hasPrefix("maxContributionAge") == true)
+    #expect(AveragingSettings(silenceTimeout: 0, maxContributionAge: 0).problems().count >= 2)
+}
