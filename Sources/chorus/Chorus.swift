@@ -7,11 +7,14 @@ struct Chorus: AsyncParsableCommand {
         abstract: "Peer-to-peer gossip training: peers train locally and average parameters with their neighbours over authenticated UDP.",
         discussion: """
             Typical first steps:
-              chorus keygen --out keys/peer1           # a peer identity (prints its peer id)
+              chorus demo                                # 8 local peer processes, train, report
+              chorus keygen --out keys/peer1             # a peer identity (prints its peer id)
               chorus keygen --network --out keys/network.key
-            See README.md and Peers/README.md for running peers.
+              chorus peer --config Peers/local/peer1.toml
+              chorus status --admin 127.0.0.1:8001
+            See README.md and Peers/README.md for running peers on several machines.
             """,
-        subcommands: [Keygen.self, Bench.self]
+        subcommands: [Keygen.self, PeerCommand.self, StatusCommand.self, DemoCommand.self, Bench.self]
     )
 }
 

@@ -1,0 +1,72 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A tiny blocking HTTP/1.1 client for a peer's admin endpoint (loopback by default), used by
+/// `chorus status`, the demo and the integration tests. No dependencies, explicit timeouts.
+public enum AdminClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    public static func request(_ method: String = "GET", _ path: String, at address: HostPort, timeout: Double = 2) throws(Failure) -> Response {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(address.host, String(address.port), &hints, &result) == 0, let info = result else {
+            throw Failure(description: "cannot resolve \(address.host)")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0 else { throw Failure(description: "cannot create a socket") }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            throw Failure(description: "cannot connect to \(address): \(String(cString: strerror(errno))) (is the peer running, and is this its admin address?)")
+        }
+        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
+            throw Failure(description: "cannot send the request to \(address)")
+        }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { break }
+            guard n > 0 else { throw Failure(description: "no answer from \(address) within \(timeout) s") }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        guard let split = data.firstRange(of: Array("\r\n\r\n".utf8)),
+              let head = String(bytes: data[..<split.lowerBound], encoding: .utf8),
+              let statusText = head.split(separator: " ").dropFirst().first, let status = Int(statusText)
+        else { throw Failure(description: "malformed HTTP answer from \(address)") }
+        return Response(status: status, body: Array(data[split.upperBound...]))
+    }
+
+    public static func status(at address: HostPort, timeout: Double = 2) throws(Failure) -> PeerStatus {
+        let response = try request("GET", "/status", at: address, timeout: timeout)
+        guard response.status == 200 else { throw Failure(description: "\(address)/status answered HTTP \(response.status)") }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = PeerStatus.floatDecoding
+        do { return try decoder.decode(PeerStatus.self, from: Data(response.body)) } catch {
+            throw Failure(description: "\(address)/status is not a Chorus status: \(error)")
+        }
+    }
+
+    public static func parameters(at address: HostPort, timeout: Double = 2) throws(Failure) -> [Float] {
+        let response = try request("GET", "/parameters", at: address, timeout: timeout)
+        guard response.status == 200, response.body.count % 4 == 0 else {
+            throw Failure(description: "\(address)/parameters answered HTTP \(response.status) with \(response.body.count) bytes")
+        }
+        return response.body.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+}

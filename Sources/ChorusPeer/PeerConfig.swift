@@ -1,0 +1,310 @@
+import ChorusAveraging
+import ChorusCrypto
+import ChorusLearning
+import ChorusWire
+import Foundation
+import TOMLKit
+
+/// A configuration mistake: one line naming the file, the field and what would be valid.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let field: String?
+    public let message: String
+
+    public init(file: String, field: String?, _ message: String) {
+        self.file = file
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String {
+        if let field { return "\(file): field '\(field)': \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+/// One configured neighbour.
+public struct NeighbourConfig: Sendable, Equatable {
+    public var id: PeerID
+    public var address: HostPort
+}
+
+/// Where a peer's training data comes from.
+public enum DataSource: Sendable, Equatable {
+    case digits
+    case csv(path: String, classCount: Int)
+    case synthetic(count: Int, features: Int, classes: Int)
+}
+
+/// Everything one peer process needs, read from a TOML file (format: Peers/README.md).
+public struct PeerConfig: Sendable {
+    public var file: String
+    // [peer]
+    public var bind: HostPort
+    public var advertise: HostPort
+    public var identityPath: String
+    public var networkKeyPath: String
+    public var admin: HostPort
+    public var checkpointPath: String
+    // [[neighbours]]
+    public var neighbours: [NeighbourConfig]
+    // [model]
+    public var model: ModelSpec
+    // [data]
+    public var dataSource: DataSource
+    public var partition: PartitionScheme
+    public var shard: Int
+    public var shards: Int
+    public var dataSeed: UInt64
+    public var testFraction: Double
+    // [learning]
+    public var learningRate: Double
+    public var momentum: Double
+    public var batchSize: Int
+    public var stepsPerRound: Int
+    public var weightDecay: Double
+    /// Steps over which the learning rate decays to zero by a cosine; 0 keeps it constant.
+    public var cosineSteps: Int
+    public var seed: UInt64
+    // [gossip]
+    public var gossipInterval: Double
+    public var averaging: AveragingSettings
+    public var evaluationInterval: Double
+    public var wire: WireSettings
+
+    /// Reads and validates a configuration file. Relative paths inside it are relative to the file.
+    public static func load(path: String) throws(ConfigError) -> PeerConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
+            throw ConfigError(file: path, field: nil, reason)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, field: nil, "not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> PeerConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(file: file, field: nil, "invalid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        } catch {
+            throw ConfigError(file: file, field: nil, "invalid TOML: \(error)")
+        }
+        let base = (file as NSString).deletingLastPathComponent
+        func resolve(_ p: String) -> String {
+            p.hasPrefix("/") || base.isEmpty ? p : (base as NSString).appendingPathComponent(p)
+        }
+
+        var top = TableReader(file: file, table: root, prefix: "")
+        var peer = try top.table("peer", required: true)!
+        let bind = try peer.address("bind", allowZero: true)
+        let advertise = try peer.optionalAddress("advertise") ?? bind
+        if advertise.port == 0 {
+            throw ConfigError(file: file, field: "peer.advertise", "needs a fixed port when peer.bind uses port 0")
+        }
+        let identity = resolve(try peer.string("identity"))
+        let networkKey = resolve(try peer.string("network_key"))
+        let admin = try peer.optionalAddress("admin", allowZero: true) ?? HostPort(host: "127.0.0.1", port: 0)
+        let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let checkpoint = resolve(try peer.optionalString("checkpoint") ?? "state/\(stem).checkpoint")
+        try peer.finish()
+
+        var neighbours: [NeighbourConfig] = []
+        for (index, var entry) in try top.arrayOfTables("neighbours").enumerated() {
+            let idText = try entry.string("id")
+            guard let id = PeerID(text: idText) else {
+                throw ConfigError(file: file, field: "neighbours[\(index)].id",
+                                  "expected a peer id of 64 hexadecimal characters (as printed by 'chorus keygen'), got \"\(idText)\"")
+            }
+            neighbours.append(NeighbourConfig(id: id, address: try entry.address("address")))
+            try entry.finish()
+        }
+
+        var modelTable = try top.table("model") ?? TableReader(file: file, table: TOMLTable(), prefix: "model.")
+        let modelText = try modelTable.optionalString("kind") ?? "softmax"
+        let hidden = try modelTable.optionalInt("hidden", range: 1...100_000)
+        var model: ModelSpec
+        do { model = try ModelSpec(parsing: modelText) } catch {
+            throw ConfigError(file: file, field: "model.kind", "expected softmax or mlp, got \"\(modelText)\"")
+        }
+        if let hidden {
+            guard case .mlp = model else {
+                throw ConfigError(file: file, field: "model.hidden", "only applies to model.kind = \"mlp\"")
+            }
+            if case let .mlp(_, activation) = model { model = .mlp(hidden: hidden, activation: activation) }
+        }
+        try modelTable.finish()
+
+        var dataTable = try top.table("data") ?? TableReader(file: file, table: TOMLTable(), prefix: "data.")
+        let sourceText = try dataTable.optionalString("source") ?? "digits"
+        let dataSource: DataSource
+        if sourceText == "digits" {
+            dataSource = .digits
+        } else if sourceText.hasPrefix("csv:") {
+            let classes = try dataTable.optionalInt("classes", range: 2...100_000) ?? 10
+            dataSource = .csv(path: resolve(String(sourceText.dropFirst(4))), classCount: classes)
+        } else if sourceText == "synthetic" {
+            dataSource = .synthetic(
+                count: try dataTable.optionalInt("samples", range: 10...10_000_000) ?? 2000,
+                features: try dataTable.optionalInt("features", range: 1...10_000_000) ?? 64,
+                classes: try dataTable.optionalInt("classes", range: 2...100_000) ?? 10)
+        } else {
+            throw ConfigError(file: file, field: "data.source", "expected \"digits\", \"csv:PATH\" or \"synthetic\", got \"\(sourceText)\"")
+        }
+        let partitionText = try dataTable.optionalString("partition") ?? "iid"
+        let partition: PartitionScheme
+        do { partition = try PartitionScheme(parsing: partitionText) } catch {
+            throw ConfigError(file: file, field: "data.partition", "expected \"iid\" or \"dirichlet:ALPHA\" with ALPHA > 0, got \"\(partitionText)\"")
+        }
+        let shards = try dataTable.optionalInt("shards", range: 1...1_000_000) ?? 1
+        let shard = try dataTable.optionalInt("shard", range: 0...1_000_000) ?? 0
+        guard shard < shards else {
+            throw ConfigError(file: file, field: "data.shard", "must be below data.shards (\(shards)), got \(shard)")
+        }
+        let dataSeed = UInt64(try dataTable.optionalInt("seed", range: 0...Int.max) ?? 1)
+        let testFraction = try dataTable.optionalDouble("test_fraction", range: 0.01...0.9) ?? 0.2
+        try dataTable.finish()
+
+        var learn = try top.table("learning") ?? TableReader(file: file, table: TOMLTable(), prefix: "learning.")
+        let learningRate = try learn.optionalDouble("learning_rate", range: 1e-9...100, exclusiveLower: true) ?? 0.05
+        let momentum = try learn.optionalDouble("momentum", range: 0...0.999) ?? 0.9
+        let batchSize = try learn.optionalInt("batch_size", range: 1...65_536) ?? 32
+        let stepsPerRound = try learn.optionalInt("steps_per_round", range: 1...100_000) ?? 5
+        let weightDecay = try learn.optionalDouble("weight_decay", range: 0...1) ?? 0
+        let cosineSteps = try learn.optionalInt("cosine_steps", range: 0...Int(Int32.max)) ?? 0
+        let seed = UInt64(try learn.optionalInt("seed", range: 0...Int.max) ?? Int(shard + 1))
+        try learn.finish()
+
+        var gossip = try top.table("gossip") ?? TableReader(file: file, table: TOMLTable(), prefix: "gossip.")
+        let interval = try gossip.optionalDouble("interval_ms", range: 1...600_000) ?? 100
+        let silence = try gossip.optionalDouble("silence_timeout_ms", range: 1...3_600_000) ?? 3000
+        let maxAge = try gossip.optionalDouble("max_contribution_age_ms", range: 1...3_600_000) ?? min(silence, max(1000, 3 * interval))
+        let evaluation = try gossip.optionalDouble("evaluation_interval_ms", range: 10...3_600_000) ?? 1000
+        var wire = WireSettings()
+        wire.maxDatagramSize = try gossip.optionalInt("max_datagram_size", range: DatagramCodec.minimumDatagramSize...DatagramCodec.maximumDatagramSize) ?? 1200
+        try gossip.finish()
+        let averaging = AveragingSettings(silenceTimeout: silence / 1000, maxContributionAge: maxAge / 1000)
+        if let problem = averaging.problems().first {
+            throw ConfigError(file: file, field: "gossip.max_contribution_age_ms", problem)
+        }
+        try top.finish()
+
+        return PeerConfig(
+            file: file, bind: bind, advertise: advertise, identityPath: identity, networkKeyPath: networkKey,
+            admin: admin, checkpointPath: checkpoint, neighbours: neighbours, model: model,
+            dataSource: dataSource, partition: partition, shard: shard, shards: shards, dataSeed: dataSeed,
+            testFraction: testFraction, learningRate: learningRate, momentum: momentum, batchSize: batchSize,
+            stepsPerRound: stepsPerRound, weightDecay: weightDecay, cosineSteps: cosineSteps, seed: seed,
+            gossipInterval: interval / 1000, averaging: averaging, evaluationInterval: evaluation / 1000, wire: wire)
+    }
+}
+
+/// Reads one TOML table strictly: typed accessors that name the field in every error, and
+/// `finish()` that rejects any key nobody asked for (a typo is an error, not a silent default).
+struct TableReader {
+    let file: String
+    let table: TOMLTable
+    let prefix: String
+    private var used: Set<String> = []
+
+    init(file: String, table: TOMLTable, prefix: String) {
+        self.file = file
+        self.table = table
+        self.prefix = prefix
+    }
+
+    private func error(_ key: String, _ message: String) -> ConfigError {
+        ConfigError(file: file, field: prefix + key, message)
+    }
+
+    private mutating func value(_ key: String) -> TOMLValueConvertible? {
+        used.insert(key)
+        return table[key]
+    }
+
+    private func typeName(_ v: TOMLValueConvertible) -> String {
+        switch v.type {
+        case .string: return "a string"
+        case .int: return "an integer"
+        case .double: return "a number"
+        case .bool: return "a boolean"
+        case .table: return "a table"
+        case .array: return "an array"
+        default: return "a date or time"
+        }
+    }
+
+    mutating func optionalString(_ key: String) throws(ConfigError) -> String? {
+        guard let v = value(key) else { return nil }
+        guard let s = v.string else { throw error(key, "expected a string, got \(typeName(v))") }
+        return s
+    }
+
+    mutating func string(_ key: String) throws(ConfigError) -> String {
+        guard let s = try optionalString(key) else { throw error(key, "missing (required)") }
+        return s
+    }
+
+    mutating func optionalInt(_ key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+        guard let v = value(key) else { return nil }
+        guard v.type == .int, let i = v.int else { throw error(key, "expected an integer between \(range.lowerBound) and \(range.upperBound), got \(typeName(v))") }
+        guard range.contains(i) else { throw error(key, "expected an integer between \(range.lowerBound) and \(range.upperBound), got \(i)") }
+        return i
+    }
+
+    mutating func optionalDouble(_ key: String, range: ClosedRange<Double>, exclusiveLower: Bool = false) throws(ConfigError) -> Double? {
+        guard let v = value(key) else { return nil }
+        let d: Double
+        if v.type == .int, let i = v.int { d = Double(i) } else if v.type == .double, let x = v.double { d = x } else {
+            throw error(key, "expected a number between \(range.lowerBound) and \(range.upperBound), got \(typeName(v))")
+        }
+        guard d.isFinite, range.contains(d), !(exclusiveLower && d <= range.lowerBound) else {
+            throw error(key, "expected a number between \(range.lowerBound) and \(range.upperBound), got \(d)")
+        }
+        return d
+    }
+
+    mutating func optionalAddress(_ key: String, allowZero: Bool = false) throws(ConfigError) -> HostPort? {
+        guard let text = try optionalString(key) else { return nil }
+        guard let address = HostPort(parsing: text, allowZero: allowZero) else {
+            throw error(key, "expected \"HOST:PORT\" with a port between \(allowZero ? 0 : 1) and 65535 (IPv6 as \"[::1]:7000\"), got \"\(text)\"")
+        }
+        return address
+    }
+
+    mutating func address(_ key: String, allowZero: Bool = false) throws(ConfigError) -> HostPort {
+        guard let a = try optionalAddress(key, allowZero: allowZero) else { throw error(key, "missing (required), e.g. \"127.0.0.1:7001\"") }
+        return a
+    }
+
+    mutating func table(_ key: String, required: Bool = false) throws(ConfigError) -> TableReader? {
+        guard let v = value(key) else {
+            if required { throw ConfigError(file: file, field: prefix + key, "missing section [\(prefix + key)]") }
+            return nil
+        }
+        guard let t = v.table else { throw error(key, "expected a section [\(prefix + key)], got \(typeName(v))") }
+        return TableReader(file: file, table: t, prefix: prefix + key + ".")
+    }
+
+    mutating func arrayOfTables(_ key: String) throws(ConfigError) -> [TableReader] {
+        guard let v = value(key) else { return [] }
+        guard let array = v.array else { throw error(key, "expected [[\(key)]] entries, got \(typeName(v))") }
+        var out: [TableReader] = []
+        for index in 0..<array.count {
+            guard let t = array[index].table else { throw error("\(key)[\(index)]", "expected a table with id and address") }
+            out.append(TableReader(file: file, table: t, prefix: "\(prefix)\(key)[\(index)]."))
+        }
+        return out
+    }
+
+    func finish() throws(ConfigError) {
+        let unknown = table.keys.filter { !used.contains($0) }.sorted()
+        if let first = unknown.first {
+            let known = used.sorted().joined(separator: ", ")
+            throw ConfigError(file: file, field: prefix + first, "unknown field (known here: \(known))")
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import ChorusCrypto
+import ChorusLearning
+import Foundation
+import NIOCore
+import NIOConcurrencyHelpers
+import NIOHTTP1
+import NIOPosix
+
+/// Why a peer could not start; one line naming the file and field.
+public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Starts a peer process from its configuration, runs it until SIGINT/SIGTERM, then shuts it
+/// down cleanly and saves its checkpoint.
+public enum PeerRunner {
+    /// Loads everything that can fail before any socket is opened, so mistakes are reported early.
+    static func prepare(config: PeerConfig) throws -> (SigningKey, NetworkKey, Learner) {
+        let identity: SigningKey
+        do { identity = try KeyFiles.readIdentity(at: config.identityPath) } catch {
+            throw StartupError("\(config.file): field 'peer.identity': \(error.description)")
+        }
+        let network: NetworkKey
+        do { network = try KeyFiles.readNetworkKey(at: config.networkKeyPath) } catch {
+            throw StartupError("\(config.file): field 'peer.network_key': \(error.description)")
+        }
+        if config.neighbours.contains(where: { $0.id == identity.peerID }) {
+            throw StartupError("\(config.file): field 'neighbours': lists this peer's own id \(identity.peerID.short)…; remove it")
+        }
+        var learner = try Learner.make(config: config)
+        do {
+            if let checkpoint = try Checkpoint.load(from: config.checkpointPath) {
+                try learner.resume(from: checkpoint, model: config.model.description)
+            }
+        } catch let error as StartupError {
+            throw StartupError("\(config.checkpointPath): \(error.description) (field 'peer.checkpoint' in \(config.file); move the file away to start fresh)")
+        } catch {
+            throw StartupError("\(config.checkpointPath): cannot use checkpoint: \(error) (field 'peer.checkpoint' in \(config.file); move the file away to start fresh)")
+        }
+        return (identity, network, learner)
+    }
+
+    /// Runs until a termination signal, then saves the checkpoint. Prints one status line at start.
+    public static func run(config: PeerConfig, exitWithParent: Bool = false, log: @escaping @Sendable (String) -> Void) async throws {
+        let (identity, network, learner) = try prepare(config: config)
+        let bootEpoch: UInt64
+        do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch {
+            throw StartupError("\(config.file): field 'peer.checkpoint': cannot write \(config.checkpointPath).epoch: \(error)")
+        }
+        var resolved: [PeerID: SocketAddress] = [:]
+        for (index, n) in config.neighbours.enumerated() {
+            do { resolved[n.id] = try SocketAddress.makeAddressResolvingHost(n.address.host, port: n.address.port) } catch {
+                throw StartupError("\(config.file): field 'neighbours[\(index)].address': cannot resolve \(n.address): \(error)")
+            }
+        }
+
+        let neighbourAddresses = resolved
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let node = PeerNode(config: config, identity: identity, network: network, bootEpoch: bootEpoch, learner: learner, loop: loop)
+        let transport: UDPTransport
+        do {
+            transport = try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, on: loop) { bytes, address in
+                node.receive(bytes, from: address)
+            }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw StartupError("\(config.file): field 'peer.bind': cannot bind UDP \(config.bind): \(describe(error))")
+        }
+        let admin: Channel
+        do {
+            admin = try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path in
+                loop.submit { route(node, method: method, path: path) }
+            }
+        } catch {
+            await transport.close()
+            try? await group.shutdownGracefully()
+            throw StartupError("\(config.file): field 'peer.admin': cannot listen on \(config.admin): \(describe(error))")
+        }
+        try await loop.submit { node.start(transport: transport, neighbourAddresses: neighbourAddresses) }.get()
+        let udpPort = transport.localAddress?.port ?? config.bind.port
+        let adminPort = admin.localAddress?.port ?? config.admin.port
+        log("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), \(config.neighbours.count) neighbours, model \(config.model.description), step \(learner.steps))")
+
+        let signal = await TerminationSignal.wait(exitWithParent: exitWithParent)
+        log("chorus peer \(identity.peerID.short): \(signal), shutting down")
+        let checkpoint = try await loop.submit { node.stop() }.get()
+        var saveError: Error?
+        do { try checkpoint.save(to: config.checkpointPath) } catch { saveError = error }
+        try? await admin.close()
+        await transport.close()
+        try? await group.shutdownGracefully()
+        if let saveError {
+            throw StartupError("\(config.checkpointPath): could not save checkpoint: \(saveError)")
+        }
+        log("chorus peer \(identity.peerID.short): checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
+    }
+
+    static func route(_ node: PeerNode, method: HTTPMethodName, path: String) -> AdminResponse {
+        switch (method, path) {
+        case (.GET, "/status"):
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = PeerStatus.floatEncoding
+            let body = (try? encoder.encode(node.status())).map { Array($0) } ?? Array("{}".utf8)
+            return AdminResponse(contentType: "application/json", body: body)
+        case (.GET, "/metrics"):
+            return AdminResponse(contentType: "text/plain; version=0.0.4", body: node.metricsText())
+        case (.GET, "/parameters"):
+            return AdminResponse(contentType: "application/octet-stream", body: node.parameterBytes())
+        case (.GET, "/"):
+            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /parameters\n")
+        default:
+            return .text("not found: \(method) \(path)\n", status: .notFound)
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case EADDRINUSE: return "address already in use (another process has this port; pick another port)"
+            case EADDRNOTAVAIL: return "address not available on this machine"
+            case EACCES: return "permission denied (ports below 1024 need privileges)"
+            default: return io.description
+            }
+        }
+        return "\(error)"
+    }
+}
+
+public typealias HTTPMethodName = NIOHTTP1.HTTPMethod
+
+/// Waits for SIGINT or SIGTERM (and ignores SIGPIPE, which a closed socket may raise). With
+/// `exitWithParent`, also returns when the parent process goes away, so peers started by
+/// `chorus demo` never outlive it, even if it is killed with SIGKILL.
+enum TerminationSignal {
+    static func wait(exitWithParent: Bool) async -> String {
+        signal(SIGPIPE, SIG_IGN)
+        let parent = getppid()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+            let once = NIOLockedValueBox<CheckedContinuation<String, Never>?>(continuation)
+            let fire: @Sendable (String) -> Void = { reason in
+                once.withLockedValue { c in c?.resume(returning: reason); c = nil }
+            }
+            let queue = DispatchQueue(label: "chorus.signals")
+            var sources: [DispatchSourceProtocol] = []
+            for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler { fire(name) }
+                source.resume()
+                sources.append(source)
+            }
+            if exitWithParent {
+                let timer = DispatchSource.makeTimerSource(queue: queue)
+                timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
+                timer.setEventHandler { if getppid() != parent { fire("parent process exited") } }
+                timer.resume()
+                sources.append(timer)
+            }
+            keepAlive = sources
+        }
+    }
+
+    /// Dispatch sources stop when released; they live for the rest of the process.
+    nonisolated(unsafe) private static var keepAlive: [DispatchSourceProtocol] = []
+}

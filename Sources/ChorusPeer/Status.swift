@@ -1,0 +1,46 @@
+import Foundation
+
+/// What `GET /status` returns (JSON). Field names are part of the admin API; see Peers/README.md.
+public struct PeerStatus: Codable, Sendable, Equatable {
+    public struct Neighbour: Codable, Sendable, Equatable {
+        public var id: String
+        public var address: String
+        /// Metropolis–Hastings weight this peer gives the neighbour now (0 while it is silent).
+        public var weight: Double
+        /// Seconds since parameters last arrived from it; nil if never.
+        public var lastHeard: Double?
+        /// The degree it advertised last.
+        public var degree: Int?
+    }
+
+    public var peerId: String
+    public var address: String
+    public var bootEpoch: UInt64
+    public var uptime: Double
+    public var model: String
+    public var parameterCount: Int
+    public var step: UInt64
+    public var epoch: UInt64
+    /// Test-set loss and accuracy at the last evaluation.
+    public var loss: Double
+    public var testAccuracy: Double
+    public var trainLoss: Double
+    public var learningRate: Double
+    public var selfWeight: Double
+    public var neighbours: [Neighbour]
+    public var bytesSent: Int
+    public var bytesReceived: Int
+    public var datagramsSent: Int
+    public var datagramsReceived: Int
+    public var datagramsRejected: Int
+    /// Rejections by reason (datagram layer and averaging layer).
+    public var rejections: [String: Int]
+    public var mixes: Int
+    public var contributionsMixed: Int
+
+    /// Loss is NaN before the first evaluation; JSON has no NaN, so it travels as the string "nan".
+    public static let floatEncoding = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    public static let floatDecoding = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import ChorusPeer
+import Foundation
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running peer's status: training progress, neighbours, traffic.",
+        discussion: "Reads GET /status from the peer's admin endpoint (peer.admin in its configuration)."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The peer's admin address.", valueName: "host:port"))
+    var admin: String
+
+    @Flag(name: .long, help: "Print the raw JSON instead of a table.")
+    var json = false
+
+    @Option(name: .long, help: "Seconds to wait for an answer.")
+    var timeout: Double = 2
+
+    func run() throws {
+        guard let address = HostPort(parsing: admin) else {
+            throw ValidationError("--admin: expected HOST:PORT (e.g. 127.0.0.1:8001), got \"\(admin)\"")
+        }
+        if json {
+            let response: AdminClient.Response
+            do { response = try AdminClient.request("GET", "/status", at: address, timeout: timeout) } catch { throw UserError(error.description) }
+            print(String(decoding: response.body, as: UTF8.self))
+            return
+        }
+        let status: PeerStatus
+        do { status = try AdminClient.status(at: address, timeout: timeout) } catch { throw UserError(error.description) }
+        print(StatusTable.render(status))
+    }
+}
+
+enum StatusTable {
+    static func render(_ s: PeerStatus) -> String {
+        var out: [String] = []
+        out.append("peer        \(s.peerId)")
+        out.append("address     \(s.address)   up \(seconds(s.uptime))   boot epoch \(s.bootEpoch)")
+        out.append("model       \(s.model), \(s.parameterCount) parameters")
+        out.append("training    step \(s.step), epoch \(s.epoch), test accuracy \(percent(s.testAccuracy)), test loss \(number(s.loss)), learning rate \(number(s.learningRate))")
+        out.append("averaging   \(s.mixes) rounds, \(s.contributionsMixed) contributions mixed, self weight \(String(format: "%.3f", s.selfWeight))")
+        out.append("traffic     sent \(bytes(s.bytesSent)) in \(s.datagramsSent) datagrams, received \(bytes(s.bytesReceived)) in \(s.datagramsReceived), rejected \(s.datagramsRejected)")
+        if !s.rejections.isEmpty {
+            out.append("rejections  " + s.rejections.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        out.append("")
+        out.append("neighbours (\(s.neighbours.count))")
+        out.append(pad(["ID", "ADDRESS", "WEIGHT", "LAST HEARD", "DEGREE"], [10, 22, 8, 12, 6]))
+        for n in s.neighbours {
+            out.append(pad([String(n.id.prefix(8)), n.address, String(format: "%.3f", n.weight),
+                            n.lastHeard.map { seconds($0) + " ago" } ?? "never", n.degree.map(String.init) ?? "-"], [10, 22, 8, 12, 6]))
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static func pad(_ columns: [String], _ widths: [Int]) -> String {
+        "  " + zip(columns, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }.joined(separator: " ")
+    }
+    static func percent(_ x: Double) -> String { String(format: "%.1f %%", x * 100) }
+    static func number(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.4g", x) }
+    static func seconds(_ x: Double) -> String { String(format: x < 10 ? "%.1f s" : "%.0f s", x) }
+    static func bytes(_ n: Int) -> String {
+        n >= 1_000_000 ? String(format: "%.1f MB", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1f kB", Double(n) / 1e3) : "\(n) B"
+    }
+}
