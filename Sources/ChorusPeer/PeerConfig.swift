@@ -114,10 +114,28 @@ public struct PeerConfig: Sendable {
 
         var neighbours: [NeighbourConfig] = []
         for (index, var entry) in try top.arrayOfTables("neighbours").enumerated() {
-            let idText = try entry.string("id")
-            guard let id = PeerID(text: idText) else {
-                throw ConfigError(file: file, field: "neighbours[\(index)].id",
-                                  "expected a peer id of 64 hexadecimal characters (as printed by 'chorus keygen'), got \"\(idText)\"")
+            let field = "neighbours[\(index)]"
+            let idText = try entry.optionalString("id")
+            let idFile = try entry.optionalString("id_file")
+            let id: PeerID
+            switch (idText, idFile) {
+            case let (text?, nil):
+                guard let parsed = PeerID(text: text) else {
+                    throw ConfigError(file: file, field: field + ".id",
+                                      "expected a peer id of 64 hexadecimal characters (as printed by 'chorus keygen'), got \"\(text)\"")
+                }
+                id = parsed
+            case let (nil, path?):
+                let resolved = resolve(path)
+                guard let data = FileManager.default.contents(atPath: resolved),
+                      let parsed = PeerID(text: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                else {
+                    throw ConfigError(file: file, field: field + ".id_file",
+                                      "\(resolved) is missing or does not hold a peer id (run 'chorus keygen --out DIR'; the id is DIR/identity.public)")
+                }
+                id = parsed
+            default:
+                throw ConfigError(file: file, field: field, "give exactly one of id (64 hex characters) or id_file (a path to identity.public)")
             }
             neighbours.append(NeighbourConfig(id: id, address: try entry.address("address")))
             try entry.finish()
