@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+@testable import ChorusPeer
+
+@Test("a checkpoint round-trips, and any damage is detected")
+func checkpointRoundTrip() throws {
+    let checkpoint = Checkpoint(model: "mlp:64", steps: 1234, epoch: 7, parameters: (0..<1000).map { Float($0) * 0.5 - 3 })
+    let bytes = checkpoint.encoded()
+    #expect(try Checkpoint.decode(bytes) == checkpoint)
+    for position in stride(from: 0, to: bytes.count, by: 97) {
+        var damaged = bytes
+        damaged[position] ^= 0x10
+        #expect(throws: Checkpoint.DecodeError.self) { try Checkpoint.decode(damaged) }
+    }
+    #expect(throws: Checkpoint.DecodeError.self) { try Checkpoint.decode(Array(bytes.dropLast(1))) }
+}
+
+@Test("a peer saves its checkpoint and a new learner resumes from it")
+func saveAndResume() throws {
+    let s = try Scratch()
+    let config = try PeerConfig.load(path: s.write(s.config()))
+    var (_, _, learner) = try PeerRunner.prepare(config: config)
+    for _ in 0..<50 { _ = learner.step() }
+    let saved = learner.checkpoint(model: config.model.description)
+    try saved.save(to: config.checkpointPath)
+    let (_, _, resumed) = try PeerRunner.prepare(config: config)
+    #expect(resumed.steps == 50)
+    #expect(resumed.parameters == learner.parameters)
+    #expect(resumed.evaluate().accuracy == learner.evaluate().accuracy)
+    // A checkpoint of another model is refused with the file named.
+    try Checkpoint(model: "mlp:64", steps: 1, epoch: 0, parameters: [1, 2]).save(to: config.checkpointPath)
+    do {
+        _ = try PeerRunner.prepare(config: config)
+        Issue.record("accepted a checkpoint of another model")
+    } catch {
+        #expect("\(error)".contains(config.checkpointPath) && "\(error)".contains("mlp:64"))
+    }
+}
+
+@Test("boot epochs strictly increase across restarts, even when the clock goes backwards")
+func bootEpochs() throws {
+    let s = try Scratch()
+    let file = s.path + "/state/peer.epoch"
+    let first = try BootEpoch.next(stateFile: file, now: Date(timeIntervalSince1970: 2_000_000_000))
+    let second = try BootEpoch.next(stateFile: file, now: Date(timeIntervalSince1970: 1_000))
+    let third = try BootEpoch.next(stateFile: file, now: Date(timeIntervalSince1970: 2_000_000_000))
+    #expect(first == 2_000_000_000)
+    #expect(second == first + 1)
+    #expect(third == second + 1)
+    try FileManager.default.removeItem(atPath: file)
+    #expect(try BootEpoch.next(stateFile: file, now: Date(timeIntervalSince1970: 3_000_000_000)) == 3_000_000_000)
+}
+
+@Test("parameter messages decode strictly")
+func parametersMessage() {
+    let message = ParametersMessage(step: 9, degree: 3, vector: [1, -2, .pi])
+    let bytes = message.encoded()
+    #expect(ParametersMessage.decode(bytes) == message)
+    #expect(ParametersMessage.decode(bytes + [0]) == nil)
+    #expect(ParametersMessage.decode(Array(bytes.dropLast())) == nil)
+    var version = bytes; version[0] = 2
+    #expect(ParametersMessage.decode(version) == nil)
+    #expect(ParametersMessage.decode([]) == nil)
+}
+
+@Test("relative distance to the average is zero in consensus and scale-free")
+func consensusDistance() {
+    #expect(Consensus.relativeDistances([[1, 2], [1, 2]]) == [0, 0])
+    let d = Consensus.relativeDistances([[0, 0], [2, 0]])
+    #expect(d == [1, 1])
+    let scaled = Consensus.relativeDistances([[0, 0], [200, 0]])
+    #expect(scaled == d)
+}

@@ -1,0 +1,122 @@
+import ChorusCrypto
+import ChorusLearning
+import Foundation
+import Testing
+@testable import ChorusPeer
+
+@Test("a valid configuration parses with its defaults and resolves paths against its directory")
+func validConfig() throws {
+    let s = try Scratch()
+    let config = try PeerConfig.parse(s.config(), file: s.path + "/peer.toml")
+    #expect(config.identityPath == s.path + "/a")
+    #expect(config.checkpointPath == s.path + "/state/peer.checkpoint")
+    #expect(config.neighbours.map(\.id) == [s.peerB])
+    #expect(config.model == .softmax)
+    #expect(config.batchSize == 32 && config.stepsPerRound == 5 && config.gossipInterval == 0.1)
+    #expect(config.wire.maxDatagramSize == 1200)
+}
+
+/// Each case: a mistake, the field the message must name, and a fragment of the message.
+struct ConfigMistake: CustomTestStringConvertible, Sendable {
+    let name: String
+    let edit: @Sendable (String) -> String
+    let field: String
+    let fragment: String
+    var testDescription: String { name }
+}
+
+let configMistakes: [ConfigMistake] = [
+    .init(name: "missing required field", edit: { $0.replacingOccurrences(of: "network_key = \"network.key\"\n", with: "") },
+          field: "peer.network_key", fragment: "missing (required)"),
+    .init(name: "missing section", edit: { $0.replacingOccurrences(of: "[peer]", with: "[peers]") },
+          field: "peer", fragment: "missing section [peer]"),
+    .init(name: "unknown field", edit: { $0.replacingOccurrences(of: "learning_rate = 0.05", with: "learning_rate = 0.05\nlearnig_rate = 0.1") },
+          field: "learning.learnig_rate", fragment: "unknown field"),
+    .init(name: "unknown section", edit: { $0 + "\n[gosip]\ninterval_ms = 5\n" },
+          field: "gosip", fragment: "unknown field"),
+    .init(name: "wrong type", edit: { $0.replacingOccurrences(of: "learning_rate = 0.05", with: "learning_rate = \"fast\"") },
+          field: "learning.learning_rate", fragment: "expected a number between"),
+    .init(name: "value out of range", edit: { $0.replacingOccurrences(of: "learning_rate = 0.05", with: "momentum = 1.5") },
+          field: "learning.momentum", fragment: "got 1.5"),
+    .init(name: "integer where a string is expected", edit: { $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = 3") },
+          field: "model.kind", fragment: "expected a string, got an integer"),
+    .init(name: "unknown model", edit: { $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = \"resnet\"") },
+          field: "model.kind", fragment: "expected softmax or mlp"),
+    .init(name: "bad partition", edit: { $0.replacingOccurrences(of: "partition = \"iid\"", with: "partition = \"dirichlet:-1\"") },
+          field: "data.partition", fragment: "dirichlet:ALPHA"),
+    .init(name: "shard outside shards", edit: { $0.replacingOccurrences(of: "shard = 0", with: "shard = 2") },
+          field: "data.shard", fragment: "must be below data.shards"),
+    .init(name: "malformed address", edit: { $0.replacingOccurrences(of: "address = \"127.0.0.1:7002\"", with: "address = \"127.0.0.1\"") },
+          field: "neighbours[0].address", fragment: "expected \"HOST:PORT\""),
+    .init(name: "port out of range", edit: { $0.replacingOccurrences(of: "address = \"127.0.0.1:7002\"", with: "address = \"127.0.0.1:70000\"") },
+          field: "neighbours[0].address", fragment: "between 1 and 65535"),
+    .init(name: "neighbour id in the wrong format", edit: { s in s.replacingOccurrences(of: "id = \"", with: "id = \"zz") },
+          field: "neighbours[0].id", fragment: "64 hexadecimal characters"),
+    .init(name: "both id and id_file", edit: { $0.replacingOccurrences(of: "address = \"127.0.0.1:7002\"", with: "address = \"127.0.0.1:7002\"\nid_file = \"b/identity.public\"") },
+          field: "neighbours[0]", fragment: "exactly one of id"),
+    .init(name: "missing id_file", edit: { s in
+        s.replacingOccurrences(of: #"id = "[0-9a-f]{64}""#, with: "id_file = \"nowhere/identity.public\"", options: .regularExpression) },
+          field: "neighbours[0].id_file", fragment: "is missing or does not hold a peer id"),
+    .init(name: "invalid TOML", edit: { $0 + "\n[[broken\n" }, field: "", fragment: "invalid TOML at line"),
+]
+
+@Test("each kind of configuration mistake gives one line naming the file and the field", arguments: configMistakes)
+func configMistake(_ mistake: ConfigMistake) throws {
+    let s = try Scratch()
+    let file = s.path + "/peer.toml"
+    do {
+        _ = try PeerConfig.parse(s.config(mistake.edit), file: file)
+        Issue.record("accepted: \(mistake.name)")
+    } catch {
+        let message = error.description
+        #expect(message.hasPrefix(file + ": "), "\(message)")
+        if !mistake.field.isEmpty { #expect(message.contains("field '\(mistake.field)'"), "\(message)") }
+        #expect(message.contains(mistake.fragment), "\(message)")
+        #expect(!message.contains("\n"))
+    }
+}
+
+@Test("a missing configuration file is named")
+func missingFile() {
+    #expect(throws: ConfigError(file: "/nonexistent/peer.toml", field: nil, "no such file")) {
+        try PeerConfig.load(path: "/nonexistent/peer.toml")
+    }
+}
+
+@Test("unreadable, malformed and too-open key files name the config field and the key file")
+func keyFileMistakes() throws {
+    let s = try Scratch()
+    let file = s.write(s.config())
+    let config = try PeerConfig.load(path: file)
+
+    chmod(s.path + "/network.key", 0o644)
+    do {
+        _ = try PeerRunner.prepare(config: config)
+        Issue.record("accepted a world-readable network key")
+    } catch {
+        let message = "\(error)"
+        #expect(message.contains("field 'peer.network_key'") && message.contains("chmod 600"), "\(message)")
+    }
+    chmod(s.path + "/network.key", 0o600)
+
+    try FileManager.default.removeItem(atPath: s.path + "/a/identity.secret")
+    do {
+        _ = try PeerRunner.prepare(config: config)
+        Issue.record("accepted a missing identity")
+    } catch {
+        let message = "\(error)"
+        #expect(message.contains("field 'peer.identity'") && message.contains("identity.secret"), "\(message)")
+    }
+}
+
+@Test("host:port parsing accepts IPv4, names and bracketed IPv6, and rejects the rest")
+func hostPort() {
+    #expect(HostPort(parsing: "127.0.0.1:7001") == HostPort(host: "127.0.0.1", port: 7001))
+    #expect(HostPort(parsing: "[::1]:80") == HostPort(host: "::1", port: 80))
+    #expect(HostPort(parsing: "example.org:1") == HostPort(host: "example.org", port: 1))
+    #expect(HostPort(parsing: "[::1]:80")?.description == "[::1]:80")
+    for bad in ["", "host", ":80", "host:", "host:0", "host:65536", "::1:80", "a b:1", "host:-1"] {
+        #expect(HostPort(parsing: bad) == nil, "\(bad)")
+    }
+    #expect(HostPort(parsing: "0.0.0.0:0", allowZero: true)?.port == 0)
+}
