@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job: builds Chorus in release mode and runs `chorus demo`, a local network of peer
+# processes training on the bundled digits data. Arguments go to `chorus demo`
+# (e.g. scripts/demo.sh --peers 4 --model mlp --json); see `chorus demo --help`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/dependencies.sh
+ensure_swift
+ensure_libsodium
+
+echo "== building (release)" >&2
+swift build -c release >&2
+exec "$(swift build -c release --show-bin-path)/chorus" demo "$@"
