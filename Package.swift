@@ -32,10 +32,12 @@ let package = Package(
             resources: [.copy("Resources/digits.csv")]
         ),
         .target(name: "ChorusAveraging"),
+        .target(name: "ChorusMembership", dependencies: ["ChorusCrypto", "ChorusWire"]),
+        .target(name: "ChorusSimulation", dependencies: ["ChorusMembership", "ChorusCrypto", "ChorusAveraging", "ChorusLearning"]),
         .target(
             name: "ChorusPeer",
             dependencies: [
-                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging",
+                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -49,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "chorus",
             dependencies: [
-                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer",
+                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer", "ChorusMembership", "ChorusSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire", "ChorusCrypto"]),
         .testTarget(name: "ChorusLearningTests", dependencies: ["ChorusLearning"]),
         .testTarget(name: "ChorusAveragingTests", dependencies: ["ChorusAveraging"]),
+        .testTarget(name: "ChorusMembershipTests", dependencies: ["ChorusMembership", "ChorusSimulation", "ChorusCrypto"]),
         .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusCrypto", "ChorusLearning"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,129 @@
+import ChorusCrypto
+import ChorusWire
+
+/// A member's state as the protocol orders it: at equal incarnations a later state wins.
+public enum MemberStatus: UInt8, Sendable, Comparable, CustomStringConvertible, Codable {
+    case alive = 1, suspect = 2, failed = 3, left = 4
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    public var description: String {
+        switch self {
+        case .alive: "alive"
+        case .suspect: "suspect"
+        case .failed: "failed"
+        case .left: "left"
+        }
+    }
+}
+
+/// A signed statement about a member, the unit of membership gossip.
+///
+/// `alive` and `left` are signed by their subject: nobody else can announce, refute for, move or
+/// retire a peer. `suspect` and `failed` are signed by the accuser: attributable, and they can only
+/// name an incarnation the subject itself announced, so they cannot raise it.
+///
+/// Layout: kind u8 ‖ subject (32) ‖ incarnation u64 ‖ [alive: address (u16 length + UTF-8)]
+/// ‖ [suspect, failed: accuser (32)] ‖ Ed25519 signature (64) over "chorus/v1/claim" ‖ the preceding bytes.
+public struct Claim: Hashable, Sendable, CustomStringConvertible {
+    public var status: MemberStatus
+    public var subject: PeerID
+    public var incarnation: UInt64
+    /// The subject's address ("HOST:PORT"); alive claims only.
+    public var address: String
+    /// Who makes the accusation; suspect and failed claims only.
+    public var accuser: PeerID?
+    public var signature: [UInt8]
+
+    static let domain = Array("chorus/v1/claim".utf8)
+    public static let maxAddressBytes = 255
+
+    /// The peer whose key must have signed this claim.
+    public var signer: PeerID { accuser ?? subject }
+
+    public var description: String {
+        let who = accuser.map { " by \($0.short)" } ?? ""
+        return "\(status)(\(subject.short) #\(incarnation)\(who))"
+    }
+
+    /// Makes and signs a claim. `key` must belong to the subject (alive, left) or the accuser.
+    public static func make(_ status: MemberStatus, subject: PeerID, incarnation: UInt64, address: String = "", key: SigningKey) -> Claim {
+        let accuser: PeerID? = (status == .suspect || status == .failed) ? key.peerID : nil
+        precondition(accuser != nil || key.peerID == subject, "alive and left claims are signed by their subject")
+        var claim = Claim(status: status, subject: subject, incarnation: incarnation,
+                          address: status == .alive ? address : "", accuser: accuser, signature: [])
+        claim.signature = key.sign(Self.domain + claim.unsignedBytes())
+        return claim
+    }
+
+    func unsignedBytes() -> [UInt8] {
+        var w = ByteWriter(capacity: 160)
+        writeUnsigned(&w)
+        return w.bytes
+    }
+
+    private func writeUnsigned(_ w: inout ByteWriter) {
+        w.u8(status.rawValue)
+        w.raw(subject.bytes)
+        w.u64(incarnation)
+        if status == .alive { w.string16(Array(address.utf8)) }
+        if let accuser { w.raw(accuser.bytes) }
+    }
+
+    public func write(to w: inout ByteWriter) {
+        writeUnsigned(&w)
+        w.raw(signature)
+    }
+
+    public var encodedSize: Int {
+        1 + 32 + 8 + (status == .alive ? 2 + address.utf8.count : 0) + (accuser == nil ? 0 : 32) + 64
+    }
+
+    /// Strict decoding of one claim; nil for anything malformed.
+    public static func read(from r: inout ByteReader) -> Claim? {
+        guard let raw = try? r.u8(), let status = MemberStatus(rawValue: raw),
+              let subjectBytes = try? r.raw(32), let subject = try? PeerID(bytes: subjectBytes),
+              let incarnation = try? r.u64()
+        else { return nil }
+        var address = ""
+        if status == .alive {
+            guard let bytes = try? r.string16(), bytes.count <= maxAddressBytes,
+                  let text = String(validating: bytes, as: UTF8.self) else { return nil }
+            address = text
+        }
+        var accuser: PeerID?
+        if status == .suspect || status == .failed {
+            guard let bytes = try? r.raw(32), let id = try? PeerID(bytes: bytes) else { return nil }
+            accuser = id
+        }
+        guard let signature = try? r.raw(64) else { return nil }
+        return Claim(status: status, subject: subject, incarnation: incarnation, address: address, accuser: accuser, signature: signature)
+    }
+
+    /// Checks the signature against the signer's key (see `ClaimVerifier` for the cached form).
+    public func signatureIsValid() -> Bool {
+        signer.verify(signature: signature, of: Self.domain + unsignedBytes())
+    }
+}
+
+/// Verifies claim signatures, remembering the ones already checked: the same claim reaches a
+/// peer many times through gossip and is verified only once. A simulator can share one verifier
+/// among all its peers, since the answer does not depend on who asks.
+public final class ClaimVerifier: @unchecked Sendable {
+    // @unchecked: confined to one thread (a peer's event loop, or the simulator's loop).
+    private var good = Set<Claim>()  // whole claims: a signature alone must not vouch for other content
+    public private(set) var verifications = 0
+    public let capacity: Int
+
+    public init(capacity: Int = 200_000) {
+        self.capacity = capacity
+    }
+
+    public func isValid(_ claim: Claim) -> Bool {
+        if good.contains(claim) { return true }
+        verifications += 1
+        guard claim.signatureIsValid() else { return false }
+        if good.count >= capacity { good.removeAll(keepingCapacity: true) }
+        good.insert(claim)
+        return true
+    }
+}

@@ -1,0 +1,52 @@
+import ChorusCrypto
+
+/// What one peer knows about another member.
+public struct Member: Sendable, Equatable {
+    public var id: PeerID
+    public var address: String
+    public var incarnation: UInt64
+    public var status: MemberStatus
+    /// Local time of the last status change.
+    public var since: Double
+    /// The latest alive claim signed by the member (where its address comes from).
+    public var aliveClaim: Claim?
+    /// The claim that set the current status when it is not alive.
+    public var statusClaim: Claim?
+
+    /// Alive or suspect: still probed, still a neighbour.
+    public var isLive: Bool { status == .alive || status == .suspect }
+}
+
+/// Things that happened to the view, for the shell (neighbour recomputation, logs, demo).
+public enum MembershipEvent: Equatable, Sendable {
+    /// A member became alive: new, or back after failing or leaving.
+    case joined(PeerID, address: String)
+    case suspected(PeerID, by: PeerID)
+    /// A suspicion was refuted by the member.
+    case refuted(PeerID)
+    case failed(PeerID)
+    case left(PeerID)
+    /// A tombstone expired.
+    case removed(PeerID)
+    case addressChanged(PeerID, address: String)
+    /// This peer was accused and refuted with a higher incarnation.
+    case refutedAccusation(incarnation: UInt64, by: PeerID)
+}
+
+/// What the instance asks its shell to do.
+public enum MembershipDirective: Equatable, Sendable {
+    case send(MembershipMessage, to: PeerID, address: String)
+    case event(MembershipEvent)
+}
+
+/// Why a claim was not applied (counted in `MembershipInstance.rejections`).
+public enum ClaimRejection: String, Sendable, CaseIterable {
+    /// Signature does not verify against the subject (alive, left) or the accuser.
+    case badSignature
+    /// Incarnation beyond the documented ceiling (wall clock + maxIncarnationLeadSeconds, × 2¹⁶).
+    case absurdIncarnation
+    /// An accusation naming an incarnation the subject never announced.
+    case unannouncedIncarnation
+    /// An accusation about a member we do not know.
+    case unknownSubject
+}

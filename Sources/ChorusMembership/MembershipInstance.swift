@@ -1,0 +1,576 @@
+import ChorusCrypto
+
+/// SWIM with Lifeguard for one peer, as a pure state machine: no sockets, no clocks, no global
+/// randomness. Every handler takes the time (`now`, seconds on a monotonic clock) and a random
+/// generator, and returns directives (messages to send, events); `nextDeadline` says when to call
+/// `tick` next. A real peer and the simulator drive the very same code.
+///
+/// Mechanisms (see docs/membership.md): probes in shuffled round-robin order; ping, then ping
+/// requests through `indirectChecks` members that answer with acks or nacks; suspicion with
+/// incarnation numbers, refuted only by the suspect; failure after a suspicion timeout that
+/// shrinks with independent confirmations; claims piggybacked least-sent first with a retransmit
+/// limit growing with log n, plus periodic gossip pushes; Lifeguard's local health stretching
+/// this peer's own probe interval and timeout; the suspect told it is suspected (buddy system);
+/// periodic anti-entropy syncs (also the join path); tombstones that expire.
+public struct MembershipInstance: Sendable {
+    public let settings: MembershipSettings
+    public let me: PeerID
+    public private(set) var address: String
+    public private(set) var incarnation: UInt64
+    public private(set) var members: [PeerID: Member] = [:] {
+        didSet { liveIDs = members.values.filter(\.isLive).map(\.id).sorted() }
+    }
+    /// Live members other than this peer, sorted (deterministic random picks without re-sorting).
+    private var liveIDs: [PeerID] = []
+    /// Lifeguard's local health multiplier: 0 (healthy) … settings.maxLocalHealth.
+    public private(set) var localHealth = 0
+    public private(set) var isLeaving = false
+    public private(set) var rejections: [ClaimRejection: Int] = [:]
+    public private(set) var stats = Stats()
+
+    public struct Stats: Sendable, Equatable {
+        public var probes = 0
+        public var failedProbes = 0
+        public var indirectProbes = 0
+        public var suspicionsRaised = 0
+        public var failuresDeclared = 0
+        public var refutations = 0
+        public var messagesSent = 0
+        public var pausesDetected = 0
+    }
+
+    private let key: SigningKey
+    private let verifier: ClaimVerifier
+    /// Unix time (seconds) when `now` was 0: bounds incarnations against the wall clock.
+    private let unixTimeAtZero: Double
+    private var myAliveClaim: Claim
+
+    struct Probe {
+        var target: PeerID
+        var sequence: UInt32
+        var indirectAt: Double
+        var endAt: Double
+        var acked = false
+        var indirectSent = false
+        var nacksExpected = 0
+        var nacksReceived = 0
+    }
+
+    struct Relay {
+        var origin: PeerID
+        var originAddress: String
+        var originSequence: UInt32
+        var deadline: Double
+    }
+
+    struct Suspicion {
+        var startedAt: Double
+        var incarnation: UInt64
+        var accusers: Set<PeerID>
+    }
+
+    struct Queued {
+        var claim: Claim
+        var transmits: Int
+        var order: Int
+    }
+
+    private var probeOrder: [PeerID] = []
+    private var probeIndex = 0
+    private var probe: Probe?
+    private var nextProbeAt: Double
+    private var relays: [UInt32: Relay] = [:]
+    private var sequence: UInt32 = 0
+    private var suspicions: [PeerID: Suspicion] = [:]
+    private var queue: [PeerID: Queued] = [:]
+    private var queueOrder = 0
+    private var nextGossipAt: Double
+    private var nextSyncAt: Double
+    private var lastTick: Double
+    private var seeds: [PeerID: String] = [:]
+    private var nextJoinAttempt: Double = 0
+
+    public init(key: SigningKey, address: String, incarnation: UInt64, settings: MembershipSettings,
+                now: Double, unixTimeAtZero: Double, verifier: ClaimVerifier = ClaimVerifier()) {
+        precondition(settings.problems().isEmpty, "invalid MembershipSettings: \(settings.problems())")
+        self.settings = settings
+        self.key = key
+        self.me = key.peerID
+        self.address = address
+        self.incarnation = incarnation
+        self.verifier = verifier
+        self.unixTimeAtZero = unixTimeAtZero
+        self.myAliveClaim = Claim.make(.alive, subject: key.peerID, incarnation: incarnation, address: address, key: key)
+        // Spread the phase of probes and gossip by id: peers started together must not all probe
+        // on the same instants.
+        let phase = Double(key.peerID.bytes[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) / Double(UInt32.max)
+        self.nextProbeAt = now + settings.probeInterval * (1 + phase)
+        self.nextGossipAt = now + settings.gossipInterval * (1 + phase)
+        self.nextSyncAt = now + settings.syncInterval
+        self.lastTick = now
+    }
+
+    // MARK: Views
+
+    /// Members that are alive or suspect, plus this peer: the set neighbourhoods are computed from.
+    public var liveMembers: [PeerID] { [me] + liveIDs }
+    public func status(of peer: PeerID) -> MemberStatus? { peer == me ? (isLeaving ? .left : .alive) : members[peer]?.status }
+    /// n for the protocol's formulas: live members including this peer.
+    var clusterSize: Int { 1 + liveIDs.count }
+    public var pendingClaims: Int { queue.count }
+
+    /// When `tick` must run next (the shell may call it more often).
+    public var nextDeadline: Double {
+        var t = min(nextGossipAt, nextSyncAt)
+        if !isLeaving { t = min(t, nextProbeAt) }
+        if let probe { t = min(t, probe.indirectSent || probe.acked ? probe.endAt : min(probe.indirectAt, probe.endAt)) }
+        for relay in relays.values { t = min(t, relay.deadline) }
+        for (peer, s) in suspicions { t = min(t, s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer)) }
+        if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
+        return t
+    }
+
+    // MARK: Joining and leaving
+
+    /// Starts from a known view without gossiping it (a simulation's steady state, or tests).
+    public mutating func preload(_ claims: [Claim], now: Double) {
+        for claim in claims { _ = apply(claim, now: now) }
+        queue.removeAll()
+        probeOrder = []  // reshuffled (with the caller's randomness) at the first probe
+        probeIndex = 0
+    }
+
+    /// Contacts a seed (its id learned from the datagram layer's hello): sends our view and asks
+    /// for theirs. Repeated every second until some sync answer arrives.
+    public mutating func join(seed: PeerID, address seedAddress: String, now: Double) -> [MembershipDirective] {
+        guard seed != me else { return [] }
+        seeds[seed] = seedAddress
+        nextJoinAttempt = now + 1
+        return [send(.sync(isResponse: false, claims: fullState()), to: seed, address: seedAddress)]
+    }
+
+    /// Graceful leave: announce a signed "left" claim directly to up to `leaveFanout` members and
+    /// by gossip; probing stops. The shell keeps the instance running briefly to spread it.
+    public mutating func leave(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        guard !isLeaving else { return [] }
+        isLeaving = true
+        probe = nil
+        let claim = Claim.make(.left, subject: me, incarnation: incarnation, key: key)
+        enqueue(claim)
+        var out: [MembershipDirective] = []
+        for target in randomLiveMembers(count: settings.leaveFanout, excluding: [], rng: &rng) {
+            out.append(send(.gossip(claims: [claim] + takeClaims(budget: settings.maxMessageBytes - 3 - claim.encodedSize)),
+                            to: target.id, address: target.address))
+        }
+        return out
+    }
+
+    // MARK: Timers
+
+    public mutating func tick(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        var out: [MembershipDirective] = []
+        let gap = now - lastTick
+        lastTick = now
+        if gap > 1.5 * settings.probeInterval {
+            // This peer was paused or starved: timers that ran out meanwhile say nothing about the
+            // others. Shift them (Lifeguard's spirit: a slow node must not accuse healthy ones).
+            stats.pausesDetected += 1
+            shiftDeadlines(by: gap)
+            adjustHealth(+1)
+        }
+        if !seeds.isEmpty && now >= nextJoinAttempt {
+            nextJoinAttempt = now + 1
+            for seed in seeds.keys.sorted() { out.append(send(.sync(isResponse: false, claims: fullState()), to: seed, address: seeds[seed]!)) }
+        }
+        if !isLeaving { out += runProbe(now: now, rng: &rng) }
+        for seq in relays.keys.sorted() where now >= relays[seq]!.deadline {
+            let relay = relays.removeValue(forKey: seq)!
+            out.append(send(.nack(sequence: relay.originSequence, claims: takeClaims(budget: budget(for: .nack(sequence: 0, claims: [])))),
+                            to: relay.origin, address: relay.originAddress))
+        }
+        for peer in suspicions.keys.sorted() {
+            guard let s = suspicions[peer], now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
+            out += declareFailed(peer, incarnation: s.incarnation, now: now)
+        }
+        if now >= nextGossipAt {
+            nextGossipAt = max(nextGossipAt + settings.gossipInterval, now)
+            if !queue.isEmpty {
+                for target in randomLiveMembers(count: settings.gossipFanout, excluding: [], rng: &rng) {
+                    let claims = takeClaims(budget: settings.maxMessageBytes - 3)
+                    if claims.isEmpty { break }
+                    out.append(send(.gossip(claims: claims), to: target.id, address: target.address))
+                }
+            }
+        }
+        if now >= nextSyncAt {
+            nextSyncAt = now + settings.syncInterval * Double.random(in: 0.8...1.2, using: &rng)
+            if let target = syncTarget(rng: &rng) {
+                out.append(send(.sync(isResponse: false, claims: fullState()), to: target.id, address: target.address))
+            }
+        }
+        for peer in members.keys.sorted() where !members[peer]!.isLive && now - members[peer]!.since > settings.tombstoneTimeout {
+            members[peer] = nil
+            queue[peer] = nil
+            out.append(.event(.removed(peer)))
+        }
+        return out
+    }
+
+    private mutating func runProbe(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        var out: [MembershipDirective] = []
+        if var p = probe {
+            if !p.acked && !p.indirectSent && now >= p.indirectAt {
+                p.indirectSent = true
+                if let target = members[p.target] {
+                    let relays = randomLiveMembers(count: settings.indirectChecks, excluding: [p.target], rng: &rng)
+                    p.nacksExpected = relays.count
+                    stats.indirectProbes += 1
+                    for relay in relays {
+                        let message = MembershipMessage.pingRequest(sequence: p.sequence, target: p.target, address: target.address, claims: [])
+                        out.append(send(withClaims(message), to: relay.id, address: relay.address))
+                    }
+                }
+            }
+            if now >= p.endAt {
+                probe = nil
+                if !p.acked {
+                    stats.failedProbes += 1
+                    // Lifeguard: a failed probe, and every nack that did not come, count against our own health.
+                    adjustHealth(1 + max(0, p.nacksExpected - p.nacksReceived))
+                    if let target = members[p.target], target.isLive {
+                        out += suspect(p.target, incarnation: target.incarnation, now: now)
+                    }
+                }
+            } else {
+                probe = p
+                return out
+            }
+        }
+        guard now >= nextProbeAt, let target = nextProbeTarget(rng: &rng) else {
+            if now >= nextProbeAt { nextProbeAt = now + scaled(settings.probeInterval) }
+            return out
+        }
+        sequence &+= 1
+        let period = scaled(settings.probeInterval)
+        probe = Probe(target: target.id, sequence: sequence, indirectAt: now + scaled(settings.probeTimeout), endAt: now + period)
+        nextProbeAt = now + period
+        stats.probes += 1
+        // Buddy system: a suspect hears about its suspicion first, so it can refute at once.
+        var first: [Claim] = []
+        if target.status == .suspect, let claim = target.statusClaim { first.append(claim) }
+        out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target.id, address: target.address))
+        return out
+    }
+
+    private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> Member? {
+        for _ in 0..<2 {
+            while probeIndex < probeOrder.count {
+                let id = probeOrder[probeIndex]
+                probeIndex += 1
+                if let m = members[id], m.isLive { return m }
+            }
+            // One pass done: reshuffle, so every member is probed once per round in random order.
+            probeOrder = liveIDs
+            probeOrder.shuffle(using: &rng)
+            probeIndex = 0
+            if probeOrder.isEmpty { return nil }
+        }
+        return nil
+    }
+
+    private mutating func shiftDeadlines(by gap: Double) {
+        if probe != nil {
+            probe!.indirectAt += gap
+            probe!.endAt += gap
+        }
+        nextProbeAt += gap
+        for seq in relays.keys { relays[seq]!.deadline += gap }
+        for peer in suspicions.keys { suspicions[peer]!.startedAt += gap }
+    }
+
+    private mutating func adjustHealth(_ delta: Int) {
+        localHealth = min(settings.maxLocalHealth, max(0, localHealth + delta))
+    }
+
+    private func scaled(_ seconds: Double) -> Double { seconds * Double(1 + localHealth) }
+
+    /// Lifeguard's dynamic suspicion timeout: starts at the maximum and falls towards the minimum
+    /// as independent accusers confirm (memberlist's formula):
+    /// max − (max − min) · ln(c + 1) / ln(k + 1), never below min.
+    func suspicionTimeout(confirmations c: Int, for peer: PeerID) -> Double {
+        let n = Double(clusterSize)
+        let minimum = settings.suspicionMultiplier * max(1, log10(max(n, 1))) * settings.probeInterval
+        let maximum = settings.suspicionMaxMultiplier * minimum
+        var k = settings.expectedConfirmations
+        if clusterSize - 2 < k { k = 0 }
+        guard k > 0 else { return minimum }
+        let fraction = log(Double(max(0, c) + 1)) / log(Double(k + 1))
+        return max(minimum, maximum - (maximum - minimum) * fraction)
+    }
+
+    // MARK: Messages
+
+    public mutating func receive(_ message: MembershipMessage, from sender: PeerID, address source: String,
+                                 now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        var out: [MembershipDirective] = []
+        for claim in message.claims { out += apply(claim, now: now) }
+        let replyAddress = members[sender]?.address ?? source
+        switch message {
+        case let .ping(seq, _):
+            out.append(send(withClaims(.ack(sequence: seq, claims: [])), to: sender, address: replyAddress))
+        case let .ack(seq, _):
+            if var p = probe, p.sequence == seq, !p.acked {
+                p.acked = true
+                probe = p
+                adjustHealth(-1)
+            } else if let relay = relays.removeValue(forKey: seq) {
+                out.append(send(withClaims(.ack(sequence: relay.originSequence, claims: [])), to: relay.origin, address: relay.originAddress))
+            }
+        case let .pingRequest(seq, target, targetAddress, _):
+            guard target != me else {
+                out.append(send(withClaims(.ack(sequence: seq, claims: [])), to: sender, address: replyAddress))
+                break
+            }
+            sequence &+= 1
+            relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.probeTimeout)
+            var first: [Claim] = []
+            if let m = members[target], m.status == .suspect, let claim = m.statusClaim { first.append(claim) }
+            out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: members[target]?.address ?? targetAddress))
+        case let .nack(seq, _):
+            if var p = probe, p.sequence == seq {
+                p.nacksReceived += 1
+                probe = p
+            }
+        case .gossip:
+            break
+        case let .sync(isResponse, _):
+            seeds = [:]  // any sync traffic means we are connected
+            if !isResponse {
+                out.append(send(.sync(isResponse: true, claims: fullState()), to: sender, address: replyAddress))
+            }
+        }
+        return out
+    }
+
+    // MARK: Claims
+
+    /// Applies one claim (from any message or sync) and returns the resulting events.
+    mutating func apply(_ claim: Claim, now: Double) -> [MembershipDirective] {
+        let ceiling = (UInt64(max(0, unixTimeAtZero + now + settings.maxIncarnationLeadSeconds)) << 16) | 0xFFFF
+        guard claim.incarnation <= ceiling else { return reject(.absurdIncarnation) }
+        if claim.subject == me { return applyAboutMe(claim, now: now) }
+        let existing = members[claim.subject]
+        if let existing {
+            // Cheap staleness check before any signature work.
+            if claim.incarnation < existing.incarnation { return [] }
+            if claim.incarnation == existing.incarnation && claim.status <= existing.status && !(claim.status == .suspect && existing.status == .suspect) {
+                return []
+            }
+        }
+        guard verifier.isValid(claim) else { return reject(.badSignature) }
+
+        switch claim.status {
+        case .alive:
+            if let m = existing, claim.incarnation <= m.incarnation { return [] }
+            let wasLive = existing?.isLive ?? false
+            let wasSuspect = existing?.status == .suspect
+            members[claim.subject] = Member(id: claim.subject, address: claim.address, incarnation: claim.incarnation,
+                                            status: .alive, since: now, aliveClaim: claim, statusClaim: nil)
+            suspicions[claim.subject] = nil
+            enqueue(claim)
+            if !wasLive {
+                insertIntoProbeOrder(claim.subject)
+                return [.event(.joined(claim.subject, address: claim.address))]
+            }
+            var out: [MembershipDirective] = []
+            if wasSuspect { out.append(.event(.refuted(claim.subject))) }
+            if existing?.address != claim.address { out.append(.event(.addressChanged(claim.subject, address: claim.address))) }
+            return out
+        case .left:
+            if var m = existing {
+                guard m.status != .left || claim.incarnation > m.incarnation else { return [] }
+                m.status = .left
+                m.incarnation = claim.incarnation
+                m.statusClaim = claim
+                m.since = now
+                members[claim.subject] = m
+            } else {
+                // A tombstone, so an older alive claim arriving late cannot bring it back.
+                members[claim.subject] = Member(id: claim.subject, address: "", incarnation: claim.incarnation,
+                                                status: .left, since: now, aliveClaim: nil, statusClaim: claim)
+            }
+            suspicions[claim.subject] = nil
+            enqueue(claim)
+            return existing.map { $0.status == .left ? [] : [.event(.left(claim.subject))] } ?? []
+        case .suspect, .failed:
+            guard var m = existing else { return reject(.unknownSubject) }
+            guard claim.incarnation == m.incarnation else { return reject(.unannouncedIncarnation) }
+            guard m.isLive else { return [] }
+            if claim.status == .failed {
+                m.status = .failed
+                m.statusClaim = claim
+                m.since = now
+                members[claim.subject] = m
+                suspicions[claim.subject] = nil
+                enqueue(claim)
+                return [.event(.failed(claim.subject))]
+            }
+            let accuser = claim.accuser!
+            if m.status == .suspect {
+                // An independent confirmation shortens the timeout; pass it on.
+                guard var s = suspicions[claim.subject], !s.accusers.contains(accuser) else { return [] }
+                s.accusers.insert(accuser)
+                suspicions[claim.subject] = s
+                enqueue(claim)
+                return []
+            }
+            m.status = .suspect
+            m.statusClaim = claim
+            m.since = now
+            members[claim.subject] = m
+            suspicions[claim.subject] = Suspicion(startedAt: now, incarnation: claim.incarnation, accusers: [accuser])
+            enqueue(claim)
+            return [.event(.suspected(claim.subject, by: accuser))]
+        }
+    }
+
+    private mutating func applyAboutMe(_ claim: Claim, now: Double) -> [MembershipDirective] {
+        switch claim.status {
+        case .alive, .left:
+            // Our own statements from an earlier boot or round: nothing to do.
+            return []
+        case .suspect, .failed:
+            guard !isLeaving, claim.incarnation >= incarnation else { return [] }
+            guard verifier.isValid(claim) else { return reject(.badSignature) }
+            guard claim.incarnation == incarnation else { return reject(.unannouncedIncarnation) }
+            // Refute: only we can raise our incarnation, and we sign the new alive claim.
+            incarnation += 1
+            myAliveClaim = Claim.make(.alive, subject: me, incarnation: incarnation, address: address, key: key)
+            enqueue(myAliveClaim)
+            stats.refutations += 1
+            adjustHealth(+1)  // Lifeguard: being suspected hints that we are the slow one
+            return [.event(.refutedAccusation(incarnation: incarnation, by: claim.accuser!))]
+        }
+    }
+
+    private mutating func suspect(_ peer: PeerID, incarnation: UInt64, now: Double) -> [MembershipDirective] {
+        stats.suspicionsRaised += 1
+        let claim = Claim.make(.suspect, subject: peer, incarnation: incarnation, key: key)
+        return apply(claim, now: now)
+    }
+
+    private mutating func declareFailed(_ peer: PeerID, incarnation: UInt64, now: Double) -> [MembershipDirective] {
+        suspicions[peer] = nil
+        guard let m = members[peer], m.status == .suspect, m.incarnation == incarnation else { return [] }
+        stats.failuresDeclared += 1
+        return apply(Claim.make(.failed, subject: peer, incarnation: incarnation, key: key), now: now)
+    }
+
+    private mutating func reject(_ reason: ClaimRejection) -> [MembershipDirective] {
+        rejections[reason, default: 0] += 1
+        return []
+    }
+
+    // MARK: Dissemination
+
+    private mutating func enqueue(_ claim: Claim) {
+        queueOrder += 1
+        queue[claim.subject] = Queued(claim: claim, transmits: 0, order: queueOrder)
+    }
+
+    /// How many times each claim is sent: λ · ⌈log10(n + 1)⌉.
+    var retransmitLimit: Int { settings.retransmitMultiplier * max(1, Int(log10(Double(clusterSize + 1)).rounded(.up))) }
+
+    /// Least-sent claims first (newest first among equals) that fit in `budget` bytes.
+    private mutating func takeClaims(budget: Int) -> [Claim] {
+        guard !queue.isEmpty, budget > 0 else { return [] }
+        var remaining = budget
+        var taken: [Claim] = []
+        let ordered = queue.values.sorted { ($0.transmits, -$0.order) < ($1.transmits, -$1.order) }
+        let limit = retransmitLimit
+        for entry in ordered {
+            let size = entry.claim.encodedSize
+            guard size <= remaining else { continue }
+            remaining -= size
+            taken.append(entry.claim)
+            let subject = entry.claim.subject
+            queue[subject]!.transmits += 1
+            if queue[subject]!.transmits >= limit { queue[subject] = nil }
+            if remaining < 120 { break }
+        }
+        return taken
+    }
+
+    private func budget(for message: MembershipMessage) -> Int {
+        settings.maxMessageBytes - message.headerSize - message.claims.reduce(0) { $0 + $1.encodedSize }
+    }
+
+    private mutating func withClaims(_ message: MembershipMessage) -> MembershipMessage {
+        let extra = takeClaims(budget: budget(for: message))
+        switch message {
+        case let .ping(seq, c): return .ping(sequence: seq, claims: c + extra)
+        case let .ack(seq, c): return .ack(sequence: seq, claims: c + extra)
+        case let .pingRequest(seq, t, a, c): return .pingRequest(sequence: seq, target: t, address: a, claims: c + extra)
+        case let .nack(seq, c): return .nack(sequence: seq, claims: c + extra)
+        case let .gossip(c): return .gossip(claims: c + extra)
+        case .sync: return message
+        }
+    }
+
+    /// Our whole view for anti-entropy: alive claims first (so accusations that follow name a
+    /// known incarnation), then suspicions, failures and departures.
+    public func fullState() -> [Claim] {
+        var alive: [Claim] = [isLeaving ? Claim.make(.left, subject: me, incarnation: incarnation, key: key) : myAliveClaim]
+        var others: [Claim] = []
+        for m in members.values.sorted(by: { $0.id < $1.id }) {
+            if let a = m.aliveClaim { alive.append(a) }
+            if m.status != .alive, let s = m.statusClaim { others.append(s) }
+        }
+        return alive + others
+    }
+
+    private mutating func insertIntoProbeOrder(_ peer: PeerID) {
+        // Somewhere in the rest of this round (as memberlist does), so a newcomer is probed soon.
+        // The position mixes both ids: every observer puts it somewhere else, so probes of one
+        // member stay spread out in time.
+        var mix: UInt64 = 0
+        for i in 0..<8 { mix = mix << 8 | UInt64(peer.bytes[i] ^ me.bytes[i]) }
+        mix = (mix ^ (mix >> 31)) &* 0x9E37_79B9_7F4A_7C15
+        let remaining = probeOrder.count - probeIndex + 1
+        probeOrder.insert(peer, at: probeIndex + Int(mix % UInt64(max(1, remaining))))
+    }
+
+    private func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Member] {
+        let available = liveIDs.count - liveIDs.reduce(0) { $0 + (excluding.contains($1) ? 1 : 0) }
+        if available <= count {
+            return liveIDs.filter { !excluding.contains($0) }.map { members[$0]! }
+        }
+        var chosen: [Int] = []
+        while chosen.count < count {
+            let i = Int.random(in: 0..<liveIDs.count, using: &rng)
+            if !chosen.contains(i) && !excluding.contains(liveIDs[i]) { chosen.append(i) }
+        }
+        return chosen.map { members[liveIDs[$0]]! }
+    }
+
+    /// Usually a random live member; one time in four a failed one (not left), so a partition
+    /// whose sides declared each other failed heals by itself.
+    private func syncTarget(rng: inout some RandomNumberGenerator) -> Member? {
+        let failed = members.values.filter { $0.status == .failed && !$0.address.isEmpty }.sorted { $0.id < $1.id }
+        if !failed.isEmpty && Int.random(in: 0..<4, using: &rng) == 0 {
+            return failed[Int.random(in: 0..<failed.count, using: &rng)]
+        }
+        return randomLiveMembers(count: 1, excluding: [], rng: &rng).first
+    }
+
+    private mutating func send(_ message: MembershipMessage, to peer: PeerID, address: String) -> MembershipDirective {
+        stats.messagesSent += 1
+        return .send(message, to: peer, address: address)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,77 @@
+/// Timing and sizes of the membership protocol. Every field has a unit and a reason.
+public struct MembershipSettings: Sendable, Equatable {
+    /// Seconds between probes of one member (before Lifeguard stretches it).
+    public var probeInterval: Double
+    /// Seconds to wait for a direct ack before asking others to probe (must be < probeInterval).
+    public var probeTimeout: Double
+    /// Members asked to probe indirectly when the direct probe times out (SWIM's k).
+    public var indirectChecks: Int
+    /// Minimum suspicion timeout = suspicionMultiplier · max(1, log10 n) · probeInterval.
+    public var suspicionMultiplier: Double
+    /// Maximum suspicion timeout = suspicionMaxMultiplier · minimum; a lone accusation waits this long.
+    public var suspicionMaxMultiplier: Double
+    /// Independent accusations after which the suspicion timeout reaches its minimum.
+    public var expectedConfirmations: Int
+    /// Each claim is sent retransmitMultiplier · ⌈log10(n + 1)⌉ times, least-sent first.
+    public var retransmitMultiplier: Int
+    /// Seconds between pushes of pending claims to `gossipFanout` random members.
+    public var gossipInterval: Double
+    public var gossipFanout: Int
+    /// Seconds between full-state exchanges with a random member (anti-entropy).
+    public var syncInterval: Double
+    /// Lifeguard local-health ceiling: intervals and timeouts stretch up to (1 + this)×.
+    public var maxLocalHealth: Int
+    /// Seconds a failed or left member is remembered (so stale claims cannot resurrect it).
+    public var tombstoneTimeout: Double
+    /// Members a leaving peer tells directly, besides gossip.
+    public var leaveFanout: Int
+    /// Largest message payload (bytes) for probes and gossip; claims that do not fit wait.
+    public var maxMessageBytes: Int
+    /// Seconds an incarnation may lead the wall clock (incarnation = boot epoch · 2¹⁶ + refutations).
+    public var maxIncarnationLeadSeconds: Double
+
+    /// Close to hashicorp/memberlist's LAN profile (1 s probes, 500 ms timeout, k = 3, gossip
+    /// 200 ms × 3, retransmit ×4, 30 s sync) but with a lower suspicion floor (multiplier 1 instead
+    /// of 4): Lifeguard's confirmations, not a long fixed floor, guard against false positives,
+    /// which is how a crash is declared in ~5 s rather than ~11 s at 256 members (docs/membership.md).
+    public static let lan = MembershipSettings(
+        probeInterval: 1, probeTimeout: 0.5, indirectChecks: 3, suspicionMultiplier: 1, suspicionMaxMultiplier: 6,
+        expectedConfirmations: 2, retransmitMultiplier: 4, gossipInterval: 0.2, gossipFanout: 3, syncInterval: 30,
+        maxLocalHealth: 8, tombstoneTimeout: 120, leaveFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
+
+    /// hashicorp/memberlist's DefaultLANConfig, for comparison runs only.
+    public static let memberlistLAN: MembershipSettings = {
+        var s = lan
+        s.suspicionMultiplier = 4  // memberlist keeps k = SuspicionMult − 2 = 2, as .lan does
+        return s
+    }()
+
+    /// Fast timers for tests and small local networks on one machine.
+    public static let fast = MembershipSettings(
+        probeInterval: 0.2, probeTimeout: 0.1, indirectChecks: 2, suspicionMultiplier: 2, suspicionMaxMultiplier: 5,
+        expectedConfirmations: 2, retransmitMultiplier: 3, gossipInterval: 0.05, gossipFanout: 3, syncInterval: 5,
+        maxLocalHealth: 8, tombstoneTimeout: 30, leaveFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
+
+    /// Problems with the settings, each naming the field; empty when valid.
+    public func problems() -> [String] {
+        var out: [String] = []
+        if !(probeInterval > 0) { out.append("probeInterval must be positive seconds, got \(probeInterval)") }
+        if !(probeTimeout > 0) { out.append("probeTimeout must be positive seconds, got \(probeTimeout)") }
+        if probeTimeout >= probeInterval {
+            out.append("probeTimeout (\(probeTimeout) s) must be shorter than probeInterval (\(probeInterval) s): the indirect probe needs the rest of the period")
+        }
+        if indirectChecks < 0 { out.append("indirectChecks must be 0 or more, got \(indirectChecks)") }
+        if !(suspicionMultiplier > 0) { out.append("suspicionMultiplier must be positive, got \(suspicionMultiplier)") }
+        if !(suspicionMaxMultiplier >= 1) { out.append("suspicionMaxMultiplier must be at least 1, got \(suspicionMaxMultiplier)") }
+        if expectedConfirmations < 0 { out.append("expectedConfirmations must be 0 or more, got \(expectedConfirmations)") }
+        if retransmitMultiplier < 1 { out.append("retransmitMultiplier must be at least 1, got \(retransmitMultiplier)") }
+        if !(gossipInterval > 0) { out.append("gossipInterval must be positive seconds, got \(gossipInterval)") }
+        if gossipFanout < 1 { out.append("gossipFanout must be at least 1, got \(gossipFanout)") }
+        if !(syncInterval > 0) { out.append("syncInterval must be positive seconds, got \(syncInterval)") }
+        if maxLocalHealth < 0 { out.append("maxLocalHealth must be 0 or more, got \(maxLocalHealth)") }
+        if !(tombstoneTimeout > 0) { out.append("tombstoneTimeout must be positive seconds, got \(tombstoneTimeout)") }
+        if maxMessageBytes < 400 { out.append("maxMessageBytes must be at least 400 (room for a ping and two claims), got \(maxMessageBytes)") }
+        if !(maxIncarnationLeadSeconds > 0) { out.append("maxIncarnationLeadSeconds must be positive, got \(maxIncarnationLeadSeconds)") }
+        return out
+    }
+}

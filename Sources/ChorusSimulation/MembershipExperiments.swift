@@ -1,0 +1,137 @@
+import ChorusCrypto
+import ChorusMembership
+
+/// The membership experiments behind docs/membership.md; `chorus simulate membership` runs them.
+public enum MembershipExperiments {
+    public struct Distribution: Sendable, CustomStringConvertible {
+        public var values: [Double]
+        public var count: Int { values.count }
+        public func quantile(_ q: Double) -> Double {
+            guard !values.isEmpty else { return .nan }
+            let sorted = values.sorted()
+            return sorted[min(sorted.count - 1, Int((q * Double(sorted.count - 1)).rounded()))]
+        }
+        public var median: Double { quantile(0.5) }
+        public var description: String {
+            String(format: "n=%d median %.2f s, p99 %.2f s, max %.2f s", count, median, quantile(0.99), values.max() ?? .nan)
+        }
+    }
+
+    /// Crash one member per trial; the time until each live member marks it failed.
+    /// Missing observers (never noticed) are reported separately.
+    public static func detection(members: Int, settings: MembershipSettings, trials: Int, seed: UInt64,
+                                 network: NetworkModel = .init()) -> (times: Distribution, missed: Int) {
+        var times: [Double] = []
+        var missed = 0
+        for trial in 0..<trials {
+            let sim = MembershipSimulation(settings: settings, network: network, seed: seed &+ UInt64(trial))
+            sim.recordAllObservations = false
+            sim.bootstrap(count: members)
+            let victim = sim.order[trial % members]
+            let crashAt = 20.0
+            sim.crash(victim, at: crashAt)
+            sim.run(until: crashAt + 40)
+            let seen = sim.firstTimes(of: victim, after: crashAt) { if case .failed(victim) = $0 { return true }; return false }
+            times += seen.values.map { $0 - crashAt }
+            missed += (members - 1) - seen.count
+        }
+        return (Distribution(values: times), missed)
+    }
+
+    public struct FalsePositiveReport: Sendable {
+        public var simulatedSeconds: Double
+        public var falseFailures: Int
+        public var suspicions: Int
+        public var refutations: Int
+        public var pauses: Int
+        public var messagesLost: Int
+        public var messagesDelivered: Int
+    }
+
+    /// No crashes at all: every failure declaration is false. `pausedFraction` of the members
+    /// stop for `pauseLength` seconds at random moments (on average every `pauseEvery` seconds).
+    public static func falsePositives(members: Int, settings: MembershipSettings, seconds: Double, loss: Double,
+                                      pausedFraction: Double, pauseLength: Double, pauseEvery: Double, seed: UInt64,
+                                      progress: ((Double) -> Void)? = nil) -> FalsePositiveReport {
+        let sim = MembershipSimulation(settings: settings, network: NetworkModel(loss: loss), seed: seed)
+        sim.recordAllObservations = false
+        sim.bootstrap(count: members)
+        var rng = SeededGenerator(seed: seed ^ 0x5eed)
+        let pausing = Array(sim.order.prefix(Int((Double(members) * pausedFraction).rounded())))
+        var pauses = 0
+        for id in pausing {
+            var t = Double.random(in: 0..<pauseEvery, using: &rng)
+            while t < seconds {
+                sim.pause(id, at: t, for: pauseLength)
+                pauses += 1
+                t += pauseLength + Double.random(in: 0.5...1.5, using: &rng) * pauseEvery
+            }
+        }
+        var t = 0.0
+        while t < seconds {
+            t = min(seconds, t + 60)
+            sim.run(until: t)
+            progress?(t)
+        }
+        let falseFailures = sim.observations.filter { if case .failed = $0.event { return true }; return false }.count
+        let stats = sim.order.map { sim.nodes[$0]!.instance.stats }
+        return FalsePositiveReport(
+            simulatedSeconds: seconds, falseFailures: falseFailures,
+            suspicions: stats.reduce(0) { $0 + $1.suspicionsRaised }, refutations: stats.reduce(0) { $0 + $1.refutations },
+            pauses: pauses, messagesLost: sim.messagesLost, messagesDelivered: sim.messagesDelivered)
+    }
+
+    /// One member leaves gracefully per trial; when each other member records it as "left".
+    public static func leave(members: Int, settings: MembershipSettings, trials: Int, seed: UInt64,
+                             network: NetworkModel = .init()) -> (times: Distribution, missed: Int, recordedAsFailed: Int) {
+        var times: [Double] = []
+        var missed = 0
+        var asFailed = 0
+        for trial in 0..<trials {
+            let sim = MembershipSimulation(settings: settings, network: network, seed: seed &+ UInt64(trial))
+            sim.recordAllObservations = false
+            sim.bootstrap(count: members)
+            let leaver = sim.order[trial % members]
+            sim.leave(leaver, at: 20)
+            sim.run(until: 40)
+            let seen = sim.firstTimes(of: leaver, after: 20) { if case .left(leaver) = $0 { return true }; return false }
+            asFailed += sim.firstTimes(of: leaver, after: 20) { if case .failed(leaver) = $0 { return true }; return false }.count
+            times += seen.values.map { $0 - 20 }
+            missed += (members - 1) - seen.count
+        }
+        return (Distribution(values: times), missed, asFailed)
+    }
+
+    /// A new member joins through a random member per trial; when each member first lists it.
+    public static func join(members: Int, settings: MembershipSettings, trials: Int, seed: UInt64,
+                            network: NetworkModel = .init()) -> (times: Distribution, missed: Int) {
+        var times: [Double] = []
+        var missed = 0
+        for trial in 0..<trials {
+            let sim = MembershipSimulation(settings: settings, network: network, seed: seed &+ UInt64(trial))
+            sim.recordAllObservations = false
+            sim.bootstrap(count: members)
+            let newcomer = sim.addNode()
+            let seedMember = sim.order[(trial * 7) % members]
+            sim.join(newcomer, through: seedMember, at: 20)
+            sim.run(until: 40)
+            let seen = sim.firstTimes(of: newcomer, after: 20) { if case .joined(newcomer, _) = $0 { return true }; return false }
+            times += seen.values.map { $0 - 20 }
+            missed += members - seen.count
+        }
+        return (Distribution(values: times), missed)
+    }
+}
+
+/// SplitMix64, for scenario randomness kept apart from the simulation's own stream.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
