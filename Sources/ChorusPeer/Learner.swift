@@ -79,6 +79,14 @@ struct Learner: Sendable {
         Checkpoint(model: model, steps: steps, epoch: epoch, parameters: trainer.parameters)
     }
 
+    /// Takes the network's model when joining: its parameters, and its step count so the
+    /// learning-rate schedule lines up with the other peers.
+    mutating func adopt(parameters: [Float], step: UInt64) {
+        try? trainer.replaceParameters(parameters)
+        trainer.resetMomentum()
+        stepOffset = max(steps, step) - UInt64(trainer.steps)
+    }
+
     mutating func resume(from checkpoint: Checkpoint, model: String) throws {
         guard checkpoint.model == model else {
             throw StartupError("checkpoint is for model \(checkpoint.model), the configuration says \(model)")

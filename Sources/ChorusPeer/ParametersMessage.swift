@@ -1,11 +1,5 @@
 import ChorusWire
 
-/// Application channels carried by the datagram layer.
-public enum ChorusChannel {
-    /// A peer's parameter vector for gossip averaging (an object).
-    public static let parameters: UInt8 = 1
-}
-
 /// The parameters object: version u8 = 1 ‖ step u64 ‖ degree u16 ‖ count u32 ‖ count × float32 (LE).
 /// The degree is the number of neighbours the sender currently mixes with (for Metropolis–Hastings).
 public struct ParametersMessage: Equatable, Sendable {

@@ -1,6 +1,7 @@
 import ChorusAveraging
 import ChorusCrypto
 import ChorusLearning
+import ChorusMembership
 import ChorusWire
 import Foundation
 import TOMLKit
@@ -71,6 +72,14 @@ public struct PeerConfig: Sendable {
     public var averaging: AveragingSettings
     public var evaluationInterval: Double
     public var wire: WireSettings
+    // [membership]
+    public var membership: MembershipSettings
+    public var seeds: [HostPort]
+    public var topology: Topology
+    /// Wait for the network's current model before training (set by `--join`).
+    public var fetchModel: Bool
+    // [faults]
+    public var faults: FaultSettings
 
     /// Reads and validates a configuration file. Relative paths inside it are relative to the file.
     public static func load(path: String) throws(ConfigError) -> PeerConfig {
@@ -208,6 +217,53 @@ public struct PeerConfig: Sendable {
         if let problem = averaging.problems().first {
             throw ConfigError(file: file, field: "gossip.max_contribution_age_ms", problem)
         }
+        var member = try top.table("membership") ?? TableReader(file: file, table: TOMLTable(), prefix: "membership.")
+        let profile = try member.optionalString("profile") ?? "lan"
+        var membership: MembershipSettings
+        switch profile {
+        case "lan": membership = .lan
+        case "fast": membership = .fast
+        default: throw ConfigError(file: file, field: "membership.profile", "expected \"lan\" or \"fast\", got \"\(profile)\"")
+        }
+        if let v = try member.optionalDouble("probe_interval_ms", range: 1...600_000) { membership.probeInterval = v / 1000 }
+        if let v = try member.optionalDouble("probe_timeout_ms", range: 1...600_000) { membership.probeTimeout = v / 1000 }
+        if let v = try member.optionalDouble("sync_interval_ms", range: 10...3_600_000) { membership.syncInterval = v / 1000 }
+        if let v = try member.optionalDouble("suspicion_multiplier", range: 0.01...100) { membership.suspicionMultiplier = v }
+        if let problem = membership.problems().first {
+            throw ConfigError(file: file, field: "membership", problem)
+        }
+        var seeds: [HostPort] = []
+        for (index, text) in try member.optionalStringArray("seeds").enumerated() {
+            guard let seed = HostPort(parsing: text) else {
+                throw ConfigError(file: file, field: "membership.seeds[\(index)]", "expected \"HOST:PORT\", got \"\(text)\"")
+            }
+            seeds.append(seed)
+        }
+        let topologyText = try member.optionalString("topology") ?? "exponential"
+        guard let topology = Topology(parsing: topologyText) else {
+            throw ConfigError(file: file, field: "membership.topology", "expected \(Topology.help), got \"\(topologyText)\"")
+        }
+        let fetchModel = try member.optionalBool("fetch_model") ?? false
+        try member.finish()
+        membership.maxMessageBytes = wire.maxMessagePayload - 1
+
+        var faultTable = try top.table("faults") ?? TableReader(file: file, table: TOMLTable(), prefix: "faults.")
+        var faults = FaultSettings()
+        faults.drop = try faultTable.optionalDouble("drop", range: 0...1) ?? 0
+        faults.duplicate = try faultTable.optionalDouble("duplicate", range: 0...1) ?? 0
+        let delayMin = try faultTable.optionalDouble("delay_min_ms", range: 0...60_000) ?? 0
+        let delayMax = try faultTable.optionalDouble("delay_max_ms", range: 0...60_000) ?? delayMin
+        guard delayMax >= delayMin else {
+            throw ConfigError(file: file, field: "faults.delay_max_ms", "must be at least faults.delay_min_ms (\(delayMin)), got \(delayMax)")
+        }
+        faults.delay = delayMin / 1000...delayMax / 1000
+        for (index, text) in try faultTable.optionalStringArray("blocked").enumerated() {
+            guard let id = PeerID(text: text) else {
+                throw ConfigError(file: file, field: "faults.blocked[\(index)]", "expected a peer id of 64 hexadecimal characters, got \"\(text)\"")
+            }
+            faults.blocked.insert(id)
+        }
+        try faultTable.finish()
         try top.finish()
 
         return PeerConfig(
@@ -216,7 +272,8 @@ public struct PeerConfig: Sendable {
             dataSource: dataSource, partition: partition, shard: shard, shards: shards, dataSeed: dataSeed,
             testFraction: testFraction, learningRate: learningRate, momentum: momentum, batchSize: batchSize,
             stepsPerRound: stepsPerRound, weightDecay: weightDecay, cosineSteps: cosineSteps, seed: seed,
-            gossipInterval: interval / 1000, averaging: averaging, evaluationInterval: evaluation / 1000, wire: wire)
+            gossipInterval: interval / 1000, averaging: averaging, evaluationInterval: evaluation / 1000, wire: wire,
+            membership: membership, seeds: seeds, topology: topology, fetchModel: fetchModel, faults: faults)
     }
 }
 
@@ -283,6 +340,23 @@ struct TableReader {
             throw error(key, "expected a number between \(range.lowerBound) and \(range.upperBound), got \(d)")
         }
         return d
+    }
+
+    mutating func optionalBool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let v = value(key) else { return nil }
+        guard v.type == .bool, let b = v.bool else { throw error(key, "expected true or false, got \(typeName(v))") }
+        return b
+    }
+
+    mutating func optionalStringArray(_ key: String) throws(ConfigError) -> [String] {
+        guard let v = value(key) else { return [] }
+        guard let array = v.array else { throw error(key, "expected an array of strings, got \(typeName(v))") }
+        var out: [String] = []
+        for i in 0..<array.count {
+            guard let s = array[i].string else { throw error("\(key)[\(i)]", "expected a string, got \(typeName(array[i]))") }
+            out.append(s)
+        }
+        return out
     }
 
     mutating func optionalAddress(_ key: String, allowZero: Bool = false) throws(ConfigError) -> HostPort? {

@@ -41,24 +41,33 @@ public enum PeerRunner {
         return (identity, network, learner)
     }
 
-    /// Runs until a termination signal, then saves the checkpoint. Prints one status line at start.
+    /// Runs until SIGINT/SIGTERM or `POST /leave`, then leaves gracefully (announces "left",
+    /// hands its parameters to its neighbours), saves the checkpoint and returns within ~2 s.
     public static func run(config: PeerConfig, exitWithParent: Bool = false, log: @escaping @Sendable (String) -> Void) async throws {
         let (identity, network, learner) = try prepare(config: config)
         let bootEpoch: UInt64
         do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch {
             throw StartupError("\(config.file): field 'peer.checkpoint': cannot write \(config.checkpointPath).epoch: \(error)")
         }
-        var resolved: [PeerID: SocketAddress] = [:]
+        var known: [PeerID: SocketAddress] = [:]
         for (index, n) in config.neighbours.enumerated() {
-            do { resolved[n.id] = try SocketAddress.makeAddressResolvingHost(n.address.host, port: n.address.port) } catch {
+            do { known[n.id] = try SocketAddress.makeAddressResolvingHost(n.address.host, port: n.address.port) } catch {
                 throw StartupError("\(config.file): field 'neighbours[\(index)].address': cannot resolve \(n.address): \(error)")
             }
         }
+        var seeds: [SocketAddress] = []
+        for (index, seed) in config.seeds.enumerated() {
+            do { seeds.append(try SocketAddress.makeAddressResolvingHost(seed.host, port: seed.port)) } catch {
+                throw StartupError("\(config.file): field 'membership.seeds[\(index)]': cannot resolve \(seed): \(error)")
+            }
+        }
+        let knownPeers = known
+        let seedAddresses = seeds
 
-        let neighbourAddresses = resolved
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let node = PeerNode(config: config, identity: identity, network: network, bootEpoch: bootEpoch, learner: learner, loop: loop)
+        let node = PeerNode(config: config, identity: identity, network: network, bootEpoch: bootEpoch, learner: learner, loop: loop, log: log)
+        let shutdown = ShutdownTrigger()
         let transport: UDPTransport
         do {
             transport = try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, on: loop) { bytes, address in
@@ -71,20 +80,23 @@ public enum PeerRunner {
         let admin: Channel
         do {
             admin = try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path in
-                loop.submit { route(node, method: method, path: path) }
+                loop.submit { route(node, method: method, path: path, shutdown: shutdown) }
             }
         } catch {
             await transport.close()
             try? await group.shutdownGracefully()
             throw StartupError("\(config.file): field 'peer.admin': cannot listen on \(config.admin): \(describe(error))")
         }
-        try await loop.submit { node.start(transport: transport, neighbourAddresses: neighbourAddresses) }.get()
+        try await loop.submit { node.start(transport: transport, seeds: seedAddresses, knownPeers: knownPeers) }.get()
         let udpPort = transport.localAddress?.port ?? config.bind.port
         let adminPort = admin.localAddress?.port ?? config.admin.port
-        log("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), \(config.neighbours.count) neighbours, model \(config.model.description), step \(learner.steps))")
+        log("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
 
-        let signal = await TerminationSignal.wait(exitWithParent: exitWithParent)
-        log("chorus peer \(identity.peerID.short): \(signal), shutting down")
+        let reason = await shutdown.wait(exitWithParent: exitWithParent)
+        log("chorus peer \(identity.peerID.short): \(reason), leaving")
+        try await loop.submit { node.leave() }.get()
+        // Let the "left" announcement spread before going quiet (the peer still answers meanwhile).
+        try await Task.sleep(for: .milliseconds(800))
         let checkpoint = try await loop.submit { node.stop() }.get()
         var saveError: Error?
         do { try checkpoint.save(to: config.checkpointPath) } catch { saveError = error }
@@ -94,10 +106,10 @@ public enum PeerRunner {
         if let saveError {
             throw StartupError("\(config.checkpointPath): could not save checkpoint: \(saveError)")
         }
-        log("chorus peer \(identity.peerID.short): checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
+        log("chorus peer \(identity.peerID.short): left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
     }
 
-    static func route(_ node: PeerNode, method: HTTPMethodName, path: String) -> AdminResponse {
+    static func route(_ node: PeerNode, method: HTTPMethodName, path: String, shutdown: ShutdownTrigger) -> AdminResponse {
         switch (method, path) {
         case (.GET, "/status"):
             let encoder = JSONEncoder()
@@ -109,8 +121,11 @@ public enum PeerRunner {
             return AdminResponse(contentType: "text/plain; version=0.0.4", body: node.metricsText())
         case (.GET, "/parameters"):
             return AdminResponse(contentType: "application/octet-stream", body: node.parameterBytes())
+        case (.POST, "/leave"):
+            shutdown.fire("leave requested on the admin endpoint")
+            return .text("leaving\n")
         case (.GET, "/"):
-            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /parameters\n")
+            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /parameters  POST /leave\n")
         default:
             return .text("not found: \(method) \(path)\n", status: .notFound)
         }
@@ -131,35 +146,49 @@ public enum PeerRunner {
 
 public typealias HTTPMethodName = NIOHTTP1.HTTPMethod
 
-/// Waits for SIGINT or SIGTERM (and ignores SIGPIPE, which a closed socket may raise). With
-/// `exitWithParent`, also returns when the parent process goes away, so peers started by
-/// `chorus demo` never outlive it, even if it is killed with SIGKILL.
-enum TerminationSignal {
-    static func wait(exitWithParent: Bool) async -> String {
+/// Ends a peer's run: SIGINT, SIGTERM, `POST /leave`, or (with `exitWithParent`) the parent
+/// process going away, so peers started by `chorus demo` never outlive it. SIGPIPE is ignored.
+final class ShutdownTrigger: Sendable {
+    private let continuation = NIOLockedValueBox<CheckedContinuation<String, Never>?>(nil)
+    private let early = NIOLockedValueBox<String?>(nil)
+
+    func fire(_ reason: String) {
+        let c: CheckedContinuation<String, Never>? = continuation.withLockedValue { c in defer { c = nil }; return c }
+        if let c {
+            c.resume(returning: reason)
+        } else {
+            early.withLockedValue { if $0 == nil { $0 = reason } }
+        }
+    }
+
+    func wait(exitWithParent: Bool) async -> String {
         signal(SIGPIPE, SIG_IGN)
         let parent = getppid()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            let once = NIOLockedValueBox<CheckedContinuation<String, Never>?>(continuation)
-            let fire: @Sendable (String) -> Void = { reason in
-                once.withLockedValue { c in c?.resume(returning: reason); c = nil }
+        let queue = DispatchQueue(label: "chorus.signals")
+        var sources: [DispatchSourceProtocol] = []
+        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [self] in fire(name) }
+            source.resume()
+            sources.append(source)
+        }
+        if exitWithParent {
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
+            timer.setEventHandler { [self] in if getppid() != parent { fire("parent process exited") } }
+            timer.resume()
+            sources.append(timer)
+        }
+        Self.keepAlive = sources
+        return await withCheckedContinuation { (c: CheckedContinuation<String, Never>) in
+            if let reason = early.withLockedValue({ $0 }) {
+                c.resume(returning: reason)
+            } else {
+                continuation.withLockedValue { $0 = c }
+                // A signal may have fired between the check and the store.
+                if let reason = early.withLockedValue({ $0 }) { fire(reason) }
             }
-            let queue = DispatchQueue(label: "chorus.signals")
-            var sources: [DispatchSourceProtocol] = []
-            for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler { fire(name) }
-                source.resume()
-                sources.append(source)
-            }
-            if exitWithParent {
-                let timer = DispatchSource.makeTimerSource(queue: queue)
-                timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
-                timer.setEventHandler { if getppid() != parent { fire("parent process exited") } }
-                timer.resume()
-                sources.append(timer)
-            }
-            keepAlive = sources
         }
     }
 

@@ -13,9 +13,19 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         public var degree: Int?
     }
 
+    public struct MemberRow: Codable, Sendable, Equatable {
+        public var id: String
+        public var address: String
+        /// alive, suspect, failed or left.
+        public var status: String
+        public var incarnation: UInt64
+    }
+
     public var peerId: String
     public var address: String
     public var bootEpoch: UInt64
+    /// joining (waiting for the network's model), training, or leaving.
+    public var phase: String
     public var uptime: Double
     public var model: String
     public var parameterCount: Int
@@ -28,6 +38,11 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var learningRate: Double
     public var selfWeight: Double
     public var neighbours: [Neighbour]
+    /// This peer's view of the network, itself first.
+    public var members: [MemberRow]
+    public var incarnation: UInt64
+    /// Lifeguard's local health multiplier (0 is healthy).
+    public var localHealth: Int
     public var bytesSent: Int
     public var bytesReceived: Int
     public var datagramsSent: Int

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChorusAveraging
+import ChorusCrypto
 import ChorusLearning
 import ChorusPeer
 import Foundation
@@ -16,6 +17,11 @@ struct DemoCommand: ParsableCommand {
             to zero by a cosine over the first 85 % of the run, so the last seconds are pure
             averaging and the peers end in consensus. Ctrl-C stops every peer and removes the
             temporary files.
+
+            Churn (unless --no-churn): at 30 % of the run one peer is killed (kill -9), at 40 %
+            another leaves gracefully (SIGTERM), and at 50 % a new peer joins through a random
+            member (chorus peer --join), taking the network's current model before it trains.
+            Each event is printed when every live peer has seen it.
             """
     )
 
@@ -43,8 +49,12 @@ struct DemoCommand: ParsableCommand {
     @Flag(help: "Keep the temporary directory (configs, keys, logs, checkpoints) and print its path.")
     var keep = false
 
+    @Flag(help: "Do not crash, remove or add peers during the run.")
+    var noChurn = false
+
     func validate() throws {
         guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64, got \(peers)") }
+        guard noChurn || peers >= 4 else { throw ValidationError("churn needs at least 4 peers (or pass --no-churn), got \(peers)") }
         guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
         guard (try? ModelSpec(parsing: model)) != nil else { throw ValidationError("--model: expected softmax, mlp or mlp:HIDDEN, got \"\(model)\"") }
         guard (try? PartitionScheme(parsing: partition)) != nil else { throw ValidationError("--partition: expected iid or dirichlet:ALPHA, got \"\(partition)\"") }
@@ -74,21 +84,29 @@ struct DemoCommand: ParsableCommand {
             throw UserError("demo: \(error)")
         }
         let start = Date()
+        var churn = noChurn ? ChurnPlan(events: []) : ChurnPlan.standard(peers: peers, duration: duration, seed: seed)
         var last = Snapshot.take(network)
+        var lastProgress = 0.0
         while Date().timeIntervalSince(start) < duration {
-            Thread.sleep(forTimeInterval: 1)
-            last = Snapshot.take(network)
-            progress(String(format: "%6.1f s   mean accuracy %5.1f %%   min %5.1f %%   max distance to average %.2e",
-                            Date().timeIntervalSince(start), last.meanAccuracy * 100, last.minAccuracy * 100, last.maxDistance),
-                     transient: true)
+            Thread.sleep(forTimeInterval: 0.25)
+            let elapsed = Date().timeIntervalSince(start)
+            for line in churn.advance(network: network, elapsed: elapsed) { progress(line) }
+            if elapsed - lastProgress >= 1 {
+                lastProgress = elapsed
+                last = Snapshot.take(network)
+                progress(String(format: "%6.1f s   %d peers   mean accuracy %5.1f %%   min %5.1f %%   max distance to average %.2e",
+                                elapsed, last.rows.count, last.meanAccuracy * 100, last.minAccuracy * 100, last.maxDistance),
+                         transient: true)
+            }
         }
         progress("")
         last = Snapshot.take(network)
         network.stopAll()
         if json {
-            print(last.json())
+            print(last.json(events: churn.events))
         } else {
             print(last.table())
+            if !churn.events.isEmpty { print(churn.table()) }
         }
         if keep { progress("kept \(network.directory)") }
     }
@@ -136,7 +154,8 @@ struct Snapshot {
         })
     }
 
-    var accuracies: [Double] { rows.map { $0.status?.testAccuracy ?? 0 } }
+    /// Accuracies of peers that have one (a joining peer has none until it adopted the model).
+    var accuracies: [Double] { rows.compactMap { $0.status?.testAccuracy }.filter { !$0.isNaN } }
     var meanAccuracy: Double { accuracies.isEmpty ? 0 : accuracies.reduce(0, +) / Double(accuracies.count) }
     var minAccuracy: Double { accuracies.min() ?? 0 }
     var maxDistance: Double { rows.map(\.distance).max() ?? .infinity }
@@ -154,7 +173,7 @@ struct Snapshot {
         return out.joined(separator: "\n")
     }
 
-    func json() -> String {
+    func json(events: [ChurnPlan.Event]) -> String {
         let peers: [[String: Any]] = rows.map { r in
             [
                 "peerId": r.status?.peerId ?? "", "steps": Int(r.status?.step ?? 0),
@@ -164,6 +183,9 @@ struct Snapshot {
         }
         let object: [String: Any] = [
             "peers": peers, "meanAccuracy": meanAccuracy, "minAccuracy": minAccuracy, "maxRelativeDistance": finite(maxDistance),
+            "events": events.map { e -> [String: Any] in
+                ["action": e.action.rawValue, "peerId": e.peerId, "at": finite(e.at), "seenByAllAfter": finite(e.seenByAllAfter)]
+            },
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
@@ -208,5 +230,106 @@ final class DemoCleanup: @unchecked Sendable {
         guard first else { return }
         network.stopAll(timeout: 3)
         if !keep { network.removeDirectory() }
+    }
+}
+
+/// The demo's churn: scheduled crash, leave and join, and when each was seen by every live peer.
+struct ChurnPlan {
+    enum Action: String { case crash, leave, join }
+
+    struct Event {
+        var action: Action
+        var scheduledAt: Double
+        var index: Int?
+        var peerId = ""
+        var name = ""
+        var at: Double?
+        var seenByAllAfter: Double?
+    }
+
+    var events: [Event]
+
+    static func standard(peers: Int, duration: Double, seed: UInt64) -> ChurnPlan {
+        // The victims are the last two peers, so the first two (everyone's entry points) stay.
+        ChurnPlan(events: [
+            Event(action: .crash, scheduledAt: duration * 0.3, index: peers - 1),
+            Event(action: .leave, scheduledAt: duration * 0.4, index: peers - 2),
+            Event(action: .join, scheduledAt: duration * 0.5, index: nil),
+        ])
+    }
+
+    /// Fires due events and checks pending ones; returns lines to print.
+    mutating func advance(network: LocalNetwork, elapsed: Double) -> [String] {
+        var lines: [String] = []
+        for i in events.indices {
+            if events[i].at == nil && elapsed >= events[i].scheduledAt {
+                lines += fire(i, network: network, elapsed: elapsed)
+            } else if let at = events[i].at, events[i].seenByAllAfter == nil, let index = events[i].index {
+                if seenByAll(events[i].action, subject: network.members[index].id, subjectIndex: index, network: network) {
+                    events[i].seenByAllAfter = elapsed - at
+                    let live = network.members.indices.filter { network.isRunning($0) }.count
+                    let what = ["crash": "as failed", "leave": "as left", "join": "as alive"][events[i].action.rawValue]!
+                    lines.append(String(format: "%6.1f s   %@ of %@ (%@) seen %@ by all %d live peers after %.1f s",
+                                        elapsed, events[i].action.rawValue, events[i].name, String(events[i].peerId.prefix(8)), what, live, elapsed - at))
+                }
+            }
+        }
+        return lines
+    }
+
+    private mutating func fire(_ i: Int, network: LocalNetwork, elapsed: Double) -> [String] {
+        var e = events[i]
+        switch e.action {
+        case .crash, .leave:
+            guard let index = e.index, network.isRunning(index) else { return [] }
+            e.name = network.members[index].name
+            e.peerId = network.members[index].id.description
+            if e.action == .crash {
+                if let pid = network.pid(index) { kill(pid, SIGKILL) }
+            } else {
+                if let pid = network.pid(index) { kill(pid, SIGTERM) }
+            }
+        case .join:
+            let running = network.members.indices.filter { network.isRunning($0) }
+            guard !running.isEmpty, let index = try? network.addMember() else { return [] }
+            let through = running[Int(UInt64(elapsed * 1000)) % running.count]
+            do { try network.start(index, extraArguments: ["--join", network.members[through].udp.description]) } catch {
+                return ["demo: could not start the joining peer: \(error)"]
+            }
+            e.index = index
+            e.name = network.members[index].name
+            e.peerId = network.members[index].id.description
+        }
+        e.at = elapsed
+        events[i] = e
+        let verb = ["crash": "killed (kill -9)", "leave": "asked to leave (SIGTERM)", "join": "started with --join"][e.action.rawValue]!
+        return [String(format: "%6.1f s   %@ (%@) %@", elapsed, e.name, String(e.peerId.prefix(8)), verb)]
+    }
+
+    private func seenByAll(_ action: Action, subject: PeerID, subjectIndex: Int, network: LocalNetwork) -> Bool {
+        let observers = network.members.indices.filter { $0 != subjectIndex && network.isRunning($0) }
+        guard !observers.isEmpty else { return false }
+        if action == .join {
+            // The newcomer itself must be up and training with the network's model.
+            guard let own = try? AdminClient.status(at: network.members[subjectIndex].admin, timeout: 0.5), own.phase == "training" else { return false }
+        }
+        let wanted = ["crash": "failed", "leave": "left", "join": "alive"][action.rawValue]!
+        for index in observers {
+            guard let status = try? AdminClient.status(at: network.members[index].admin, timeout: 0.5) else { return false }
+            let row = status.members.first { $0.id == subject.description }
+            if action == .crash && row == nil { continue }  // already forgotten: also counts
+            guard row?.status == wanted else { return false }
+        }
+        return true
+    }
+
+    func table() -> String {
+        var out = ["", "  EVENT   PEER    ID        AT       SEEN BY ALL AFTER"]
+        for e in events {
+            out.append(String(format: "  %-6@  %@  %@  %@  %@", e.action.rawValue, e.name.isEmpty ? "-" : e.name, String(e.peerId.prefix(8)),
+                              e.at.map { String(format: "%5.1f s", $0) } ?? "  -    ",
+                              e.seenByAllAfter.map { String(format: "%.1f s", $0) } ?? "not seen by all"))
+        }
+        return out.joined(separator: "\n")
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusCrypto
 import ChorusPeer
 import Foundation
 
@@ -12,21 +13,69 @@ struct PeerCommand: AsyncParsableCommand {
             its checkpoint (peer.checkpoint) and exits; started again with the same file, it
             resumes from the checkpoint.
 
+            Peers find each other through the membership protocol (SWIM with Lifeguard): the
+            configured neighbours and seeds, or --join HOST:PORT, are only entry points; the
+            neighbours a peer averages with follow the live membership. SIGINT, SIGTERM or
+            POST /leave make a graceful leave (announced as "left", parameters handed over, exit
+            within 2 s).
+
             The configuration format is described field by field in Peers/README.md; Peers/local/
             holds a four-peer example. While it runs:
               chorus status --admin 127.0.0.1:8001
+              chorus members --admin 127.0.0.1:8001
             """
     )
 
     @Option(name: .long, help: ArgumentHelp("The peer's TOML configuration file.", valueName: "file"))
     var config: String
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Join a running network through the peer at this UDP address: get the view from it and the current model from a neighbour before training. Repeatable.",
+        valueName: "host:port"))
+    var join: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Fault injection: drop this fraction of outgoing datagrams (0–1; overrides faults.drop).", valueName: "p"))
+    var drop: Double?
+
+    @Option(name: .long, help: ArgumentHelp("Fault injection: delay outgoing datagrams by MIN or MIN-MAX milliseconds.", valueName: "ms"))
+    var delayMs: String?
+
+    @Option(name: .long, help: ArgumentHelp("Fault injection: send this fraction of datagrams twice (0–1).", valueName: "p"))
+    var duplicate: Double?
+
+    @Option(name: .long, help: ArgumentHelp("Fault injection: cut this peer off in both directions (a partition). Repeatable.", valueName: "peer-id"))
+    var block: [String] = []
+
     @Flag(name: .long, help: .hidden)
     var exitWithParent = false
 
     func run() async throws {
-        let parsed: PeerConfig
+        var parsed: PeerConfig
         do { parsed = try PeerConfig.load(path: config) } catch { throw UserError(error.description) }
+        for text in join {
+            guard let seed = HostPort(parsing: text) else { throw ValidationError("--join: expected HOST:PORT, got \"\(text)\"") }
+            parsed.seeds.append(seed)
+            parsed.fetchModel = true
+        }
+        if let drop {
+            guard (0...1).contains(drop) else { throw ValidationError("--drop: expected a probability between 0 and 1, got \(drop)") }
+            parsed.faults.drop = drop
+        }
+        if let duplicate {
+            guard (0...1).contains(duplicate) else { throw ValidationError("--duplicate: expected a probability between 0 and 1, got \(duplicate)") }
+            parsed.faults.duplicate = duplicate
+        }
+        if let delayMs {
+            let parts = delayMs.split(separator: "-").map { Double($0) }
+            guard (1...2).contains(parts.count), parts.allSatisfy({ $0 != nil && $0! >= 0 }), parts.last!! >= parts.first!! else {
+                throw ValidationError("--delay-ms: expected MIN or MIN-MAX milliseconds (e.g. 5-20), got \"\(delayMs)\"")
+            }
+            parsed.faults.delay = parts.first!! / 1000...parts.last!! / 1000
+        }
+        for text in block {
+            guard let id = PeerID(text: text) else { throw ValidationError("--block: expected a peer id of 64 hexadecimal characters, got \"\(text)\"") }
+            parsed.faults.blocked.insert(id)
+        }
         do {
             try await PeerRunner.run(config: parsed, exitWithParent: exitWithParent) { line in
                 FileHandle.standardError.write(Data((line + "\n").utf8))

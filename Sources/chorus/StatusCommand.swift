@@ -38,7 +38,7 @@ enum StatusTable {
     static func render(_ s: PeerStatus) -> String {
         var out: [String] = []
         out.append("peer        \(s.peerId)")
-        out.append("address     \(s.address)   up \(seconds(s.uptime))   boot epoch \(s.bootEpoch)")
+        out.append("address     \(s.address)   up \(seconds(s.uptime))   \(s.phase)   incarnation \(s.incarnation)   local health \(s.localHealth)")
         out.append("model       \(s.model), \(s.parameterCount) parameters")
         out.append("training    step \(s.step), epoch \(s.epoch), test accuracy \(percent(s.testAccuracy)), test loss \(number(s.loss)), learning rate \(number(s.learningRate))")
         out.append("averaging   \(s.mixes) rounds, \(s.contributionsMixed) contributions mixed, self weight \(String(format: "%.3f", s.selfWeight))")
@@ -53,6 +53,17 @@ enum StatusTable {
             out.append(pad([String(n.id.prefix(8)), n.address, String(format: "%.3f", n.weight),
                             n.lastHeard.map { seconds($0) + " ago" } ?? "never", n.degree.map(String.init) ?? "-"], [10, 22, 8, 12, 6]))
         }
+        out.append("")
+        out.append(members(s))
+        return out.joined(separator: "\n")
+    }
+
+    static func members(_ s: PeerStatus) -> String {
+        var out = ["members (\(s.members.filter { $0.status == "alive" }.count) alive of \(s.members.count) known)"]
+        out.append(pad(["ID", "ADDRESS", "STATUS", "INCARNATION"], [10, 22, 8, 14]))
+        for m in s.members {
+            out.append(pad([String(m.id.prefix(8)), m.address, m.status, String(m.incarnation)], [10, 22, 8, 14]))
+        }
         return out.joined(separator: "\n")
     }
 
@@ -64,5 +75,25 @@ enum StatusTable {
     static func seconds(_ x: Double) -> String { String(format: x < 10 ? "%.1f s" : "%.0f s", x) }
     static func bytes(_ n: Int) -> String {
         n >= 1_000_000 ? String(format: "%.1f MB", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1f kB", Double(n) / 1e3) : "\(n) B"
+    }
+}
+
+struct MembersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "members",
+        abstract: "Show a running peer's view of the network: every member with its state and incarnation.",
+        discussion: "States: alive, suspect (probes failing; it may still refute), failed (declared dead), left (announced its departure). Failed and left members are kept as tombstones for a while."
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The peer's admin address.", valueName: "host:port"))
+    var admin: String
+
+    func run() throws {
+        guard let address = HostPort(parsing: admin) else {
+            throw ValidationError("--admin: expected HOST:PORT (e.g. 127.0.0.1:8001), got \"\(admin)\"")
+        }
+        let status: PeerStatus
+        do { status = try AdminClient.status(at: address) } catch { throw UserError(error.description) }
+        print(StatusTable.members(status))
     }
 }
