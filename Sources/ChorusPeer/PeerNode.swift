@@ -215,7 +215,8 @@ public final class PeerNode: @unchecked Sendable {
                     send(wire.send(.message(channel: ChorusChannel.membership, payload: message.encoded()), to: to, now: now), to: destination, peer: to)
                 }
             case let .event(event):
-                viewChanged = viewChanged || record(event)
+                let changed = record(event)  // always record: `||` would skip it once a change was seen
+                viewChanged = viewChanged || changed
             }
         }
         if viewChanged { recomputeNeighbours() }

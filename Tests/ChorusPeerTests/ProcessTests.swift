@@ -16,7 +16,7 @@ struct ProcessTests {
         let network = try LocalNetwork(options: options)
         defer {
             network.stopAll()
-            network.removeDirectory()
+            if ProcessInfo.processInfo.environment["CHORUS_KEEP_TEST_DIRS"] == nil { network.removeDirectory() }
         }
         for index in 0..<4 { try network.start(index) }
         try network.waitUntilReady(Array(0..<4))
