@@ -53,7 +53,9 @@ public struct MembershipInstance: Sendable {
         var acked = false
         var indirectSent = false
         var nacksExpected = 0
-        var nacksReceived = 0
+        var relaysAsked: Set<PeerID> = []
+        var relaysNacked: Set<PeerID> = []
+        var nacksReceived: Int { relaysNacked.count }
     }
 
     struct Relay {
@@ -159,8 +161,8 @@ public struct MembershipInstance: Sendable {
         enqueue(claim)
         var out: [MembershipDirective] = []
         for target in randomLiveMembers(count: settings.leaveFanout, excluding: [], rng: &rng) {
-            out.append(send(.gossip(claims: [claim] + takeClaims(budget: settings.maxMessageBytes - 3 - claim.encodedSize)),
-                            to: target.id, address: target.address))
+            let others = takeClaims(budget: settings.maxMessageBytes - 3 - claim.encodedSize).filter { $0.subject != me }
+            out.append(send(.gossip(claims: [claim] + others), to: target.id, address: target.address))
         }
         return out
     }
@@ -224,6 +226,7 @@ public struct MembershipInstance: Sendable {
                 if let target = members[p.target] {
                     let relays = randomLiveMembers(count: settings.indirectChecks, excluding: [p.target], rng: &rng)
                     p.nacksExpected = relays.count
+                    p.relaysAsked = Set(relays.map(\.id))
                     stats.indirectProbes += 1
                     for relay in relays {
                         let message = MembershipMessage.pingRequest(sequence: p.sequence, target: p.target, address: target.address, claims: [])
@@ -332,13 +335,17 @@ public struct MembershipInstance: Sendable {
                 break
             }
             sequence &+= 1
-            relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.probeTimeout)
+            // Nack a little before our own probe timeout: the asker sent its request at its probe
+            // timeout and closes the period at the probe interval, so a full timeout here would
+            // always land too late to count (memberlist has the same trap).
+            relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + 0.8 * settings.probeTimeout)
             var first: [Claim] = []
             if let m = members[target], m.status == .suspect, let claim = m.statusClaim { first.append(claim) }
             out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: members[target]?.address ?? targetAddress))
         case let .nack(seq, _):
-            if var p = probe, p.sequence == seq {
-                p.nacksReceived += 1
+            // One nack per relay we asked: duplicates or strangers cannot hide a missing one.
+            if var p = probe, p.sequence == seq, p.relaysAsked.contains(sender) {
+                p.relaysNacked.insert(sender)
                 probe = p
             }
         case .gossip:
@@ -536,6 +543,7 @@ public struct MembershipInstance: Sendable {
         var mix: UInt64 = 0
         for i in 0..<8 { mix = mix << 8 | UInt64(peer.bytes[i] ^ me.bytes[i]) }
         mix = (mix ^ (mix >> 31)) &* 0x9E37_79B9_7F4A_7C15
+        if probeOrder[min(probeIndex, probeOrder.count)...].contains(peer) { return }  // still due this round
         let remaining = probeOrder.count - probeIndex + 1
         probeOrder.insert(peer, at: probeIndex + Int(mix % UInt64(max(1, remaining))))
     }

@@ -1,0 +1,118 @@
+import ArgumentParser
+import ChorusMembership
+import ChorusSimulation
+import Foundation
+
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run experiments on many simulated peers in one process (virtual time, seeded network).",
+        subcommands: [SimulateMembership.self]
+    )
+}
+
+struct SimulateMembership: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "membership",
+        abstract: "Measure failure detection, leave and join propagation, and false failures of the membership protocol.",
+        discussion: """
+            Runs the real membership state machine (SWIM + Lifeguard, signed claims) for every
+            member on a virtual clock; the network delivers each message after 0.5–2 ms, loses a
+            fraction of them, and reproduces exactly from --seed.
+
+              detection        a member crashes; when does each other member mark it failed?
+              leave            a member leaves gracefully; when is it "left" everywhere?
+              join             a new member joins through a random one; when does everyone list it?
+              false-positives  nobody crashes, --loss of messages are lost and --paused of the
+                               members stop for --pause-seconds at random moments; every failure
+                               declared is false.
+
+            The figures in docs/membership.md come from:
+              chorus simulate membership --members 256 --seconds 3600
+            (build with -c release; the hour takes several minutes).
+            """
+    )
+
+    @Option(help: "Members in the simulated network.")
+    var members = 256
+
+    @Option(help: "Settings profile: lan | fast | memberlist-lan (hashicorp/memberlist's LAN defaults, for comparison).")
+    var profile = "lan"
+
+    @Option(help: "Trials (crashes, leaves, joins) per experiment.")
+    var trials = 5
+
+    @Option(help: "Experiments to run, comma-separated: detection,leave,join,false-positives.")
+    var experiments = "detection,leave,join,false-positives"
+
+    @Option(help: "Simulated seconds for false-positives.")
+    var seconds: Double = 600
+
+    @Option(help: "Fraction of messages lost in false-positives.")
+    var loss = 0.05
+
+    @Option(help: "Fraction of members that pause in false-positives.")
+    var paused = 0.1
+
+    @Option(help: "Length of each pause (seconds).")
+    var pauseSeconds: Double = 2
+
+    @Option(help: "Mean seconds between two pauses of one pausing member.")
+    var pauseEvery: Double = 30
+
+    @Option(help: "Seed of the simulated network.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard members >= 3 else { throw ValidationError("--members must be at least 3, got \(members)") }
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1") }
+        guard (0..<1).contains(loss), (0...1).contains(paused) else { throw ValidationError("--loss must be in [0, 1) and --paused in [0, 1]") }
+        guard settings != nil else { throw ValidationError("--profile: expected lan, fast or memberlist-lan, got \"\(profile)\"") }
+        let known: Set<String> = ["detection", "leave", "join", "false-positives"]
+        for e in experimentList where !known.contains(e) {
+            throw ValidationError("--experiments: unknown experiment \"\(e)\" (known: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    var settings: MembershipSettings? {
+        ["lan": MembershipSettings.lan, "fast": .fast, "memberlist-lan": .memberlistLAN][profile]
+    }
+
+    var experimentList: [String] { experiments.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+
+    func run() throws {
+        let settings = settings!
+        print("membership simulation: \(members) members, profile \(profile) (probe \(settings.probeInterval) s, timeout \(settings.probeTimeout) s), seed \(seed)")
+        for experiment in experimentList {
+            let start = Date()
+            switch experiment {
+            case "detection":
+                let r = MembershipExperiments.detection(members: members, settings: settings, trials: trials, seed: seed)
+                print(String(format: "detection        crash → marked failed by each live member: median %.2f s, p99 %.2f s, max %.2f s; never: %d of %d",
+                             r.times.median, r.times.quantile(0.99), r.times.values.max() ?? .nan, r.missed, r.missed + r.times.count))
+            case "leave":
+                let r = MembershipExperiments.leave(members: members, settings: settings, trials: trials, seed: seed)
+                let within2 = Double(r.times.values.filter { $0 <= 2 }.count) / Double(max(1, r.times.count + r.missed))
+                print(String(format: "leave            recorded as left: median %.2f s, p99 %.2f s, max %.2f s; within 2 s: %.2f %%; recorded as failed: %d",
+                             r.times.median, r.times.quantile(0.99), r.times.values.max() ?? .nan, within2 * 100, r.recordedAsFailed))
+            case "join":
+                let r = MembershipExperiments.join(members: members, settings: settings, trials: trials, seed: seed)
+                print(String(format: "join             listed by each member: median %.2f s, p99 %.2f s, max %.2f s; never: %d",
+                             r.times.median, r.times.quantile(0.99), r.times.values.max() ?? .nan, r.missed))
+            case "false-positives":
+                let r = MembershipExperiments.falsePositives(
+                    members: members, settings: settings, seconds: seconds, loss: loss, pausedFraction: paused,
+                    pauseLength: pauseSeconds, pauseEvery: pauseEvery, seed: seed
+                ) { t in
+                    FileHandle.standardError.write(Data(String(format: "\r  false-positives: %.0f of %.0f simulated seconds", t, seconds).utf8))
+                }
+                FileHandle.standardError.write(Data("\n".utf8))
+                print(String(format: "false-positives  %.0f s simulated, %.0f %% loss, %.0f %% of members paused %.1f s every ~%.0f s (%d pauses): %d false failure declarations, %d suspicions, %d refutations",
+                             r.simulatedSeconds, loss * 100, paused * 100, pauseSeconds, pauseEvery, r.pauses, r.falseFailures, r.suspicions, r.refutations))
+            default:
+                break
+            }
+            FileHandle.standardError.write(Data(String(format: "  (%@ took %.0f s of wall time)\n", experiment, Date().timeIntervalSince(start)).utf8))
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import ChorusCrypto
+import Foundation
+import Testing
+@testable import ChorusMembership
+
+@Suite("Suspicion, refutation and failure")
+struct SuspicionTests {
+    @Test("a suspect hears of its suspicion first (buddy system), refutes with a higher incarnation, and the accuser accepts it")
+    func refutation() throws {
+        let a = Fixture.id(1), b = Fixture.id(2)
+        var d = Driver(Fixture.instance(1, knowing: [2]))
+        var bob = Fixture.instance(2, knowing: [1])
+        var rng = SplitMix(seed: 5)
+
+        let first = d.stepUntilPing()
+        #expect(first.to == b)
+        #expect(first.claims.isEmpty)
+        d.run(until: first.time + 1)  // no ack, no relays available
+        #expect(d.firstTime(of: .suspected(b, by: a))?.isClose(to: first.time + 1) == true)
+        #expect(d.instance.status(of: b) == .suspect)
+
+        // The next ping goes out in the same tick and carries the accusation first.
+        let second = try #require(d.pings.last)
+        #expect(second.time.isClose(to: first.time + 1))
+        let secondClaims = try #require(d.log.last { if case .send(.ping, _, _) = $0.directive { true } else { false } }?
+            .directive).pingClaims
+        let buddy = try #require(secondClaims.first)
+        #expect(buddy.status == .suspect && buddy.subject == b && buddy.accuser == a && buddy.incarnation == Fixture.base)
+
+        let answer = bob.receive(.ping(sequence: second.sequence, claims: secondClaims), from: a, address: "", now: second.time + 0.001, rng: &rng)
+        #expect(answer.events == [.refutedAccusation(incarnation: Fixture.base + 1, by: a)])
+        #expect(bob.incarnation == Fixture.base + 1)
+        #expect(bob.localHealth == 1, "being accused hints that we are the slow one")
+        let ack = try #require(answer.acks.first)
+        #expect(ack.sequence == second.sequence)
+        let refutation = try #require(ack.claims.first { $0.subject == b })
+        #expect(refutation.status == .alive && refutation.incarnation == Fixture.base + 1)
+        #expect(refutation.signer == b && refutation.signatureIsValid())
+
+        let events = d.receive(.ack(sequence: ack.sequence, claims: ack.claims), from: b, at: second.time + 0.002).events
+        #expect(events == [.refuted(b)])
+        #expect(d.instance.status(of: b) == .alive)
+        #expect(d.instance.members[b]?.incarnation == Fixture.base + 1)
+        // The suspicion is gone: no failure, ever.
+        d.responsive = [b]
+        d.run(until: first.time + 30)
+        #expect(!d.events.contains { $0.event == .failed(b) })
+    }
+
+    @Test("without a refutation the suspect fails exactly suspicionTimeout(confirmations: 0) after the suspicion started",
+          arguments: [1, 2, 4, 9])
+    func failureAfterTimeout(others: Int) throws {
+        let ks = (2...UInt8(others + 1)).map { $0 }
+        var d = Driver(Fixture.instance(1, knowing: ks), seed: UInt64(others))
+        let first = d.stepUntilPing()
+        let victim = first.to
+        d.responsive = Set(ks.map(Fixture.id)).subtracting([victim])
+        d.run(until: first.time + 1)
+        let started = try #require(d.firstTime(of: .suspected(victim, by: d.me)))
+        #expect(started.isClose(to: first.time + 1))
+
+        // The formula, by hand: n = others + 1; min = 1 · max(1, log10 n) · 1 s; max = 6 · min; a lone
+        // accusation waits max unless the group is too small for confirmations (n − 2 < 2), then min.
+        let n = Double(others + 1)
+        let minimum = max(1, log10(n))
+        let expected = others + 1 - 2 < 2 ? minimum : 6 * minimum
+        let timeout = d.instance.suspicionTimeout(confirmations: 0, for: victim)
+        #expect(timeout.isClose(to: expected))
+
+        d.run(until: started + timeout - 1e-6)
+        #expect(!d.events.contains { $0.event == .failed(victim) }, "not before the timeout")
+        #expect(d.instance.status(of: victim) == .suspect)
+        d.run(until: started + timeout + 0.5)
+        let failedAt = try #require(d.firstTime(of: .failed(victim)))
+        #expect(failedAt.isClose(to: started + timeout))
+        #expect(d.instance.status(of: victim) == .failed)
+        #expect(d.instance.stats.failuresDeclared == 1)
+        #expect(d.instance.liveMembers.count == others, "the failed member leaves the live set")
+    }
+
+    @Test("suspicion timeout formula: min = mult · max(1, log10 n) · interval, max = maxMult · min, shrinking with confirmations",
+          arguments: [
+              // n, confirmations, expected seconds (Fixture.hand: interval 1 s, mult 1, maxMult 6, k = 2)
+              (2, 0, 1.0), (3, 0, 1.0), (3, 5, 1.0),
+              (4, 0, 6.0), (4, 1, 6 - 5 * log(2) / log(3)), (4, 2, 1.0), (4, 9, 1.0),
+              (10, 0, 6.0), (100, 0, 12.0), (100, 1, 12 - 10 * log(2) / log(3)), (100, 2, 2.0),
+          ] as [(Int, Int, Double)])
+    func suspicionFormula(n: Int, confirmations: Int, expected: Double) {
+        let instance = Fixture.instance(1, knowing: (2...UInt8(n)).map { $0 })
+        #expect(instance.liveMembers.count == n)
+        #expect(instance.suspicionTimeout(confirmations: confirmations, for: Fixture.id(2)).isClose(to: expected))
+    }
+
+    @Test("the formula scales with the settings", arguments: [(MembershipSettings.lan, 256), (.fast, 16), (.memberlistLAN, 256)])
+    func suspicionFormulaScales(settings: MembershipSettings, n: Int) {
+        var instance = MembershipInstance(key: Fixture.key(1), address: "a:1", incarnation: Fixture.base, settings: settings, now: 0,
+                                          unixTimeAtZero: Fixture.unixTimeAtZero)
+        // n live members without n keys: one signature per claim is cheap enough here.
+        instance.preload((0..<(n - 1)).map { i in
+            let key = try! SigningKey(seed: [UInt8(i & 0xFF), UInt8(i >> 8)] + [UInt8](repeating: 0xAB, count: 30))
+            return Claim.make(.alive, subject: key.peerID, incarnation: 1, address: "h:\(i)", key: key)
+        }, now: 0)
+        let minimum = settings.suspicionMultiplier * max(1, log10(Double(n))) * settings.probeInterval
+        let peer = instance.liveMembers[1]
+        #expect(instance.suspicionTimeout(confirmations: 0, for: peer).isClose(to: settings.suspicionMaxMultiplier * minimum))
+        #expect(instance.suspicionTimeout(confirmations: settings.expectedConfirmations, for: peer).isClose(to: minimum))
+    }
+
+    enum SecondAccusation: String, CaseIterable {
+        case none, sameAccuserAgain, anotherAccuser, twoOtherAccusers
+    }
+
+    @Test("independent accusers shorten the suspicion; the same accuser twice counts once", arguments: SecondAccusation.allCases)
+    func confirmations(second: SecondAccusation) throws {
+        // n = 5: min 1 s, max 6 s, k = 2. The observer's own probes all succeed, so it never accuses.
+        let b = Fixture.id(2)
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
+        d.run(until: 0.5)
+        let events = d.receive(.gossip(claims: [Fixture.suspect(2, by: 3)]), from: Fixture.id(3), at: 0.5).events
+        #expect(events == [.suspected(b, by: Fixture.id(3))])
+        d.run(until: 1.0)
+        let confirming: [Claim] = switch second {
+        case .none: []
+        case .sameAccuserAgain: [Fixture.suspect(2, by: 3)]
+        case .anotherAccuser: [Fixture.suspect(2, by: 4)]
+        case .twoOtherAccusers: [Fixture.suspect(2, by: 4), Fixture.suspect(2, by: 5)]
+        }
+        if !confirming.isEmpty {
+            let out = d.receive(.gossip(claims: confirming), from: Fixture.id(4), at: 1.0)
+            #expect(out.events.isEmpty, "confirmations are not new suspicions")
+        }
+        let expected: Double = switch second {
+        case .none, .sameAccuserAgain: 0.5 + 6
+        case .anotherAccuser: 0.5 + (6 - 5 * log(2) / log(3))
+        case .twoOtherAccusers: 0.5 + 1  // two confirmations: the 1 s minimum
+        }
+        d.run(until: 0.5 + 6 - 1e-6)
+        if second == .none || second == .sameAccuserAgain {
+            #expect(d.firstTime(of: .failed(b)) == nil)
+        }
+        d.run(until: 8)
+        let failedAt = try #require(d.firstTime(of: .failed(b)))
+        #expect(failedAt.isClose(to: expected), "failed at \(failedAt), expected \(expected)")
+    }
+
+    @Test("the observer's own failed probe of a suspect confirms someone else's accusation")
+    func ownProbeConfirms() throws {
+        let a = Fixture.id(1)
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        let first = d.stepUntilPing()
+        let victimK = try #require((2...5).map { UInt8($0) }.first { Fixture.id($0) == first.to })
+        let accuserK: UInt8 = victimK == 3 ? 4 : 3
+        d.receive(.gossip(claims: [Fixture.suspect(victimK, by: accuserK)]), from: Fixture.id(accuserK), at: first.time + 0.1)
+        d.responsive = Set([2, 3, 4, 5].map(Fixture.id)).subtracting([first.to])
+        d.run(until: first.time + 1)
+        #expect(!d.events.contains { $0.event == .suspected(first.to, by: a) }, "already suspect: a confirmation, not a new event")
+        d.run(until: first.time + 4)
+        let failedAt = try #require(d.firstTime(of: .failed(first.to)))
+        #expect(failedAt.isClose(to: first.time + 0.1 + (6 - 5 * log(2) / log(3))))
+    }
+}
+
+extension MembershipDirective {
+    var pingClaims: [Claim] {
+        if case let .send(.ping(_, claims), _, _) = self { claims } else { [] }
+    }
+}
