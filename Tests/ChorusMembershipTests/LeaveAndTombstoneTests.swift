@@ -56,8 +56,8 @@ struct LeaveAndTombstoneTests {
         #expect(d.instance.status(of: b) == .left)
     }
 
-    /// Known bug: `leave(now:rng:)` enqueues the left claim and then sends `[claim] + takeClaims(...)`;
-    /// `takeClaims` picks the freshly queued copy (least sent, newest), so every leave message carries it twice.
+    /// Regression: `leave` sends `[claim] + takeClaims(...)`, and `takeClaims` used to pick the freshly queued
+    /// copy too, so every leave message carried the left claim twice.
     @Test("the leave messages carry the left claim once, not twice")
     func leaveClaimNotDuplicated() {
         var bob = Fixture.instance(2, knowing: [1, 2, 3])

@@ -26,9 +26,8 @@ struct ProbeTests {
         #expect(d.instance.localHealth == 0)
     }
 
-    /// Known bug: `apply(_:now:)` calls `insertIntoProbeOrder` for every member that becomes live again, but
-    /// the member's old entry is still in `probeOrder` (only skipped while it is not live), so a member that
-    /// fails or leaves and comes back within a round sits in the round twice and is pinged twice.
+    /// Regression: a member that became live again used to be inserted into `probeOrder` although its old
+    /// entry was still due in the round, so it was pinged twice in that round.
     @Test("a member that fails and comes back within a round is still probed once in that round")
     func rejoinDoesNotDuplicateProbes() throws {
         let others = (2...9).map { UInt8($0) }
@@ -262,8 +261,8 @@ struct LocalHealthTests {
         #expect(after.count == 2)
     }
 
-    /// Known bug: `receive(_:from:address:now:rng:)` counts every `.nack` carrying the probe's sequence,
-    /// without checking that it comes from one of the relays asked or that this relay has not nacked already.
+    /// Regression: nacks used to be counted per message, so a duplicate (or a stranger's) nack could hide a
+    /// relay's missing one; now each relay asked counts once.
     @Test("a duplicated nack from one relay does not stand in for the other relay's missing nack")
     func duplicatedNackCountsOnce() throws {
         var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
