@@ -91,6 +91,8 @@ public struct MembershipInstance: Sendable {
     private var lastTick: Double
     private var seeds: [PeerID: String] = [:]
     private var nextJoinAttempt: Double = 0
+    /// When we last answered an unknown sender with a sync (rate limit).
+    private var lastStrangerSync: [PeerID: Double] = [:]
 
     public init(key: SigningKey, address: String, incarnation: UInt64, settings: MembershipSettings,
                 now: Double, unixTimeAtZero: Double, verifier: ClaimVerifier = ClaimVerifier()) {
@@ -148,6 +150,8 @@ public struct MembershipInstance: Sendable {
         guard seed != me else { return [] }
         seeds[seed] = seedAddress
         nextJoinAttempt = now + 1
+        // Announce ourselves on every message we send from now on, not only through the seed.
+        if queue[me] == nil { enqueue(myAliveClaim) }
         return [send(.sync(isResponse: false, claims: fullState()), to: seed, address: seedAddress)]
     }
 
@@ -316,8 +320,17 @@ public struct MembershipInstance: Sendable {
     public mutating func receive(_ message: MembershipMessage, from sender: PeerID, address source: String,
                                  now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
+        let stranger = sender != me && members[sender] == nil
         for claim in message.claims { out += apply(claim, now: now) }
         let replyAddress = members[sender]?.address ?? source
+        // Someone talks to us whom our view does not hold (gossip about it missed us): exchange
+        // views with it now rather than at the next anti-entropy round. At most every 5 s per peer.
+        if stranger && members[sender] == nil && !isLeaving && !message.isBulk,
+           now - (lastStrangerSync[sender] ?? -.infinity) >= 5 {
+            lastStrangerSync[sender] = now
+            if lastStrangerSync.count > 4096 { lastStrangerSync.removeAll() }
+            out.append(send(.sync(isResponse: false, claims: fullState()), to: sender, address: source))
+        }
         switch message {
         case let .ping(seq, _):
             out.append(send(withClaims(.ack(sequence: seq, claims: [])), to: sender, address: replyAddress))

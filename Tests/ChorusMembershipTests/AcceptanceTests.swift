@@ -1,0 +1,47 @@
+import Testing
+@testable import ChorusMembership
+@testable import ChorusSimulation
+
+/// The membership targets, checked in virtual time at a size CI can afford (64 members;
+/// docs/membership.md has the 256-member figures from `chorus simulate membership`). Virtual time
+/// is exact and seeded, so these are deterministic, not wall-clock, assertions.
+@Suite("membership acceptance in simulation")
+struct MembershipAcceptanceTests {
+    @Test("a crash is marked failed by every live member, median ≤ 6 s and p99 ≤ 10 s")
+    func crashDetection() {
+        let r = MembershipExperiments.detection(members: 64, settings: .lan, trials: 2, seed: 7)
+        #expect(r.missed == 0)
+        #expect(r.times.median <= 6, "\(r.times)")
+        #expect(r.times.quantile(0.99) <= 10, "\(r.times)")
+    }
+
+    @Test("memberlist's LAN defaults are markedly slower at the same size (the baseline we improve on)")
+    func memberlistBaseline() {
+        let ours = MembershipExperiments.detection(members: 64, settings: .lan, trials: 1, seed: 3)
+        let theirs = MembershipExperiments.detection(members: 64, settings: .memberlistLAN, trials: 1, seed: 3)
+        #expect(theirs.times.median > 1.5 * ours.times.median, "ours \(ours.times), memberlist \(theirs.times)")
+    }
+
+    @Test("a graceful leave is seen as left (never failed) by every member within 2 s")
+    func leave() {
+        let r = MembershipExperiments.leave(members: 64, settings: .lan, trials: 2, seed: 7)
+        #expect(r.missed == 0 && r.recordedAsFailed == 0)
+        #expect(r.times.values.allSatisfy { $0 <= 2 }, "\(r.times)")
+    }
+
+    @Test("a join reaches every member's view within 3 s")
+    func join() {
+        let r = MembershipExperiments.join(members: 64, settings: .lan, trials: 2, seed: 7)
+        #expect(r.missed == 0)
+        #expect(r.times.values.allSatisfy { $0 <= 3 }, "\(r.times)")
+    }
+
+    @Test("no false failure with 5 % loss while 10 % of members pause for 2 s")
+    func noFalseFailures() {
+        let r = MembershipExperiments.falsePositives(members: 64, settings: .lan, seconds: 300, loss: 0.05,
+                                                     pausedFraction: 0.1, pauseLength: 2, pauseEvery: 20, seed: 7)
+        #expect(r.falseFailures == 0, "\(r)")
+        #expect(r.suspicions > 0, "the scenario must actually provoke suspicions")
+        #expect(r.pauses > 50)
+    }
+}
