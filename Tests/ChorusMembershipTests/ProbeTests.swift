@@ -71,9 +71,19 @@ struct ProbeTests {
         var b = Fixture.instance(2, knowing: [1])
         let out = b.receive(.ping(sequence: sequence, claims: []), from: Fixture.id(1), address: "ignored:1", now: 0.5, rng: &rng)
         #expect(out == [.send(.ack(sequence: sequence, claims: []), to: Fixture.id(1), address: Fixture.address(1))])
-        // From a stranger, the reply goes to the datagram's source address.
+        // From a stranger, the ack goes to the datagram's source address, after a sync request that
+        // brings it into our view (at most one per 5 s per stranger).
         let reply = b.receive(.ping(sequence: sequence, claims: []), from: Fixture.id(9), address: "192.0.2.9:1", now: 0.6, rng: &rng)
-        #expect(reply == [.send(.ack(sequence: sequence, claims: []), to: Fixture.id(9), address: "192.0.2.9:1")])
+        #expect(reply.last == .send(.ack(sequence: sequence, claims: []), to: Fixture.id(9), address: "192.0.2.9:1"))
+        #expect(reply.count == 2)
+        if case let .send(.sync(isResponse, claims), to, address) = reply.first {
+            #expect(!isResponse && to == Fixture.id(9) && address == "192.0.2.9:1")
+            #expect(claims.first?.subject == b.me)
+        } else {
+            Issue.record("expected a sync request to the stranger first, got \(reply)")
+        }
+        let again = b.receive(.ping(sequence: sequence, claims: []), from: Fixture.id(9), address: "192.0.2.9:1", now: 1.0, rng: &rng)
+        #expect(again == [.send(.ack(sequence: sequence, claims: []), to: Fixture.id(9), address: "192.0.2.9:1")])
     }
 
     @Test("an ack to the current probe is a success: no indirect probe, no suspicion, and local health falls")
