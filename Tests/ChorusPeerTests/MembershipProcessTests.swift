@@ -71,5 +71,42 @@ struct MembershipProcessTests {
         let mean = networkAccuracy.reduce(0, +) / Double(max(1, networkAccuracy.count))
         #expect(abs(first.testAccuracy - mean) <= 0.02, "joiner's first accuracy \(first.testAccuracy) vs network \(mean)")
         #expect(first.step > 100, "the joiner should take the network's step count, has \(first.step)")
+
+        // Restart the crashed peer with its config: it rejoins with a higher incarnation and its checkpoint state.
+        let oldIncarnation = try #require(try AdminClient.status(at: network.members[0].admin).members.first { $0.id == crashed.description }?.incarnation)
+        Thread.sleep(forTimeInterval: 1.1)  // a new boot epoch (seconds) even on a fast machine
+        try network.start(7)
+        let rejoined = waitFor(network, remaining, timeout: 10) { s in
+            guard let r = row(s, crashed) else { return false }
+            return r.status == "alive" && r.incarnation > oldIncarnation
+        }
+        #expect(rejoined != nil, "the restarted peer was not seen alive with a higher incarnation by all")
+    }
+
+    @Test("a link cut with --block is bridged by indirect probes: the two peers stay alive to each other")
+    func indirectProbesBridgeACutLink() throws {
+        let binary = try #require(ChorusBinary.path, "chorus binary not built")
+        var options = LocalNetwork.Options(executable: binary)
+        options.peers = 3
+        options.membershipProfile = "fast"  // 0.2 s probes: a false failure would show within seconds
+        let network = try LocalNetwork(options: options)
+        defer {
+            network.stopAll()
+            if ProcessInfo.processInfo.environment["CHORUS_KEEP_TEST_DIRS"] == nil { network.removeDirectory() }
+        }
+        let (a, b) = (network.members[1].id, network.members[2].id)
+        try network.start(0)
+        try network.start(1, extraArguments: ["--block", b.description])
+        try network.start(2, extraArguments: ["--block", a.description])
+        try network.waitUntilReady([0, 1, 2])
+        let formed = waitFor(network, [1, 2], timeout: 15) { s in s.members.filter { $0.status == "alive" }.count == 3 }
+        #expect(formed != nil, "the peers did not learn of each other through peer 1")
+        // Many probe periods later, the direct link is still cut but nobody was declared failed.
+        Thread.sleep(forTimeInterval: 5)
+        for (index, other) in [(1, b), (2, a)] {
+            let status = try AdminClient.status(at: network.members[index].admin)
+            #expect(row(status, other)?.status == "alive", "\(status.members)")
+            #expect((status.rejections["faults.injected"] ?? 0) > 0)  // the datagram layer stops at a hello per second to an unreachable peer
+        }
     }
 }
