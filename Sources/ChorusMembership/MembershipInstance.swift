@@ -69,6 +69,9 @@ public struct MembershipInstance: Sendable {
         var startedAt: Double
         var incarnation: UInt64
         var accusers: Set<PeerID>
+        /// The timer ran out but this peer never saw the suspect fail a probe itself: it probes it
+        /// next and declares only if that probe fails too.
+        var verifying = false
     }
 
     struct Queued {
@@ -93,6 +96,14 @@ public struct MembershipInstance: Sendable {
     private var nextJoinAttempt: Double = 0
     /// When we last answered an unknown sender with a sync (rate limit).
     private var lastStrangerSync: [PeerID: Double] = [:]
+    /// Set when a claim made us refute; `receive` then announces the new incarnation.
+    private var refutedAccuser: PeerID?
+    /// Members still spreading an accusation we already refuted, told our alive claim (once per
+    /// incarnation each; a missed refutation would otherwise let their timers run out).
+    private var staleAccusers: Set<PeerID> = []
+    private var informed: Set<PeerID> = []
+    /// Suspects whose timer ran out here: probed before the round-robin order continues.
+    private var verifyNext: [PeerID] = []
 
     public init(key: SigningKey, address: String, incarnation: UInt64, settings: MembershipSettings,
                 now: Double, unixTimeAtZero: Double, verifier: ClaimVerifier = ClaimVerifier()) {
@@ -119,6 +130,8 @@ public struct MembershipInstance: Sendable {
     /// Members that are alive or suspect, plus this peer: the set neighbourhoods are computed from.
     public var liveMembers: [PeerID] { [me] + liveIDs }
     public func status(of peer: PeerID) -> MemberStatus? { peer == me ? (isLeaving ? .left : .alive) : members[peer]?.status }
+    /// Whether this peer's suspicion timer for `peer` ran out and it is probing it before declaring.
+    func isVerifying(_ peer: PeerID) -> Bool { suspicions[peer]?.verifying ?? false }
     /// n for the protocol's formulas: live members including this peer.
     var clusterSize: Int { 1 + liveIDs.count }
     public var pendingClaims: Int { queue.count }
@@ -129,7 +142,9 @@ public struct MembershipInstance: Sendable {
         if !isLeaving { t = min(t, nextProbeAt) }
         if let probe { t = min(t, probe.indirectSent || probe.acked ? probe.endAt : min(probe.indirectAt, probe.endAt)) }
         for relay in relays.values { t = min(t, relay.deadline) }
-        for (peer, s) in suspicions { t = min(t, s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer)) }
+        for (peer, s) in suspicions where !s.verifying {
+            t = min(t, s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer))
+        }
         if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
         return t
     }
@@ -155,7 +170,7 @@ public struct MembershipInstance: Sendable {
         return [send(.sync(isResponse: false, claims: fullState()), to: seed, address: seedAddress)]
     }
 
-    /// Graceful leave: announce a signed "left" claim directly to up to `leaveFanout` members and
+    /// Graceful leave: announce a signed "left" claim directly to up to `announceFanout` members and
     /// by gossip; probing stops. The shell keeps the instance running briefly to spread it.
     public mutating func leave(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         guard !isLeaving else { return [] }
@@ -164,7 +179,7 @@ public struct MembershipInstance: Sendable {
         let claim = Claim.make(.left, subject: me, incarnation: incarnation, key: key)
         enqueue(claim)
         var out: [MembershipDirective] = []
-        for target in randomLiveMembers(count: settings.leaveFanout, excluding: [], rng: &rng) {
+        for target in randomLiveMembers(count: settings.announceFanout, excluding: [], rng: &rng) {
             let others = takeClaims(budget: settings.maxMessageBytes - 3 - claim.encodedSize).filter { $0.subject != me }
             out.append(send(.gossip(claims: [claim] + others), to: target.id, address: target.address))
         }
@@ -195,8 +210,16 @@ public struct MembershipInstance: Sendable {
                             to: relay.origin, address: relay.originAddress))
         }
         for peer in suspicions.keys.sorted() {
-            guard let s = suspicions[peer], now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
-            out += declareFailed(peer, incarnation: s.incarnation, now: now)
+            guard let s = suspicions[peer], !s.verifying,
+                  now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
+            if s.accusers.contains(me) {
+                out += declareFailed(peer, incarnation: s.incarnation, now: now)
+            } else {
+                // Only ever declare what we saw ourselves: a refutation that missed us must not
+                // become a false failure. A real crash fails this probe and is declared below.
+                suspicions[peer]!.verifying = true
+                verifyNext.append(peer)
+            }
         }
         if now >= nextGossipAt {
             nextGossipAt = max(nextGossipAt + settings.gossipInterval, now)
@@ -246,6 +269,9 @@ public struct MembershipInstance: Sendable {
                     adjustHealth(1 + max(0, p.nacksExpected - p.nacksReceived))
                     if let target = members[p.target], target.isLive {
                         out += suspect(p.target, incarnation: target.incarnation, now: now)
+                        if let s = suspicions[p.target], s.verifying {
+                            out += declareFailed(p.target, incarnation: s.incarnation, now: now)
+                        }
                     }
                 }
             } else {
@@ -270,6 +296,10 @@ public struct MembershipInstance: Sendable {
     }
 
     private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> Member? {
+        while !verifyNext.isEmpty {
+            let id = verifyNext.removeFirst()
+            if let m = members[id], m.status == .suspect { return m }
+        }
         for _ in 0..<2 {
             while probeIndex < probeOrder.count {
                 let id = probeOrder[probeIndex]
@@ -322,6 +352,19 @@ public struct MembershipInstance: Sendable {
         var out: [MembershipDirective] = []
         let stranger = sender != me && members[sender] == nil
         for claim in message.claims { out += apply(claim, now: now) }
+        if let accuser = refutedAccuser {
+            refutedAccuser = nil
+            informed = [accuser]
+            out += announceRefutation(accuser: accuser, rng: &rng)
+        }
+        if !staleAccusers.isEmpty {
+            for peer in staleAccusers.union([sender]).sorted() where !informed.contains(peer) {
+                guard let m = members[peer], m.isLive else { continue }
+                informed.insert(peer)
+                out.append(send(.gossip(claims: [myAliveClaim]), to: peer, address: m.address))
+            }
+            staleAccusers = []
+        }
         let replyAddress = members[sender]?.address ?? source
         // Someone talks to us whom our view does not hold (gossip about it missed us): exchange
         // views with it now rather than at the next anti-entropy round. At most every 5 s per peer.
@@ -339,6 +382,11 @@ public struct MembershipInstance: Sendable {
                 p.acked = true
                 probe = p
                 adjustHealth(-1)
+                if suspicions[p.target]?.verifying == true {
+                    // Alive after all: give its refutation (already on its way) a fresh timeout.
+                    suspicions[p.target]!.verifying = false
+                    suspicions[p.target]!.startedAt = now
+                }
             } else if let relay = relays.removeValue(forKey: seq) {
                 out.append(send(withClaims(.ack(sequence: relay.originSequence, claims: [])), to: relay.origin, address: relay.originAddress))
             }
@@ -460,7 +508,12 @@ public struct MembershipInstance: Sendable {
             // Our own statements from an earlier boot or round: nothing to do.
             return []
         case .suspect, .failed:
-            guard !isLeaving, claim.incarnation >= incarnation else { return [] }
+            guard !isLeaving else { return [] }
+            guard claim.incarnation >= incarnation else {
+                // Already refuted, but the sender and the accuser still hold it.
+                if let accuser = claim.accuser { staleAccusers.insert(accuser) }
+                return []
+            }
             guard verifier.isValid(claim) else { return reject(.badSignature) }
             guard claim.incarnation == incarnation else { return reject(.unannouncedIncarnation) }
             // Refute: only we can raise our incarnation, and we sign the new alive claim.
@@ -469,8 +522,18 @@ public struct MembershipInstance: Sendable {
             enqueue(myAliveClaim)
             stats.refutations += 1
             adjustHealth(+1)  // Lifeguard: being suspected hints that we are the slow one
+            refutedAccuser = claim.accuser
             return [.event(.refutedAccusation(incarnation: incarnation, by: claim.accuser!))]
         }
+    }
+
+    /// A refutation races the accusation's timers: the accuser's runs out first, and the others
+    /// start soon after. Tell the accuser and `announceFanout` random members at once, so the
+    /// epidemic starts several rounds ahead instead of from this peer alone.
+    private mutating func announceRefutation(accuser: PeerID, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        var targets = randomLiveMembers(count: settings.announceFanout, excluding: [accuser], rng: &rng)
+        if let m = members[accuser], m.isLive { targets.insert(m, at: 0) }
+        return targets.map { send(.gossip(claims: [myAliveClaim]), to: $0.id, address: $0.address) }
     }
 
     private mutating func suspect(_ peer: PeerID, incarnation: UInt64, now: Double) -> [MembershipDirective] {

@@ -23,21 +23,22 @@ public struct MembershipSettings: Sendable, Equatable {
     public var maxLocalHealth: Int
     /// Seconds a failed or left member is remembered (so stale claims cannot resurrect it).
     public var tombstoneTimeout: Double
-    /// Members a leaving peer tells directly, besides gossip.
-    public var leaveFanout: Int
+    /// Members told directly of this peer's own news (a graceful leave, a refutation), besides gossip.
+    public var announceFanout: Int
     /// Largest message payload (bytes) for probes and gossip; claims that do not fit wait.
     public var maxMessageBytes: Int
     /// Seconds an incarnation may lead the wall clock (incarnation = boot epoch · 2¹⁶ + refutations).
     public var maxIncarnationLeadSeconds: Double
 
     /// Close to hashicorp/memberlist's LAN profile (1 s probes, 500 ms timeout, k = 3, gossip
-    /// 200 ms × 3, retransmit ×4, 30 s sync) but with a lower suspicion floor (multiplier 1 instead
-    /// of 4): Lifeguard's confirmations, not a long fixed floor, guard against false positives,
-    /// which is how a crash is declared in ~5 s rather than ~11 s at 256 members (docs/membership.md).
+    /// 200 ms × 3, retransmit ×4, 30 s sync) but with a lower suspicion floor (multiplier 1
+    /// instead of 4): Lifeguard's confirmations, refutations announced directly and verification
+    /// before declaring, not a long fixed floor, guard against false positives, which is how a
+    /// crash is declared in ~5 s rather than ~12 s at 256 members (docs/membership.md).
     public static let lan = MembershipSettings(
         probeInterval: 1, probeTimeout: 0.5, indirectChecks: 3, suspicionMultiplier: 1, suspicionMaxMultiplier: 6,
         expectedConfirmations: 2, retransmitMultiplier: 4, gossipInterval: 0.2, gossipFanout: 3, syncInterval: 30,
-        maxLocalHealth: 8, tombstoneTimeout: 120, leaveFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
+        maxLocalHealth: 8, tombstoneTimeout: 120, announceFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
 
     /// hashicorp/memberlist's DefaultLANConfig, for comparison runs only.
     public static let memberlistLAN: MembershipSettings = {
@@ -50,7 +51,7 @@ public struct MembershipSettings: Sendable, Equatable {
     public static let fast = MembershipSettings(
         probeInterval: 0.2, probeTimeout: 0.1, indirectChecks: 2, suspicionMultiplier: 2, suspicionMaxMultiplier: 5,
         expectedConfirmations: 2, retransmitMultiplier: 3, gossipInterval: 0.05, gossipFanout: 3, syncInterval: 5,
-        maxLocalHealth: 8, tombstoneTimeout: 30, leaveFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
+        maxLocalHealth: 8, tombstoneTimeout: 30, announceFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
 
     /// Problems with the settings, each naming the field; empty when valid.
     public func problems() -> [String] {

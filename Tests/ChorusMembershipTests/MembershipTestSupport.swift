@@ -27,7 +27,7 @@ enum Fixture {
     static let hand = MembershipSettings(
         probeInterval: 1, probeTimeout: 0.4, indirectChecks: 2, suspicionMultiplier: 1, suspicionMaxMultiplier: 6,
         expectedConfirmations: 2, retransmitMultiplier: 3, gossipInterval: 0.25, gossipFanout: 2, syncInterval: 10_000,
-        maxLocalHealth: 8, tombstoneTimeout: 30, leaveFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
+        maxLocalHealth: 8, tombstoneTimeout: 30, announceFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
 
     static func key(_ k: UInt8) -> SigningKey { try! SigningKey(seed: [UInt8](repeating: k, count: 32)) }
     static func id(_ k: UInt8) -> PeerID { key(k).peerID }

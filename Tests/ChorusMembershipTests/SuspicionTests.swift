@@ -112,7 +112,8 @@ struct SuspicionTests {
 
     @Test("independent accusers shorten the suspicion; the same accuser twice counts once", arguments: SecondAccusation.allCases)
     func confirmations(second: SecondAccusation) throws {
-        // n = 5: min 1 s, max 6 s, k = 2. The observer's own probes all succeed, so it never accuses.
+        // n = 5: min 1 s, max 6 s, k = 2. The observer's own probes all succeed, so it never accuses:
+        // when its timer runs out it does not declare, it verifies (next test).
         let b = Fixture.id(2)
         var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
         d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
@@ -135,13 +136,73 @@ struct SuspicionTests {
         case .anotherAccuser: 0.5 + (6 - 5 * log(2) / log(3))
         case .twoOtherAccusers: 0.5 + 1  // two confirmations: the 1 s minimum
         }
-        d.run(until: 0.5 + 6 - 1e-6)
-        if second == .none || second == .sameAccuserAgain {
+        d.run(until: expected - 1e-6)
+        #expect(!d.instance.isVerifying(b) && d.instance.status(of: b) == .suspect)
+        d.run(until: expected)
+        #expect(d.instance.isVerifying(b), "the timer ran out at \(expected)")
+        #expect(d.firstTime(of: .failed(b)) == nil, "never declared on hearsay alone")
+    }
+
+    enum Suspect: String, CaseIterable { case silent, answering }
+
+    @Test("a member that only heard of a suspicion probes the suspect when its timer runs out, and declares only if that probe fails",
+          arguments: Suspect.allCases)
+    func verifyBeforeDeclaring(suspect: Suspect) throws {
+        let a = Fixture.id(1), b = Fixture.id(2)
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
+        d.run(until: 0.5)
+        d.receive(.gossip(claims: [Fixture.suspect(2, by: 3)]), from: Fixture.id(3), at: 0.5)
+        d.run(until: 6.5)  // n = 5, one accuser: the 6 s maximum
+        #expect(d.instance.isVerifying(b))
+        if suspect == .silent { d.responsive.remove(b) }
+        let pingsBefore = d.pings.count
+        d.run(until: 8.5)
+        // The verifying probe goes out at the next probe slot (≤ 1 s), carrying the accusation first.
+        let verification = try #require(d.pings.dropFirst(pingsBefore).first)
+        #expect(verification.to == b && verification.time > 6.5 && verification.time <= 7.5)
+        let claims = try #require(d.log.last { $0.time == verification.time && $0.directive.pingClaims.first?.subject == b }).directive.pingClaims
+        #expect(claims.first == Fixture.suspect(2, by: 3))
+        switch suspect {
+        case .silent:
+            // Its own probe failed: now an accuser itself, it declares at the end of that probe.
+            let failedAt = try #require(d.firstTime(of: .failed(b)))
+            #expect(failedAt.isClose(to: verification.time + 1))
+            let declaration = try #require(d.instance.members[b]?.statusClaim)
+            #expect(declaration.status == .failed && declaration.accuser == a)
+        case .answering:
+            // Alive: no failure, and the refutation gets a fresh timeout to arrive.
+            #expect(d.firstTime(of: .failed(b)) == nil)
+            #expect(!d.instance.isVerifying(b) && d.instance.status(of: b) == .suspect)
+            d.receive(.gossip(claims: [Fixture.alive(2, incarnation: Fixture.base + 1)]), from: b, at: 9)
+            #expect(d.instance.status(of: b) == .alive)
+            d.run(until: 30)
             #expect(d.firstTime(of: .failed(b)) == nil)
         }
-        d.run(until: 8)
-        let failedAt = try #require(d.firstTime(of: .failed(b)))
-        #expect(failedAt.isClose(to: expected), "failed at \(failedAt), expected \(expected)")
+    }
+
+    @Test("a refutation goes straight to the accuser and announceFanout others; later holders of the old accusation are told once")
+    func refutationReachesAccusers() throws {
+        var settings = Fixture.hand
+        settings.announceFanout = 2
+        let a = Fixture.id(1), b = Fixture.id(2)
+        var bob = Fixture.instance(2, knowing: [1, 3, 4, 5, 6], settings: settings)
+        var rng = SplitMix(seed: 3)
+        let refuted = Fixture.alive(2, incarnation: Fixture.base + 1)
+
+        let out = bob.receive(.gossip(claims: [Fixture.suspect(2, by: 1)]), from: Fixture.id(4), address: "", now: 1, rng: &rng)
+        #expect(out.events == [.refutedAccusation(incarnation: Fixture.base + 1, by: a)])
+        let announced = out.sends.filter { if case let .gossip(claims) = $0.message { claims == [refuted] } else { false } }.map(\.to)
+        #expect(announced.count == 3 && announced.first == a && Set(announced).count == 3 && !announced.contains(b))
+
+        // Member 6 still spreads the old accusation: it and the accuser learn the new incarnation,
+        // the accuser only once (it was told already).
+        let stale = bob.receive(.gossip(claims: [Fixture.suspect(2, by: 1)]), from: Fixture.id(6), address: "", now: 2, rng: &rng)
+        #expect(stale.events.isEmpty && bob.incarnation == Fixture.base + 1, "no second refutation")
+        #expect(stale.sends.map(\.to) == [Fixture.id(6)])
+        #expect(stale.sends.first.map { if case let .gossip(claims) = $0.message { claims == [refuted] } else { false } } == true)
+        let again = bob.receive(.gossip(claims: [Fixture.suspect(2, by: 1)]), from: Fixture.id(6), address: "", now: 3, rng: &rng)
+        #expect(again.sends.isEmpty, "told once per incarnation")
     }
 
     @Test("the observer's own failed probe of a suspect confirms someone else's accusation")
