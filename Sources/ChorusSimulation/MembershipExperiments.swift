@@ -46,6 +46,27 @@ public enum MembershipExperiments {
         public var pauses: Int
         public var messagesLost: Int
         public var messagesDelivered: Int
+        /// One entry per member that was declared failed, to see why.
+        public var details: [FalseFailure]
+    }
+
+    public struct FalseFailure: Sendable, CustomStringConvertible {
+        public var subject: PeerID
+        /// When the first member declared it failed, and how many did.
+        public var firstDeclared: Double
+        public var declaredBy: Int
+        /// When the suspicion that led to it was first raised, and by how many distinct accusers.
+        public var suspectedAt: Double?
+        public var accusers: Int
+        /// The subject's last pause that began before the declaration, if any.
+        public var lastPause: (start: Double, end: Double)?
+
+        public var description: String {
+            var s = String(format: "%@ declared failed at %.2f s by %d member(s)", subject.short, firstDeclared, declaredBy)
+            if let suspectedAt { s += String(format: "; suspected from %.2f s by %d accuser(s)", suspectedAt, accusers) }
+            if let p = lastPause { s += String(format: "; last paused %.2f–%.2f s", p.start, p.end) } else { s += "; never paused" }
+            return s
+        }
     }
 
     /// No crashes at all: every failure declaration is false. `pausedFraction` of the members
@@ -59,11 +80,13 @@ public enum MembershipExperiments {
         var rng = SeededGenerator(seed: seed ^ 0x5eed)
         let pausing = Array(sim.order.prefix(Int((Double(members) * pausedFraction).rounded())))
         var pauses = 0
+        var pauseWindows: [PeerID: [(start: Double, end: Double)]] = [:]
         for id in pausing {
             var t = Double.random(in: 0..<pauseEvery, using: &rng)
             while t < seconds {
                 sim.pause(id, at: t, for: pauseLength)
                 pauses += 1
+                pauseWindows[id, default: []].append((t, t + pauseLength))
                 t += pauseLength + Double.random(in: 0.5...1.5, using: &rng) * pauseEvery
             }
         }
@@ -73,12 +96,25 @@ public enum MembershipExperiments {
             sim.run(until: t)
             progress?(t)
         }
-        let falseFailures = sim.observations.filter { if case .failed = $0.event { return true }; return false }.count
+        var failures: [PeerID: [Double]] = [:]
+        for o in sim.observations { if case let .failed(subject) = o.event { failures[subject, default: []].append(o.time) } }
+        let details = failures.map { subject, times in
+            let first = times.min()!
+            // The suspicion episode behind it: suspect events in the half minute before.
+            let suspicions = sim.observations.compactMap { o -> (Double, PeerID)? in
+                if case let .suspected(s, by) = o.event, s == subject, o.time <= first, o.time > first - 30 { return (o.time, by) }
+                return nil
+            }
+            return FalseFailure(subject: subject, firstDeclared: first, declaredBy: times.count,
+                                suspectedAt: suspicions.map(\.0).min(), accusers: Set(suspicions.map(\.1)).count,
+                                lastPause: pauseWindows[subject]?.last { $0.start <= first })
+        }.sorted { $0.firstDeclared < $1.firstDeclared }
+        let falseFailures = failures.values.reduce(0) { $0 + $1.count }
         let stats = sim.order.map { sim.nodes[$0]!.instance.stats }
         return FalsePositiveReport(
             simulatedSeconds: seconds, falseFailures: falseFailures,
             suspicions: stats.reduce(0) { $0 + $1.suspicionsRaised }, refutations: stats.reduce(0) { $0 + $1.refutations },
-            pauses: pauses, messagesLost: sim.messagesLost, messagesDelivered: sim.messagesDelivered)
+            pauses: pauses, messagesLost: sim.messagesLost, messagesDelivered: sim.messagesDelivered, details: details)
     }
 
     /// One member leaves gracefully per trial; when each other member records it as "left".

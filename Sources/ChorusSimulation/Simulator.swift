@@ -229,7 +229,7 @@ public final class MembershipSimulation {
 
     private func isFailureRelated(_ event: MembershipEvent) -> Bool {
         switch event {
-        case .failed, .left, .joined: return true
+        case .failed, .left, .joined, .suspected: return true
         default: return false
         }
     }
