@@ -23,6 +23,8 @@ public final class LocalNetwork: @unchecked Sendable {
         public var executable: String
         public var directory: String?
         public var membershipProfile = "lan"
+        /// Seconds between checkpoints while training (the peer's default when nil).
+        public var checkpointIntervalSeconds: Double?
 
         public init(executable: String) { self.executable = executable }
     }
@@ -97,6 +99,7 @@ public final class LocalNetwork: @unchecked Sendable {
             "network_key = \"keys/network.key\"",
             "admin = \"\(member.admin)\"",
             "checkpoint = \"state/\(member.name).checkpoint\"",
+        ] + (options.checkpointIntervalSeconds.map { ["checkpoint_interval_s = \($0)"] } ?? []) + [
             "",
             "[model]",
             "kind = \"\(options.model.description)\"",

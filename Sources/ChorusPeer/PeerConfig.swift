@@ -47,6 +47,8 @@ public struct PeerConfig: Sendable {
     public var networkKeyPath: String
     public var admin: HostPort
     public var checkpointPath: String
+    /// Seconds between checkpoints while training (0: only at shutdown), so `kill -9` loses little.
+    public var checkpointInterval: Double
     // [[neighbours]]
     public var neighbours: [NeighbourConfig]
     // [model]
@@ -119,6 +121,7 @@ public struct PeerConfig: Sendable {
         let admin = try peer.optionalAddress("admin", allowZero: true) ?? HostPort(host: "127.0.0.1", port: 0)
         let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let checkpoint = resolve(try peer.optionalString("checkpoint") ?? "state/\(stem).checkpoint")
+        let checkpointInterval = try peer.optionalDouble("checkpoint_interval_s", range: 0...86_400) ?? 30
         try peer.finish()
 
         var neighbours: [NeighbourConfig] = []
@@ -268,7 +271,7 @@ public struct PeerConfig: Sendable {
 
         return PeerConfig(
             file: file, bind: bind, advertise: advertise, identityPath: identity, networkKeyPath: networkKey,
-            admin: admin, checkpointPath: checkpoint, neighbours: neighbours, model: model,
+            admin: admin, checkpointPath: checkpoint, checkpointInterval: checkpointInterval, neighbours: neighbours, model: model,
             dataSource: dataSource, partition: partition, shard: shard, shards: shards, dataSeed: dataSeed,
             testFraction: testFraction, learningRate: learningRate, momentum: momentum, batchSize: batchSize,
             stepsPerRound: stepsPerRound, weightDecay: weightDecay, cosineSteps: cosineSteps, seed: seed,

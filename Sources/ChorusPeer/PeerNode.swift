@@ -121,6 +121,12 @@ public final class PeerNode: @unchecked Sendable {
         if wasTraining { sendParameters(now: now) }
     }
 
+    /// The model to save while running; nil until the peer trains its own (joining) or once leaving.
+    func runningCheckpoint() -> Checkpoint? {
+        loop.preconditionInEventLoop()
+        return phase == .training ? learner.checkpoint(model: config.model.description) : nil
+    }
+
     /// Stops timers and returns the checkpoint to save.
     func stop() -> Checkpoint {
         loop.preconditionInEventLoop()

@@ -92,7 +92,12 @@ public enum PeerRunner {
         let adminPort = admin.localAddress?.port ?? config.admin.port
         log("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
 
+        let periodicSaves = Task {
+            await saveCheckpoints(every: config.checkpointInterval, of: node, on: loop, to: config.checkpointPath, log: log)
+        }
         let reason = await shutdown.wait(exitWithParent: exitWithParent)
+        periodicSaves.cancel()
+        _ = await periodicSaves.value  // never two writers of the checkpoint at once
         log("chorus peer \(identity.peerID.short): \(reason), leaving")
         try await loop.submit { node.leave() }.get()
         // Let the "left" announcement spread before going quiet (the peer still answers meanwhile).
@@ -107,6 +112,25 @@ public enum PeerRunner {
             throw StartupError("\(config.checkpointPath): could not save checkpoint: \(saveError)")
         }
         log("chorus peer \(identity.peerID.short): left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
+    }
+
+    /// Saves the running model every `interval` seconds until cancelled (a crash then loses at
+    /// most that much training). A failed save is reported once and retried at the next interval.
+    static func saveCheckpoints(every interval: Double, of node: PeerNode, on loop: EventLoop, to path: String,
+                                log: @Sendable (String) -> Void) async {
+        guard interval > 0 else { return }
+        var reported = false
+        while true {
+            do { try await Task.sleep(for: .seconds(interval)) } catch { return }
+            guard let checkpoint = try? await loop.submit({ node.runningCheckpoint() }).get() else { continue }
+            do {
+                try checkpoint.save(to: path)
+                reported = false
+            } catch {
+                if !reported { log("chorus peer: could not save checkpoint to \(path): \(error) (retrying every \(interval) s)") }
+                reported = true
+            }
+        }
     }
 
     static func route(_ node: PeerNode, method: HTTPMethodName, path: String, shutdown: ShutdownTrigger) -> AdminResponse {

@@ -28,6 +28,7 @@ struct MembershipProcessTests {
         let binary = try #require(ChorusBinary.path, "chorus binary not built")
         var options = LocalNetwork.Options(executable: binary)
         options.peers = 8
+        options.checkpointIntervalSeconds = 2  // so the peer killed below has a checkpoint to resume
         let network = try LocalNetwork(options: options)
         defer {
             network.stopAll()
@@ -42,6 +43,7 @@ struct MembershipProcessTests {
         Thread.sleep(forTimeInterval: 6)  // train a little
 
         // Crash: kill -9 peer 8; every other peer must mark it failed within 10 s.
+        let stepBeforeCrash = try AdminClient.status(at: network.members[7].admin).step
         kill(try #require(network.pid(7)), SIGKILL)
         let crashed = ids[7]
         let survivors = Array(0..<7)
@@ -81,6 +83,11 @@ struct MembershipProcessTests {
             return r.status == "alive" && r.incarnation > oldIncarnation
         }
         #expect(rejoined != nil, "the restarted peer was not seen alive with a higher incarnation by all")
+        // It resumed from its last periodic checkpoint (≤ 2 s before the crash), not from step 0.
+        let log = try String(contentsOfFile: network.members[7].logPath, encoding: .utf8)
+        let resumedAt = try #require(log.components(separatedBy: "\n").last { $0.contains("listening on udp") }?
+            .components(separatedBy: ", step ").last.flatMap { Int($0.prefix { $0.isNumber }) })
+        #expect(resumedAt > 0, "resumed at step \(resumedAt), crashed at step \(stepBeforeCrash)")
     }
 
     @Test("a link cut with --block is bridged by indirect probes: the two peers stay alive to each other")
