@@ -34,7 +34,7 @@ struct SimulateMembership: ParsableCommand {
 
             The figures in docs/membership.md come from a release build:
               chorus simulate membership --members 256 --seconds 3600
-            (the simulated hour takes about 40 minutes on one core).
+            (the simulated hour takes about 13 minutes on one core).
             """
     )
 
