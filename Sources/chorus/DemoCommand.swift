@@ -326,9 +326,11 @@ struct ChurnPlan {
     func table() -> String {
         var out = ["", "  EVENT   PEER    ID        AT       SEEN BY ALL AFTER"]
         for e in events {
-            out.append(String(format: "  %-6@  %@  %@  %@  %@", e.action.rawValue, e.name.isEmpty ? "-" : e.name, String(e.peerId.prefix(8)),
-                              e.at.map { String(format: "%5.1f s", $0) } ?? "  -    ",
-                              e.seenByAllAfter.map { String(format: "%.1f s", $0) } ?? "not seen by all"))
+            // (String(format:) ignores widths for %@ on Linux: pad by hand.)
+            func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+            out.append("  " + pad(e.action.rawValue, 6) + "  " + pad(e.name.isEmpty ? "-" : e.name, 6) + "  " + pad(String(e.peerId.prefix(8)), 8)
+                       + "  " + pad(e.at.map { String(format: "%5.1f s", $0) } ?? "  -", 7) + "  "
+                       + (e.seenByAllAfter.map { String(format: "%.1f s", $0) } ?? "not seen by all"))
         }
         return out.joined(separator: "\n")
     }
