@@ -216,7 +216,7 @@ public struct MembershipInstance: Sendable {
                 out += declareFailed(peer, incarnation: s.incarnation, now: now)
             } else {
                 // Only ever declare what we saw ourselves: a refutation that missed us must not
-                // become a false failure. A real crash fails this probe and is declared below.
+                // become a false failure. A real crash fails that probe and runProbe declares it.
                 suspicions[peer]!.verifying = true
                 verifyNext.append(peer)
             }
