@@ -53,6 +53,9 @@ public struct MembershipSettings: Sendable, Equatable {
         expectedConfirmations: 2, retransmitMultiplier: 3, gossipInterval: 0.05, gossipFanout: 3, syncInterval: 5,
         maxLocalHealth: 8, tombstoneTimeout: 30, announceFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
 
+    /// The smallest message payload that still carries a ping and two claims.
+    public static let minimumMessageBytes = 400
+
     /// Problems with the settings, each naming the field; empty when valid.
     public func problems() -> [String] {
         var out: [String] = []
@@ -71,7 +74,9 @@ public struct MembershipSettings: Sendable, Equatable {
         if !(syncInterval > 0) { out.append("syncInterval must be positive seconds, got \(syncInterval)") }
         if maxLocalHealth < 0 { out.append("maxLocalHealth must be 0 or more, got \(maxLocalHealth)") }
         if !(tombstoneTimeout > 0) { out.append("tombstoneTimeout must be positive seconds, got \(tombstoneTimeout)") }
-        if maxMessageBytes < 400 { out.append("maxMessageBytes must be at least 400 (room for a ping and two claims), got \(maxMessageBytes)") }
+        if maxMessageBytes < Self.minimumMessageBytes {
+            out.append("maxMessageBytes must be at least \(Self.minimumMessageBytes) (room for a ping and two claims), got \(maxMessageBytes)")
+        }
         if !(maxIncarnationLeadSeconds > 0) { out.append("maxIncarnationLeadSeconds must be positive, got \(maxIncarnationLeadSeconds)") }
         return out
     }

@@ -217,9 +217,11 @@ public struct PeerConfig: Sendable {
         wire.maxDatagramSize = try gossip.optionalInt("max_datagram_size", range: DatagramCodec.minimumDatagramSize...DatagramCodec.maximumDatagramSize) ?? 1200
         try gossip.finish()
         let averaging = AveragingSettings(silenceTimeout: silence / 1000, maxContributionAge: maxAge / 1000)
-        if let problem = averaging.problems().first {
-            throw ConfigError(file: file, field: "gossip.max_contribution_age_ms", problem)
+        if maxAge > silence {
+            throw ConfigError(file: file, field: "gossip.max_contribution_age_ms",
+                              "must not exceed gossip.silence_timeout_ms (\(plain(silence)) ms), got \(plain(maxAge))")
         }
+        if let problem = averaging.problems().first { throw ConfigError(file: file, field: "gossip", problem) }
         var member = try top.table("membership") ?? TableReader(file: file, table: TOMLTable(), prefix: "membership.")
         let profile = try member.optionalString("profile") ?? "lan"
         var membership: MembershipSettings
@@ -228,13 +230,22 @@ public struct PeerConfig: Sendable {
         case "fast": membership = .fast
         default: throw ConfigError(file: file, field: "membership.profile", "expected \"lan\" or \"fast\", got \"\(profile)\"")
         }
-        if let v = try member.optionalDouble("probe_interval_ms", range: 1...600_000) { membership.probeInterval = v / 1000 }
-        if let v = try member.optionalDouble("probe_timeout_ms", range: 1...600_000) { membership.probeTimeout = v / 1000 }
-        if let v = try member.optionalDouble("sync_interval_ms", range: 10...3_600_000) { membership.syncInterval = v / 1000 }
+        // The peer drives membership every 50 ms: shorter probe intervals would look like pauses.
+        if let v = try member.optionalDouble("probe_interval_ms", range: 100...600_000) { membership.probeInterval = v / 1000 }
+        if let v = try member.optionalDouble("probe_timeout_ms", range: 10...600_000) { membership.probeTimeout = v / 1000 }
+        if let v = try member.optionalDouble("sync_interval_ms", range: 1000...3_600_000) { membership.syncInterval = v / 1000 }
         if let v = try member.optionalDouble("suspicion_multiplier", range: 0.01...100) { membership.suspicionMultiplier = v }
-        if let problem = membership.problems().first {
-            throw ConfigError(file: file, field: "membership", problem)
+        if membership.probeTimeout >= membership.probeInterval {
+            throw ConfigError(file: file, field: "membership.probe_timeout_ms",
+                              "must be shorter than membership.probe_interval_ms (\(plain(membership.probeInterval * 1000)) ms with profile \"\(profile)\"), got \(plain(membership.probeTimeout * 1000))")
         }
+        membership.maxMessageBytes = wire.maxMessagePayload - 1
+        if membership.maxMessageBytes < MembershipSettings.minimumMessageBytes {
+            let overhead = wire.maxDatagramSize - membership.maxMessageBytes
+            throw ConfigError(file: file, field: "gossip.max_datagram_size",
+                              "expected at least \(MembershipSettings.minimumMessageBytes + overhead) (membership messages need \(MembershipSettings.minimumMessageBytes) bytes after \(overhead) bytes of headers and tags), got \(wire.maxDatagramSize)")
+        }
+        if let problem = membership.problems().first { throw ConfigError(file: file, field: "membership", problem) }
         var seeds: [HostPort] = []
         for (index, text) in try member.optionalStringArray("seeds").enumerated() {
             guard let seed = HostPort(parsing: text) else {
@@ -248,7 +259,6 @@ public struct PeerConfig: Sendable {
         }
         let fetchModel = try member.optionalBool("fetch_model") ?? false
         try member.finish()
-        membership.maxMessageBytes = wire.maxMessagePayload - 1
 
         var faultTable = try top.table("faults") ?? TableReader(file: file, table: TOMLTable(), prefix: "faults.")
         var faults = FaultSettings()
@@ -402,4 +412,9 @@ struct TableReader {
             throw ConfigError(file: file, field: prefix + first, "unknown field (known here: \(known))")
         }
     }
+}
+
+/// A number as a user wrote it: 500, not 500.0.
+private func plain(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
 }

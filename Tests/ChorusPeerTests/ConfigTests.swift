@@ -58,6 +58,12 @@ let configMistakes: [ConfigMistake] = [
         s.replacingOccurrences(of: #"id = "[0-9a-f]{64}""#, with: "id_file = \"nowhere/identity.public\"", options: .regularExpression) },
           field: "neighbours[0].id_file", fragment: "is missing or does not hold a peer id"),
     .init(name: "invalid TOML", edit: { $0 + "\n[[broken\n" }, field: "", fragment: "invalid TOML at line"),
+    .init(name: "datagrams too small for membership messages", edit: { $0 + "\n[gossip]\nmax_datagram_size = 400\n" },
+          field: "gossip.max_datagram_size", fragment: "expected at least"),
+    .init(name: "probe timeout not shorter than the profile's probe interval", edit: { $0 + "\n[membership]\nprobe_interval_ms = 400\n" },
+          field: "membership.probe_timeout_ms", fragment: "must be shorter than membership.probe_interval_ms (400 ms"),
+    .init(name: "contributions older than the silence timeout", edit: { $0 + "\n[gossip]\nsilence_timeout_ms = 500\nmax_contribution_age_ms = 800\n" },
+          field: "gossip.max_contribution_age_ms", fragment: "must not exceed gossip.silence_timeout_ms (500 ms), got 800"),
 ]
 
 @Test("each kind of configuration mistake gives one line naming the file and the field", arguments: configMistakes)
