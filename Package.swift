@@ -2,8 +2,9 @@
 import PackageDescription
 
 /// Modules by concept; dependencies point one way (see docs/architecture.md):
-/// CSodium ← ChorusCrypto ← ChorusWire ─┐
-/// ChorusLearning, ChorusAveraging ─────┴─ ChorusPeer ← chorus
+/// CSodium ← ChorusCrypto ← ChorusWire ← ChorusMembership ─┬─ ChorusPeer ─────┬─ chorus
+/// ChorusLearning, ChorusAveraging ────────────────────────┘                  │
+/// ChorusMembership, ChorusLearning ─── ChorusSimulation ────────────────────┘
 let package = Package(
     name: "Chorus",
     platforms: [.macOS(.v14)],
@@ -13,8 +14,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
@@ -33,7 +32,7 @@ let package = Package(
         ),
         .target(name: "ChorusAveraging"),
         .target(name: "ChorusMembership", dependencies: ["ChorusCrypto", "ChorusWire"]),
-        .target(name: "ChorusSimulation", dependencies: ["ChorusMembership", "ChorusCrypto", "ChorusAveraging", "ChorusLearning"]),
+        .target(name: "ChorusSimulation", dependencies: ["ChorusMembership", "ChorusCrypto", "ChorusLearning"]),
         .target(
             name: "ChorusPeer",
             dependencies: [
@@ -42,8 +41,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
