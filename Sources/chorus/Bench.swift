@@ -16,9 +16,9 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure this machine: the CPU cost of authenticating parameter traffic.",
         discussion: """
-            Sends a parameter vector through the real datagram layer (BLAKE2b-256 of the object,
-            an Ed25519-signed manifest, an XChaCha20-Poly1305 tag on every datagram) between two
-            in-process endpoints and reports thread CPU time per MB on each side, with the pure
+            Sends a parameter vector through the real datagram layer (BLAKE2b-256 of the object, \
+            an Ed25519-signed manifest, an XChaCha20-Poly1305 tag on every datagram) between two \
+            in-process endpoints and reports thread CPU time per MB on each side, with the pure \
             cryptographic costs alongside. Build in release mode for meaningful figures:
               swift run -c release chorus bench
             """

@@ -7,10 +7,10 @@ struct Chorus: AsyncParsableCommand {
         abstract: "Peer-to-peer gossip training: peers train locally and average parameters with their neighbours over authenticated UDP.",
         discussion: """
             Typical first steps:
-              chorus demo                                # 8 local peer processes, train, report
-              chorus keygen --out keys/peer1             # a peer identity (prints its peer id)
-              chorus keygen --network --out keys/network.key
-              chorus peer --config Peers/local/peer1.toml
+              chorus demo                 # 8 local peer processes: train, churn, report
+              chorus keygen --out Peers/local/keys/peer1        # also peer2, peer3, peer4
+              chorus keygen --network --out Peers/local/keys/network.key
+              chorus peer --config Peers/local/peer1.toml       # one terminal per peer
               chorus status --admin 127.0.0.1:8001
             See README.md and Peers/README.md for running peers on several machines.
             """,

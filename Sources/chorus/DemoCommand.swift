@@ -10,28 +10,28 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Start a local network of peer processes, train, and report accuracy and consensus.",
         discussion: """
-            Starts N `chorus peer` processes on 127.0.0.1 with fresh keys in a temporary
-            directory, wires them into a connected topology, trains for the given duration while
-            showing progress (mean and minimum test accuracy, largest distance to the network
-            average), stops them gracefully and prints a table per peer. The learning rate decays
-            to zero by a cosine over the first 85 % of the run, so the last seconds are pure
-            averaging and the peers end in consensus. Ctrl-C stops every peer and removes the
+            Starts N `chorus peer` processes on 127.0.0.1 with fresh keys in a temporary \
+            directory, wires them into a connected topology, trains for the given duration while \
+            showing progress (mean and minimum test accuracy, largest distance to the network \
+            average), stops them gracefully and prints a table per peer. The learning rate decays \
+            to zero by a cosine over the first 85 % of the run, so the last seconds are pure \
+            averaging and the peers end in consensus. Ctrl-C stops every peer and removes the \
             temporary files.
 
-            Churn (unless --no-churn): at 30 % of the run one peer is killed (kill -9), at 40 %
-            another leaves gracefully (SIGTERM), and at 50 % a new peer joins through a random
-            member (chorus peer --join), taking the network's current model before it trains.
+            Churn (unless --no-churn): at 30 % of the run one peer is killed (kill -9), at 40 % \
+            another leaves gracefully (SIGTERM), and at 50 % a new peer joins through a random \
+            member (chorus peer --join), taking the network's current model before it trains. \
             Each event is printed when every live peer has seen it.
             """
     )
 
-    @Option(help: "Number of peer processes.")
+    @Option(help: "Number of peer processes (2–64).")
     var peers = 8
 
     @Option(help: "Seconds of training.")
     var duration: Double = 40
 
-    @Option(help: "Model: softmax | mlp | mlp:HIDDEN.")
+    @Option(help: "Model: softmax | mlp | mlp:HIDDEN | mlp:HIDDEN:tanh (ReLU unless :tanh).")
     var model = "softmax"
 
     @Option(help: "Data partition across peers: iid | dirichlet:ALPHA.")

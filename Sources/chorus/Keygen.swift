@@ -5,11 +5,11 @@ struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a peer identity or a network key.",
         discussion: """
-            Without --network: writes DIR/identity.secret (Ed25519 seed, mode 0600) and
-            DIR/identity.public (the peer id), then prints the peer id, which other peers put in
+            Without --network: writes DIR/identity.secret (Ed25519 seed, mode 0600) and \
+            DIR/identity.public (the peer id), then prints the peer id, which other peers put in \
             their configuration to name this peer.
 
-            With --network: writes FILE holding a new 32-byte network key (mode 0600). Every peer
+            With --network: writes FILE holding a new 32-byte network key (mode 0600). Every peer \
             of one network needs a copy; peers with different network keys ignore each other.
 
             Existing files are never overwritten.

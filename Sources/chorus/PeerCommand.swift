@@ -8,18 +8,18 @@ struct PeerCommand: AsyncParsableCommand {
         commandName: "peer",
         abstract: "Run one peer from a configuration file until SIGINT or SIGTERM.",
         discussion: """
-            The peer trains on its data shard, gossips its parameters to its neighbours over UDP
-            every gossip interval and mixes what it receives. On SIGINT/SIGTERM it stops, saves
-            its checkpoint (peer.checkpoint) and exits; started again with the same file, it
+            The peer trains on its data shard, gossips its parameters to its neighbours over UDP \
+            every gossip interval and mixes what it receives. On SIGINT/SIGTERM it stops, saves \
+            its checkpoint (peer.checkpoint) and exits; started again with the same file, it \
             resumes from the checkpoint.
 
-            Peers find each other through the membership protocol (SWIM with Lifeguard): the
-            configured neighbours and seeds, or --join HOST:PORT, are only entry points; the
-            neighbours a peer averages with follow the live membership. SIGINT, SIGTERM or
-            POST /leave make a graceful leave (announced as "left", parameters handed over, exit
+            Peers find each other through the membership protocol (SWIM with Lifeguard): the \
+            configured neighbours and seeds, or --join HOST:PORT, are only entry points; the \
+            neighbours a peer averages with follow the live membership. SIGINT, SIGTERM or \
+            POST /leave make a graceful leave (announced as "left", parameters handed over, exit \
             within 2 s).
 
-            The configuration format is described field by field in Peers/README.md; Peers/local/
+            The configuration format is described field by field in Peers/README.md; Peers/local/ \
             holds a four-peer example. While it runs:
               chorus status --admin 127.0.0.1:8001
               chorus members --admin 127.0.0.1:8001
@@ -37,13 +37,13 @@ struct PeerCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Fault injection: drop this fraction of outgoing datagrams (0–1; overrides faults.drop).", valueName: "p"))
     var drop: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Fault injection: delay outgoing datagrams by MIN or MIN-MAX milliseconds.", valueName: "ms"))
+    @Option(name: .long, help: ArgumentHelp("Fault injection: delay outgoing datagrams by MIN or MIN-MAX milliseconds (overrides faults.delay_min_ms and delay_max_ms).", valueName: "ms"))
     var delayMs: String?
 
-    @Option(name: .long, help: ArgumentHelp("Fault injection: send this fraction of datagrams twice (0–1).", valueName: "p"))
+    @Option(name: .long, help: ArgumentHelp("Fault injection: send this fraction of datagrams twice (0–1; overrides faults.duplicate).", valueName: "p"))
     var duplicate: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Fault injection: cut this peer off in both directions (a partition). Repeatable.", valueName: "peer-id"))
+    @Option(name: .long, help: ArgumentHelp("Fault injection: cut this peer off in both directions (a partition; adds to faults.blocked). Repeatable.", valueName: "peer-id"))
     var block: [String] = []
 
     @Flag(name: .long, help: .hidden)

@@ -16,8 +16,8 @@ struct SimulateMembership: ParsableCommand {
         commandName: "membership",
         abstract: "Measure failure detection, leave and join propagation, and false failures of the membership protocol.",
         discussion: """
-            Runs the real membership state machine (SWIM + Lifeguard, signed claims)
-            for every member on a virtual clock; the network delivers each message
+            Runs the real membership state machine (SWIM + Lifeguard, signed claims) \
+            for every member on a virtual clock; the network delivers each message \
             after 0.5–2 ms, loses a fraction of them, and reproduces from --seed.
 
               detection        a member crashes: when does each other member
@@ -32,7 +32,8 @@ struct SimulateMembership: ParsableCommand {
                                declared is false; each is listed with its
                                suspicion and the subject's last pause.
 
-            The figures in docs/membership.md come from a release build:
+            The figures in docs/membership.md come from a release build; that page lists \
+            the exact commands, for example:
               chorus simulate membership --members 256 --seconds 3600
             (the simulated hour takes about 13 minutes on one core).
             """

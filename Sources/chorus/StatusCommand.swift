@@ -88,12 +88,15 @@ struct MembersCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The peer's admin address.", valueName: "host:port"))
     var admin: String
 
+    @Option(name: .long, help: "Seconds to wait for an answer.")
+    var timeout: Double = 2
+
     func run() throws {
         guard let address = HostPort(parsing: admin) else {
             throw ValidationError("--admin: expected HOST:PORT (e.g. 127.0.0.1:8001), got \"\(admin)\"")
         }
         let status: PeerStatus
-        do { status = try AdminClient.status(at: address) } catch { throw UserError(error.description) }
+        do { status = try AdminClient.status(at: address, timeout: timeout) } catch { throw UserError(error.description) }
         print(StatusTable.members(status))
     }
 }
