@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ChorusWireTests", dependencies: ["ChorusWire", "ChorusCrypto"]),
         .testTarget(name: "ChorusLearningTests", dependencies: ["ChorusLearning"]),
         .testTarget(name: "ChorusAveragingTests", dependencies: ["ChorusAveraging"]),
-        .testTarget(name: "ChorusMembershipTests", dependencies: ["ChorusMembership", "ChorusSimulation", "ChorusCrypto"]),
+        .testTarget(name: "ChorusMembershipTests", dependencies: ["ChorusMembership", "ChorusSimulation", "ChorusCrypto", "ChorusLearning"]),
         .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusCrypto", "ChorusLearning"]),
     ],
     swiftLanguageModes: [.v6]

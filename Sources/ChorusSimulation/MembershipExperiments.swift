@@ -1,4 +1,5 @@
 import ChorusCrypto
+import ChorusLearning
 import ChorusMembership
 
 /// The membership experiments behind docs/membership.md; `chorus simulate membership` runs them.
@@ -77,7 +78,7 @@ public enum MembershipExperiments {
         let sim = MembershipSimulation(settings: settings, network: NetworkModel(loss: loss), seed: seed)
         sim.recordAllObservations = false
         sim.bootstrap(count: members)
-        var rng = SeededGenerator(seed: seed ^ 0x5eed)
+        var rng = SplitMix64(seed: seed ^ 0x5eed)  // scenario randomness, apart from the network's
         let pausing = Array(sim.order.prefix(Int((Double(members) * pausedFraction).rounded())))
         var pauses = 0
         var pauseWindows: [PeerID: [(start: Double, end: Double)]] = [:]
@@ -156,18 +157,5 @@ public enum MembershipExperiments {
             missed += members - seen.count
         }
         return (Distribution(values: times), missed)
-    }
-}
-
-/// SplitMix64, for scenario randomness kept apart from the simulation's own stream.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

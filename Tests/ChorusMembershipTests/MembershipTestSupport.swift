@@ -1,19 +1,10 @@
 import ChorusCrypto
+import ChorusLearning
 import Testing
 @testable import ChorusMembership
 
-/// SplitMix64 (named SplitMix here to stay clear of ChorusLearning.SplitMix64): a tiny seeded generator, so every test is reproducible bit for bit.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A tiny seeded generator, so every test is reproducible bit for bit.
+typealias SplitMix = SplitMix64
 
 /// Deterministic identities, claims and instances. Peer `k` has the key whose seed is 32 bytes of `k`.
 enum Fixture {
