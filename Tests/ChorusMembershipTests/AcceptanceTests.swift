@@ -44,4 +44,22 @@ struct MembershipAcceptanceTests {
         #expect(r.suspicions > 0, "the scenario must actually provoke suspicions")
         #expect(r.pauses > 50)
     }
+
+    @Test("each false failure is reported with its suspicion and the subject's last pause")
+    func falseFailureDetails() throws {
+        // Pauses of 20 s outlast any suspicion timeout of .fast: the paused members are declared failed.
+        let r = MembershipExperiments.falsePositives(members: 16, settings: .fast, seconds: 60, loss: 0,
+                                                     pausedFraction: 0.25, pauseLength: 20, pauseEvery: 30, seed: 3)
+        #expect(r.falseFailures > 0)
+        #expect(r.details.reduce(0) { $0 + $1.declaredBy } == r.falseFailures)
+        #expect(Set(r.details.map(\.subject)).count == r.details.count, "one entry per member")
+        for detail in r.details {
+            let pause = try #require(detail.lastPause, "\(detail)")
+            #expect(pause.start < detail.firstDeclared && detail.firstDeclared < pause.end, "declared during its pause: \(detail)")
+            let suspected = try #require(detail.suspectedAt, "\(detail)")
+            #expect(suspected >= pause.start && suspected < detail.firstDeclared)
+            #expect(detail.accusers >= 1)
+            #expect(detail.description.contains(detail.subject.short) && detail.description.contains("last paused"))
+        }
+    }
 }
