@@ -18,6 +18,15 @@ public enum MembershipExperiments {
         }
     }
 
+    /// `members` that all know each other, recording only the events the experiments count.
+    private static func steadyNetwork(members: Int, settings: MembershipSettings, network: NetworkModel,
+                                      seed: UInt64) -> MembershipSimulation {
+        let sim = MembershipSimulation(settings: settings, network: network, seed: seed)
+        sim.recordAllObservations = false
+        sim.bootstrap(count: members)
+        return sim
+    }
+
     /// Crash one member per trial; the time until each live member marks it failed.
     /// Missing observers (never noticed) are reported separately.
     public static func detection(members: Int, settings: MembershipSettings, trials: Int, seed: UInt64,
@@ -25,9 +34,7 @@ public enum MembershipExperiments {
         var times: [Double] = []
         var missed = 0
         for trial in 0..<trials {
-            let sim = MembershipSimulation(settings: settings, network: network, seed: seed &+ UInt64(trial))
-            sim.recordAllObservations = false
-            sim.bootstrap(count: members)
+            let sim = steadyNetwork(members: members, settings: settings, network: network, seed: seed &+ UInt64(trial))
             let victim = sim.order[trial % members]
             let crashAt = 20.0
             sim.crash(victim, at: crashAt)
@@ -75,9 +82,7 @@ public enum MembershipExperiments {
     public static func falsePositives(members: Int, settings: MembershipSettings, seconds: Double, loss: Double,
                                       pausedFraction: Double, pauseLength: Double, pauseEvery: Double, seed: UInt64,
                                       progress: ((Double) -> Void)? = nil) -> FalsePositiveReport {
-        let sim = MembershipSimulation(settings: settings, network: NetworkModel(loss: loss), seed: seed)
-        sim.recordAllObservations = false
-        sim.bootstrap(count: members)
+        let sim = steadyNetwork(members: members, settings: settings, network: NetworkModel(loss: loss), seed: seed)
         var rng = SplitMix64(seed: seed ^ 0x5eed)  // scenario randomness, apart from the network's
         let pausing = Array(sim.order.prefix(Int((Double(members) * pausedFraction).rounded())))
         var pauses = 0
@@ -125,9 +130,7 @@ public enum MembershipExperiments {
         var missed = 0
         var asFailed = 0
         for trial in 0..<trials {
-            let sim = MembershipSimulation(settings: settings, network: network, seed: seed &+ UInt64(trial))
-            sim.recordAllObservations = false
-            sim.bootstrap(count: members)
+            let sim = steadyNetwork(members: members, settings: settings, network: network, seed: seed &+ UInt64(trial))
             let leaver = sim.order[trial % members]
             sim.leave(leaver, at: 20)
             sim.run(until: 40)
@@ -145,9 +148,7 @@ public enum MembershipExperiments {
         var times: [Double] = []
         var missed = 0
         for trial in 0..<trials {
-            let sim = MembershipSimulation(settings: settings, network: network, seed: seed &+ UInt64(trial))
-            sim.recordAllObservations = false
-            sim.bootstrap(count: members)
+            let sim = steadyNetwork(members: members, settings: settings, network: network, seed: seed &+ UInt64(trial))
             let newcomer = sim.addNode()
             let seedMember = sim.order[(trial * 7) % members]
             sim.join(newcomer, through: seedMember, at: 20)

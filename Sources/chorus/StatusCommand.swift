@@ -9,28 +9,41 @@ struct StatusCommand: ParsableCommand {
         discussion: "Reads GET /status from the peer's admin endpoint (peer.admin in its configuration)."
     )
 
-    @Option(name: .long, help: ArgumentHelp("The peer's admin address.", valueName: "host:port"))
-    var admin: String
+    @OptionGroup var endpoint: AdminEndpoint
 
     @Flag(name: .long, help: "Print the raw JSON instead of a table.")
     var json = false
 
-    @Option(name: .long, help: "Seconds to wait for an answer.")
-    var timeout: Double = 2
-
     func run() throws {
-        guard let address = HostPort(parsing: admin) else {
-            throw ValidationError("--admin: expected HOST:PORT (e.g. 127.0.0.1:8001), got \"\(admin)\"")
-        }
+        let address = try endpoint.address()
         if json {
             let response: AdminClient.Response
-            do { response = try AdminClient.request("GET", "/status", at: address, timeout: timeout) } catch { throw UserError(error.description) }
+            do { response = try AdminClient.request("GET", "/status", at: address, timeout: endpoint.timeout) } catch { throw UserError(error.description) }
             print(String(decoding: response.body, as: UTF8.self))
             return
         }
-        let status: PeerStatus
-        do { status = try AdminClient.status(at: address, timeout: timeout) } catch { throw UserError(error.description) }
-        print(StatusTable.render(status))
+        print(StatusTable.render(try endpoint.status()))
+    }
+}
+
+/// The options of every command that asks a running peer's admin endpoint.
+struct AdminEndpoint: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The peer's admin address.", valueName: "host:port"))
+    var admin: String
+
+    @Option(name: .long, help: "Seconds to wait for an answer.")
+    var timeout: Double = 2
+
+    func address() throws -> HostPort {
+        guard let address = HostPort(parsing: admin) else {
+            throw ValidationError("--admin: expected HOST:PORT (e.g. 127.0.0.1:8001), got \"\(admin)\"")
+        }
+        return address
+    }
+
+    func status() throws -> PeerStatus {
+        let address = try address()
+        do { return try AdminClient.status(at: address, timeout: timeout) } catch { throw UserError(error.description) }
     }
 }
 
@@ -85,18 +98,9 @@ struct MembersCommand: ParsableCommand {
         discussion: "States: alive, suspect (probes failing; it may still refute), failed (declared dead), left (announced its departure). Failed and left members are kept as tombstones for a while."
     )
 
-    @Option(name: .long, help: ArgumentHelp("The peer's admin address.", valueName: "host:port"))
-    var admin: String
-
-    @Option(name: .long, help: "Seconds to wait for an answer.")
-    var timeout: Double = 2
+    @OptionGroup var endpoint: AdminEndpoint
 
     func run() throws {
-        guard let address = HostPort(parsing: admin) else {
-            throw ValidationError("--admin: expected HOST:PORT (e.g. 127.0.0.1:8001), got \"\(admin)\"")
-        }
-        let status: PeerStatus
-        do { status = try AdminClient.status(at: address, timeout: timeout) } catch { throw UserError(error.description) }
-        print(StatusTable.members(status))
+        print(StatusTable.members(try endpoint.status()))
     }
 }
