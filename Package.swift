@@ -2,9 +2,8 @@
 import PackageDescription
 
 /// Modules by concept; dependencies point one way (see docs/architecture.md):
-/// CSodium ← ChorusCrypto ← ChorusWire ← ChorusMembership ─┬─ ChorusPeer ─────┬─ chorus
-/// ChorusLearning, ChorusAveraging ────────────────────────┘                  │
-/// ChorusMembership, ChorusLearning ─── ChorusSimulation ────────────────────┘
+/// CSodium ← ChorusCrypto ← ChorusWire ← ChorusMembership ─┬─ ChorusCore ─┬─ ChorusPeer (UDP shell) ──────┬─ chorus
+/// ChorusLearning, ChorusAveraging ────────────────────────┘              └─ ChorusSimulation (virtual) ──┘
 let package = Package(
     name: "Chorus",
     platforms: [.macOS(.v14)],
@@ -32,11 +31,21 @@ let package = Package(
         ),
         .target(name: "ChorusAveraging"),
         .target(name: "ChorusMembership", dependencies: ["ChorusCrypto", "ChorusWire"]),
-        .target(name: "ChorusSimulation", dependencies: ["ChorusMembership", "ChorusCrypto", "ChorusLearning"]),
+        .target(
+            name: "ChorusCore",
+            dependencies: ["ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership"]
+        ),
+        .target(
+            name: "ChorusSimulation",
+            dependencies: [
+                "ChorusCore", "ChorusMembership", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .target(
             name: "ChorusPeer",
             dependencies: [
-                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership",
+                "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -48,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "chorus",
             dependencies: [
-                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer", "ChorusMembership", "ChorusSimulation",
+                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer", "ChorusMembership", "ChorusSimulation", "ChorusCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,7 +66,11 @@ let package = Package(
         .testTarget(name: "ChorusLearningTests", dependencies: ["ChorusLearning"]),
         .testTarget(name: "ChorusAveragingTests", dependencies: ["ChorusAveraging"]),
         .testTarget(name: "ChorusMembershipTests", dependencies: ["ChorusMembership", "ChorusSimulation", "ChorusCrypto", "ChorusLearning"]),
-        .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusCrypto", "ChorusLearning"]),
+        .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusCore", "ChorusCrypto", "ChorusLearning"]),
+        .testTarget(
+            name: "ChorusSimulationTests",
+            dependencies: ["ChorusSimulation", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,11 +1,8 @@
 import Prometheus
 
-/// Prometheus exposition of a peer's status (swift-prometheus), plus counters of drops that have
-/// no home in a state machine (malformed payloads, unknown channels).
-final class PeerMetrics: @unchecked Sendable {
-    // @unchecked: used only on the peer's event loop.
+/// Prometheus exposition of a peer's status (swift-prometheus). Owned by the loop-bound shell.
+final class PeerMetrics {
     let registry = PrometheusCollectorRegistry()
-    var otherRejections: [String: Int] = [:]
     private var reported: [String: Int] = [:]
 
     func render(_ s: PeerStatus) -> [UInt8] {

@@ -30,13 +30,6 @@ public struct NeighbourConfig: Sendable, Equatable {
     public var address: HostPort
 }
 
-/// Where a peer's training data comes from.
-public enum DataSource: Sendable, Equatable {
-    case digits
-    case csv(path: String, classCount: Int)
-    case synthetic(count: Int, features: Int, classes: Int)
-}
-
 /// Everything one peer process needs, read from a TOML file (format: Peers/README.md).
 public struct PeerConfig: Sendable {
     public var file: String

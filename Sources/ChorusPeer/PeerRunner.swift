@@ -28,10 +28,15 @@ public enum PeerRunner {
         if config.neighbours.contains(where: { $0.id == identity.peerID }) {
             throw StartupError("\(config.file): field 'neighbours': lists this peer's own id \(identity.peerID.short)…; remove it")
         }
-        var learner = try Learner.make(config: config)
+        var learner = try config.makeLearner()
         do {
             if let checkpoint = try Checkpoint.load(from: config.checkpointPath) {
-                try learner.resume(from: checkpoint, model: config.model.description)
+                guard checkpoint.model == config.model.description else {
+                    throw StartupError("checkpoint is for model \(checkpoint.model), the configuration says \(config.model.description)")
+                }
+                do { try learner.resume(parameters: checkpoint.parameters, steps: checkpoint.steps, epoch: checkpoint.epoch) } catch {
+                    throw StartupError("checkpoint does not fit the model: \(error)")
+                }
             }
         } catch let error as StartupError {
             throw StartupError("\(config.checkpointPath): \(error.description) (field 'peer.checkpoint' in \(config.file); move the file away to start fresh)")
@@ -66,12 +71,15 @@ public enum PeerRunner {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let node = PeerNode(config: config, identity: identity, network: network, bootEpoch: bootEpoch, learner: learner, loop: loop, log: log)
+        let node = try await loop.submit {
+            NIOLoopBound(PeerNode(config: config, identity: identity, network: network, bootEpoch: bootEpoch,
+                                  learner: learner, loop: loop, log: log), eventLoop: loop)
+        }.get()
         let shutdown = ShutdownTrigger()
         let transport: UDPTransport
         do {
             transport = try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, on: loop) { bytes, address in
-                node.receive(bytes, from: address)
+                node.value.receive(bytes, from: address)
             }
         } catch {
             try? await group.shutdownGracefully()
@@ -80,31 +88,27 @@ public enum PeerRunner {
         let admin: Channel
         do {
             admin = try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path in
-                loop.submit { route(node, method: method, path: path, shutdown: shutdown) }
+                loop.submit { route(node.value, method: method, path: path, shutdown: shutdown) }
             }
         } catch {
             await transport.close()
             try? await group.shutdownGracefully()
             throw StartupError("\(config.file): field 'peer.admin': cannot listen on \(config.admin): \(describe(error))")
         }
-        try await loop.submit { node.start(transport: transport, seeds: seedAddresses, knownPeers: knownPeers) }.get()
+        try await loop.submit { node.value.start(transport: transport, seeds: seedAddresses, knownPeers: knownPeers) }.get()
         let udpPort = transport.localAddress?.port ?? config.bind.port
         let adminPort = admin.localAddress?.port ?? config.admin.port
         log("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
 
-        let periodicSaves = Task {
-            await saveCheckpoints(every: config.checkpointInterval, of: node, on: loop, to: config.checkpointPath, log: log)
-        }
         let reason = await shutdown.wait(exitWithParent: exitWithParent)
-        periodicSaves.cancel()
-        _ = await periodicSaves.value  // never two writers of the checkpoint at once
         log("chorus peer \(identity.peerID.short): \(reason), leaving")
-        try await loop.submit { node.leave() }.get()
-        // Let the "left" announcement spread before going quiet (the peer still answers meanwhile).
-        try await Task.sleep(for: .milliseconds(800))
-        let checkpoint = try await loop.submit { node.stop() }.get()
+        // Announce "left" and linger (still answering) until the instance says the news has spread.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            loop.execute { node.value.leave { done.resume() } }
+        }
+        let (checkpoint, writer) = try await loop.submit { node.value.stop() }.get()
         var saveError: Error?
-        do { try checkpoint.save(to: config.checkpointPath) } catch { saveError = error }
+        do { try writer.saveNow(checkpoint) } catch { saveError = error }
         try? await admin.close()
         await transport.close()
         try? await group.shutdownGracefully()
@@ -112,25 +116,6 @@ public enum PeerRunner {
             throw StartupError("\(config.checkpointPath): could not save checkpoint: \(saveError)")
         }
         log("chorus peer \(identity.peerID.short): left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
-    }
-
-    /// Saves the running model every `interval` seconds until cancelled (a crash then loses at
-    /// most that much training). A failed save is reported once and retried at the next interval.
-    static func saveCheckpoints(every interval: Double, of node: PeerNode, on loop: EventLoop, to path: String,
-                                log: @Sendable (String) -> Void) async {
-        guard interval > 0 else { return }
-        var reported = false
-        while true {
-            do { try await Task.sleep(for: .seconds(interval)) } catch { return }
-            guard let checkpoint = try? await loop.submit({ node.runningCheckpoint() }).get() else { continue }
-            do {
-                try checkpoint.save(to: path)
-                reported = false
-            } catch {
-                if !reported { log("chorus peer: could not save checkpoint to \(path): \(error) (retrying every \(interval) s)") }
-                reported = true
-            }
-        }
     }
 
     static func route(_ node: PeerNode, method: HTTPMethodName, path: String, shutdown: ShutdownTrigger) -> AdminResponse {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChorusAveraging
+import ChorusCore
 import ChorusCrypto
 import ChorusLearning
 import ChorusPeer

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ChorusCore
 @testable import ChorusPeer
 
 @Test("a checkpoint round-trips, and any damage is detected")
@@ -20,8 +21,8 @@ func saveAndResume() throws {
     let s = try Scratch()
     let config = try PeerConfig.load(path: s.write(s.config()))
     var (_, _, learner) = try PeerRunner.prepare(config: config)
-    for _ in 0..<50 { _ = learner.step() }
-    let saved = learner.checkpoint(model: config.model.description)
+    _ = learner.train(steps: 50)
+    let saved = Checkpoint(model: config.model.description, steps: learner.steps, epoch: learner.epoch, parameters: learner.parameters)
     try saved.save(to: config.checkpointPath)
     let (_, _, resumed) = try PeerRunner.prepare(config: config)
     #expect(resumed.steps == 50)

@@ -1,6 +1,7 @@
 import ChorusCrypto
 import Foundation
 import Testing
+import ChorusCore
 @testable import ChorusPeer
 
 /// Tests with real `chorus` processes on loopback. They need the binary (scripts/test.sh builds it).

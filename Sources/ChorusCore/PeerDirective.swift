@@ -1,0 +1,64 @@
+import ChorusCrypto
+import ChorusLearning
+import ChorusMembership
+
+/// Where a peer is reached: "host:port", as membership claims carry it. The real shell resolves
+/// it to a socket address; the simulator maps it to a simulated peer.
+public typealias PeerAddress = String
+
+/// What a `PeerInstance` asks its shell to do.
+public enum PeerDirective: Sendable {
+    /// Send these datagrams to `address` (`peer` when known, for fault injection by peer).
+    case send([[UInt8]], to: PeerAddress, peer: PeerID?)
+    /// Run this job off the I/O path and hand the result to `learningFinished`.
+    case learn(LearningJob)
+    /// Save this progress (a crash then loses at most `checkpointInterval` of training).
+    case saveCheckpoint(ModelSnapshot)
+    case event(PeerEvent)
+}
+
+/// Things worth a log line or a record in an experiment.
+public enum PeerEvent: Sendable, Equatable {
+    case membership(MembershipEvent)
+    /// Joining: the network's model arrived from `from` (at the network's step count `step`).
+    case adoptedModel(from: PeerID, step: UInt64)
+    /// Joining: no model arrived within `modelWaitTimeout`; training from this peer's own start.
+    case startedAlone(waited: Double)
+    /// The leave linger is over: the shell may close the socket.
+    case stopped
+}
+
+/// A peer's model progress, for a checkpoint.
+public struct ModelSnapshot: Sendable, Equatable {
+    public var steps: UInt64
+    public var epoch: UInt64
+    public var parameters: [Float]
+
+    public init(steps: UInt64, epoch: UInt64, parameters: [Float]) {
+        self.steps = steps
+        self.epoch = epoch
+        self.parameters = parameters
+    }
+}
+
+/// Local training (and, when due, an evaluation) for one round, run by the shell wherever it
+/// likes: the real shell on a worker thread so a slow step never delays an ack, the simulator
+/// inline at the same virtual instant.
+public struct LearningJob: Sendable {
+    public var learner: Learner
+    public var steps: Int
+    public var evaluate: Bool
+
+    public func run() -> LearningResult {
+        var learner = self.learner
+        let loss = learner.train(steps: steps)
+        return LearningResult(learner: learner, meanLoss: loss, evaluation: evaluate ? learner.evaluate() : nil)
+    }
+}
+
+public struct LearningResult: Sendable {
+    public var learner: Learner
+    /// Mean batch loss of the job's steps (NaN for none).
+    public var meanLoss: Double
+    public var evaluation: Evaluation?
+}

@@ -1,0 +1,397 @@
+import ChorusAveraging
+import ChorusCrypto
+import ChorusLearning
+import ChorusMembership
+import ChorusWire
+
+/// One peer's protocol, as a pure state machine: the datagram layer, membership, averaging and
+/// local learning composed, with the phases (joining with model handover, training, leaving),
+/// neighbour choice from the live view, the gossip round and every timer.
+///
+/// Time comes in (`now`, seconds on a monotonic clock), randomness comes from a generator seeded
+/// at construction, and every decision comes out as a `PeerDirective`; `nextDeadline` says when to
+/// call `tick` next. The real shell (ChorusPeer) and the simulator (ChorusSimulation) drive this
+/// very code: the shell only moves bytes, runs learning jobs and keeps files.
+public struct PeerInstance: Sendable {
+    public enum Phase: String, Sendable {
+        /// Waiting for the network's current model before contributing (started with --join).
+        case joining
+        case training
+        /// Announced "left"; lingering so the announcement spreads.
+        case leaving
+        /// Done: the shell may close the socket.
+        case stopped
+    }
+
+    /// Traffic handed to the network and taken from it (after the shell's fault injection).
+    public struct Traffic: Sendable, Equatable {
+        public var bytesSent = 0, bytesReceived = 0, datagramsSent = 0, datagramsReceived = 0
+    }
+
+    public let id: PeerID
+    public let address: PeerAddress
+    public let settings: PeerSettings
+    public let epoch: UInt64
+    public private(set) var phase: Phase
+    public private(set) var wire: WireEndpoint
+    public private(set) var membership: MembershipInstance
+    public private(set) var averager: GossipAverager<PeerID>
+    /// The model as of the last finished round (a job may be training a copy).
+    public private(set) var learner: Learner
+    public private(set) var neighbours: [PeerID] = []
+    public private(set) var lastEvaluation = Evaluation.none
+    /// Exponential moving average of the training loss (NaN before the first round).
+    public private(set) var trainLoss = Double.nan
+    public private(set) var traffic = Traffic()
+    /// Payloads dropped above the datagram layer, by reason (e.g. "membership.malformed").
+    public private(set) var rejections: [String: Int] = [:]
+    /// Whether a learning job is out with the shell.
+    public private(set) var isLearning = false
+
+    private var rng: Xoshiro256
+    private var addresses: [PeerID: PeerAddress] = [:]
+    private var seeds: [PeerAddress] = []
+    private var started = false
+    private var nextRoundAt: Double
+    private var nextEvaluationAt: Double
+    private var nextCheckpointAt: Double
+    private var nextHousekeepingAt: Double
+    private var nextSeedHelloAt = Double.infinity
+    private var joinDeadline = Double.infinity
+    private var nextModelRequestAt = Double.infinity
+    private var modelRequests = 0
+    private var leaveEndsAt = Double.infinity
+    /// Live members besides this peer (kept with the neighbourhood, not recounted per tick).
+    private var othersLive = 0
+
+    /// - Parameters:
+    ///   - epoch: this boot's epoch (grows across restarts; see docs/protocol.md).
+    ///   - unixTimeAtZero: wall-clock seconds when `now` was 0 (bounds incarnations).
+    ///   - seed: this peer's randomness (probe order, gossip targets, object ids).
+    public init(identity: SigningKey, keyring: NetworkKeyring, epoch: UInt64, address: PeerAddress,
+                settings: PeerSettings, learner: Learner, now: Double, unixTimeAtZero: Double, seed: UInt64,
+                claimVerifier: ClaimVerifier = ClaimVerifier()) {
+        precondition(settings.problems().isEmpty, "invalid PeerSettings: \(settings.problems())")
+        self.id = identity.peerID
+        self.address = address
+        self.settings = settings
+        self.epoch = epoch
+        self.learner = learner
+        self.rng = Xoshiro256(seed: seed)
+        self.phase = settings.fetchModel ? .joining : .training
+        self.wire = WireEndpoint(identity: identity, keyring: keyring, epoch: epoch, settings: settings.wire)
+        self.membership = MembershipInstance(
+            key: identity, address: address, incarnation: epoch << 16, settings: settings.membership, now: now,
+            unixTimeAtZero: unixTimeAtZero, verifier: claimVerifier)
+        self.averager = GossipAverager(dimension: learner.parameterCount, neighbours: [PeerID](), settings: settings.averaging)
+        self.nextRoundAt = now + settings.gossipInterval
+        self.nextEvaluationAt = now
+        self.nextCheckpointAt = settings.checkpointInterval > 0 ? now + settings.checkpointInterval : .infinity
+        self.nextHousekeepingAt = now + settings.housekeepingInterval
+    }
+
+    // MARK: Life cycle
+
+    /// Starts talking: hellos to `seeds` (addresses whose peer is not known yet) and a join sync
+    /// with every configured neighbour whose id is known.
+    public mutating func start(seeds: [PeerAddress], knownPeers: [(PeerID, PeerAddress)], now: Double) -> [PeerDirective] {
+        precondition(!started, "start once")
+        started = true
+        self.seeds = seeds
+        var out: [PeerDirective] = []
+        if phase == .joining {
+            joinDeadline = now + settings.modelWaitTimeout
+            nextModelRequestAt = now
+        }
+        for (peer, address) in knownPeers where peer != id {
+            addresses[peer] = address
+            perform(membership.join(seed: peer, address: address, now: now), now: now, into: &out)
+        }
+        if !seeds.isEmpty {
+            let hello = wire.hello(now: now)
+            for address in seeds { emit([hello], to: address, peer: nil, into: &out) }
+            nextSeedHelloAt = now + settings.seedRetryInterval
+        }
+        return out
+    }
+
+    /// Graceful leave: announce "left" (signed) to members directly and by gossip, hand the
+    /// current parameters to the neighbours one last time, stop training, and linger for
+    /// `leaveLinger` seconds (still answering) before `PeerEvent.stopped`.
+    public mutating func leave(now: Double) -> [PeerDirective] {
+        guard phase == .joining || phase == .training else { return [] }
+        let wasTraining = phase == .training
+        phase = .leaving
+        leaveEndsAt = now + settings.leaveLinger
+        var out: [PeerDirective] = []
+        perform(membership.leave(now: now, rng: &rng), now: now, into: &out)
+        if wasTraining { sendParameters(now: now, into: &out) }
+        return out
+    }
+
+    /// The progress to save (the last finished round).
+    public var snapshot: ModelSnapshot {
+        ModelSnapshot(steps: learner.steps, epoch: learner.epoch, parameters: learner.parameters)
+    }
+
+    /// Where this peer reaches `peer` (from membership claims, hellos or configuration).
+    public func address(of peer: PeerID) -> PeerAddress? { addresses[peer] }
+
+    // MARK: Time
+
+    /// When `tick` must run next (calling it earlier is harmless).
+    public var nextDeadline: Double {
+        if phase == .stopped { return .infinity }
+        var t = min(membership.nextDeadline, nextHousekeepingAt)
+        switch phase {
+        case .training:
+            if !isLearning { t = min(t, nextRoundAt) }
+            t = min(t, nextCheckpointAt)
+        case .joining:
+            t = min(t, joinDeadline)
+            if !neighbours.isEmpty { t = min(t, nextModelRequestAt) }
+        case .leaving:
+            t = min(t, leaveEndsAt)
+        case .stopped:
+            break
+        }
+        if othersLive == 0 { t = min(t, nextSeedHelloAt) }
+        return t
+    }
+
+    public mutating func tick(now: Double) -> [PeerDirective] {
+        var out: [PeerDirective] = []
+        guard phase != .stopped else { return out }
+        if phase == .leaving && now >= leaveEndsAt {
+            phase = .stopped
+            out.append(.event(.stopped))
+            return out
+        }
+        if now >= membership.nextDeadline { perform(membership.tick(now: now, rng: &rng), now: now, into: &out) }
+        if now >= nextHousekeepingAt {
+            nextHousekeepingAt = now + settings.housekeepingInterval
+            for (peer, hello) in wire.tick(now: now) {
+                if let address = addresses[peer] { emit([hello], to: address, peer: peer, into: &out) }
+            }
+        }
+        if othersLive == 0 && !seeds.isEmpty && now >= nextSeedHelloAt {
+            // Nobody answered yet: the seeds may have started after us.
+            nextSeedHelloAt = now + settings.seedRetryInterval
+            let hello = wire.hello(now: now)
+            for address in seeds { emit([hello], to: address, peer: nil, into: &out) }
+        }
+        switch phase {
+        case .joining:
+            requestModel(now: now, into: &out)
+        case .training:
+            if !isLearning && now >= nextRoundAt {
+                nextRoundAt = max(nextRoundAt + settings.gossipInterval, now)
+                let evaluate = settings.evaluationInterval > 0 && now >= nextEvaluationAt
+                if evaluate { nextEvaluationAt = now + settings.evaluationInterval }
+                isLearning = true
+                out.append(.learn(LearningJob(learner: learner, steps: settings.stepsPerRound, evaluate: evaluate)))
+            }
+            if now >= nextCheckpointAt {
+                nextCheckpointAt = now + settings.checkpointInterval
+                out.append(.saveCheckpoint(snapshot))
+            }
+        case .leaving, .stopped:
+            break
+        }
+        return out
+    }
+
+    /// The end of a round: take the trained model, send it to every neighbour, mix in what arrived.
+    public mutating func learningFinished(_ result: LearningResult, now: Double) -> [PeerDirective] {
+        isLearning = false
+        guard phase == .training else { return [] }  // left meanwhile: the result is moot
+        learner = result.learner
+        if result.meanLoss.isFinite { trainLoss = trainLoss.isNaN ? result.meanLoss : 0.8 * trainLoss + 0.2 * result.meanLoss }
+        if let evaluation = result.evaluation { lastEvaluation = evaluation }
+        var out: [PeerDirective] = []
+        sendParameters(now: now, into: &out)
+        var parameters = learner.parameters
+        let report = averager.mix(&parameters, now: now)
+        if !report.weights.isEmpty { try? learner.replaceParameters(parameters) }  // the averager yields only finite vectors of the right length
+        return out
+    }
+
+    /// Evaluates the current model now (for a simulator's sampling; the real shell never calls this on its I/O loop).
+    public func evaluate() -> Evaluation { learner.evaluate() }
+
+    // MARK: Network
+
+    public mutating func receive(_ bytes: [UInt8], from source: PeerAddress, now: Double) -> [PeerDirective] {
+        var out: [PeerDirective] = []
+        guard phase != .stopped else { return out }
+        traffic.bytesReceived += bytes.count
+        traffic.datagramsReceived += 1
+        let reception = wire.receive(bytes, now: now)
+        emit(reception.replies, to: source, peer: nil, into: &out)
+        if let sender = reception.sender {
+            emit(reception.flushed, to: addresses[sender] ?? source, peer: sender, into: &out)
+        }
+        for delivery in reception.deliveries {
+            switch delivery {
+            case let .hello(peer):
+                // Someone we may not know yet (a seed answering, a newcomer, a restarted peer):
+                // exchange views through it.
+                if membership.status(of: peer) == nil || seeds.contains(source) {
+                    if addresses[peer] == nil { addresses[peer] = source }
+                    perform(membership.join(seed: peer, address: source, now: now), now: now, into: &out)
+                }
+            case let .message(from, channel, payload):
+                handleMessage(from: from, channel: channel, payload: payload, source: source, now: now, into: &out)
+            case let .object(object):
+                handleObject(object, source: source, now: now, into: &out)
+            }
+        }
+        return out
+    }
+
+    private mutating func handleMessage(from sender: PeerID, channel: UInt8, payload: [UInt8], source: PeerAddress,
+                                        now: Double, into out: inout [PeerDirective]) {
+        switch channel {
+        case ChorusChannel.membership:
+            guard let message = MembershipMessage.decode(payload) else { return count("membership.malformed") }
+            perform(membership.receive(message, from: sender, address: source, now: now, rng: &rng), now: now, into: &out)
+        case ChorusChannel.modelRequest:
+            // Only a peer that is itself training has a model worth handing over.
+            guard phase == .training else { return }
+            let message = ParametersMessage(step: learner.steps, degree: max(1, averager.degree(now: now)), vector: learner.parameters)
+            sendObject(channel: ChorusChannel.model, bytes: message.encoded(), to: sender,
+                       address: addresses[sender] ?? source, now: now, into: &out)
+        default:
+            count("channel.unknown")
+        }
+    }
+
+    private mutating func handleObject(_ object: CompletedObject, source: PeerAddress, now: Double, into out: inout [PeerDirective]) {
+        switch object.channel {
+        case ChorusChannel.parameters:
+            guard phase == .training else { return }
+            guard let message = ParametersMessage.decode(object.bytes) else { return count("parameters.malformed") }
+            averager.receive(from: object.sender, vector: message.vector, degree: message.degree, now: now)
+        case ChorusChannel.membershipSync:
+            guard let message = MembershipMessage.decode(object.bytes), message.isBulk else { return count("membership.malformed") }
+            perform(membership.receive(message, from: object.sender, address: source, now: now, rng: &rng), now: now, into: &out)
+        case ChorusChannel.model:
+            guard phase == .joining else { return }
+            guard let message = ParametersMessage.decode(object.bytes), message.vector.count == learner.parameterCount,
+                  message.vector.allSatisfy(\.isFinite),
+                  (try? learner.adopt(parameters: message.vector, step: message.step)) != nil
+            else { return count("model.rejected") }
+            becomeTraining(now: now)
+            out.append(.event(.adoptedModel(from: object.sender, step: message.step)))
+        default:
+            count("channel.unknown")
+        }
+    }
+
+    private mutating func count(_ reason: String) {
+        rejections[reason, default: 0] += 1
+    }
+
+    // MARK: Membership
+
+    private mutating func perform(_ directives: [MembershipDirective], now: Double, into out: inout [PeerDirective]) {
+        var viewChanged = false
+        for directive in directives {
+            switch directive {
+            case let .send(message, to, address):
+                let destination = addresses[to] ?? address
+                guard !destination.isEmpty else { continue }
+                if message.isBulk {
+                    sendObject(channel: ChorusChannel.membershipSync, bytes: message.encoded(), to: to, address: destination, now: now, into: &out)
+                } else {
+                    let datagrams = wire.send(.message(channel: ChorusChannel.membership, payload: message.encoded()), to: to, now: now)
+                    emit(datagrams, to: destination, peer: to, into: &out)
+                }
+            case let .event(event):
+                switch event {
+                case let .joined(peer, address), let .addressChanged(peer, address):
+                    if !address.isEmpty { addresses[peer] = address }
+                case let .removed(peer):
+                    wire.forget(peer)
+                    addresses[peer] = nil
+                default:
+                    break
+                }
+                if event.changesLiveSet { viewChanged = true }
+                out.append(.event(.membership(event)))
+            }
+        }
+        if viewChanged { recomputeNeighbours() }
+    }
+
+    /// Neighbours are a deterministic function of the live member set (settings.topology).
+    private mutating func recomputeNeighbours() {
+        othersLive = membership.liveMembers.count - 1
+        let next = settings.topology.neighbours(of: id, in: membership.liveMembers)
+        guard next != neighbours else { return }
+        neighbours = next
+        averager.setNeighbours(next)
+    }
+
+    // MARK: Model handover
+
+    /// A joining peer asks its neighbours, one per `modelRequestInterval` in turn, for their
+    /// current model; after `modelWaitTimeout` without an answer (e.g. it is the first peer) it
+    /// starts from its own.
+    private mutating func requestModel(now: Double, into out: inout [PeerDirective]) {
+        if now >= joinDeadline {
+            becomeTraining(now: now)
+            out.append(.event(.startedAlone(waited: settings.modelWaitTimeout)))
+            return
+        }
+        guard now >= nextModelRequestAt, !neighbours.isEmpty else { return }
+        nextModelRequestAt = now + settings.modelRequestInterval
+        let target = neighbours[modelRequests % neighbours.count]
+        modelRequests += 1
+        guard let address = addresses[target] else { return }
+        emit(wire.send(.message(channel: ChorusChannel.modelRequest, payload: []), to: target, now: now), to: address, peer: target, into: &out)
+    }
+
+    private mutating func becomeTraining(now: Double) {
+        phase = .training
+        joinDeadline = .infinity
+        nextModelRequestAt = .infinity
+        nextRoundAt = min(nextRoundAt, now)
+        nextEvaluationAt = now  // the first round after joining reports its accuracy
+    }
+
+    // MARK: Sending
+
+    private mutating func sendParameters(now: Double, into out: inout [PeerDirective]) {
+        guard !neighbours.isEmpty else { return }
+        let message = ParametersMessage(step: learner.steps, degree: max(1, averager.degree(now: now)), vector: learner.parameters)
+        let object = PreparedObject(channel: ChorusChannel.parameters, bytes: message.encoded(), objectID: rng.next())
+        for neighbour in neighbours {
+            guard let address = addresses[neighbour] else { continue }
+            emit(wire.send(.object(object), to: neighbour, now: now), to: address, peer: neighbour, into: &out)
+        }
+    }
+
+    private mutating func sendObject(channel: UInt8, bytes: [UInt8], to peer: PeerID, address: PeerAddress,
+                                     now: Double, into out: inout [PeerDirective]) {
+        let object = PreparedObject(channel: channel, bytes: bytes, objectID: rng.next())
+        emit(wire.send(.object(object), to: peer, now: now), to: address, peer: peer, into: &out)
+    }
+
+    private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, into out: inout [PeerDirective]) {
+        guard !datagrams.isEmpty else { return }
+        traffic.datagramsSent += datagrams.count
+        for d in datagrams { traffic.bytesSent += d.count }
+        out.append(.send(datagrams, to: address, peer: peer))
+    }
+}
+
+extension MembershipEvent {
+    /// Whether the set of live members (and so the neighbourhood) may have changed.
+    public var changesLiveSet: Bool {
+        switch self {
+        case .joined, .failed, .left, .removed: return true
+        case .suspected, .refuted, .addressChanged, .refutedAccusation: return false
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import ChorusAveraging
+import ChorusMembership
+import ChorusWire
+
+/// Everything that times or shapes one peer's protocol, shared by the real shell and the
+/// simulator. Every field has a unit, a default and the reason for it.
+public struct PeerSettings: Sendable, Equatable {
+    /// Seconds between gossip rounds (local steps, send parameters, mix what arrived).
+    public var gossipInterval = 0.1
+    /// Optimiser steps per round.
+    public var stepsPerRound = 5
+    /// Seconds between evaluations on the test set, folded into the next round's training job;
+    /// 0 turns them off (the simulator evaluates on its own sampling schedule instead).
+    public var evaluationInterval = 1.0
+    /// Seconds between checkpoints while training (0: none), so a crash loses at most this much.
+    public var checkpointInterval = 30.0
+    /// How neighbourhoods are drawn from the live view.
+    public var topology: Topology = .exponential
+    public var averaging = AveragingSettings()
+    public var membership = MembershipSettings.lan
+    public var wire = WireSettings()
+    /// Whether a new peer waits for the network's model before training (`--join`).
+    public var fetchModel = false
+    /// Joining: seconds between model requests, each to the next neighbour in turn. One second
+    /// lets an answer (a few datagrams) arrive before asking someone else.
+    public var modelRequestInterval = 1.0
+    /// Joining: seconds without any model before training from this peer's own start (it may be
+    /// the first peer). Ten seconds covers a join sync and a few request rounds on a LAN.
+    public var modelWaitTimeout = 10.0
+    /// Leaving: seconds the peer keeps answering after announcing "left", so the announcement
+    /// spreads directly and by a few gossip rounds (0.2 s each) before it goes quiet.
+    public var leaveLinger = 0.8
+    /// Seconds between housekeeping of the datagram layer (incomplete objects, hello retries).
+    public var housekeepingInterval = 0.25
+    /// While this peer knows no other member, seconds between hellos to its seeds.
+    public var seedRetryInterval = 1.0
+
+    public init() {}
+
+    /// Problems with the settings, each naming the field; empty when valid.
+    public func problems() -> [String] {
+        var out: [String] = []
+        func positive(_ value: Double, _ name: String) {
+            if !(value > 0 && value.isFinite) { out.append("\(name) must be a positive number of seconds, got \(value)") }
+        }
+        positive(gossipInterval, "gossipInterval")
+        positive(modelRequestInterval, "modelRequestInterval")
+        positive(modelWaitTimeout, "modelWaitTimeout")
+        positive(housekeepingInterval, "housekeepingInterval")
+        positive(seedRetryInterval, "seedRetryInterval")
+        if stepsPerRound < 0 { out.append("stepsPerRound must be 0 or more, got \(stepsPerRound)") }
+        if !(evaluationInterval >= 0) { out.append("evaluationInterval must be 0 (off) or positive seconds, got \(evaluationInterval)") }
+        if !(checkpointInterval >= 0) { out.append("checkpointInterval must be 0 (off) or positive seconds, got \(checkpointInterval)") }
+        if !(leaveLinger >= 0) { out.append("leaveLinger must be 0 or more seconds, got \(leaveLinger)") }
+        out += averaging.problems().map { "averaging." + $0 }
+        out += membership.problems().map { "membership." + $0 }
+        out += wire.problems().map { "wire." + $0 }
+        return out
+    }
+}

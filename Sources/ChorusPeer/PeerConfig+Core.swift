@@ -1,0 +1,44 @@
+import ChorusCore
+import ChorusLearning
+
+extension PeerConfig {
+    /// The protocol settings this configuration gives the peer instance.
+    public var peerSettings: PeerSettings {
+        var s = PeerSettings()
+        s.gossipInterval = gossipInterval
+        s.stepsPerRound = stepsPerRound
+        s.evaluationInterval = evaluationInterval
+        s.checkpointInterval = checkpointInterval
+        s.topology = topology
+        s.averaging = averaging
+        s.membership = membership
+        s.wire = wire
+        s.fetchModel = fetchModel
+        return s
+    }
+
+    public var learningSettings: LearningSettings {
+        LearningSettings(model: model, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay,
+                         batchSize: batchSize, cosineSteps: cosineSteps, seed: seed, initialSeed: dataSeed)
+    }
+
+    /// Loads the data, takes this peer's shard and builds its learner; errors name the field.
+    /// Every peer of a network splits the same data with the same seed, so their test sets agree.
+    func makeLearner() throws -> Learner {
+        let all: Dataset
+        do { all = try dataSource.load(seed: dataSeed) } catch {
+            throw StartupError("\(file): field 'data.source': \(error)")
+        }
+        let data: SharedData
+        do { data = try SharedData(all, testFraction: testFraction, seed: dataSeed) } catch {
+            throw StartupError("\(file): field 'data': \(error)")
+        }
+        let shard: Dataset
+        do { shard = try data.shard(self.shard, of: shards, scheme: partition, seed: dataSeed) } catch {
+            throw StartupError("\(file): field 'data': \(error)")
+        }
+        do { return try Learner(shard: shard, test: data.test, settings: learningSettings) } catch {
+            throw StartupError("\(file): field 'learning': \(error)")
+        }
+    }
+}
