@@ -47,6 +47,8 @@ public struct PeerInstance: Sendable {
     public private(set) var rejections: [String: Int] = [:]
     /// Whether a learning job is out with the shell.
     public private(set) var isLearning = false
+    /// The weights of the last mix (for invariant checks: non-negative, summing to one).
+    public private(set) var lastMix: GossipAverager<PeerID>.MixReport?
 
     private var rng: Xoshiro256
     private var addresses: [PeerID: PeerAddress] = [:]
@@ -115,6 +117,18 @@ public struct PeerInstance: Sendable {
         return out
     }
 
+    /// Starts from a known view without gossiping it: a simulation's network in steady state.
+    /// `claims` are the members' own alive claims (see `aliveClaim`).
+    public mutating func preload(_ claims: [Claim], now: Double) {
+        let others = claims.filter { $0.subject != id }
+        membership.preload(others, now: now)
+        for claim in others where claim.status == .alive && !claim.address.isEmpty { addresses[claim.subject] = claim.address }
+        recomputeNeighbours()
+    }
+
+    /// This peer's signed statement that it is alive at its address and incarnation.
+    public var aliveClaim: Claim { membership.fullState()[0] }
+
     /// Graceful leave: announce "left" (signed) to members directly and by gossip, hand the
     /// current parameters to the neighbours one last time, stop training, and linger for
     /// `leaveLinger` seconds (still answering) before `PeerEvent.stopped`.
@@ -145,7 +159,7 @@ public struct PeerInstance: Sendable {
         var t = min(membership.nextDeadline, nextHousekeepingAt)
         switch phase {
         case .training:
-            if !isLearning { t = min(t, nextRoundAt) }
+            if !isLearning && settings.gossipRounds { t = min(t, nextRoundAt) }
             t = min(t, nextCheckpointAt)
         case .joining:
             t = min(t, joinDeadline)
@@ -184,7 +198,7 @@ public struct PeerInstance: Sendable {
         case .joining:
             requestModel(now: now, into: &out)
         case .training:
-            if !isLearning && now >= nextRoundAt {
+            if !isLearning && settings.gossipRounds && now >= nextRoundAt {
                 nextRoundAt = max(nextRoundAt + settings.gossipInterval, now)
                 let evaluate = settings.evaluationInterval > 0 && now >= nextEvaluationAt
                 if evaluate { nextEvaluationAt = now + settings.evaluationInterval }
@@ -212,6 +226,7 @@ public struct PeerInstance: Sendable {
         sendParameters(now: now, into: &out)
         var parameters = learner.parameters
         let report = averager.mix(&parameters, now: now)
+        lastMix = report
         if !report.weights.isEmpty { try? learner.replaceParameters(parameters) }  // the averager yields only finite vectors of the right length
         return out
     }

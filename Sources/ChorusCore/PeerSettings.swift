@@ -7,7 +7,9 @@ import ChorusWire
 public struct PeerSettings: Sendable, Equatable {
     /// Seconds between gossip rounds (local steps, send parameters, mix what arrived).
     public var gossipInterval = 0.1
-    /// Optimiser steps per round.
+    /// Whether the peer runs gossip rounds at all; off for membership-only simulations.
+    public var gossipRounds = true
+    /// Optimiser steps per round (0: average only, no training).
     public var stepsPerRound = 5
     /// Seconds between evaluations on the test set, folded into the next round's training job;
     /// 0 turns them off (the simulator evaluates on its own sampling schedule instead).

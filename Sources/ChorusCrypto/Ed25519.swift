@@ -55,6 +55,14 @@ public struct PeerID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public func verify(signature: [UInt8], of message: [UInt8]) -> Bool {
         message.withUnsafeBytes { verify(signature: signature, of: $0) }
     }
+
+    /// Verifies a signature made in `mode` (see `CryptoMode`: simulations only for `.simulated`).
+    public func verify(signature: [UInt8], of message: [UInt8], mode: CryptoMode) -> Bool {
+        switch mode {
+        case .real: return verify(signature: signature, of: message)
+        case .simulated: return message.withUnsafeBytes { StandIn.verify(signature: signature, signer: bytes, message: $0) }
+        }
+    }
 }
 
 public enum Ed25519 {
@@ -67,8 +75,11 @@ public enum Ed25519 {
 public struct SigningKey: Sendable {
     private let secret: SecretBytes  // libsodium's 64-byte form: seed ‖ public key
     public let peerID: PeerID
+    /// `.simulated` signs with a free stand-in (simulations only; see `CryptoMode`).
+    public let mode: CryptoMode
 
-    public init(seed: [UInt8]) throws(CryptoError) {
+    public init(seed: [UInt8], mode: CryptoMode = .real) throws(CryptoError) {
+        self.mode = mode
         try Sodium.check(seed, is: Ed25519.seedByteCount, "Ed25519 seed")
         Sodium.ensureInitialised()
         var pk = [UInt8](repeating: 0, count: PeerID.byteCount)
@@ -93,6 +104,7 @@ public struct SigningKey: Sendable {
     public var seed: [UInt8] { Array(secret.copyBytes().prefix(Ed25519.seedByteCount)) }
 
     public func sign(_ message: UnsafeRawBufferPointer) -> [UInt8] {
+        if mode == .simulated { return StandIn.signature(signer: peerID.bytes, message: message) }
         var signature = [UInt8](repeating: 0, count: Ed25519.signatureByteCount)
         secret.withUnsafeBytes { sk in
             _ = crypto_sign_detached(

@@ -11,8 +11,11 @@ public struct NetworkKey: Sendable {
     /// Lets a receiver pick the right key (rotation) and drop foreign traffic before any MAC work.
     public let keyID: [UInt8]
     private let secret: SecretBytes
+    /// `.simulated` tags datagrams with a free stand-in (simulations only; see `CryptoMode`).
+    public let mode: CryptoMode
 
-    public init(bytes: [UInt8]) throws(CryptoError) {
+    public init(bytes: [UInt8], mode: CryptoMode = .real) throws(CryptoError) {
+        self.mode = mode
         try Sodium.check(bytes, is: Self.byteCount, "network key")
         secret = SecretBytes(bytes)
         datagramKey = SecretBytes(try Blake2b.hash(Array("chorus/v1/datagram-mac".utf8), outputLength: 32, key: bytes))
@@ -21,6 +24,17 @@ public struct NetworkKey: Sendable {
 
     public static func generate() -> NetworkKey {
         try! NetworkKey(bytes: secureRandomBytes(byteCount))  // right length by construction
+    }
+
+    /// The 16-byte tag of one datagram (XChaCha20-Poly1305 over `data` with the datagram key).
+    public func tag(over data: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer) -> [UInt8] {
+        if mode == .simulated { return StandIn.tag(over: data, keyID: keyID) }
+        return try! XChaCha20Poly1305.tag(over: data, nonce: nonce, key: datagramKey)  // lengths fixed by the caller
+    }
+
+    public func verifyTag(_ tag: UnsafeRawBufferPointer, over data: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer) -> Bool {
+        if mode == .simulated { return tag.elementsEqual(StandIn.tag(over: data, keyID: keyID)) }
+        return XChaCha20Poly1305.verifyTag(tag, over: data, nonce: nonce, key: datagramKey)
     }
 
     /// The raw key, for writing the key file.

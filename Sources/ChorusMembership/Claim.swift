@@ -100,8 +100,8 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Checks the signature against the signer's key (see `ClaimVerifier` for the cached form).
-    public func signatureIsValid() -> Bool {
-        signer.verify(signature: signature, of: Self.domain + unsignedBytes())
+    public func signatureIsValid(mode: CryptoMode = .real) -> Bool {
+        signer.verify(signature: signature, of: Self.domain + unsignedBytes(), mode: mode)
     }
 }
 
@@ -113,15 +113,18 @@ public final class ClaimVerifier: @unchecked Sendable {
     private var good = Set<Claim>()  // whole claims: a signature alone must not vouch for other content
     public private(set) var verifications = 0
     public let capacity: Int
+    /// How signatures are checked (`.simulated` only in simulations; see `CryptoMode`).
+    public let mode: CryptoMode
 
-    public init(capacity: Int = 200_000) {
+    public init(capacity: Int = 200_000, mode: CryptoMode = .real) {
         self.capacity = capacity
+        self.mode = mode
     }
 
     public func isValid(_ claim: Claim) -> Bool {
         if good.contains(claim) { return true }
         verifications += 1
-        guard claim.signatureIsValid() else { return false }
+        guard claim.signatureIsValid(mode: mode) else { return false }
         if good.count >= capacity { good.removeAll(keepingCapacity: true) }
         good.insert(claim)
         return true

@@ -103,9 +103,11 @@ public struct OpenedDatagram: Sendable {
     /// Signed kinds: the Ed25519 signature and the bytes it covers (domain ‖ datagram prefix).
     var signature: [UInt8]
     var signedBytes: [UInt8]
+    /// The mode of the network key that opened it: signatures are checked the same way.
+    var mode: CryptoMode = .real
 
     func signatureVerifies() -> Bool {
-        header.sender.verify(signature: signature, of: signedBytes)
+        header.sender.verify(signature: signature, of: signedBytes, mode: mode)
     }
 }
 
@@ -160,7 +162,7 @@ public enum DatagramCodec {
         var bytes = w.bytes
         let tag = bytes.withUnsafeBytes { data in
             header.nonce.withUnsafeBytes { nonce in
-                try! XChaCha20Poly1305.tag(over: data, nonce: nonce, key: key.datagramKey)  // lengths fixed by construction
+                key.tag(over: data, nonce: nonce)
             }
         }
         bytes.append(contentsOf: tag)
@@ -202,10 +204,10 @@ public enum DatagramCodec {
         }
         let tagOK = bytes.withUnsafeBytes { all in
             header.nonce.withUnsafeBytes { nonce in
-                XChaCha20Poly1305.verifyTag(
+                key.verifyTag(
                     UnsafeRawBufferPointer(rebasing: all[(bytes.count - tagByteCount)...]),
                     over: UnsafeRawBufferPointer(rebasing: all[..<(bytes.count - tagByteCount)]),
-                    nonce: nonce, key: key.datagramKey)
+                    nonce: nonce)
             }
         }
         guard tagOK else { return .failure(.badTag) }
@@ -250,6 +252,6 @@ public enum DatagramCodec {
             signature = Array(bytes[signatureStart..<(signatureStart + signatureByteCount)])
             signed = signatureDomain + bytes[..<signatureStart]
         }
-        return .success(OpenedDatagram(header: header, body: decoded, signature: signature, signedBytes: signed))
+        return .success(OpenedDatagram(header: header, body: decoded, signature: signature, signedBytes: signed, mode: key.mode))
     }
 }

@@ -1,0 +1,602 @@
+import ChorusCore
+import ChorusCrypto
+import ChorusLearning
+import ChorusMembership
+import ChorusWire
+import Foundation
+
+/// What the simulated peers do besides membership.
+public enum SimulationTask: String, Sendable, CaseIterable {
+    /// Train the model on local shards and average by gossip.
+    case train
+    /// Average only: every peer starts from its own random vector; no training.
+    case average
+    /// Membership only: no parameters are exchanged.
+    case membership
+}
+
+/// How the simulated network treats each datagram. All randomness comes from the run's seed.
+public struct LinkModel: Sendable, Equatable {
+    /// One-way latency: `base` plus an exponential tail with mean `jitter` (seconds), so a few
+    /// datagrams are late and overtake each other as on a real LAN.
+    public var base = 0.0005
+    public var jitter = 0.0005
+    /// Probability that a datagram is lost.
+    public var loss = 0.0
+    /// Probability that a datagram is delivered twice.
+    public var duplication = 0.0
+    /// Probability that a datagram is held back by an extra `reorderDelay` (reordering).
+    public var reorder = 0.0
+    public var reorderDelay = 0.005
+    /// Bytes per second each peer can send (nil: unlimited). Datagrams queue behind each other.
+    public var bandwidth: Double?
+
+    public init() {}
+}
+
+/// Everything a simulated run needs.
+public struct SimulationOptions: Sendable {
+    public var peers = 64
+    public var duration = 300.0
+    public var seed: UInt64 = 1
+    public var task = SimulationTask.train
+    public var model = ModelSpec.softmax
+    public var partition = PartitionScheme.iid
+    public var data = DataSource.digits
+    public var testFraction = 0.2
+    public var learning = LearningSettings()
+    public var settings = PeerSettings()
+    public var link = LinkModel()
+    public var crypto = CryptoMode.real
+    public var schedule = Schedule.steady
+    /// Seconds between rows of series.csv (each row evaluates every training peer).
+    public var sampleInterval = 5.0
+    /// Stop at the first invariant violation (otherwise record it and go on).
+    public var stopOnViolation = true
+
+    public init() {}
+}
+
+/// N `PeerInstance`s, the very code of a real peer, datagram layer included, on a virtual clock
+/// and a seeded network and churn model: the same seed gives the same run, byte for byte.
+///
+/// Invariants are checked as the run goes (no NaN in any model, every mixing row non-negative
+/// and summing to one, no member declared failed while it runs and is reachable); a violation
+/// stops the run and names the seed and the time.
+public final class PeerSimulation {
+    public struct Violation: Error, CustomStringConvertible {
+        public var time: Double
+        public var seed: UInt64
+        public var message: String
+        public var description: String { String(format: "invariant violated at %.3f s (seed %llu): %@", time, seed, message) }
+    }
+
+    /// One simulated process slot: a peer identity that may crash, restart or leave.
+    struct Slot {
+        var name: String
+        var key: SigningKey
+        var address: PeerAddress
+        var shard: Int
+        var instance: PeerInstance?
+        /// Last checkpoint (restarts resume from it).
+        var checkpoint: ModelSnapshot?
+        var bootCount: UInt64 = 0
+        var scheduledTick = Double.infinity
+        var linkFreeAt = 0.0
+        var rejectedSeen = 0
+        var bytesSentSeen = 0
+        var running: Bool { instance != nil }
+    }
+
+    enum Event {
+        case tick(Int)
+        case deliver(to: Int, bytes: [UInt8], from: PeerAddress)
+        case action(Int)
+        case poisson
+        case restart(Int)
+        case sample
+        case check
+    }
+
+    public let options: SimulationOptions
+    public private(set) var now = 0.0
+    public private(set) var samples: [RunOutput.Sample] = []
+    public private(set) var events: [RunOutput.Event] = []
+    public private(set) var falseFailures = 0
+    public private(set) var violation: Violation?
+    public private(set) var datagramsDelivered = 0
+
+    var slots: [Int: Slot] = [:]
+    private var order: [Int] = []
+    private var slotByAddress: [PeerAddress: Int] = [:]
+    private var queue = EventQueue<Event>()
+    /// The network's randomness (loss, latency, duplication) apart from the scenario's (targets).
+    private var networkRNG: Xoshiro256
+    private var scenarioRNG: Xoshiro256
+    private var seeds: SplitMix64
+    private var loss: Double
+    private var sides: [Int: Int] = [:]  // slot → partition side; empty when healed
+    private var shared: SharedData?
+    private var startingPeers: Int
+    private var dropped = 0, droppedSeen = 0
+    private var lastSampleAt = 0.0
+    private let verifier: ClaimVerifier
+    private let keyring: NetworkKeyring
+    private let unixTimeAtZero = 1_800_000_000.0
+    /// Actions not yet seen by every live peer, by index into `events`.
+    private var pending: [(event: Int, slot: Int?, kind: Schedule.Kind, incarnation: UInt64)] = []
+    /// Shards whose peer is gone (crashed or left, not restarting), oldest first: joiners take them.
+    private var freeShards: [Int] = []
+    private var shardHolders: [Int: Int] = [:]
+    /// Restarts waiting for their peer to come back, by slot: index into `events`.
+    private var restartEvents: [Int: Int] = [:]
+
+    public init(options: SimulationOptions) throws {
+        self.options = options
+        self.networkRNG = Xoshiro256(seed: options.seed)
+        self.scenarioRNG = Xoshiro256(seed: options.seed ^ 0x5CE7_A210)
+        self.seeds = SplitMix64(seed: options.seed ^ 0x9EE5)
+        self.loss = options.link.loss
+        self.startingPeers = options.peers
+        self.verifier = ClaimVerifier(mode: options.crypto)
+        var keySeed = SplitMix64(seed: options.seed ^ 0x4E7)
+        let keyBytes = (0..<4).flatMap { _ in withUnsafeBytes(of: keySeed.next()) { Array($0) } }
+        self.keyring = NetworkKeyring([try NetworkKey(bytes: keyBytes, mode: options.crypto)])
+        if options.task != .membership {
+            let all = try options.data.load(seed: options.learning.initialSeed)
+            shared = try SharedData(all, testFraction: options.testFraction, seed: options.learning.initialSeed)
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs to `options.duration`; `progress` is called about every simulated 10 s.
+    public func run(progress: ((Double) -> Void)? = nil) {
+        start()
+        var next = 10.0
+        while violation == nil, let t = queue.nextTime, t <= options.duration {
+            let (time, event) = queue.pop()!
+            now = time
+            handle(event)
+            if now >= next {
+                progress?(now)
+                next = now + 10
+            }
+        }
+        if violation == nil { now = options.duration }
+        if samples.last?.time != now { sample() }
+        checkPending()
+    }
+
+    private func start() {
+        for index in 0..<options.peers { _ = addSlot(shard: index) }
+        for index in order { boot(index, seeds: [], fetchModel: false) }
+        // A network in steady state: every peer starts knowing all the others (as a configured
+        // network's peers do after their first sync), without n² start-up syncs.
+        let claims = order.map { slots[$0]!.instance!.aliveClaim }
+        for index in order {
+            slots[index]!.instance!.preload(claims, now: now)
+            schedule(index)
+        }
+        for (i, action) in options.schedule.actions.enumerated() { queue.push(.action(i), at: action.time) }
+        if let p = options.schedule.poisson, p.ratePerMinute > 0 { schedulePoisson(after: p.start) }
+        queue.push(.sample, at: 0)
+        queue.push(.check, at: 0.25)
+    }
+
+    private func addSlot(shard: Int) -> Int {
+        let index = order.count
+        var seedBytes: [UInt8] = []
+        for _ in 0..<4 { withUnsafeBytes(of: seeds.next()) { seedBytes += $0 } }
+        let key = try! SigningKey(seed: seedBytes, mode: options.crypto)  // 32 bytes by construction
+        let address = "10.\(index / 65_536 % 256).\(index / 256 % 256).\(index % 256):7000"
+        slots[index] = Slot(name: "p\(index)", key: key, address: address, shard: shard)
+        slotByAddress[address] = index
+        order.append(index)
+        shardHolders[shard, default: 0] += 1
+        return index
+    }
+
+    private func makeLearner(for slot: Slot) -> Learner {
+        var settings = options.learning
+        settings.model = options.model
+        settings.seed = options.learning.seed &+ UInt64(slot.shard) &* 7919 &+ slot.bootCount
+        let data = shared ?? Self.tinyData
+        let shard = (try? data.shard(slot.shard % startingPeers, of: startingPeers, scheme: options.partition, seed: options.learning.initialSeed))
+            ?? data.train
+        var learner = try! Learner(shard: shard, test: data.test, settings: settings)  // shapes agree by construction
+        if options.task == .average {
+            var rng = Xoshiro256(seed: options.seed ^ UInt64(slot.shard) &* 0x9E37_79B9)
+            let v = (0..<learner.parameterCount).map { _ in Float.random(in: -1...1, using: &rng) }
+            try! learner.replaceParameters(v)
+        }
+        return learner
+    }
+
+    /// Membership-only runs still give each instance a (tiny) learner: it never trains.
+    private static let tinyData: SharedData = {
+        let d = try! Dataset(featureCount: 1, classCount: 2, features: [0, 1, 0, 1, 0], labels: [0, 1, 0, 1, 0])
+        return try! SharedData(d, testFraction: 0.4, seed: 1)
+    }()
+
+    private func boot(_ index: Int, seeds: [PeerAddress], fetchModel: Bool) {
+        var slot = slots[index]!
+        slot.bootCount += 1
+        var settings = options.settings
+        settings.fetchModel = fetchModel
+        settings.evaluationInterval = 0  // the simulator evaluates at its own sample times
+        if options.task == .membership { settings.gossipRounds = false }
+        if options.task == .average { settings.stepsPerRound = 0 }
+        var learner = makeLearner(for: slot)
+        if let saved = slot.checkpoint { try? learner.resume(parameters: saved.parameters, steps: saved.steps, epoch: saved.epoch) }
+        let epoch = UInt64(unixTimeAtZero + now) + slot.bootCount  // grows across restarts
+        var instance = PeerInstance(
+            identity: slot.key, keyring: keyring, epoch: epoch, address: slot.address, settings: settings, learner: learner,
+            now: now, unixTimeAtZero: unixTimeAtZero, seed: self.seeds.next(), claimVerifier: verifier)
+        let directives = instance.start(seeds: seeds, knownPeers: [], now: now)
+        slot.instance = instance
+        slot.scheduledTick = .infinity
+        slots[index] = slot
+        perform(directives, by: index)
+        schedule(index)
+    }
+
+    // MARK: Engine
+
+    private func handle(_ event: Event) {
+        switch event {
+        case let .tick(index):
+            guard slots[index]?.running == true, slots[index]!.scheduledTick <= now else { return }
+            slots[index]!.scheduledTick = .infinity
+            let directives = slots[index]!.instance!.tick(now: now)
+            perform(directives, by: index)
+            schedule(index)
+        case let .deliver(index, bytes, from):
+            guard slots[index]?.running == true else { dropped += 1; return }
+            datagramsDelivered += 1
+            let directives = slots[index]!.instance!.receive(bytes, from: from, now: now)
+            perform(directives, by: index)
+            schedule(index)
+        case let .action(i):
+            apply(options.schedule.actions[i])
+        case .poisson:
+            poissonEvent()
+        case let .restart(index):
+            guard slots[index]?.running == false else { return }
+            let live = order.filter { slots[$0]!.running }
+            let seed = live.isEmpty ? [] : [slots[live[Int.random(in: 0..<live.count, using: &scenarioRNG)]]!.address]
+            boot(index, seeds: seed, fetchModel: false)
+            if let event = restartEvents.removeValue(forKey: index) {
+                pending.append((event, index, .restart, slots[index]!.instance!.membership.incarnation))
+            }
+        case .sample:
+            sample()
+            if now + options.sampleInterval <= options.duration + 1e-9 { queue.push(.sample, at: now + options.sampleInterval) }
+        case .check:
+            checkPending()
+            queue.push(.check, at: now + 0.25)
+        }
+    }
+
+    private func perform(_ directives: [PeerDirective], by index: Int) {
+        var work = directives
+        var i = 0
+        while i < work.count {
+            switch work[i] {
+            case let .send(datagrams, address, _):
+                for d in datagrams { transmit(d, from: index, to: address) }
+            case let .learn(job):
+                let result = job.run()
+                let more = slots[index]!.instance!.learningFinished(result, now: now)
+                checkModel(of: index)
+                work += more
+            case let .saveCheckpoint(snapshot):
+                slots[index]!.checkpoint = snapshot
+            case let .event(event):
+                record(event, by: index)
+            }
+            i += 1
+        }
+    }
+
+    private func record(_ event: PeerEvent, by index: Int) {
+        switch event {
+        case .stopped:
+            stop(index, graceful: true)
+        case let .membership(.failed(subject)):
+            guard let s = slotIndex(of: subject), slots[s]!.running, reachable(s, index) else { return }
+            falseFailures += 1
+            violate("\(slots[index]!.name) declared \(slots[s]!.name) failed while it runs and is reachable")
+        default:
+            break
+        }
+    }
+
+    private func transmit(_ bytes: [UInt8], from index: Int, to address: PeerAddress) {
+        var departure = now
+        if let bandwidth = options.link.bandwidth {
+            departure = max(now, slots[index]!.linkFreeAt) + Double(bytes.count) / bandwidth
+            slots[index]!.linkFreeAt = departure
+        }
+        guard let target = slotByAddress[address], reachable(index, target) else { dropped += 1; return }
+        if loss > 0 && Double.random(in: 0..<1, using: &networkRNG) < loss { dropped += 1; return }
+        let link = options.link
+        let copies = link.duplication > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.duplication ? 2 : 1
+        let from = slots[index]!.address
+        for _ in 0..<copies {
+            var latency = link.base
+            if link.jitter > 0 { latency += -link.jitter * log(1 - Double.random(in: 0..<1, using: &networkRNG)) }
+            if link.reorder > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.reorder { latency += link.reorderDelay }
+            queue.push(.deliver(to: target, bytes: bytes, from: from), at: departure + latency)
+        }
+    }
+
+    private func reachable(_ a: Int, _ b: Int) -> Bool {
+        sides.isEmpty || sides[a] == sides[b]
+    }
+
+    private func schedule(_ index: Int) {
+        guard let slot = slots[index], let instance = slot.instance else { return }
+        let at = max(now, instance.nextDeadline)
+        guard at.isFinite, at < slot.scheduledTick else { return }
+        slots[index]!.scheduledTick = at
+        queue.push(.tick(index), at: at)
+    }
+
+    private var idToSlot: [PeerID: Int] = [:]
+    private func slotIndex(of id: PeerID) -> Int? {
+        if idToSlot.count != order.count {
+            for i in order { idToSlot[slots[i]!.key.peerID] = i }
+        }
+        return idToSlot[id]
+    }
+
+    // MARK: Invariants
+
+    private func checkModel(of index: Int) {
+        guard let instance = slots[index]!.instance else { return }
+        if let mix = instance.lastMix {
+            let sum = mix.selfWeight + mix.weights.values.reduce(0, +)
+            if mix.selfWeight < -1e-12 || mix.weights.values.contains(where: { $0 < 0 }) || abs(sum - 1) > 1e-9 {
+                violate("\(slots[index]!.name) mixed with weights that are negative or do not sum to one (sum \(sum), self \(mix.selfWeight))")
+            }
+        }
+        if instance.learner.parameters.contains(where: { !$0.isFinite }) {
+            violate("\(slots[index]!.name) holds a NaN or infinite parameter")
+        }
+    }
+
+    private func violate(_ message: String) {
+        guard violation == nil else { return }
+        let v = Violation(time: now, seed: options.seed, message: message)
+        if options.stopOnViolation { violation = v }
+    }
+
+    // MARK: Churn
+
+    private func apply(_ action: Schedule.Action) {
+        switch action.kind {
+        case .crash, .leave, .restart:
+            for index in targets(action.target) {
+                let event = note(action.kind, slot: index)
+                switch action.kind {
+                case .crash:
+                    stop(index, graceful: false)
+                    pending.append((event, index, .crash, 0))
+                case .leave:
+                    perform(slots[index]!.instance!.leave(now: now), by: index)
+                    schedule(index)
+                    pending.append((event, index, .leave, 0))
+                default:
+                    restartEvents[index] = event
+                    stop(index, graceful: false, restarting: true)
+                    queue.push(.restart(index), at: now + action.down)
+                }
+            }
+        case .join:
+            let count: Int
+            switch action.target {
+            case let .count(n): count = n
+            case let .fraction(f): count = max(1, Int((f * Double(startingPeers)).rounded()))
+            default: count = 0
+            }
+            for _ in 0..<count { join() }
+        case .partition:
+            let side = Set(targets(action.target))
+            sides = [:]
+            for i in order { sides[i] = side.contains(i) ? 1 : 0 }
+            events.append(.init(time: now, action: "partition", peer: "network"))
+        case .heal:
+            sides = [:]
+            events.append(.init(time: now, action: "heal", peer: "network"))
+            pending.append((events.count - 1, nil, .heal, 0))
+        case .loss:
+            loss = action.probability
+            events.append(.init(time: now, action: "loss:\(action.probability)", peer: "network"))
+        }
+    }
+
+    private func note(_ kind: Schedule.Kind, slot: Int) -> Int {
+        events.append(.init(time: now, action: kind.rawValue, peer: slots[slot]!.name))
+        return events.count - 1
+    }
+
+    /// A new peer joins through a random live member, taking the shard of a departed peer when
+    /// one is free (docs/experiments.md, "Data under churn").
+    private func join() {
+        let shard: Int
+        if !freeShards.isEmpty {
+            shard = freeShards.removeFirst()
+        } else {
+            shard = (0..<startingPeers).min { (shardHolders[$0] ?? 0, $0) < (shardHolders[$1] ?? 0, $1) } ?? 0
+        }
+        let index = addSlot(shard: shard)
+        let live = order.filter { slots[$0]!.running && $0 != index }
+        let seed = live.isEmpty ? [] : [slots[live[Int.random(in: 0..<live.count, using: &scenarioRNG)]]!.address]
+        let event = note(.join, slot: index)
+        boot(index, seeds: seed, fetchModel: options.task != .membership)
+        pending.append((event, index, .join, slots[index]!.instance!.membership.incarnation))
+    }
+
+    private func stop(_ index: Int, graceful: Bool, restarting: Bool = false) {
+        guard slots[index]?.running == true else { return }
+        slots[index]!.instance = nil
+        slots[index]!.scheduledTick = .infinity
+        if !restarting {
+            let shard = slots[index]!.shard
+            shardHolders[shard, default: 1] -= 1
+            if shardHolders[shard] == 0 { freeShards.append(shard) }
+        }
+    }
+
+    private func targets(_ target: Schedule.Target?) -> [Int] {
+        let live = order.filter { slots[$0]!.running }
+        switch target {
+        case let .count(n): return pick(min(n, live.count), from: live)
+        case let .fraction(f): return pick(min(live.count, max(1, Int((f * Double(live.count)).rounded()))), from: live)
+        case let .names(names): return names.compactMap { Schedule.index(ofName: $0) }.filter { slots[$0]?.running == true }
+        case nil: return []
+        }
+    }
+
+    private func pick(_ count: Int, from live: [Int]) -> [Int] {
+        var pool = live
+        var out: [Int] = []
+        for _ in 0..<count {
+            let i = Int.random(in: 0..<pool.count, using: &scenarioRNG)
+            out.append(pool.remove(at: i))
+        }
+        return out.sorted()
+    }
+
+    private func schedulePoisson(after t: Double) {
+        guard let p = options.schedule.poisson else { return }
+        let perSecond = p.ratePerMinute * Double(startingPeers) / 60
+        let gap = -log(1 - Double.random(in: 0..<1, using: &scenarioRNG)) / perSecond
+        let at = t + gap
+        if at < p.end && at <= options.duration { queue.push(.poisson, at: at) }
+    }
+
+    private func poissonEvent() {
+        guard let p = options.schedule.poisson else { return }
+        let live = order.filter { slots[$0]!.running && slots[$0]!.instance!.phase != .leaving }
+        if live.count > 1 {
+            let index = live[Int.random(in: 0..<live.count, using: &scenarioRNG)]
+            switch p.mode {
+            case .replace, .crash:
+                let event = note(.crash, slot: index)
+                stop(index, graceful: false)
+                pending.append((event, index, .crash, 0))
+                if p.mode == .replace { join() }
+            case .leave:
+                let event = note(.leave, slot: index)
+                perform(slots[index]!.instance!.leave(now: now), by: index)
+                schedule(index)
+                pending.append((event, index, .leave, 0))
+            }
+        }
+        schedulePoisson(after: now)
+    }
+
+    // MARK: Seen by all
+
+    private func checkPending() {
+        guard !pending.isEmpty else { return }
+        pending.removeAll { entry in
+            guard isSeenByAll(entry) else { return false }
+            events[entry.event].seenByAllAfter = now - events[entry.event].time
+            return true
+        }
+    }
+
+    private func isSeenByAll(_ entry: (event: Int, slot: Int?, kind: Schedule.Kind, incarnation: UInt64)) -> Bool {
+        let live = order.filter { slots[$0]!.running && $0 != entry.slot }
+        switch entry.kind {
+        case .heal:
+            return viewAgreement() == 1
+        case .crash, .leave:
+            // Crashed: failed (or left, or forgotten) everywhere. Left: left (or forgotten).
+            let id = slots[entry.slot!]!.key.peerID
+            return live.allSatisfy { q in
+                switch slots[q]!.instance!.membership.status(of: id) {
+                case nil, .left?: return true
+                case .failed?: return entry.kind == .crash
+                case .alive?, .suspect?: return false
+                }
+            }
+        case .join, .restart:
+            guard let subject = slots[entry.slot!]!.instance else { return false }
+            let id = subject.id
+            return live.allSatisfy { q in
+                guard let m = slots[q]!.instance!.membership.members[id] else { return false }
+                return m.isLive && m.incarnation >= entry.incarnation
+            }
+        case .partition, .loss:
+            return true
+        }
+    }
+
+    // MARK: Sampling
+
+    /// Fraction of live peers whose live view is exactly the set of running peers.
+    func viewAgreement() -> Double {
+        let live = order.filter { slots[$0]!.running }
+        guard !live.isEmpty else { return 1 }
+        let truth = Set(live.map { slots[$0]!.key.peerID })
+        var agreeing = 0
+        for q in live {
+            let view = slots[q]!.instance!.membership.liveMembers
+            if view.count == truth.count && view.allSatisfy({ truth.contains($0) }) { agreeing += 1 }
+        }
+        return Double(agreeing) / Double(live.count)
+    }
+
+    private func sample() {
+        let live = order.filter { slots[$0]!.running }
+        var bytes = 0, rejected = 0
+        for i in order {
+            guard let instance = slots[i]!.instance else { continue }
+            bytes += instance.traffic.bytesSent - slots[i]!.bytesSentSeen
+            slots[i]!.bytesSentSeen = instance.traffic.bytesSent
+            rejected += instance.wire.totalRejected - slots[i]!.rejectedSeen
+            slots[i]!.rejectedSeen = instance.wire.totalRejected
+        }
+        let interval = max(now - lastSampleAt, 1e-9)
+        lastSampleAt = now
+        var row = RunOutput.Sample(
+            time: now, livePeers: live.count, viewAgreement: viewAgreement(),
+            bytesPerPeerPerSecond: live.isEmpty || now == 0 ? 0 : Double(bytes) / Double(live.count) / interval,
+            datagramsDropped: dropped - droppedSeen, datagramsRejected: rejected)
+        droppedSeen = dropped
+        if options.task != .membership {
+            let holders = live.filter { slots[$0]!.instance!.phase == .training }
+            let vectors = holders.map { slots[$0]!.instance!.learner.parameters }
+            if !vectors.isEmpty {
+                let distances = Consensus.relativeDistances(vectors)
+                row.consensusMean = distances.reduce(0, +) / Double(distances.count)
+                row.consensusMax = distances.max()
+            }
+            if options.task == .train && !holders.isEmpty {
+                let evaluations = holders.map { slots[$0]!.instance!.evaluate() }
+                let accuracies = evaluations.map(\.accuracy)
+                row.accuracyMean = accuracies.reduce(0, +) / Double(accuracies.count)
+                row.accuracyMin = accuracies.min()
+                row.accuracyMax = accuracies.max()
+                row.lossMean = evaluations.map(\.loss).reduce(0, +) / Double(evaluations.count)
+            }
+        }
+        samples.append(row)
+    }
+
+    // MARK: Results
+
+    public func summary(wallSeconds: Double) -> RunOutput.Summary {
+        let last = samples.last
+        return RunOutput.Summary(
+            peers: options.peers, seed: options.seed, duration: options.duration, wallSeconds: wallSeconds,
+            task: options.task.rawValue, crypto: options.crypto.rawValue,
+            final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
+                         consensusMax: last?.consensusMax),
+            events: events, falseFailures: falseFailures, violation: violation?.description)
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+/// The files a run writes (docs/experiments.md): `series.csv`, `events.csv`, `summary.json`.
+/// One format for simulated and real runs, so they can be compared and plotted alike.
+public enum RunOutput {
+    /// One row of `series.csv`, taken every sample interval.
+    public struct Sample: Sendable, Equatable {
+        public var time: Double
+        public var livePeers: Int
+        /// ‖x_i − x̄‖ / ‖x̄‖ over the live peers that hold a model (nil for --task membership).
+        public var consensusMean: Double?
+        public var consensusMax: Double?
+        /// Test accuracy and loss (nil unless the peers train).
+        public var accuracyMean: Double?
+        public var accuracyMin: Double?
+        public var accuracyMax: Double?
+        public var lossMean: Double?
+        /// Fraction of live peers whose live view equals the true live set.
+        public var viewAgreement: Double
+        /// Bytes sent per live peer per second during the interval.
+        public var bytesPerPeerPerSecond: Double
+        /// Datagrams the network lost during the interval (loss, partitions, dead destinations).
+        public var datagramsDropped: Int
+        /// Datagrams the receivers' datagram layer rejected during the interval.
+        public var datagramsRejected: Int
+
+        public init(time: Double, livePeers: Int, consensusMean: Double? = nil, consensusMax: Double? = nil,
+                    accuracyMean: Double? = nil, accuracyMin: Double? = nil, accuracyMax: Double? = nil, lossMean: Double? = nil,
+                    viewAgreement: Double, bytesPerPeerPerSecond: Double, datagramsDropped: Int, datagramsRejected: Int) {
+            self.time = time
+            self.livePeers = livePeers
+            self.consensusMean = consensusMean
+            self.consensusMax = consensusMax
+            self.accuracyMean = accuracyMean
+            self.accuracyMin = accuracyMin
+            self.accuracyMax = accuracyMax
+            self.lossMean = lossMean
+            self.viewAgreement = viewAgreement
+            self.bytesPerPeerPerSecond = bytesPerPeerPerSecond
+            self.datagramsDropped = datagramsDropped
+            self.datagramsRejected = datagramsRejected
+        }
+    }
+
+    /// One schedule action as it was applied to one peer (or to the network).
+    public struct Event: Sendable, Equatable, Codable {
+        public var time: Double
+        public var action: String
+        /// The peer's name (p0, p1, …), or "network" for partition, heal and loss.
+        public var peer: String
+        /// Seconds until every live peer saw it (nil: not by the end of the run).
+        public var seenByAllAfter: Double?
+
+        public init(time: Double, action: String, peer: String, seenByAllAfter: Double? = nil) {
+            self.time = time
+            self.action = action
+            self.peer = peer
+            self.seenByAllAfter = seenByAllAfter
+        }
+    }
+
+    public struct Final: Sendable, Equatable, Codable {
+        public var livePeers: Int
+        public var accuracyMin: Double?
+        public var accuracyMean: Double?
+        public var consensusMax: Double?
+    }
+
+    public struct Summary: Sendable, Equatable, Codable {
+        public var peers: Int
+        public var seed: UInt64
+        public var duration: Double
+        public var wallSeconds: Double
+        public var task: String
+        public var crypto: String
+        public var final: Final
+        public var events: [Event]
+        public var falseFailures: Int
+        /// The invariant that stopped the run, if one did.
+        public var violation: String?
+    }
+
+    public static let seriesHeader = "time,live_peers,consensus_mean,consensus_max,accuracy_mean,accuracy_min,accuracy_max,loss_mean,view_agreement,bytes_per_peer_per_s,datagrams_dropped,datagrams_rejected"
+    public static let eventsHeader = "time,action,peer,seen_by_all_after"
+
+    public static func seriesCSV(_ samples: [Sample]) -> String {
+        var lines = [seriesHeader]
+        for s in samples {
+            let fields: [String] = [
+                fixed(s.time, 3), "\(s.livePeers)", optional(s.consensusMean), optional(s.consensusMax),
+                optional(s.accuracyMean), optional(s.accuracyMin), optional(s.accuracyMax), optional(s.lossMean),
+                fixed(s.viewAgreement, 4), fixed(s.bytesPerPeerPerSecond, 1), "\(s.datagramsDropped)", "\(s.datagramsRejected)",
+            ]
+            lines.append(fields.joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public static func eventsCSV(_ events: [Event]) -> String {
+        var lines = [eventsHeader]
+        for e in events {
+            lines.append("\(fixed(e.time, 3)),\(e.action),\(e.peer),\(e.seenByAllAfter.map { fixed($0, 3) } ?? "")")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Writes the three files into `directory` (created if needed).
+    public static func write(samples: [Sample], summary: Summary, to directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try seriesCSV(samples).write(toFile: directory + "/series.csv", atomically: true, encoding: .utf8)
+        try eventsCSV(summary.events).write(toFile: directory + "/events.csv", atomically: true, encoding: .utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try encoder.encode(summary).write(to: URL(fileURLWithPath: directory + "/summary.json"))
+    }
+
+    /// Fixed decimals, locale-free (String(format:) would do, but this is exact and fast).
+    static func fixed(_ value: Double, _ decimals: Int) -> String {
+        guard value.isFinite else { return value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf") }
+        return String(format: "%.\(decimals)f", value)
+    }
+
+    /// Relative quantities span many decades: six significant digits.
+    static func optional(_ value: Double?) -> String {
+        guard let value else { return "" }
+        guard value.isFinite else { return value.isNaN ? "nan" : "inf" }
+        return String(format: "%.6g", value)
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import TOMLKit
+
+/// What happens to a network during a run, read from a TOML file (format: docs/experiments.md).
+/// The simulator applies it to simulated peers; `chorus experiment` (next) to real processes.
+public struct Schedule: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Stop at once, no goodbye (kill -9).
+        case crash
+        /// Graceful leave (SIGTERM): announce "left", hand parameters over, exit.
+        case leave
+        /// New peers join through a random live member and take the network's model.
+        case join
+        /// Crash, then start again after `down` seconds from the last checkpoint, same identity.
+        case restart
+        /// Cut the network in two: the targets on one side, everyone else on the other.
+        case partition
+        /// Remove every partition.
+        case heal
+        /// Set the probability that a datagram is lost.
+        case loss
+    }
+
+    /// Which peers an action applies to. Peers are named `p0`, `p1`, … in start order; joiners
+    /// continue the numbering.
+    public enum Target: Sendable, Equatable {
+        case count(Int)
+        case fraction(Double)
+        case names([String])
+    }
+
+    public struct Action: Sendable, Equatable {
+        public var time: Double
+        public var kind: Kind
+        public var target: Target?
+        /// restart: seconds between the crash and the new start.
+        public var down: Double
+        /// loss: the new loss probability.
+        public var probability: Double
+
+        public init(time: Double, kind: Kind, target: Target? = nil, down: Double = 5, probability: Double = 0) {
+            self.time = time
+            self.kind = kind
+            self.target = target
+            self.down = down
+            self.probability = probability
+        }
+    }
+
+    /// Churn at random moments: each event replaces (crash + join), crashes or makes leave one
+    /// random live peer; events come as a Poisson process.
+    public struct Poisson: Sendable, Equatable {
+        public enum Mode: String, Sendable, CaseIterable { case replace, crash, leave }
+        /// Fraction of the starting peers affected per minute (0.05: 5 % per minute).
+        public var ratePerMinute: Double
+        public var mode: Mode
+        public var start: Double
+        public var end: Double
+    }
+
+    public var actions: [Action]
+    public var poisson: Poisson?
+
+    public init(actions: [Action] = [], poisson: Poisson? = nil) {
+        self.actions = actions.sorted { $0.time < $1.time }
+        self.poisson = poisson
+    }
+
+    public static let steady = Schedule()
+
+    /// A mistake in a schedule file: names the file, the entry and the field.
+    public struct ParseError: Error, CustomStringConvertible, Equatable {
+        public let file: String
+        public let field: String?
+        public let message: String
+        public var description: String { field.map { "\(file): '\($0)': \(message)" } ?? "\(file): \(message)" }
+    }
+
+    public static func load(path: String) throws(ParseError) -> Schedule {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ParseError(file: path, field: nil, message: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw ParseError(file: path, field: nil, message: "not UTF-8 text") }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(ParseError) -> Schedule {
+        func fail(_ field: String?, _ message: String) -> ParseError { ParseError(file: file, field: field, message: message) }
+        let root: TOMLTable
+        do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
+            throw fail(nil, "invalid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        } catch {
+            throw fail(nil, "invalid TOML: \(error)")
+        }
+        for key in root.keys.sorted() where key != "action" && key != "poisson" {
+            throw fail(key, "unknown key (expected [[action]] entries and an optional [poisson] section)")
+        }
+        var actions: [Action] = []
+        if let value = root["action"] {
+            guard let array = value.array else { throw fail("action", "expected [[action]] entries") }
+            for index in 0..<array.count {
+                let field = "action[\(index)]"
+                guard let table = array[index].table else { throw fail(field, "expected a table") }
+                actions.append(try parseAction(table, field: field, fail: fail))
+            }
+        }
+        var poisson: Poisson?
+        if let value = root["poisson"] {
+            guard let table = value.table else { throw fail("poisson", "expected a section [poisson]") }
+            poisson = try parsePoisson(table, fail: fail)
+        }
+        return Schedule(actions: actions, poisson: poisson)
+    }
+
+    private static func number(_ table: TOMLTable, _ key: String, field: String, fail: (String?, String) -> ParseError) throws(ParseError) -> Double? {
+        guard let v = table[key] else { return nil }
+        if v.type == .int, let i = v.int { return Double(i) }
+        if v.type == .double, let d = v.double, d.isFinite { return d }
+        throw fail("\(field).\(key)", "expected a number, got \(v)")
+    }
+
+    private static func parseAction(_ table: TOMLTable, field: String, fail: (String?, String) -> ParseError) throws(ParseError) -> Action {
+        let known: Set<String> = ["at", "action", "count", "fraction", "peers", "down", "probability"]
+        if let unknown = table.keys.sorted().first(where: { !known.contains($0) }) {
+            throw fail("\(field).\(unknown)", "unknown key (expected \(known.sorted().joined(separator: ", ")))")
+        }
+        guard let time = try number(table, "at", field: field, fail: fail) else { throw fail("\(field).at", "missing: seconds from the start") }
+        guard time >= 0 else { throw fail("\(field).at", "must be 0 or more seconds, got \(time)") }
+        guard let kindText = table["action"]?.string else {
+            throw fail("\(field).action", "missing: one of \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let kind = Kind(rawValue: kindText) else {
+            throw fail("\(field).action", "expected one of \(Kind.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(kindText)\"")
+        }
+        var targets: [Target] = []
+        if let v = table["count"] {
+            guard v.type == .int, let n = v.int, n >= 1 else { throw fail("\(field).count", "expected a whole number of peers ≥ 1, got \(v)") }
+            targets.append(.count(n))
+        }
+        if let f = try number(table, "fraction", field: field, fail: fail) {
+            guard f > 0 && f <= 1 else { throw fail("\(field).fraction", "expected a fraction in (0, 1], got \(f)") }
+            targets.append(.fraction(f))
+        }
+        if let v = table["peers"] {
+            guard let array = v.array, array.count > 0 else { throw fail("\(field).peers", "expected a non-empty array of names such as \"p3\"") }
+            var names: [String] = []
+            for i in 0..<array.count {
+                guard let name = array[i].string, Self.index(ofName: name) != nil else {
+                    throw fail("\(field).peers[\(i)]", "expected a peer name p0, p1, … (start order), got \(array[i])")
+                }
+                names.append(name)
+            }
+            targets.append(.names(names))
+        }
+        if targets.count > 1 { throw fail(field, "give one of count, fraction or peers, not several") }
+        let target = targets.first
+        switch kind {
+        case .crash, .leave, .join, .restart, .partition:
+            guard target != nil else { throw fail(field, "\(kind.rawValue) needs count, fraction or peers") }
+            if kind == .join, case .names = target { throw fail("\(field).peers", "join makes new peers: give count or fraction") }
+        case .heal, .loss:
+            guard target == nil else { throw fail(field, "\(kind.rawValue) applies to the whole network: remove count, fraction or peers") }
+        }
+        var down = 5.0
+        if let d = try number(table, "down", field: field, fail: fail) {
+            guard kind == .restart else { throw fail("\(field).down", "only restart takes 'down'") }
+            guard d >= 0 else { throw fail("\(field).down", "must be 0 or more seconds, got \(d)") }
+            down = d
+        }
+        var probability = 0.0
+        if let p = try number(table, "probability", field: field, fail: fail) {
+            guard kind == .loss else { throw fail("\(field).probability", "only loss takes 'probability'") }
+            guard p >= 0 && p < 1 else { throw fail("\(field).probability", "expected a probability in [0, 1), got \(p)") }
+            probability = p
+        } else if kind == .loss {
+            throw fail("\(field).probability", "missing: the loss probability, e.g. 0.05")
+        }
+        return Action(time: time, kind: kind, target: target, down: down, probability: probability)
+    }
+
+    private static func parsePoisson(_ table: TOMLTable, fail: (String?, String) -> ParseError) throws(ParseError) -> Poisson {
+        let known: Set<String> = ["rate_per_minute", "mode", "start", "end"]
+        if let unknown = table.keys.sorted().first(where: { !known.contains($0) }) {
+            throw fail("poisson.\(unknown)", "unknown key (expected \(known.sorted().joined(separator: ", ")))")
+        }
+        guard let rate = try number(table, "rate_per_minute", field: "poisson", fail: fail) else {
+            throw fail("poisson.rate_per_minute", "missing: fraction of the peers affected per minute, e.g. 0.05")
+        }
+        guard rate >= 0 && rate <= 10 else { throw fail("poisson.rate_per_minute", "expected a fraction between 0 and 10, got \(rate)") }
+        let modeText = table["mode"]?.string ?? "replace"
+        guard let mode = Poisson.Mode(rawValue: modeText) else {
+            throw fail("poisson.mode", "expected one of \(Poisson.Mode.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(modeText)\"")
+        }
+        let start = try number(table, "start", field: "poisson", fail: fail) ?? 0
+        let end = try number(table, "end", field: "poisson", fail: fail) ?? .infinity
+        guard start >= 0 else { throw fail("poisson.start", "must be 0 or more seconds, got \(start)") }
+        guard end > start else { throw fail("poisson.end", "must be after poisson.start (\(start) s), got \(end)") }
+        return Poisson(ratePerMinute: rate, mode: mode, start: start, end: end)
+    }
+
+    /// "p12" → 12.
+    public static func index(ofName name: String) -> Int? {
+        guard name.first == "p", let i = Int(name.dropFirst()), i >= 0, "p\(i)" == name else { return nil }
+        return i
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import ChorusCore
+import ChorusCrypto
+import ChorusLearning
+import ChorusMembership
+import ChorusSimulation
+import Foundation
+
+struct SimulateRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run N whole simulated peers under a churn schedule and write series.csv, events.csv and summary.json.",
+        discussion: """
+            Every simulated peer runs the same PeerInstance as a real peer (datagram \\
+            layer, membership, averaging, training) on a virtual clock. The network \\
+            delays each datagram (0.5 ms plus an exponential tail), loses --loss of \\
+            them, and the schedule crashes, restarts, partitions and adds peers. The \\
+            same --seed gives byte-identical output.
+
+            Examples:
+              chorus simulate --peers 64 --duration 300 --out runs/steady
+              chorus simulate --peers 64 --duration 300 \\
+                  --schedule scripts/schedules/replace-quarter.toml --seed 1 --out runs/rq
+              chorus simulate --peers 1024 --duration 3600 --task membership \\
+                  --loss 0.05 --crypto simulated --out runs/m1024
+
+            Outputs (docs/experiments.md): DIR/series.csv (one row per --sample-interval), \\
+            DIR/events.csv (each schedule action and when every live peer saw it), \\
+            DIR/summary.json. A violated invariant (NaN, a bad mixing row, a member \\
+            declared failed while it runs) stops the run and is printed with the seed \\
+            and time; the exit status is then 1.
+            """
+    )
+
+    @Option(help: "Peers at the start.")
+    var peers = 64
+
+    @Option(help: "Simulated seconds.")
+    var duration: Double = 300
+
+    @Option(help: "Seed of the whole run (keys, network, schedule targets, batch order).")
+    var seed: UInt64 = 1
+
+    @Option(help: "Directory for series.csv, events.csv and summary.json (created).")
+    var out: String
+
+    @Option(help: "Churn schedule (TOML; see scripts/schedules/ and docs/experiments.md). Default: steady.")
+    var schedule: String?
+
+    @Option(help: "train (learn and average) | average (average random vectors, no training) | membership (membership only).")
+    var task = "train"
+
+    @Option(help: "Model: softmax | mlp | mlp:HIDDEN[:relu|tanh].")
+    var model = "softmax"
+
+    @Option(help: "Data partition: iid | dirichlet:ALPHA.")
+    var partition = "iid"
+
+    @Option(help: "Probability that a datagram is lost.")
+    var loss = 0.0
+
+    @Option(help: "real (libsodium) | simulated (free stand-ins of the same sizes; simulations only).")
+    var crypto = "real"
+
+    @Option(help: "Seconds between rows of series.csv.")
+    var sampleInterval: Double = 5
+
+    @Option(help: "Seconds between gossip rounds of each peer.")
+    var gossipInterval: Double = 0.1
+
+    @Flag(help: "Record invariant violations in summary.json and go on instead of stopping.")
+    var keepGoing = false
+
+    func validate() throws {
+        guard peers >= 1 && peers <= 100_000 else { throw ValidationError("--peers must be between 1 and 100000, got \(peers)") }
+        guard duration > 0 else { throw ValidationError("--duration must be positive seconds, got \(duration)") }
+        guard (0..<1).contains(loss) else { throw ValidationError("--loss must be in [0, 1), got \(loss)") }
+        guard SimulationTask(rawValue: task) != nil else { throw ValidationError("--task: expected train, average or membership, got \"\(task)\"") }
+        guard CryptoMode(rawValue: crypto) != nil else { throw ValidationError("--crypto: expected real or simulated, got \"\(crypto)\"") }
+        guard sampleInterval > 0 else { throw ValidationError("--sample-interval must be positive seconds") }
+        guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive seconds") }
+    }
+
+    func run() throws {
+        var options = SimulationOptions()
+        options.peers = peers
+        options.duration = duration
+        options.seed = seed
+        options.task = SimulationTask(rawValue: task)!
+        options.crypto = CryptoMode(rawValue: crypto)!
+        options.sampleInterval = sampleInterval
+        options.stopOnViolation = !keepGoing
+        options.link.loss = loss
+        options.settings.gossipInterval = gossipInterval
+        do { options.model = try ModelSpec(parsing: model) } catch { throw UserError("--model: \(error)") }
+        do { options.partition = try PartitionScheme(parsing: partition) } catch { throw UserError("--partition: \(error)") }
+        if let schedule {
+            do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
+        }
+        let problems = options.settings.problems()
+        guard problems.isEmpty else { throw UserError("settings: \(problems.joined(separator: "; "))") }
+
+        let started = Date()
+        let simulation = try PeerSimulation(options: options)
+        let label = "\(peers) peers, task \(task), crypto \(crypto), seed \(seed)"
+        simulation.run { t in
+            let wall = Date().timeIntervalSince(started)
+            let last = simulation.samples.last
+            var line = String(format: "\rsimulate: %.0f of %.0f simulated s (%.0f s wall), %@", t, duration, wall, label)
+            if let c = last?.consensusMax { line += String(format: ", consensus max %.2g", c) }
+            if let a = last?.accuracyMean { line += String(format: ", accuracy %.1f %%", a * 100) }
+            FileHandle.standardError.write(Data((line + "   ").utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        let wall = Date().timeIntervalSince(started)
+        let summary = simulation.summary(wallSeconds: wall)
+        do { try RunOutput.write(samples: simulation.samples, summary: summary, to: out) } catch {
+            throw UserError("--out \(out): cannot write the results: \(error)")
+        }
+        let f = summary.final
+        var line = "simulated \(Int(duration)) s of \(label) in \(String(format: "%.1f", wall)) s: \(f.livePeers) live peers"
+        if let a = f.accuracyMin, let m = f.accuracyMean { line += String(format: ", accuracy min %.1f %% mean %.1f %%", a * 100, m * 100) }
+        if let c = f.consensusMax { line += String(format: ", consensus max %.3g", c) }
+        let seen = summary.events.filter { $0.seenByAllAfter != nil }.count
+        line += ", \(seen) of \(summary.events.count) actions seen by all, \(summary.falseFailures) false failures"
+        print(line)
+        print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
+        if let violation = simulation.violation {
+            print("STOPPED: \(violation) — replay with --seed \(seed)")
+            throw ExitCode(1)
+        }
+    }
+}
