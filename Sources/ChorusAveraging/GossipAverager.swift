@@ -115,16 +115,21 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         precondition(own.count == dimension, "own vector has the wrong dimension")
         let ownDegree = degree(now: now)
         var weights: [Node: Double] = [:]
-        for (node, contribution) in pending where now - contribution.receivedAt <= settings.maxContributionAge {
-            weights[node] = MetropolisHastings.weight(ownDegree: ownDegree, neighbourDegree: contribution.degree)
+        // In node order: floating-point sums depend on order, and a seed must replay bit for bit.
+        let fresh = pending.keys.sorted().filter { now - pending[$0]!.receivedAt <= settings.maxContributionAge }
+        var selfWeight = 1.0
+        for node in fresh {
+            let weight = MetropolisHastings.weight(ownDegree: ownDegree, neighbourDegree: pending[node]!.degree)
+            weights[node] = weight
+            selfWeight -= weight
         }
-        let selfWeight = 1 - weights.values.reduce(0, +)
         if !weights.isEmpty {
             let n = dimension
             own.withUnsafeMutableBufferPointer { x in
                 let ws = Float(selfWeight)
                 for i in 0..<n { x[i] *= ws }
-                for (node, weight) in weights {
+                for node in fresh {
+                    let weight = weights[node]!
                     let w = Float(weight)
                     pending[node]!.vector.withUnsafeBufferPointer { y in
                         for i in 0..<n { x[i] += w * y[i] }

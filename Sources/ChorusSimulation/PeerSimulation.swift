@@ -71,21 +71,19 @@ public final class PeerSimulation {
         public var description: String { String(format: "invariant violated at %.3f s (seed %llu): %@", time, seed, message) }
     }
 
-    /// One simulated process slot: a peer identity that may crash, restart or leave.
+    /// One simulated process slot: a peer identity that may crash, restart or leave. Its running
+    /// instance lives apart in `instances`, so the hot paths never copy it.
     struct Slot {
         var name: String
         var key: SigningKey
         var address: PeerAddress
         var shard: Int
-        var instance: PeerInstance?
         /// Last checkpoint (restarts resume from it).
         var checkpoint: ModelSnapshot?
         var bootCount: UInt64 = 0
-        var scheduledTick = Double.infinity
         var linkFreeAt = 0.0
         var rejectedSeen = 0
         var bytesSentSeen = 0
-        var running: Bool { instance != nil }
     }
 
     enum Event {
@@ -105,9 +103,22 @@ public final class PeerSimulation {
     public private(set) var falseFailures = 0
     public private(set) var violation: Violation?
     public private(set) var datagramsDelivered = 0
+    /// Called with every event any peer reports (time, peer name, event): for tracing a run.
+    public var onEvent: ((Double, String, PeerEvent) -> Void)?
 
-    var slots: [Int: Slot] = [:]
-    private var order: [Int] = []
+    private var slots: [Slot] = []
+    /// The running instance of each slot (nil: crashed, left, or down for a restart). Boxed, so
+    /// reading one never copies the whole instance.
+    private var instances: [Box?] = []
+    final class Box {
+        var value: PeerInstance
+        init(_ value: PeerInstance) { self.value = value }
+    }
+    /// When each slot's next tick is queued (so a slot has at most one pending tick).
+    private var scheduledTick: [Double] = []
+    private var order: Range<Int> { 0..<slots.count }
+    private func running(_ index: Int) -> Bool { instances[index] != nil }
+    private var live: [Int] { order.filter { instances[$0] != nil } }
     private var slotByAddress: [PeerAddress: Int] = [:]
     private var queue = EventQueue<Event>()
     /// The network's randomness (loss, latency, duplication) apart from the scenario's (targets).
@@ -173,9 +184,9 @@ public final class PeerSimulation {
         for index in order { boot(index, seeds: [], fetchModel: false) }
         // A network in steady state: every peer starts knowing all the others (as a configured
         // network's peers do after their first sync), without n² start-up syncs.
-        let claims = order.map { slots[$0]!.instance!.aliveClaim }
+        let claims = order.map { instances[$0]!.value.aliveClaim }
         for index in order {
-            slots[index]!.instance!.preload(claims, now: now)
+            instances[index]!.value.preload(claims, now: now)
             schedule(index)
         }
         for (i, action) in options.schedule.actions.enumerated() { queue.push(.action(i), at: action.time) }
@@ -185,14 +196,15 @@ public final class PeerSimulation {
     }
 
     private func addSlot(shard: Int) -> Int {
-        let index = order.count
+        let index = slots.count
         var seedBytes: [UInt8] = []
         for _ in 0..<4 { withUnsafeBytes(of: seeds.next()) { seedBytes += $0 } }
         let key = try! SigningKey(seed: seedBytes, mode: options.crypto)  // 32 bytes by construction
         let address = "10.\(index / 65_536 % 256).\(index / 256 % 256).\(index % 256):7000"
-        slots[index] = Slot(name: "p\(index)", key: key, address: address, shard: shard)
+        slots.append(Slot(name: "p\(index)", key: key, address: address, shard: shard))
+        instances.append(nil)
+        scheduledTick.append(.infinity)
         slotByAddress[address] = index
-        order.append(index)
         shardHolders[shard, default: 0] += 1
         return index
     }
@@ -220,7 +232,7 @@ public final class PeerSimulation {
     }()
 
     private func boot(_ index: Int, seeds: [PeerAddress], fetchModel: Bool) {
-        var slot = slots[index]!
+        var slot = slots[index]
         slot.bootCount += 1
         var settings = options.settings
         settings.fetchModel = fetchModel
@@ -234,9 +246,9 @@ public final class PeerSimulation {
             identity: slot.key, keyring: keyring, epoch: epoch, address: slot.address, settings: settings, learner: learner,
             now: now, unixTimeAtZero: unixTimeAtZero, seed: self.seeds.next(), claimVerifier: verifier)
         let directives = instance.start(seeds: seeds, knownPeers: [], now: now)
-        slot.instance = instance
-        slot.scheduledTick = .infinity
         slots[index] = slot
+        instances[index] = Box(instance)
+        scheduledTick[index] = .infinity
         perform(directives, by: index)
         schedule(index)
     }
@@ -246,15 +258,15 @@ public final class PeerSimulation {
     private func handle(_ event: Event) {
         switch event {
         case let .tick(index):
-            guard slots[index]?.running == true, slots[index]!.scheduledTick <= now else { return }
-            slots[index]!.scheduledTick = .infinity
-            let directives = slots[index]!.instance!.tick(now: now)
+            guard running(index), scheduledTick[index] <= now else { return }
+            scheduledTick[index] = .infinity
+            let directives = instances[index]!.value.tick(now: now)
             perform(directives, by: index)
             schedule(index)
         case let .deliver(index, bytes, from):
-            guard slots[index]?.running == true else { dropped += 1; return }
+            guard running(index) else { dropped += 1; return }
             datagramsDelivered += 1
-            let directives = slots[index]!.instance!.receive(bytes, from: from, now: now)
+            let directives = instances[index]!.value.receive(bytes, from: from, now: now)
             perform(directives, by: index)
             schedule(index)
         case let .action(i):
@@ -262,12 +274,11 @@ public final class PeerSimulation {
         case .poisson:
             poissonEvent()
         case let .restart(index):
-            guard slots[index]?.running == false else { return }
-            let live = order.filter { slots[$0]!.running }
-            let seed = live.isEmpty ? [] : [slots[live[Int.random(in: 0..<live.count, using: &scenarioRNG)]]!.address]
+            guard !running(index) else { return }
+            let seed = randomLiveAddress(excluding: index)
             boot(index, seeds: seed, fetchModel: false)
             if let event = restartEvents.removeValue(forKey: index) {
-                pending.append((event, index, .restart, slots[index]!.instance!.membership.incarnation))
+                pending.append((event, index, .restart, instances[index]!.value.membership.incarnation))
             }
         case .sample:
             sample()
@@ -287,11 +298,11 @@ public final class PeerSimulation {
                 for d in datagrams { transmit(d, from: index, to: address) }
             case let .learn(job):
                 let result = job.run()
-                let more = slots[index]!.instance!.learningFinished(result, now: now)
+                let more = instances[index]!.value.learningFinished(result, now: now)
                 checkModel(of: index)
                 work += more
             case let .saveCheckpoint(snapshot):
-                slots[index]!.checkpoint = snapshot
+                slots[index].checkpoint = snapshot
             case let .event(event):
                 record(event, by: index)
             }
@@ -299,14 +310,23 @@ public final class PeerSimulation {
         }
     }
 
+    /// The name (p0, p1, …) of the slot holding `id`, if any.
+    public func name(of id: PeerID) -> String? { slotIndex(of: id).map { slots[$0].name } }
+
     private func record(_ event: PeerEvent, by index: Int) {
+        onEvent?(now, slots[index].name, event)
         switch event {
         case .stopped:
             stop(index, graceful: true)
         case let .membership(.failed(subject)):
-            guard let s = slotIndex(of: subject), slots[s]!.running, reachable(s, index) else { return }
+            // Only this peer's own declaration (its probe failed) is checked here: a failure it
+            // merely learned was checked where it was declared, and one declared across a
+            // partition may still arrive after the heal, until the subject refutes it.
+            let me = instances[index]!.value
+            guard me.membership.members[subject]?.statusClaim?.accuser == me.id,
+                  let s = slotIndex(of: subject), running(s), reachable(s, index) else { return }
             falseFailures += 1
-            violate("\(slots[index]!.name) declared \(slots[s]!.name) failed while it runs and is reachable")
+            violate("\(slots[index].name) declared \(slots[s].name) failed while it runs and is reachable")
         default:
             break
         }
@@ -315,14 +335,14 @@ public final class PeerSimulation {
     private func transmit(_ bytes: [UInt8], from index: Int, to address: PeerAddress) {
         var departure = now
         if let bandwidth = options.link.bandwidth {
-            departure = max(now, slots[index]!.linkFreeAt) + Double(bytes.count) / bandwidth
-            slots[index]!.linkFreeAt = departure
+            departure = max(now, slots[index].linkFreeAt) + Double(bytes.count) / bandwidth
+            slots[index].linkFreeAt = departure
         }
         guard let target = slotByAddress[address], reachable(index, target) else { dropped += 1; return }
         if loss > 0 && Double.random(in: 0..<1, using: &networkRNG) < loss { dropped += 1; return }
         let link = options.link
         let copies = link.duplication > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.duplication ? 2 : 1
-        let from = slots[index]!.address
+        let from = slots[index].address
         for _ in 0..<copies {
             var latency = link.base
             if link.jitter > 0 { latency += -link.jitter * log(1 - Double.random(in: 0..<1, using: &networkRNG)) }
@@ -336,17 +356,17 @@ public final class PeerSimulation {
     }
 
     private func schedule(_ index: Int) {
-        guard let slot = slots[index], let instance = slot.instance else { return }
-        let at = max(now, instance.nextDeadline)
-        guard at.isFinite, at < slot.scheduledTick else { return }
-        slots[index]!.scheduledTick = at
+        guard running(index) else { return }
+        let at = max(now, instances[index]!.value.nextDeadline)
+        guard at.isFinite, at < scheduledTick[index] else { return }
+        scheduledTick[index] = at
         queue.push(.tick(index), at: at)
     }
 
     private var idToSlot: [PeerID: Int] = [:]
     private func slotIndex(of id: PeerID) -> Int? {
-        if idToSlot.count != order.count {
-            for i in order { idToSlot[slots[i]!.key.peerID] = i }
+        if idToSlot.count != slots.count {
+            for i in order { idToSlot[slots[i].key.peerID] = i }
         }
         return idToSlot[id]
     }
@@ -354,15 +374,15 @@ public final class PeerSimulation {
     // MARK: Invariants
 
     private func checkModel(of index: Int) {
-        guard let instance = slots[index]!.instance else { return }
+        guard let instance = instances[index]?.value else { return }
         if let mix = instance.lastMix {
             let sum = mix.selfWeight + mix.weights.values.reduce(0, +)
             if mix.selfWeight < -1e-12 || mix.weights.values.contains(where: { $0 < 0 }) || abs(sum - 1) > 1e-9 {
-                violate("\(slots[index]!.name) mixed with weights that are negative or do not sum to one (sum \(sum), self \(mix.selfWeight))")
+                violate("\(slots[index].name) mixed with weights that are negative or do not sum to one (sum \(sum), self \(mix.selfWeight))")
             }
         }
         if instance.learner.parameters.contains(where: { !$0.isFinite }) {
-            violate("\(slots[index]!.name) holds a NaN or infinite parameter")
+            violate("\(slots[index].name) holds a NaN or infinite parameter")
         }
     }
 
@@ -384,7 +404,7 @@ public final class PeerSimulation {
                     stop(index, graceful: false)
                     pending.append((event, index, .crash, 0))
                 case .leave:
-                    perform(slots[index]!.instance!.leave(now: now), by: index)
+                    perform(instances[index]!.value.leave(now: now), by: index)
                     schedule(index)
                     pending.append((event, index, .leave, 0))
                 default:
@@ -417,7 +437,7 @@ public final class PeerSimulation {
     }
 
     private func note(_ kind: Schedule.Kind, slot: Int) -> Int {
-        events.append(.init(time: now, action: kind.rawValue, peer: slots[slot]!.name))
+        events.append(.init(time: now, action: kind.rawValue, peer: slots[slot].name))
         return events.count - 1
     }
 
@@ -431,30 +451,35 @@ public final class PeerSimulation {
             shard = (0..<startingPeers).min { (shardHolders[$0] ?? 0, $0) < (shardHolders[$1] ?? 0, $1) } ?? 0
         }
         let index = addSlot(shard: shard)
-        let live = order.filter { slots[$0]!.running && $0 != index }
-        let seed = live.isEmpty ? [] : [slots[live[Int.random(in: 0..<live.count, using: &scenarioRNG)]]!.address]
+        let seed = randomLiveAddress(excluding: index)
         let event = note(.join, slot: index)
         boot(index, seeds: seed, fetchModel: options.task != .membership)
-        pending.append((event, index, .join, slots[index]!.instance!.membership.incarnation))
+        pending.append((event, index, .join, instances[index]!.value.membership.incarnation))
     }
 
     private func stop(_ index: Int, graceful: Bool, restarting: Bool = false) {
-        guard slots[index]?.running == true else { return }
-        slots[index]!.instance = nil
-        slots[index]!.scheduledTick = .infinity
+        guard running(index) else { return }
+        instances[index] = nil
+        scheduledTick[index] = .infinity
         if !restarting {
-            let shard = slots[index]!.shard
+            let shard = slots[index].shard
             shardHolders[shard, default: 1] -= 1
             if shardHolders[shard] == 0 { freeShards.append(shard) }
         }
     }
 
+    private func randomLiveAddress(excluding index: Int) -> [PeerAddress] {
+        let candidates = live.filter { $0 != index }
+        guard !candidates.isEmpty else { return [] }
+        return [slots[candidates[Int.random(in: 0..<candidates.count, using: &scenarioRNG)]].address]
+    }
+
     private func targets(_ target: Schedule.Target?) -> [Int] {
-        let live = order.filter { slots[$0]!.running }
+        let live = self.live
         switch target {
         case let .count(n): return pick(min(n, live.count), from: live)
         case let .fraction(f): return pick(min(live.count, max(1, Int((f * Double(live.count)).rounded()))), from: live)
-        case let .names(names): return names.compactMap { Schedule.index(ofName: $0) }.filter { slots[$0]?.running == true }
+        case let .names(names): return names.compactMap { Schedule.index(ofName: $0) }.filter { $0 < slots.count && running($0) }
         case nil: return []
         }
     }
@@ -479,7 +504,7 @@ public final class PeerSimulation {
 
     private func poissonEvent() {
         guard let p = options.schedule.poisson else { return }
-        let live = order.filter { slots[$0]!.running && slots[$0]!.instance!.phase != .leaving }
+        let live = self.live.filter { instances[$0]!.value.phase != .leaving }
         if live.count > 1 {
             let index = live[Int.random(in: 0..<live.count, using: &scenarioRNG)]
             switch p.mode {
@@ -490,7 +515,7 @@ public final class PeerSimulation {
                 if p.mode == .replace { join() }
             case .leave:
                 let event = note(.leave, slot: index)
-                perform(slots[index]!.instance!.leave(now: now), by: index)
+                perform(instances[index]!.value.leave(now: now), by: index)
                 schedule(index)
                 pending.append((event, index, .leave, 0))
             }
@@ -510,25 +535,25 @@ public final class PeerSimulation {
     }
 
     private func isSeenByAll(_ entry: (event: Int, slot: Int?, kind: Schedule.Kind, incarnation: UInt64)) -> Bool {
-        let live = order.filter { slots[$0]!.running && $0 != entry.slot }
+        let live = self.live.filter { $0 != entry.slot }
         switch entry.kind {
         case .heal:
             return viewAgreement() == 1
         case .crash, .leave:
             // Crashed: failed (or left, or forgotten) everywhere. Left: left (or forgotten).
-            let id = slots[entry.slot!]!.key.peerID
+            let id = slots[entry.slot!].key.peerID
             return live.allSatisfy { q in
-                switch slots[q]!.instance!.membership.status(of: id) {
+                switch instances[q]!.value.membership.status(of: id) {
                 case nil, .left?: return true
                 case .failed?: return entry.kind == .crash
                 case .alive?, .suspect?: return false
                 }
             }
         case .join, .restart:
-            guard let subject = slots[entry.slot!]!.instance else { return false }
+            guard let subject = instances[entry.slot!]?.value else { return false }
             let id = subject.id
             return live.allSatisfy { q in
-                guard let m = slots[q]!.instance!.membership.members[id] else { return false }
+                guard let m = instances[q]!.value.membership.members[id] else { return false }
                 return m.isLive && m.incarnation >= entry.incarnation
             }
         case .partition, .loss:
@@ -540,26 +565,26 @@ public final class PeerSimulation {
 
     /// Fraction of live peers whose live view is exactly the set of running peers.
     func viewAgreement() -> Double {
-        let live = order.filter { slots[$0]!.running }
+        let live = self.live
         guard !live.isEmpty else { return 1 }
-        let truth = Set(live.map { slots[$0]!.key.peerID })
+        let truth = Set(live.map { slots[$0].key.peerID })
         var agreeing = 0
         for q in live {
-            let view = slots[q]!.instance!.membership.liveMembers
+            let view = instances[q]!.value.membership.liveMembers
             if view.count == truth.count && view.allSatisfy({ truth.contains($0) }) { agreeing += 1 }
         }
         return Double(agreeing) / Double(live.count)
     }
 
     private func sample() {
-        let live = order.filter { slots[$0]!.running }
+        let live = self.live
         var bytes = 0, rejected = 0
-        for i in order {
-            guard let instance = slots[i]!.instance else { continue }
-            bytes += instance.traffic.bytesSent - slots[i]!.bytesSentSeen
-            slots[i]!.bytesSentSeen = instance.traffic.bytesSent
-            rejected += instance.wire.totalRejected - slots[i]!.rejectedSeen
-            slots[i]!.rejectedSeen = instance.wire.totalRejected
+        for i in live {
+            let sent = instances[i]!.value.traffic.bytesSent, rejections = instances[i]!.value.wire.totalRejected
+            bytes += sent - slots[i].bytesSentSeen
+            slots[i].bytesSentSeen = sent
+            rejected += rejections - slots[i].rejectedSeen
+            slots[i].rejectedSeen = rejections
         }
         let interval = max(now - lastSampleAt, 1e-9)
         lastSampleAt = now
@@ -569,15 +594,15 @@ public final class PeerSimulation {
             datagramsDropped: dropped - droppedSeen, datagramsRejected: rejected)
         droppedSeen = dropped
         if options.task != .membership {
-            let holders = live.filter { slots[$0]!.instance!.phase == .training }
-            let vectors = holders.map { slots[$0]!.instance!.learner.parameters }
+            let holders = live.filter { instances[$0]!.value.phase == .training }
+            let vectors = holders.map { instances[$0]!.value.learner.parameters }
             if !vectors.isEmpty {
                 let distances = Consensus.relativeDistances(vectors)
                 row.consensusMean = distances.reduce(0, +) / Double(distances.count)
                 row.consensusMax = distances.max()
             }
             if options.task == .train && !holders.isEmpty {
-                let evaluations = holders.map { slots[$0]!.instance!.evaluate() }
+                let evaluations = holders.map { instances[$0]!.value.evaluate() }
                 let accuracies = evaluations.map(\.accuracy)
                 row.accuracyMean = accuracies.reduce(0, +) / Double(accuracies.count)
                 row.accuracyMin = accuracies.min()

@@ -248,7 +248,8 @@ public struct WireEndpoint: Sendable {
         let expired = reassembler.expire(now: now)
         if expired > 0 { rejections[.objectTimedOut, default: 0] += expired }
         var out: [(PeerID, [UInt8])] = []
-        for peer in sessions.keys where !(sessions[peer]!.pending.isEmpty) {
+        // Sorted: a simulator replaying a seed must see the hellos in the same order.
+        for peer in sessions.keys.sorted() where !(sessions[peer]!.pending.isEmpty) {
             var session = sessions[peer]!
             let before = session.pending.count
             session.pending.removeAll { now - $0.queuedAt > settings.pendingTimeout }

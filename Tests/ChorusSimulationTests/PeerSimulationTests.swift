@@ -1,0 +1,173 @@
+import ChorusCore
+import ChorusCrypto
+import ChorusLearning
+import Foundation
+import Testing
+@testable import ChorusSimulation
+
+/// Whole simulated peers: the same PeerInstance as a real peer, on a virtual clock.
+@Suite("simulated peers")
+struct PeerSimulationTests {
+    /// A small run with every kind of churn, quick enough for a debug build.
+    static func churnOptions(seed: UInt64, crypto: CryptoMode = .simulated) -> SimulationOptions {
+        var options = SimulationOptions()
+        options.peers = 10
+        options.duration = 30
+        options.seed = seed
+        options.crypto = crypto
+        options.sampleInterval = 2
+        options.settings.gossipInterval = 0.25
+        options.schedule = Schedule(actions: [
+            .init(time: 5, kind: .crash, target: .names(["p1", "p2"])),
+            .init(time: 8, kind: .join, target: .count(2)),
+            .init(time: 10, kind: .restart, target: .names(["p3"]), down: 2),
+            .init(time: 12, kind: .leave, target: .names(["p4"])),
+            .init(time: 15, kind: .loss, probability: 0.05),
+        ])
+        return options
+    }
+
+    static func run(_ options: SimulationOptions) throws -> PeerSimulation {
+        let simulation = try PeerSimulation(options: options)
+        simulation.run()
+        return simulation
+    }
+
+    @Test("the same seed gives byte-identical series.csv and events.csv; another seed differs")
+    func determinism() throws {
+        let a = try Self.run(Self.churnOptions(seed: 7))
+        let b = try Self.run(Self.churnOptions(seed: 7))
+        let c = try Self.run(Self.churnOptions(seed: 8))
+        #expect(a.violation == nil, "\(a.violation.map(String.init(describing:)) ?? "")")
+        #expect(RunOutput.seriesCSV(a.samples) == RunOutput.seriesCSV(b.samples))
+        #expect(RunOutput.eventsCSV(a.events) == RunOutput.eventsCSV(b.events))
+        #expect(RunOutput.seriesCSV(a.samples) != RunOutput.seriesCSV(c.samples))
+        #expect(a.events.map(\.action) == ["crash", "crash", "join", "join", "restart", "leave", "loss:0.05"])
+    }
+
+    @Test("churn is seen by every live peer, and the network keeps learning through it")
+    func churnSeenByAll() throws {
+        let simulation = try Self.run(Self.churnOptions(seed: 3))
+        #expect(simulation.violation == nil)
+        for event in simulation.events where !event.action.hasPrefix("loss") {
+            #expect(event.seenByAllAfter != nil, "\(event.action) \(event.peer) never seen by all")
+        }
+        let last = try #require(simulation.samples.last)
+        #expect(last.time == 30)
+        #expect(last.livePeers == 10 - 2 + 2 - 1)  // two crashed, two joined, one left; p3 is back
+        #expect(try #require(last.accuracyMin) > 0.85)
+        #expect(try #require(last.consensusMax) < 0.05)
+        #expect(last.viewAgreement == 1)
+    }
+
+    @Test("real cryptography and the stand-ins give the same run")
+    func cryptoModesAgree() throws {
+        var options = Self.churnOptions(seed: 5, crypto: .real)
+        options.duration = 12
+        let real = try Self.run(options)
+        options.crypto = .simulated
+        let simulated = try Self.run(options)
+        #expect(RunOutput.seriesCSV(real.samples) == RunOutput.seriesCSV(simulated.samples))
+    }
+
+    @Test("a model that turns to NaN stops the run with the seed, the time and the peer")
+    func nanInvariant() throws {
+        var options = Self.churnOptions(seed: 11)
+        options.schedule = .steady
+        options.learning.learningRate = 3e38  // overflows to infinity at the first steps
+        let simulation = try Self.run(options)
+        let violation = try #require(simulation.violation)
+        #expect(violation.seed == 11)
+        #expect(violation.time < options.duration)
+        #expect(violation.description.contains("NaN") && violation.description.contains("seed 11"), "\(violation)")
+        #expect(simulation.samples.last!.time == violation.time)
+    }
+
+    @Test("a running, reachable member declared failed is an invariant violation (here forced by 95 % loss)")
+    func falseFailureInvariant() throws {
+        var options = Self.churnOptions(seed: 2)
+        options.task = .membership
+        options.schedule = Schedule(actions: [.init(time: 1, kind: .loss, probability: 0.95)])
+        let stopped = try Self.run(options)
+        let violation = try #require(stopped.violation)
+        #expect(violation.description.contains("declared") && violation.description.contains("failed while it runs"), "\(violation)")
+        options.stopOnViolation = false
+        let counted = try Self.run(options)
+        #expect(counted.violation == nil)
+        #expect(counted.falseFailures > 0)
+        #expect(counted.samples.last!.time == options.duration)
+    }
+
+    @Test("failures across a partition are not false; after the heal, views agree again")
+    func partitionHeals() throws {
+        var options = Self.churnOptions(seed: 4)
+        options.duration = 90
+        options.sampleInterval = 5
+        options.schedule = Schedule(actions: [
+            .init(time: 5, kind: .partition, target: .fraction(0.5)),
+            .init(time: 35, kind: .heal),
+        ])
+        let simulation = try Self.run(options)
+        #expect(simulation.violation == nil)
+        #expect(simulation.falseFailures == 0)
+        let during = simulation.samples.first { $0.time == 30 }!
+        #expect(during.viewAgreement == 0, "each side should have declared the other failed")
+        #expect(during.datagramsDropped > 0)
+        let heal = try #require(simulation.events.first { $0.action == "heal" })
+        #expect(heal.seenByAllAfter != nil, "views never agreed again after the heal")
+        #expect(simulation.samples.last!.viewAgreement == 1)
+    }
+
+    @Test("membership-only and average-only tasks leave the columns they do not measure empty")
+    func taskColumns() throws {
+        var options = Self.churnOptions(seed: 1)
+        options.schedule = .steady
+        options.duration = 10
+        options.task = .membership
+        let membership = try Self.run(options)
+        #expect(membership.samples.allSatisfy { $0.consensusMax == nil && $0.accuracyMean == nil })
+        options.task = .average
+        let average = try Self.run(options)
+        let first = try #require(average.samples.first?.consensusMax)
+        let last = try #require(average.samples.last?.consensusMax)
+        #expect(average.samples.allSatisfy { $0.accuracyMean == nil })
+        #expect(last < first / 100, "averaging from random vectors should contract: \(first) → \(last)")
+    }
+}
+
+@Suite("run outputs")
+struct RunOutputTests {
+    @Test("series.csv and events.csv have the documented columns, in order")
+    func headers() throws {
+        #expect(RunOutput.seriesHeader == "time,live_peers,consensus_mean,consensus_max,accuracy_mean,accuracy_min,accuracy_max,loss_mean,view_agreement,bytes_per_peer_per_s,datagrams_dropped,datagrams_rejected")
+        #expect(RunOutput.eventsHeader == "time,action,peer,seen_by_all_after")
+        let sample = RunOutput.Sample(time: 5, livePeers: 3, consensusMean: 0.5, consensusMax: 1e-7, viewAgreement: 1,
+                                      bytesPerPeerPerSecond: 12.25, datagramsDropped: 2, datagramsRejected: 0)
+        let lines = RunOutput.seriesCSV([sample]).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines[1] == "5.000,3,0.5,1e-07,,,,,1.0000,12.2,2,0")
+        #expect(lines[1].split(separator: ",", omittingEmptySubsequences: false).count == lines[0].split(separator: ",").count)
+        let events = RunOutput.eventsCSV([.init(time: 1, action: "crash", peer: "p1", seenByAllAfter: 2.5), .init(time: 2, action: "join", peer: "p9")])
+        #expect(events == "time,action,peer,seen_by_all_after\n1.000,crash,p1,2.500\n2.000,join,p9,\n")
+    }
+
+    @Test("summary.json holds the documented fields")
+    func summary() throws {
+        let directory = NSTemporaryDirectory() + "chorus-run-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var options = PeerSimulationTests.churnOptions(seed: 1)
+        options.duration = 6
+        let simulation = try PeerSimulationTests.run(options)
+        try RunOutput.write(samples: simulation.samples, summary: simulation.summary(wallSeconds: 1.5), to: directory)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json"))) as? [String: Any])
+        for key in ["peers", "seed", "duration", "wallSeconds", "final", "events", "falseFailures"] { #expect(json[key] != nil, "\(key)") }
+        let final = try #require(json["final"] as? [String: Any])
+        for key in ["livePeers", "accuracyMin", "accuracyMean", "consensusMax"] { #expect(final[key] != nil, "final.\(key)") }
+        let events = try #require(json["events"] as? [[String: Any]])
+        #expect(events.first?["action"] as? String == "crash")
+        #expect(events.first?.keys.contains("seenByAllAfter") == true || events.first?["time"] != nil)
+        let series = try String(contentsOfFile: directory + "/series.csv", encoding: .utf8)
+        #expect(series.hasPrefix(RunOutput.seriesHeader + "\n"))
+    }
+}
+

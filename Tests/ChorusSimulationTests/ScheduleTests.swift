@@ -1,0 +1,83 @@
+import Testing
+@testable import ChorusSimulation
+
+@Suite("schedules")
+struct ScheduleTests {
+    @Test("the shipped schedules parse", arguments: ["steady", "replace-quarter", "rolling-restart", "partition-heal", "poisson"])
+    func shipped(name: String) throws {
+        let root = #filePath.components(separatedBy: "/Tests/").first!
+        let schedule = try Schedule.load(path: "\(root)/scripts/schedules/\(name).toml")
+        switch name {
+        case "replace-quarter": #expect(schedule.actions.map(\.kind) == [.crash, .join])
+        case "partition-heal": #expect(schedule.actions.map(\.kind) == [.partition, .heal])
+        case "poisson": #expect(schedule.poisson?.ratePerMinute == 0.05)
+        default: break
+        }
+    }
+
+    @Test("actions are kept in time order with their targets")
+    func parse() throws {
+        let s = try Schedule.parse("""
+            [[action]]
+            at = 30
+            action = "join"
+            count = 2
+            [[action]]
+            at = 10.5
+            action = "restart"
+            peers = ["p1", "p12"]
+            down = 3
+            [[action]]
+            at = 20
+            action = "loss"
+            probability = 0.1
+            """, file: "s.toml")
+        #expect(s.actions == [
+            .init(time: 10.5, kind: .restart, target: .names(["p1", "p12"]), down: 3),
+            .init(time: 20, kind: .loss, probability: 0.1),
+            .init(time: 30, kind: .join, target: .count(2)),
+        ])
+    }
+
+    static let mistakes: [(String, String, String)] = [
+        ("[[action]]\naction = \"crash\"\ncount = 1", "'action[0].at'", "missing"),
+        ("[[action]]\nat = -1\naction = \"crash\"\ncount = 1", "'action[0].at'", "0 or more"),
+        ("[[action]]\nat = 1\naction = \"explode\"\ncount = 1", "'action[0].action'", "expected one of crash"),
+        ("[[action]]\nat = 1\naction = \"crash\"", "'action[0]'", "needs count, fraction or peers"),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\nfraction = 0.5", "'action[0]'", "not several"),
+        ("[[action]]\nat = 1\naction = \"crash\"\nfraction = 1.5", "'action[0].fraction'", "(0, 1]"),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 0", "'action[0].count'", "≥ 1"),
+        ("[[action]]\nat = 1\naction = \"crash\"\npeers = [\"node3\"]", "'action[0].peers[0]'", "p0, p1"),
+        ("[[action]]\nat = 1\naction = \"join\"\npeers = [\"p3\"]", "'action[0].peers'", "give count or fraction"),
+        ("[[action]]\nat = 1\naction = \"heal\"\ncount = 2", "'action[0]'", "whole network"),
+        ("[[action]]\nat = 1\naction = \"loss\"", "'action[0].probability'", "missing"),
+        ("[[action]]\nat = 1\naction = \"loss\"\nprobability = 1", "'action[0].probability'", "[0, 1)"),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\ndown = 3", "'action[0].down'", "only restart"),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\nwhen = 3", "'action[0].when'", "unknown key"),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\n[[action]]\nat = \"x\"\naction = \"heal\"", "'action[1].at'", "expected a number"),
+        ("[poisson]\nmode = \"replace\"", "'poisson.rate_per_minute'", "missing"),
+        ("[poisson]\nrate_per_minute = 0.1\nmode = \"swap\"", "'poisson.mode'", "replace, crash, leave"),
+        ("[poisson]\nrate_per_minute = 0.1\nstart = 50\nend = 10", "'poisson.end'", "after poisson.start"),
+        ("peers = 3", "'peers'", "unknown key"),
+        ("[[action]\nat = 1", "invalid TOML", "at line"),
+    ]
+
+    @Test("each mistake names the file, the entry and the field", arguments: mistakes.indices)
+    func rejected(index: Int) {
+        let (text, field, words) = Self.mistakes[index]
+        do {
+            _ = try Schedule.parse(text, file: "s.toml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.description.hasPrefix("s.toml: "), "\(error)")
+            #expect(error.description.contains(field) && error.description.contains(words), "\(error)")
+        }
+    }
+
+    @Test("a missing schedule file is named")
+    func missingFile() {
+        #expect(throws: Schedule.ParseError(file: "/nonexistent/s.toml", field: nil, message: "no such file")) {
+            try Schedule.load(path: "/nonexistent/s.toml")
+        }
+    }
+}
