@@ -84,7 +84,11 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// The degree this peer advertises with its parameters.
-    public func degree(now: Double) -> Int { activeNeighbours(now: now).count }
+    public func degree(now: Double) -> Int {
+        var count = 0
+        for node in neighbours where lastHeard[node].map({ now - $0 <= settings.silenceTimeout }) ?? false { count += 1 }
+        return count
+    }
 
     /// Records parameters received from a neighbour. Vectors of the wrong dimension or with NaN or
     /// infinite values are rejected and counted; they never touch the state.

@@ -113,6 +113,8 @@ public final class PeerSimulation {
     final class Box {
         var value: PeerInstance
         init(_ value: PeerInstance) { self.value = value }
+        /// Reads through an inout access: a plain read of `value` would copy the whole instance.
+        func read<T>(_ body: (inout PeerInstance) -> T) -> T { body(&value) }
     }
     /// When each slot's next tick is queued (so a slot has at most one pending tick).
     private var scheduledTick: [Double] = []
@@ -357,7 +359,7 @@ public final class PeerSimulation {
 
     private func schedule(_ index: Int) {
         guard running(index) else { return }
-        let at = max(now, instances[index]!.value.nextDeadline)
+        let at = max(now, instances[index]!.read { $0.nextDeadline })
         guard at.isFinite, at < scheduledTick[index] else { return }
         scheduledTick[index] = at
         queue.push(.tick(index), at: at)
@@ -374,16 +376,15 @@ public final class PeerSimulation {
     // MARK: Invariants
 
     private func checkModel(of index: Int) {
-        guard let instance = instances[index]?.value else { return }
-        if let mix = instance.lastMix {
+        guard let box = instances[index] else { return }
+        let (mix, finite) = box.read { ($0.lastMix, $0.learner.parameters.allSatisfy(\.isFinite)) }
+        if let mix {
             let sum = mix.selfWeight + mix.weights.values.reduce(0, +)
             if mix.selfWeight < -1e-12 || mix.weights.values.contains(where: { $0 < 0 }) || abs(sum - 1) > 1e-9 {
                 violate("\(slots[index].name) mixed with weights that are negative or do not sum to one (sum \(sum), self \(mix.selfWeight))")
             }
         }
-        if instance.learner.parameters.contains(where: { !$0.isFinite }) {
-            violate("\(slots[index].name) holds a NaN or infinite parameter")
-        }
+        if !finite { violate("\(slots[index].name) holds a NaN or infinite parameter") }
     }
 
     private func violate(_ message: String) {

@@ -73,6 +73,8 @@ public struct WireEndpoint: Sendable {
 
     private var nextCounter: UInt64 = 1
     private var sessions: [PeerID: Session] = [:]
+    /// Peers with items waiting for their epoch: `tick` visits only these, not every session.
+    private var waiting: Set<PeerID> = []
     private var reassembler: Reassembler
     public private(set) var rejections: [WireRejection: Int] = [:]
     public private(set) var acceptedDatagrams = 0
@@ -112,6 +114,7 @@ public struct WireEndpoint: Sendable {
         if session.pendingBytes + item.byteCount <= settings.pendingBytesPerPeer {
             session.pending.append((item, now))
             session.pendingBytes += item.byteCount
+            waiting.insert(peer)
         } else {
             rejections[.pendingOverflow, default: 0] += 1
         }
@@ -221,6 +224,7 @@ public struct WireEndpoint: Sendable {
             let pending = sessions[sender]!.pending
             sessions[sender]!.pending = []
             sessions[sender]!.pendingBytes = 0
+            waiting.remove(sender)
             for (item, _) in pending {
                 reception.flushed += seal(item, to: sender, recipientEpoch: header.senderEpoch)
             }
@@ -249,13 +253,17 @@ public struct WireEndpoint: Sendable {
         if expired > 0 { rejections[.objectTimedOut, default: 0] += expired }
         var out: [(PeerID, [UInt8])] = []
         // Sorted: a simulator replaying a seed must see the hellos in the same order.
-        for peer in sessions.keys.sorted() where !(sessions[peer]!.pending.isEmpty) {
-            var session = sessions[peer]!
+        for peer in waiting.sorted() {
+            guard var session = sessions[peer], !session.pending.isEmpty else {
+                waiting.remove(peer)
+                continue
+            }
             let before = session.pending.count
             session.pending.removeAll { now - $0.queuedAt > settings.pendingTimeout }
             if session.pending.count < before {
                 rejections[.pendingOverflow, default: 0] += before - session.pending.count
                 session.pendingBytes = session.pending.reduce(0) { $0 + $1.item.byteCount }
+                if session.pending.isEmpty { waiting.remove(peer) }
             }
             if !session.pending.isEmpty && now - session.lastHelloSent >= settings.helloInterval {
                 session.lastHelloSent = now
@@ -269,6 +277,7 @@ public struct WireEndpoint: Sendable {
     /// Forgets a peer's session (it left or was declared failed).
     public mutating func forget(_ peer: PeerID) {
         sessions[peer] = nil
+        waiting.remove(peer)
         reassembler.dropAll(from: peer)
     }
 
