@@ -380,7 +380,7 @@ public struct PeerInstance: Sendable {
     private mutating func sendParameters(now: Double, into out: inout [PeerDirective]) {
         guard !neighbours.isEmpty else { return }
         let message = ParametersMessage(step: learner.steps, degree: max(1, averager.degree(now: now)), vector: learner.parameters)
-        let object = PreparedObject(channel: ChorusChannel.parameters, bytes: message.encoded(), objectID: rng.next())
+        let object = PreparedObject(channel: ChorusChannel.parameters, bytes: message.encoded(), objectID: rng.next(), mode: wire.cryptoMode)
         for neighbour in neighbours {
             guard let address = addresses[neighbour] else { continue }
             emit(wire.send(.object(object), to: neighbour, now: now), to: address, peer: neighbour, into: &out)
@@ -389,7 +389,7 @@ public struct PeerInstance: Sendable {
 
     private mutating func sendObject(channel: UInt8, bytes: [UInt8], to peer: PeerID, address: PeerAddress,
                                      now: Double, into out: inout [PeerDirective]) {
-        let object = PreparedObject(channel: channel, bytes: bytes, objectID: rng.next())
+        let object = PreparedObject(channel: channel, bytes: bytes, objectID: rng.next(), mode: wire.cryptoMode)
         emit(wire.send(.object(object), to: peer, now: now), to: address, peer: peer, into: &out)
     }
 

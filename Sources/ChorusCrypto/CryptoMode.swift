@@ -8,6 +8,21 @@ public enum CryptoMode: String, Sendable, CaseIterable {
     case simulated
 }
 
+extension CryptoMode {
+    /// The 32-byte digest that binds an object's chunks to its signed manifest: BLAKE2b-256, or
+    /// in `.simulated` mode the stand-in digest (the signature vouching for it is a stand-in too).
+    public func objectHash(_ bytes: [UInt8]) -> [UInt8] {
+        switch self {
+        case .real:
+            return try! Blake2b.hash(bytes, outputLength: 32)  // fixed output length, cannot fail
+        case .simulated:
+            var out: [UInt8] = []
+            bytes.withUnsafeBytes { data in withUnsafeBytes(of: StandIn.digest(data).littleEndian) { out += $0 } }
+            return out + [UInt8](repeating: 0, count: 24)
+        }
+    }
+}
+
 /// The stand-ins behind `CryptoMode.simulated`.
 enum StandIn {
     /// A fast 64-bit digest (word-at-a-time multiply–xorshift): catches accidental corruption in a

@@ -19,8 +19,11 @@ public struct Reassembler: Sendable {
         public var budgetBytes: Int
         public var perSenderBudgetBytes: Int
         public var timeout: Double
+        /// How the object hash is computed (`.simulated` only in simulations; see `CryptoMode`).
+        public var mode: CryptoMode
 
-        public init(maxObjectBytes: Int, budgetBytes: Int, perSenderBudgetBytes: Int, timeout: Double) {
+        public init(maxObjectBytes: Int, budgetBytes: Int, perSenderBudgetBytes: Int, timeout: Double, mode: CryptoMode = .real) {
+            self.mode = mode
             self.maxObjectBytes = maxObjectBytes
             self.budgetBytes = budgetBytes
             self.perSenderBudgetBytes = perSenderBudgetBytes
@@ -168,7 +171,7 @@ public struct Reassembler: Sendable {
     }
 
     private func verify(bytes: [UInt8], manifest: ObjectManifest, sender: PeerID) -> Outcome {
-        guard let hash = try? Blake2b.hash(bytes, outputLength: 32), constantTimeEqual(hash, manifest.hash) else {
+        guard constantTimeEqual(settings.mode.objectHash(bytes), manifest.hash) else {
             return .rejected(.objectHashMismatch)
         }
         return .complete(CompletedObject(sender: sender, channel: manifest.channel, bytes: bytes))

@@ -7,10 +7,11 @@ public struct PreparedObject: Sendable {
     public let hash: [UInt8]
     public let objectID: UInt64
 
-    public init(channel: UInt8, bytes: [UInt8], objectID: UInt64 = secureRandomUInt64()) {
+    /// `mode` must be the network key's (`.simulated` only in simulations; see `CryptoMode`).
+    public init(channel: UInt8, bytes: [UInt8], objectID: UInt64 = secureRandomUInt64(), mode: CryptoMode = .real) {
         self.channel = channel
         self.bytes = bytes
-        self.hash = try! Blake2b.hash(bytes, outputLength: 32)  // fixed output length, cannot fail
+        self.hash = mode.objectHash(bytes)
         self.objectID = objectID
     }
 }
@@ -70,6 +71,8 @@ public struct WireEndpoint: Sendable {
     public let epoch: UInt64
     public let settings: WireSettings
     public var localID: PeerID { identity.peerID }
+    /// Real libsodium, or the simulator's stand-ins (from the network key).
+    public var cryptoMode: CryptoMode { keyring.primary.mode }
 
     private var nextCounter: UInt64 = 1
     private var sessions: [PeerID: Session] = [:]
@@ -87,7 +90,7 @@ public struct WireEndpoint: Sendable {
         self.keyring = keyring
         self.epoch = epoch
         self.settings = settings
-        self.reassembler = Reassembler(settings: settings.reassembly)
+        self.reassembler = Reassembler(settings: settings.reassembly(mode: keyring.primary.mode))
     }
 
     public var totalRejected: Int { rejections.values.reduce(0, +) }

@@ -1,3 +1,5 @@
+import ChorusCrypto
+
 /// Settings of the datagram layer; every field has a default and a reason.
 public struct WireSettings: Sendable, Equatable {
     /// Largest datagram sent or accepted, header and tags included. 1200 bytes stays below the
@@ -54,8 +56,8 @@ public struct WireSettings: Sendable, Equatable {
         min(Int(UInt16.max), maxDatagramSize - DatagramHeader.byteCount - ObjectChunk.headerByteCount - DatagramCodec.tagByteCount)
     }
 
-    var reassembly: Reassembler.Settings {
+    func reassembly(mode: CryptoMode) -> Reassembler.Settings {
         .init(maxObjectBytes: maxObjectBytes, budgetBytes: reassemblyBudgetBytes,
-              perSenderBudgetBytes: perSenderBudgetBytes, timeout: objectTimeout)
+              perSenderBudgetBytes: perSenderBudgetBytes, timeout: objectTimeout, mode: mode)
     }
 }
