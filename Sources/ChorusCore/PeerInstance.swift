@@ -341,7 +341,7 @@ public struct PeerInstance: Sendable {
 
     /// Neighbours are a deterministic function of the live member set (settings.topology).
     private mutating func recomputeNeighbours() {
-        othersLive = membership.liveMembers.count - 1
+        othersLive = membership.liveMemberCount - 1
         let next = settings.topology.neighbours(of: id, in: membership.liveMembers)
         guard next != neighbours else { return }
         neighbours = next

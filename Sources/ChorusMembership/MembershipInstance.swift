@@ -17,11 +17,18 @@ public struct MembershipInstance: Sendable {
     public let me: PeerID
     public private(set) var address: String
     public private(set) var incarnation: UInt64
-    public private(set) var members: [PeerID: Member] = [:] {
-        didSet { liveIDs = members.values.filter(\.isLive).map(\.id).sorted() }
-    }
-    /// Live members other than this peer, sorted (deterministic random picks without re-sorting).
+    /// Every member this peer knows, by id. Written only through `store` and `forget`, which keep
+    /// the two indexes below in step, so no hot path scans all members.
+    public private(set) var members: [PeerID: Member] = [:]
+    /// Live members other than this peer, sorted (deterministic random picks without re-sorting);
+    /// updated only when a member's liveness changes.
     private var liveIDs: [PeerID] = []
+    /// Failed and left members, with when they became so: the tombstones `tick` expires.
+    private var tombstones: [PeerID: Double] = [:]
+    /// Set while `preload` applies a whole view: the live index is rebuilt once at the end.
+    private var bulkLoading = false
+    /// XOR of `entryHash` over every member: the view's digest without this peer's own entry.
+    private var othersDigest: UInt64 = 0
     /// Lifeguard's local health multiplier: 0 (healthy) … settings.maxLocalHealth.
     public private(set) var localHealth = 0
     public private(set) var isLeaving = false
@@ -134,6 +141,8 @@ public struct MembershipInstance: Sendable {
     func isVerifying(_ peer: PeerID) -> Bool { suspicions[peer]?.verifying ?? false }
     /// n for the protocol's formulas: live members including this peer.
     var clusterSize: Int { 1 + liveIDs.count }
+    /// Live members including this peer (`liveMembers.count` without building the array).
+    public var liveMemberCount: Int { clusterSize }
     public var pendingClaims: Int { queue.count }
 
     /// When `tick` must run next (the shell may call it more often).
@@ -153,7 +162,10 @@ public struct MembershipInstance: Sendable {
 
     /// Starts from a known view without gossiping it (a simulation's steady state, or tests).
     public mutating func preload(_ claims: [Claim], now: Double) {
+        bulkLoading = true
         for claim in claims { _ = apply(claim, now: now) }
+        bulkLoading = false
+        liveIDs = members.values.filter(\.isLive).map(\.id).sorted()
         queue.removeAll()
         probeOrder = []  // reshuffled (with the caller's randomness) at the first probe
         probeIndex = 0
@@ -164,7 +176,7 @@ public struct MembershipInstance: Sendable {
     public mutating func join(seed: PeerID, address seedAddress: String, now: Double) -> [MembershipDirective] {
         guard seed != me else { return [] }
         seeds[seed] = seedAddress
-        nextJoinAttempt = now + 1
+        nextJoinAttempt = now + settings.joinRetryInterval
         // Announce ourselves on every message we send from now on, not only through the seed.
         if queue[me] == nil { enqueue(myAliveClaim) }
         return [send(.sync(isResponse: false, claims: fullState()), to: seed, address: seedAddress)]
@@ -200,7 +212,7 @@ public struct MembershipInstance: Sendable {
             adjustHealth(+1)
         }
         if !seeds.isEmpty && now >= nextJoinAttempt {
-            nextJoinAttempt = now + 1
+            nextJoinAttempt = now + settings.joinRetryInterval
             for seed in seeds.keys.sorted() { out.append(send(.sync(isResponse: false, claims: fullState()), to: seed, address: seeds[seed]!)) }
         }
         if !isLeaving { out += runProbe(now: now, rng: &rng) }
@@ -234,13 +246,16 @@ public struct MembershipInstance: Sendable {
         if now >= nextSyncAt {
             nextSyncAt = now + settings.syncInterval * Double.random(in: 0.8...1.2, using: &rng)
             if let target = syncTarget(rng: &rng) {
-                out.append(send(.sync(isResponse: false, claims: fullState()), to: target.id, address: target.address))
+                // A digest first: equal views (the usual case) cost one datagram, not a whole view.
+                out.append(send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address))
             }
         }
-        for peer in members.keys.sorted() where !members[peer]!.isLive && now - members[peer]!.since > settings.tombstoneTimeout {
-            members[peer] = nil
-            queue[peer] = nil
-            out.append(.event(.removed(peer)))
+        if !tombstones.isEmpty {
+            for peer in tombstones.keys.sorted() where now - tombstones[peer]! > settings.tombstoneTimeout {
+                forget(peer)
+                queue[peer] = nil
+                out.append(.event(.removed(peer)))
+            }
         }
         return out
     }
@@ -367,11 +382,13 @@ public struct MembershipInstance: Sendable {
         }
         let replyAddress = members[sender]?.address ?? source
         // Someone talks to us whom our view does not hold (gossip about it missed us): exchange
-        // views with it now rather than at the next anti-entropy round. At most every 5 s per peer.
+        // views with it now rather than at the next anti-entropy round. At most every strangerSyncInterval per peer.
+        var answeredStranger = false
         if stranger && members[sender] == nil && !isLeaving && !message.isBulk,
-           now - (lastStrangerSync[sender] ?? -.infinity) >= 5 {
+           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
+            answeredStranger = true
             lastStrangerSync[sender] = now
-            if lastStrangerSync.count > 4096 { lastStrangerSync.removeAll() }
+            if lastStrangerSync.count > settings.strangersRemembered { lastStrangerSync.removeAll() }
             out.append(send(.sync(isResponse: false, claims: fullState()), to: sender, address: source))
         }
         switch message {
@@ -399,7 +416,7 @@ public struct MembershipInstance: Sendable {
             // Nack a little before our own probe timeout: the asker sent its request at its probe
             // timeout and closes the period at the probe interval, so a full timeout here would
             // always land too late to count (memberlist has the same trap).
-            relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + 0.8 * settings.probeTimeout)
+            relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.relayNackFraction * settings.probeTimeout)
             var first: [Claim] = []
             if let m = members[target], m.status == .suspect, let claim = m.statusClaim { first.append(claim) }
             out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: members[target]?.address ?? targetAddress))
@@ -411,6 +428,10 @@ public struct MembershipInstance: Sendable {
             }
         case .gossip:
             break
+        case let .digest(theirs, _):
+            if theirs != digest && !isLeaving && !answeredStranger {
+                out.append(send(.sync(isResponse: false, claims: fullState()), to: sender, address: replyAddress))
+            }
         case let .sync(isResponse, _):
             seeds = [:]  // any sync traffic means we are connected
             if !isResponse {
@@ -442,12 +463,12 @@ public struct MembershipInstance: Sendable {
             if let m = existing, claim.incarnation <= m.incarnation { return [] }
             let wasLive = existing?.isLive ?? false
             let wasSuspect = existing?.status == .suspect
-            members[claim.subject] = Member(id: claim.subject, address: claim.address, incarnation: claim.incarnation,
-                                            status: .alive, since: now, aliveClaim: claim, statusClaim: nil)
+            store(Member(id: claim.subject, address: claim.address, incarnation: claim.incarnation,
+                         status: .alive, since: now, aliveClaim: claim, statusClaim: nil))
             suspicions[claim.subject] = nil
             enqueue(claim)
             if !wasLive {
-                insertIntoProbeOrder(claim.subject)
+                if !bulkLoading { insertIntoProbeOrder(claim.subject) }  // preload resets the order
                 return [.event(.joined(claim.subject, address: claim.address))]
             }
             var out: [MembershipDirective] = []
@@ -461,11 +482,11 @@ public struct MembershipInstance: Sendable {
                 m.incarnation = claim.incarnation
                 m.statusClaim = claim
                 m.since = now
-                members[claim.subject] = m
+                store(m)
             } else {
                 // A tombstone, so an older alive claim arriving late cannot bring it back.
-                members[claim.subject] = Member(id: claim.subject, address: "", incarnation: claim.incarnation,
-                                                status: .left, since: now, aliveClaim: nil, statusClaim: claim)
+                store(Member(id: claim.subject, address: "", incarnation: claim.incarnation,
+                             status: .left, since: now, aliveClaim: nil, statusClaim: claim))
             }
             suspicions[claim.subject] = nil
             enqueue(claim)
@@ -478,7 +499,7 @@ public struct MembershipInstance: Sendable {
                 m.status = .failed
                 m.statusClaim = claim
                 m.since = now
-                members[claim.subject] = m
+                store(m)
                 suspicions[claim.subject] = nil
                 enqueue(claim)
                 return [.event(.failed(claim.subject))]
@@ -495,7 +516,7 @@ public struct MembershipInstance: Sendable {
             m.status = .suspect
             m.statusClaim = claim
             m.since = now
-            members[claim.subject] = m
+            store(m)
             suspicions[claim.subject] = Suspicion(startedAt: now, incarnation: claim.incarnation, accusers: [accuser])
             enqueue(claim)
             return [.event(.suspected(claim.subject, by: accuser))]
@@ -597,6 +618,7 @@ public struct MembershipInstance: Sendable {
         case let .nack(seq, c): return .nack(sequence: seq, claims: c + extra)
         case let .gossip(c): return .gossip(claims: c + extra)
         case .sync: return message
+        case let .digest(d, c): return .digest(d, claims: c + extra)
         }
     }
 
@@ -624,8 +646,69 @@ public struct MembershipInstance: Sendable {
         probeOrder.insert(peer, at: probeIndex + Int(mix % UInt64(max(1, remaining))))
     }
 
+    // MARK: The member indexes
+
+    /// A digest of the whole view (every member's id, incarnation and status, this peer's own
+    /// included), order-independent and kept up to date as members change: two peers with the
+    /// same view have the same digest, whatever order they learned it in.
+    public var digest: UInt64 { othersDigest ^ Self.entryHash(me, incarnation, isLeaving ? .left : .alive) }
+
+    static func entryHash(_ id: PeerID, _ incarnation: UInt64, _ status: MemberStatus) -> UInt64 {
+        var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(status.rawValue)
+        id.bytes.withUnsafeBytes { raw in
+            for word in 0..<4 { h = mix(h ^ raw.loadUnaligned(fromByteOffset: 8 * word, as: UInt64.self)) }
+        }
+        return mix(h ^ incarnation)
+    }
+
+    private static func mix(_ x: UInt64) -> UInt64 {  // SplitMix64's finaliser
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    private mutating func store(_ member: Member) {
+        let previous = members[member.id]
+        let wasLive = previous?.isLive ?? false
+        if let previous { othersDigest ^= Self.entryHash(previous.id, previous.incarnation, previous.status) }
+        othersDigest ^= Self.entryHash(member.id, member.incarnation, member.status)
+        members[member.id] = member
+        if member.isLive { tombstones[member.id] = nil } else { tombstones[member.id] = member.since }
+        guard wasLive != member.isLive, !bulkLoading else { return }
+        let i = liveIndex(of: member.id)
+        if member.isLive {
+            liveIDs.insert(member.id, at: i)
+        } else if i < liveIDs.count && liveIDs[i] == member.id {
+            liveIDs.remove(at: i)
+        }
+    }
+
+    private mutating func forget(_ peer: PeerID) {
+        guard let member = members.removeValue(forKey: peer) else { return }
+        othersDigest ^= Self.entryHash(member.id, member.incarnation, member.status)
+        tombstones[peer] = nil
+        let i = liveIndex(of: peer)
+        if member.isLive && i < liveIDs.count && liveIDs[i] == peer { liveIDs.remove(at: i) }
+    }
+
+    /// Where `peer` is or would go in the sorted `liveIDs` (binary search).
+    private func liveIndex(of peer: PeerID) -> Int {
+        var low = 0, high = liveIDs.count
+        while low < high {
+            let mid = (low + high) / 2
+            if liveIDs[mid] < peer { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    private func isLiveOther(_ peer: PeerID) -> Bool {
+        let i = liveIndex(of: peer)
+        return i < liveIDs.count && liveIDs[i] == peer
+    }
+
     private func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Member] {
-        let available = liveIDs.count - liveIDs.reduce(0) { $0 + (excluding.contains($1) ? 1 : 0) }
+        let available = liveIDs.count - excluding.reduce(0) { $0 + (isLiveOther($1) ? 1 : 0) }
         if available <= count {
             return liveIDs.filter { !excluding.contains($0) }.map { members[$0]! }
         }
@@ -637,11 +720,11 @@ public struct MembershipInstance: Sendable {
         return chosen.map { members[liveIDs[$0]]! }
     }
 
-    /// Usually a random live member; one time in four a failed one (not left), so a partition
+    /// Usually a random live member; a `failedSyncFraction` of the time a failed one (not left), so a partition
     /// whose sides declared each other failed heals by itself.
     private func syncTarget(rng: inout some RandomNumberGenerator) -> Member? {
-        let failed = members.values.filter { $0.status == .failed && !$0.address.isEmpty }.sorted { $0.id < $1.id }
-        if !failed.isEmpty && Int.random(in: 0..<4, using: &rng) == 0 {
+        let failed = tombstones.keys.compactMap { members[$0] }.filter { $0.status == .failed && !$0.address.isEmpty }.sorted { $0.id < $1.id }
+        if !failed.isEmpty && Double.random(in: 0..<1, using: &rng) < settings.failedSyncFraction {
             return failed[Int.random(in: 0..<failed.count, using: &rng)]
         }
         return randomLiveMembers(count: 1, excluding: [], rng: &rng).first

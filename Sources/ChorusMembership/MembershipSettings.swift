@@ -29,6 +29,21 @@ public struct MembershipSettings: Sendable, Equatable {
     public var maxMessageBytes: Int
     /// Seconds an incarnation may lead the wall clock (incarnation = boot epoch · 2¹⁶ + refutations).
     public var maxIncarnationLeadSeconds: Double
+    /// Seconds between join syncs to the seeds until one answers: a sync round trip on a LAN
+    /// takes milliseconds, so a second is a lost datagram, not a slow seed.
+    public var joinRetryInterval = 1.0
+    /// Seconds between two syncs answering one unknown sender: it gets our view at once (gossip
+    /// about it missed us), but a flood of strangers cannot make us send views without bound.
+    public var strangerSyncInterval = 5.0
+    /// Unknown senders remembered for that rate limit; the memory is cleared beyond this.
+    public var strangersRemembered = 4096
+    /// Fraction of anti-entropy syncs sent to a failed member rather than a live one, so that
+    /// two sides of a healed partition, each holding the other failed, find each other again.
+    public var failedSyncFraction = 0.25
+    /// A relay nacks after this fraction of the probe timeout: the asker sent its request at its
+    /// own probe timeout and closes the period at the probe interval, so a full timeout here
+    /// would always arrive too late to count (memberlist has the same trap).
+    public var relayNackFraction = 0.8
 
     /// Close to hashicorp/memberlist's LAN profile (1 s probes, 500 ms timeout, k = 3, gossip
     /// 200 ms × 3, retransmit ×4, 30 s sync) but with a lower suspicion floor (multiplier 1
@@ -78,6 +93,11 @@ public struct MembershipSettings: Sendable, Equatable {
             out.append("maxMessageBytes must be at least \(Self.minimumMessageBytes) (room for a ping and two claims), got \(maxMessageBytes)")
         }
         if !(maxIncarnationLeadSeconds > 0) { out.append("maxIncarnationLeadSeconds must be positive, got \(maxIncarnationLeadSeconds)") }
+        if !(joinRetryInterval > 0) { out.append("joinRetryInterval must be positive seconds, got \(joinRetryInterval)") }
+        if !(strangerSyncInterval >= 0) { out.append("strangerSyncInterval must be 0 or more seconds, got \(strangerSyncInterval)") }
+        if strangersRemembered < 1 { out.append("strangersRemembered must be at least 1, got \(strangersRemembered)") }
+        if !(failedSyncFraction >= 0 && failedSyncFraction <= 1) { out.append("failedSyncFraction must be between 0 and 1, got \(failedSyncFraction)") }
+        if !(relayNackFraction > 0 && relayNackFraction <= 1) { out.append("relayNackFraction must be in (0, 1], got \(relayNackFraction)") }
         return out
     }
 }

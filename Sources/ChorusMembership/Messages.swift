@@ -16,10 +16,14 @@ public enum MembershipMessage: Equatable, Sendable {
     /// Anti-entropy: the sender's whole view; a request is answered with the receiver's view.
     /// Joining is a sync request to a seed.
     case sync(isResponse: Bool, claims: [Claim])
+    /// Cheap anti-entropy: a digest of the sender's whole view (`MembershipInstance.digest`). A
+    /// receiver whose view differs answers with a full sync request; equal views cost one datagram.
+    case digest(UInt64, claims: [Claim])
 
     public var claims: [Claim] {
         switch self {
-        case let .ping(_, c), let .ack(_, c), let .pingRequest(_, _, _, c), let .nack(_, c), let .gossip(c), let .sync(_, c): c
+        case let .ping(_, c), let .ack(_, c), let .pingRequest(_, _, _, c), let .nack(_, c), let .gossip(c), let .sync(_, c),
+             let .digest(_, c): c
         }
     }
 
@@ -29,10 +33,10 @@ public enum MembershipMessage: Equatable, Sendable {
         return false
     }
 
-    enum Tag: UInt8 { case ping = 1, ack, pingRequest, nack, gossip, syncRequest, syncResponse }
+    enum Tag: UInt8 { case ping = 1, ack, pingRequest, nack, gossip, syncRequest, syncResponse, digest }
 
     /// Layout: tag u8 ‖ [sequence u32] ‖ [ping request: target (32) ‖ address (u16 + UTF-8)] ‖
-    /// claim count u16 ‖ claims.
+    /// [digest: digest u64] ‖ claim count u16 ‖ claims.
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64 + claims.reduce(0) { $0 + $1.encodedSize })
         switch self {
@@ -43,6 +47,7 @@ public enum MembershipMessage: Equatable, Sendable {
         case let .nack(seq, _): w.u8(Tag.nack.rawValue); w.u32(seq)
         case .gossip: w.u8(Tag.gossip.rawValue)
         case let .sync(isResponse, _): w.u8(isResponse ? Tag.syncResponse.rawValue : Tag.syncRequest.rawValue)
+        case let .digest(digest, _): w.u8(Tag.digest.rawValue); w.u64(digest)
         }
         w.u16(UInt16(claims.count))
         for claim in claims { claim.write(to: &w) }
@@ -56,7 +61,11 @@ public enum MembershipMessage: Equatable, Sendable {
         var sequence: UInt32 = 0
         var target: PeerID?
         var address = ""
-        if tag != .gossip && tag != .syncRequest && tag != .syncResponse {
+        var digest: UInt64 = 0
+        if tag == .digest {
+            guard let d = try? r.u64() else { return nil }
+            digest = d
+        } else if tag != .gossip && tag != .syncRequest && tag != .syncResponse {
             guard let s = try? r.u32() else { return nil }
             sequence = s
         }
@@ -82,6 +91,7 @@ public enum MembershipMessage: Equatable, Sendable {
         case .gossip: return .gossip(claims: claims)
         case .syncRequest: return .sync(isResponse: false, claims: claims)
         case .syncResponse: return .sync(isResponse: true, claims: claims)
+        case .digest: return .digest(digest, claims: claims)
         }
     }
 
@@ -90,6 +100,7 @@ public enum MembershipMessage: Equatable, Sendable {
         switch self {
         case let .pingRequest(_, _, address, _): return 1 + 4 + 32 + 2 + address.utf8.count + 2
         case .gossip, .sync: return 1 + 2
+        case .digest: return 1 + 8 + 2
         default: return 1 + 4 + 2
         }
     }

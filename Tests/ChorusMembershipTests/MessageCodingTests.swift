@@ -26,6 +26,7 @@ struct MessageCodingTests {
             .nack(sequence: 9, claims: c),
             .gossip(claims: c),
             .sync(isResponse: false, claims: c), .sync(isResponse: true, claims: c),
+            .digest(0, claims: c), .digest(0xDEAD_BEEF_0123_4567, claims: c),
         ]
     }
 
@@ -143,6 +144,7 @@ extension MembershipMessage: CustomTestStringConvertible {
         case .nack: "nack"
         case .gossip: "gossip"
         case let .sync(isResponse, _): isResponse ? "syncResponse" : "syncRequest"
+        case .digest: "digest"
         }
     }
 

@@ -1,0 +1,107 @@
+import ChorusCrypto
+import Testing
+@testable import ChorusMembership
+
+/// The indexes that keep hot paths from scanning every member, and the view digest behind cheap
+/// anti-entropy: both must always agree with a brute-force recomputation from `members`.
+@Suite("member indexes and view digests")
+struct IndexAndDigestTests {
+    static func bruteLive(_ m: MembershipInstance) -> [PeerID] {
+        [m.me] + m.members.values.filter(\.isLive).map(\.id).sorted()
+    }
+
+    static func bruteDigest(_ m: MembershipInstance) -> UInt64 {
+        m.members.values.reduce(MembershipInstance.entryHash(m.me, m.incarnation, m.isLeaving ? .left : .alive)) {
+            $0 ^ MembershipInstance.entryHash($1.id, $1.incarnation, $1.status)
+        }
+    }
+
+    @Test("after a random history of claims and expiries, the live index and the digest match a recount", arguments: [1, 2, 3] as [UInt64])
+    func randomHistory(seed: UInt64) {
+        var rng = SplitMix(seed: seed)
+        var m = Fixture.instance(1, knowing: Array(2...12))
+        var incarnations = [UInt8: UInt64]()
+        for k in UInt8(2)...20 { incarnations[k] = Fixture.base }
+        var now = 0.0
+        for _ in 0..<400 {
+            now += Double.random(in: 0...2, using: &rng)
+            let k = UInt8.random(in: 2...20, using: &rng)
+            let accuser = UInt8.random(in: 2...20, using: &rng)
+            let claim: Claim
+            switch Int.random(in: 0..<5, using: &rng) {
+            case 0:
+                incarnations[k]! += 1
+                claim = Fixture.alive(k, incarnation: incarnations[k]!)
+            case 1: claim = Fixture.suspect(k, by: accuser == k ? 1 : accuser, incarnation: incarnations[k]!)
+            case 2: claim = Fixture.failed(k, by: accuser == k ? 1 : accuser, incarnation: incarnations[k]!)
+            case 3: claim = Fixture.left(k, incarnation: incarnations[k]!)
+            default:
+                _ = m.tick(now: now, rng: &rng)  // expires tombstones older than 30 s
+                #expect(!m.members.values.contains { !$0.isLive && now - $0.since > Fixture.hand.tombstoneTimeout })
+                continue
+            }
+            _ = m.receive(.gossip(claims: [claim]), from: Fixture.id(k), address: "", now: now, rng: &rng)
+            #expect(m.liveMembers == Self.bruteLive(m))
+            #expect(m.liveMemberCount == m.liveMembers.count)
+            #expect(m.digest == Self.bruteDigest(m))
+        }
+    }
+
+    @Test("the same view learned in another order has the same digest; any difference changes it")
+    func digestIsOrderFree() {
+        // Accusations need the member first; otherwise any order.
+        let alive = (UInt8(2)...9).map { Fixture.alive($0) }
+        let news = [Fixture.suspect(4, by: 2), Fixture.left(7)]
+        var a = Fixture.instance(1)
+        var b = Fixture.instance(1)
+        var rng = SplitMix(seed: 1)
+        for c in alive + news { _ = a.receive(.gossip(claims: [c]), from: Fixture.id(2), address: "", now: 1, rng: &rng) }
+        for c in alive.reversed() + news.reversed() { _ = b.receive(.gossip(claims: [c]), from: Fixture.id(2), address: "", now: 3, rng: &rng) }
+        #expect(a.members.count == 8 && b.members.count == 8)
+        #expect(a.digest == b.digest)
+        _ = b.receive(.gossip(claims: [Fixture.alive(3, incarnation: Fixture.base + 1)]), from: Fixture.id(3), address: "", now: 2, rng: &rng)
+        #expect(a.digest != b.digest)
+    }
+
+    @Test("a periodic sync sends a digest; equal views answer nothing, different views answer with a full sync request")
+    func digestSync() {
+        var settings = Fixture.hand
+        settings.syncInterval = 5
+        var a = Driver(Fixture.instance(1, knowing: [2, 3], settings: settings), seed: 1)
+        a.responsive = [Fixture.id(2), Fixture.id(3)]
+        a.run(until: 8)
+        let digests = a.log.compactMap { entry -> (UInt64, PeerID)? in
+            if case let .send(.digest(d, _), to, _) = entry.directive { return (d, to) }
+            return nil
+        }
+        let first = try! #require(digests.first)
+        #expect(first.0 == a.instance.digest)
+        #expect(!a.log.contains { if case .send(.sync, _, _) = $0.directive { true } else { false } }, "no full view sent for a periodic sync")
+
+        var same = Driver(Fixture.instance(2, knowing: [1, 3]), seed: 2)
+        #expect(same.receive(.digest(a.instance.digest, claims: []), from: Fixture.id(1), at: 1).sends.isEmpty)
+        var other = Driver(Fixture.instance(3, knowing: [1]), seed: 3)  // does not know 2
+        let reply = other.receive(.digest(a.instance.digest, claims: []), from: Fixture.id(1), at: 1)
+        #expect(reply.sends.count == 1)
+        if case let .sync(isResponse, claims)? = reply.sends.first?.message {
+            #expect(!isResponse && claims == other.instance.fullState())
+        } else {
+            Issue.record("expected a full sync request, got \(reply)")
+        }
+    }
+
+    @Test("new membership settings are validated by name",
+          arguments: ["joinRetryInterval", "strangerSyncInterval", "strangersRemembered", "failedSyncFraction", "relayNackFraction"])
+    func settingsValidated(field: String) {
+        var s = MembershipSettings.lan
+        #expect(s.problems().isEmpty)
+        switch field {
+        case "joinRetryInterval": s.joinRetryInterval = 0
+        case "strangerSyncInterval": s.strangerSyncInterval = -1
+        case "strangersRemembered": s.strangersRemembered = 0
+        case "failedSyncFraction": s.failedSyncFraction = 1.5
+        default: s.relayNackFraction = 0
+        }
+        #expect(s.problems().count == 1 && s.problems()[0].hasPrefix(field), "\(s.problems())")
+    }
+}
