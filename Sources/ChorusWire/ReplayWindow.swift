@@ -36,8 +36,20 @@ public struct ReplayWindow: Sendable, Equatable {
             if advance >= Self.size {
                 for i in bits.indices { bits[i] = 0 }
             } else {
+                // Clear the bits of highest+1 ..< counter: whole words at once (a sender's counter
+                // counts its datagrams to everyone, so jumps of hundreds are normal).
                 var c = highest + 1
-                while c < counter { clear(c); c += 1 }
+                while c < counter {
+                    let p = position(c)
+                    let offset = c % 64
+                    if offset == 0 && counter - c >= 64 {
+                        bits[p.word] = 0
+                        c += 64
+                    } else {
+                        bits[p.word] &= ~p.mask
+                        c += 1
+                    }
+                }
             }
             highest = counter
         }
@@ -50,5 +62,4 @@ public struct ReplayWindow: Sendable, Equatable {
     }
     private func isSet(_ c: UInt64) -> Bool { let p = position(c); return bits[p.word] & p.mask != 0 }
     private mutating func set(_ c: UInt64) { let p = position(c); bits[p.word] |= p.mask }
-    private mutating func clear(_ c: UInt64) { let p = position(c); bits[p.word] &= ~p.mask }
 }
