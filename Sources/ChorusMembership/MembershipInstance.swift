@@ -27,7 +27,7 @@ public struct MembershipInstance: Sendable {
     private var tombstones: [PeerID: Double] = [:]
     /// Set while `preload` applies a whole view: the live index is rebuilt once at the end.
     private var bulkLoading = false
-    /// XOR of `entryHash` over every member: the view's digest without this peer's own entry.
+    /// XOR of `entryHash` over the live members: the view's digest without this peer's own entry.
     private var othersDigest: UInt64 = 0
     /// Lifeguard's local health multiplier: 0 (healthy) … settings.maxLocalHealth.
     public private(set) var localHealth = 0
@@ -648,17 +648,19 @@ public struct MembershipInstance: Sendable {
 
     // MARK: The member indexes
 
-    /// A digest of the whole view (every member's id, incarnation and status, this peer's own
-    /// included), order-independent and kept up to date as members change: two peers with the
-    /// same view have the same digest, whatever order they learned it in.
-    public var digest: UInt64 { othersDigest ^ Self.entryHash(me, incarnation, isLeaving ? .left : .alive) }
+    /// A digest of the live set (the ids of alive and suspect members, this peer included),
+    /// order-independent and kept up to date as liveness changes: two peers that agree on who is
+    /// live have the same digest, whatever order they learned it in. Incarnations, suspicions and
+    /// tombstones are left out on purpose: they change all the time in a large lossy network and
+    /// gossip repairs them; a digest over them would make nearly every sync a full one.
+    public var digest: UInt64 { isLeaving ? othersDigest : othersDigest ^ Self.entryHash(me) }
 
-    static func entryHash(_ id: PeerID, _ incarnation: UInt64, _ status: MemberStatus) -> UInt64 {
-        var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(status.rawValue)
+    static func entryHash(_ id: PeerID) -> UInt64 {
+        var h: UInt64 = 0x243F_6A88_85A3_08D3
         id.bytes.withUnsafeBytes { raw in
             for word in 0..<4 { h = mix(h ^ raw.loadUnaligned(fromByteOffset: 8 * word, as: UInt64.self)) }
         }
-        return mix(h ^ incarnation)
+        return h
     }
 
     private static func mix(_ x: UInt64) -> UInt64 {  // SplitMix64's finaliser
@@ -669,10 +671,8 @@ public struct MembershipInstance: Sendable {
     }
 
     private mutating func store(_ member: Member) {
-        let previous = members[member.id]
-        let wasLive = previous?.isLive ?? false
-        if let previous { othersDigest ^= Self.entryHash(previous.id, previous.incarnation, previous.status) }
-        othersDigest ^= Self.entryHash(member.id, member.incarnation, member.status)
+        let wasLive = members[member.id]?.isLive ?? false
+        if wasLive != member.isLive { othersDigest ^= Self.entryHash(member.id) }
         members[member.id] = member
         if member.isLive { tombstones[member.id] = nil } else { tombstones[member.id] = member.since }
         guard wasLive != member.isLive, !bulkLoading else { return }
@@ -686,7 +686,7 @@ public struct MembershipInstance: Sendable {
 
     private mutating func forget(_ peer: PeerID) {
         guard let member = members.removeValue(forKey: peer) else { return }
-        othersDigest ^= Self.entryHash(member.id, member.incarnation, member.status)
+        if member.isLive { othersDigest ^= Self.entryHash(peer) }
         tombstones[peer] = nil
         let i = liveIndex(of: peer)
         if member.isLive && i < liveIDs.count && liveIDs[i] == peer { liveIDs.remove(at: i) }
