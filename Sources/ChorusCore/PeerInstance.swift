@@ -70,10 +70,15 @@ public struct PeerInstance: Sendable {
     ///   - epoch: this boot's epoch (grows across restarts; see docs/protocol.md).
     ///   - unixTimeAtZero: wall-clock seconds when `now` was 0 (bounds incarnations).
     ///   - seed: this peer's randomness (probe order, gossip targets, object ids).
+    ///   - claimVerifier: shared by a simulator's peers (it caches verified claims); by default
+    ///     a new one in the network key's crypto mode.
     public init(identity: SigningKey, keyring: NetworkKeyring, epoch: UInt64, address: PeerAddress,
                 settings: PeerSettings, learner: Learner, now: Double, unixTimeAtZero: Double, seed: UInt64,
-                claimVerifier: ClaimVerifier = ClaimVerifier()) {
+                claimVerifier: ClaimVerifier? = nil) {
         precondition(settings.problems().isEmpty, "invalid PeerSettings: \(settings.problems())")
+        // Claims are checked the way the network key says (a simulator shares one verifier).
+        let verifier = claimVerifier ?? ClaimVerifier(mode: keyring.primary.mode)
+        precondition(verifier.mode == keyring.primary.mode, "the claim verifier and the network key disagree on the crypto mode")
         self.id = identity.peerID
         self.address = address
         self.settings = settings
@@ -84,7 +89,7 @@ public struct PeerInstance: Sendable {
         self.wire = WireEndpoint(identity: identity, keyring: keyring, epoch: epoch, settings: settings.wire)
         self.membership = MembershipInstance(
             key: identity, address: address, incarnation: epoch << 16, settings: settings.membership, now: now,
-            unixTimeAtZero: unixTimeAtZero, verifier: claimVerifier)
+            unixTimeAtZero: unixTimeAtZero, verifier: verifier)
         self.averager = GossipAverager(dimension: learner.parameterCount, neighbours: [PeerID](), settings: settings.averaging)
         self.nextRoundAt = now + settings.gossipInterval
         self.nextEvaluationAt = now

@@ -1,0 +1,125 @@
+import ChorusCore
+import ChorusCrypto
+import ChorusLearning
+import Testing
+
+/// A few peers wired directly to each other: datagrams are handed over at once, learning jobs run
+/// inline, time advances by hand. Enough to test one instance's decisions in isolation.
+struct Bench {
+    static let data: SharedData = try! SharedData(Dataset.digits(), testFraction: 0.2, seed: 1)
+    static let network = try! NetworkKey(bytes: [UInt8](repeating: 7, count: 32), mode: .simulated)
+
+    var peers: [PeerInstance] = []
+    var events: [[PeerEvent]] = []
+    var now = 0.0
+
+    mutating func add(_ k: UInt8, model: ModelSpec = .softmax, fetchModel: Bool = false) -> Int {
+        var settings = PeerSettings()
+        settings.fetchModel = fetchModel
+        settings.membership = .fast
+        var learning = LearningSettings(model: model)
+        learning.seed = UInt64(k)
+        let shard = try! Self.data.shard(Int(k) % 4, of: 4, scheme: .iid, seed: 1)
+        let learner = try! Learner(shard: shard, test: Self.data.test, settings: learning)
+        let key = try! SigningKey(seed: [UInt8](repeating: k, count: 32), mode: .simulated)
+        peers.append(PeerInstance(identity: key, keyring: NetworkKeyring([Self.network]), epoch: 1_000 + UInt64(k),
+                                  address: "10.0.0.\(k):7000", settings: settings, learner: learner, now: now,
+                                  unixTimeAtZero: 1_800_000_000, seed: UInt64(k)))
+        events.append([])
+        return peers.count - 1
+    }
+
+    func index(of address: PeerAddress) -> Int? { peers.firstIndex { $0.address == address } }
+
+    mutating func run(_ directives: [PeerDirective], by i: Int) {
+        for d in directives {
+            switch d {
+            case let .send(datagrams, address, _):
+                guard let j = index(of: address) else { continue }
+                for bytes in datagrams { run(peers[j].receive(bytes, from: peers[i].address, now: now), by: j) }
+            case let .learn(job):
+                run(peers[i].learningFinished(job.run(), now: now), by: i)
+            case .saveCheckpoint:
+                break
+            case let .event(e):
+                events[i].append(e)
+            }
+        }
+    }
+
+    /// Advances time to `t`, ticking every peer whose deadline passed. A deadline may ask for one
+    /// more tick at the same instant (a round right after joining), never for an endless series.
+    mutating func advance(to t: Double) {
+        var repeats = 0
+        var last: (Int, Double)?
+        while true {
+            guard let (i, deadline) = peers.indices.map({ ($0, peers[$0].nextDeadline) }).min(by: { $0.1 < $1.1 }),
+                  deadline <= t else { break }
+            now = max(now, deadline)
+            repeats = last.map { $0 == (i, now) } == true ? repeats + 1 : 0
+            last = (i, now)
+            #expect(repeats < 3, "peer \(i) spins at \(now)")
+            if repeats >= 3 { return }
+            run(peers[i].tick(now: now), by: i)
+        }
+        now = t
+    }
+}
+
+@Suite("the peer instance")
+struct PeerInstanceTests {
+    @Test("a joiner takes the network's model (parameters and step count) from a neighbour, then trains")
+    func joinerAdoptsModel() {
+        var bench = Bench()
+        let trainer = bench.add(1)
+        bench.run(bench.peers[trainer].start(seeds: [], knownPeers: [], now: 0), by: trainer)
+        bench.advance(to: 5)
+        let joiner = bench.add(2, fetchModel: true)
+        #expect(bench.peers[joiner].phase == .joining)
+        bench.run(bench.peers[joiner].start(seeds: ["10.0.0.1:7000"], knownPeers: [], now: bench.now), by: joiner)
+        bench.advance(to: 7)
+        #expect(bench.peers[joiner].phase == .training)
+        #expect(bench.events[joiner].contains { if case .adoptedModel(bench.peers[trainer].id, _) = $0 { true } else { false } })
+        #expect(bench.peers[joiner].learner.steps >= 100, "the joiner should carry on from the network's step count")
+        #expect(bench.peers[joiner].learner.ownSteps < bench.peers[joiner].learner.steps)
+        #expect(bench.peers[joiner].neighbours == [bench.peers[trainer].id])
+        bench.advance(to: 10)
+        #expect(bench.peers[trainer].averager.contributionsMixed > 0, "the two never mixed")
+    }
+
+    @Test("a model of the wrong size is refused and counted; after the wait the joiner starts from its own")
+    func wrongModelRefused() {
+        var bench = Bench()
+        let other = bench.add(1, model: .mlp(hidden: 8, activation: .relu))
+        bench.run(bench.peers[other].start(seeds: [], knownPeers: [], now: 0), by: other)
+        let joiner = bench.add(2, fetchModel: true)
+        bench.run(bench.peers[joiner].start(seeds: ["10.0.0.1:7000"], knownPeers: [], now: 0), by: joiner)
+        bench.advance(to: 5)
+        #expect(bench.peers[joiner].phase == .joining)
+        #expect((bench.peers[joiner].rejections["model.rejected"] ?? 0) >= 1)
+        bench.advance(to: 11)
+        #expect(bench.peers[joiner].phase == .training)
+        #expect(bench.events[joiner].contains(.startedAlone(waited: 10)))
+        #expect(bench.peers[joiner].learner.parameters.allSatisfy { $0.isFinite })
+    }
+
+    @Test("a leaving peer announces it, lingers for leaveLinger, then stops and asks for nothing more")
+    func leaveLingers() {
+        var bench = Bench()
+        let a = bench.add(1), b = bench.add(2)
+        bench.run(bench.peers[a].start(seeds: [], knownPeers: [], now: 0), by: a)
+        bench.run(bench.peers[b].start(seeds: ["10.0.0.1:7000"], knownPeers: [], now: 0), by: b)
+        bench.advance(to: 3)
+        bench.run(bench.peers[b].leave(now: bench.now), by: b)
+        #expect(bench.peers[b].phase == .leaving)
+        #expect(bench.peers[a].membership.status(of: bench.peers[b].id) == .left)
+        bench.advance(to: 3.79)
+        #expect(bench.peers[b].phase == .leaving)
+        bench.advance(to: 3.81)
+        #expect(bench.peers[b].phase == .stopped)
+        #expect(bench.events[b].last == .stopped)
+        #expect(bench.peers[b].nextDeadline == .infinity)
+        #expect(bench.peers[b].tick(now: 4).isEmpty)
+    }
+}
+
