@@ -96,6 +96,8 @@ public struct MembershipInstance: Sendable {
     private var suspicions: [PeerID: Suspicion] = [:]
     private var queue: [PeerID: Queued] = [:]
     private var queueOrder = 0
+    /// The queue in dissemination order, so taking claims never sorts the whole queue.
+    private var ranking = ClaimRanking()
     private var nextGossipAt: Double
     private var nextSyncAt: Double
     private var lastTick: Double
@@ -167,6 +169,7 @@ public struct MembershipInstance: Sendable {
         bulkLoading = false
         liveIDs = members.values.filter(\.isLive).map(\.id).sorted()
         queue.removeAll()
+        ranking.removeAll()
         probeOrder = []  // reshuffled (with the caller's randomness) at the first probe
         probeIndex = 0
     }
@@ -580,6 +583,12 @@ public struct MembershipInstance: Sendable {
     private mutating func enqueue(_ claim: Claim) {
         queueOrder += 1
         queue[claim.subject] = Queued(claim: claim, transmits: 0, order: queueOrder)
+        ranking.push(.init(transmits: 0, order: queueOrder, subject: claim.subject))
+        if ranking.count > 2 * queue.count + 64 {
+            // Mostly replaced or finished entries: rebuild from the queue.
+            ranking.removeAll()
+            for q in queue.values { ranking.push(.init(transmits: q.transmits, order: q.order, subject: q.claim.subject)) }
+        }
     }
 
     /// How many times each claim is sent: λ · ⌈log10(n + 1)⌉.
@@ -590,18 +599,28 @@ public struct MembershipInstance: Sendable {
         guard !queue.isEmpty, budget > 0 else { return [] }
         var remaining = budget
         var taken: [Claim] = []
-        let ordered = queue.values.sorted { ($0.transmits, -$0.order) < ($1.transmits, -$1.order) }
+        var putBack: [ClaimRanking.Entry] = []  // not taken again in this message
         let limit = retransmitLimit
-        for entry in ordered {
-            let size = entry.claim.encodedSize
-            guard size <= remaining else { continue }
+        while let entry = ranking.pop() {
+            // Skip entries whose claim was replaced, finished or dropped since they were ranked.
+            guard let queued = queue[entry.subject], queued.order == entry.order, queued.transmits == entry.transmits else { continue }
+            let size = queued.claim.encodedSize
+            guard size <= remaining else {
+                putBack.append(entry)
+                continue
+            }
             remaining -= size
-            taken.append(entry.claim)
-            let subject = entry.claim.subject
-            queue[subject]!.transmits += 1
-            if queue[subject]!.transmits >= limit { queue[subject] = nil }
+            taken.append(queued.claim)
+            let transmits = queued.transmits + 1
+            if transmits >= limit {
+                queue[entry.subject] = nil
+            } else {
+                queue[entry.subject]!.transmits = transmits
+                putBack.append(.init(transmits: transmits, order: entry.order, subject: entry.subject))
+            }
             if remaining < 120 { break }
         }
+        for entry in putBack { ranking.push(entry) }
         return taken
     }
 
@@ -733,6 +752,54 @@ public struct MembershipInstance: Sendable {
     private mutating func send(_ message: MembershipMessage, to peer: PeerID, address: String) -> MembershipDirective {
         stats.messagesSent += 1
         return .send(message, to: peer, address: address)
+    }
+}
+
+/// Claims waiting to be disseminated, least-sent first and newest first among equals: a binary
+/// heap of (transmits, order, subject). Entries are never updated in place; stale ones (the claim
+/// was replaced or has been sent often enough) are skipped when popped.
+struct ClaimRanking {
+    struct Entry {
+        var transmits: Int
+        var order: Int
+        var subject: PeerID
+    }
+
+    private var heap: [Entry] = []
+    var count: Int { heap.count }
+
+    mutating func removeAll() { heap.removeAll(keepingCapacity: true) }
+
+    private static func before(_ a: Entry, _ b: Entry) -> Bool {
+        a.transmits < b.transmits || (a.transmits == b.transmits && a.order > b.order)
+    }
+
+    mutating func push(_ entry: Entry) {
+        heap.append(entry)
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.before(heap[i], heap[parent]) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Entry? {
+        guard !heap.isEmpty else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let top = heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var best = i
+            if l < heap.count && Self.before(heap[l], heap[best]) { best = l }
+            if r < heap.count && Self.before(heap[r], heap[best]) { best = r }
+            if best == i { break }
+            heap.swapAt(i, best)
+            i = best
+        }
+        return top
     }
 }
 
