@@ -29,24 +29,30 @@ chorus="$(swift build -c release --show-bin-path)/chorus"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-wall() {  # peers duration → "wall_seconds peak_kb"
+wall() {  # peers duration → "wall_seconds bytes_per_peer_per_s peak_kb"
     /usr/bin/time -f "%M" -o "$work/time" "$chorus" simulate --peers "$1" --duration "$2" --task "$task" \
         --crypto "$crypto" --loss "$loss" --sample-interval 10 --out "$work/run" >/dev/null 2>"$work/err" \
         || { cat "$work/err" >&2; exit 1; }
-    python3 -c "import json; print(json.load(open('$work/run/summary.json'))['wallSeconds'])" | tr '\n' ' '
+    python3 - "$work/run" <<'PY' | tr '\n' ' '
+import csv, json, sys
+run = sys.argv[1]
+rows = [r for r in csv.DictReader(open(run + "/series.csv")) if float(r["time"]) > 10]
+traffic = sum(float(r["bytes_per_peer_per_s"]) for r in rows) / max(1, len(rows))
+print(json.load(open(run + "/summary.json"))["wallSeconds"], round(traffic))
+PY
     tail -1 "$work/time"
 }
 
-echo "| peers | start-up (s) | wall s per simulated s | per peer (ms) | peak memory (MB) |"
-echo "|---|---|---|---|---|"
+echo "| peers | start-up (s) | wall s per simulated s | per peer (ms) | bytes sent per peer per s | peak memory (MB) |"
+echo "|---|---|---|---|---|---|"
 for n in $sizes; do
     echo "bench-simulator: $n peers, $short and $long simulated s ($task, $crypto crypto)" >&2
-    read -r a _ <<<"$(wall "$n" "$short")"
-    read -r b kb <<<"$(wall "$n" "$long")"
-    python3 - "$n" "$a" "$b" "$kb" "$short" "$long" <<'PY'
+    read -r a _ _ <<<"$(wall "$n" "$short")"
+    read -r b traffic kb <<<"$(wall "$n" "$long")"
+    python3 - "$n" "$a" "$b" "$kb" "$short" "$long" "$traffic" <<'PY'
 import sys
-n, a, b, kb, short, long = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+n, a, b, kb, short, long, traffic = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
 rate = (b - a) / (long - short)
-print(f"| {n} | {a - rate * short:.1f} | {rate:.3f} | {1000 * rate / n:.3f} | {kb / 1024:.0f} |")
+print(f"| {n} | {max(0, a - rate * short):.1f} | {rate:.3f} | {1000 * rate / n:.3f} | {traffic} | {kb / 1024:.0f} |")
 PY
 done

@@ -36,7 +36,7 @@ struct SimulateMembership: ParsableCommand {
             The figures in docs/membership.md come from a release build; that page lists \
             the exact commands, for example:
               chorus simulate membership --members 256 --seconds 3600
-            (the simulated hour takes about 13 minutes on one core).
+            (the simulated hour takes about 2.5 minutes on one core).
             """
     )
 

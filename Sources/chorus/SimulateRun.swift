@@ -11,10 +11,10 @@ struct SimulateRun: ParsableCommand {
         commandName: "run",
         abstract: "Run N whole simulated peers under a churn schedule and write series.csv, events.csv and summary.json.",
         discussion: """
-            Every simulated peer runs the same PeerInstance as a real peer (datagram \\
-            layer, membership, averaging, training) on a virtual clock. The network \\
-            delays each datagram (0.5 ms plus an exponential tail), loses --loss of \\
-            them, and the schedule crashes, restarts, partitions and adds peers. The \\
+            Every simulated peer runs the same PeerInstance as a real peer (datagram \
+            layer, membership, averaging, training) on a virtual clock. The network \
+            delays each datagram (0.5 ms plus an exponential tail), loses --loss of \
+            them, and the schedule crashes, restarts, partitions and adds peers. The \
             same --seed gives byte-identical output.
 
             Examples:
@@ -24,10 +24,10 @@ struct SimulateRun: ParsableCommand {
               chorus simulate --peers 1024 --duration 3600 --task membership \\
                   --loss 0.05 --crypto simulated --out runs/m1024
 
-            Outputs (docs/experiments.md): DIR/series.csv (one row per --sample-interval), \\
-            DIR/events.csv (each schedule action and when every live peer saw it), \\
-            DIR/summary.json. A violated invariant (NaN, a bad mixing row, a member \\
-            declared failed while it runs) stops the run and is printed with the seed \\
+            Outputs (docs/experiments.md): DIR/series.csv (one row per --sample-interval), \
+            DIR/events.csv (each schedule action and when every live peer saw it), \
+            DIR/summary.json. A violated invariant (NaN, a bad mixing row, a member \
+            declared failed while it runs) stops the run and is printed with the seed \
             and time; the exit status is then 1.
             """
     )
