@@ -57,6 +57,17 @@ public enum RunOutput {
             self.peer = peer
             self.seenByAllAfter = seenByAllAfter
         }
+
+        enum CodingKeys: String, CodingKey { case time, action, peer, seenByAllAfter }
+
+        /// Every key is written, `null` where there is no value, so readers see one shape.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(time, forKey: .time)
+            try c.encode(action, forKey: .action)
+            try c.encode(peer, forKey: .peer)
+            try c.encode(seenByAllAfter, forKey: .seenByAllAfter)
+        }
     }
 
     public struct Final: Sendable, Equatable, Codable {
@@ -64,6 +75,17 @@ public enum RunOutput {
         public var accuracyMin: Double?
         public var accuracyMean: Double?
         public var consensusMax: Double?
+
+        enum CodingKeys: String, CodingKey { case livePeers, accuracyMin, accuracyMean, consensusMax }
+
+        /// `null` for what the task does not measure (e.g. accuracy in a membership run).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(livePeers, forKey: .livePeers)
+            try c.encode(accuracyMin, forKey: .accuracyMin)
+            try c.encode(accuracyMean, forKey: .accuracyMean)
+            try c.encode(consensusMax, forKey: .consensusMax)
+        }
     }
 
     public struct Summary: Sendable, Equatable, Codable {
@@ -78,6 +100,22 @@ public enum RunOutput {
         public var falseFailures: Int
         /// The invariant that stopped the run, if one did.
         public var violation: String?
+
+        enum CodingKeys: String, CodingKey { case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(peers, forKey: .peers)
+            try c.encode(seed, forKey: .seed)
+            try c.encode(duration, forKey: .duration)
+            try c.encode(wallSeconds, forKey: .wallSeconds)
+            try c.encode(task, forKey: .task)
+            try c.encode(crypto, forKey: .crypto)
+            try c.encode(final, forKey: .final)
+            try c.encode(events, forKey: .events)
+            try c.encode(falseFailures, forKey: .falseFailures)
+            try c.encode(violation, forKey: .violation)  // null when the run was clean
+        }
     }
 
     public static let seriesHeader = "time,live_peers,consensus_mean,consensus_max,accuracy_mean,accuracy_min,accuracy_max,loss_mean,view_agreement,bytes_per_peer_per_s,datagrams_dropped,datagrams_rejected"

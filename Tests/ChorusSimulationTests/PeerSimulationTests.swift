@@ -161,11 +161,14 @@ struct RunOutputTests {
         try RunOutput.write(samples: simulation.samples, summary: simulation.summary(wallSeconds: 1.5), to: directory)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json"))) as? [String: Any])
         for key in ["peers", "seed", "duration", "wallSeconds", "final", "events", "falseFailures"] { #expect(json[key] != nil, "\(key)") }
+        #expect(json["violation"] is NSNull)
         let final = try #require(json["final"] as? [String: Any])
         for key in ["livePeers", "accuracyMin", "accuracyMean", "consensusMax"] { #expect(final[key] != nil, "final.\(key)") }
         let events = try #require(json["events"] as? [[String: Any]])
         #expect(events.first?["action"] as? String == "crash")
-        #expect(events.first?.keys.contains("seenByAllAfter") == true || events.first?["time"] != nil)
+        // Every event has all four keys; one not seen by all before the end has null.
+        for event in events { #expect(Set(event.keys) == ["time", "action", "peer", "seenByAllAfter"], "\(event)") }
+        #expect(events.contains { $0["seenByAllAfter"] is NSNull }, "the 6 s run ends before the crashes are seen by all")
         let series = try String(contentsOfFile: directory + "/series.csv", encoding: .utf8)
         #expect(series.hasPrefix(RunOutput.seriesHeader + "\n"))
     }
