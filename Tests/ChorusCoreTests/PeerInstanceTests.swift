@@ -121,5 +121,29 @@ struct PeerInstanceTests {
         #expect(bench.peers[b].nextDeadline == .infinity)
         #expect(bench.peers[b].tick(now: 4).isEmpty)
     }
-}
 
+    @Test("a learning job still out when the peer leaves is dropped on return; no second job starts while one is out")
+    func jobAcrossLeave() {
+        var bench = Bench()
+        let a = bench.add(1)
+        bench.run(bench.peers[a].start(seeds: [], knownPeers: [], now: 0), by: a)
+        // Tick until the instance hands out a job, and keep it instead of running it.
+        var job: LearningJob?
+        var t = 0.0
+        while job == nil && t < 1 {
+            t = bench.peers[a].nextDeadline
+            for d in bench.peers[a].tick(now: t) { if case let .learn(j) = d { job = j } }
+        }
+        let out = try! #require(job)
+        #expect(bench.peers[a].isLearning)
+        // While it is out, time passes but no second job is handed out.
+        for d in bench.peers[a].tick(now: t + 1) { if case .learn = d { Issue.record("a second job while one is out") } }
+        let before = bench.peers[a].learner.parameters
+        _ = bench.peers[a].leave(now: t + 1)
+        let result = out.run()
+        #expect(result.learner.parameters != before, "the job did train")
+        #expect(bench.peers[a].learningFinished(result, now: t + 1.1).isEmpty)
+        #expect(bench.peers[a].learner.parameters == before, "a leaving peer must not take a late result")
+        #expect(!bench.peers[a].isLearning)
+    }
+}
