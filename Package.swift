@@ -58,6 +58,7 @@ let package = Package(
             name: "chorus",
             dependencies: [
                 "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer", "ChorusMembership", "ChorusSimulation", "ChorusCore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

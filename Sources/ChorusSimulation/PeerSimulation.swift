@@ -163,10 +163,13 @@ public final class PeerSimulation {
 
     // MARK: Running
 
-    /// Runs to `options.duration`; `progress` is called about every simulated 10 s.
-    public func run(progress: ((Double) -> Void)? = nil) {
+    /// Runs to `options.duration`; `progress` is called about every simulated 10 s. `shouldStop`
+    /// is polled every few thousand events: when it says so (Ctrl-C), the run ends where it is,
+    /// with a last sample, so what was measured can still be written.
+    public func run(progress: ((Double) -> Void)? = nil, shouldStop: () -> Bool = { false }) {
         start()
         var next = 10.0
+        var handled = 0
         while violation == nil, let t = queue.nextTime, t <= options.duration {
             let (time, event) = queue.pop()!
             now = time
@@ -175,11 +178,19 @@ public final class PeerSimulation {
                 progress?(now)
                 next = now + 10
             }
+            handled += 1
+            if handled % 4096 == 0 && shouldStop() {
+                interruptedAt = now
+                break
+            }
         }
-        if violation == nil { now = options.duration }
+        if violation == nil && interruptedAt == nil { now = options.duration }
         if samples.last?.time != now { sample() }
         checkPending()
     }
+
+    /// The simulated time at which the run was interrupted (nil: it ran to the end).
+    public private(set) var interruptedAt: Double?
 
     private func start() {
         for index in 0..<options.peers { _ = addSlot(shard: index) }
@@ -623,6 +634,6 @@ public final class PeerSimulation {
             task: options.task.rawValue, crypto: options.crypto.rawValue,
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
                          consensusMax: last?.consensusMax),
-            events: events, falseFailures: falseFailures, violation: violation?.description)
+            events: events, falseFailures: falseFailures, violation: violation?.description, interruptedAt: interruptedAt)
     }
 }

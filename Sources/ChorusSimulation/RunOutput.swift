@@ -100,8 +100,12 @@ public enum RunOutput {
         public var falseFailures: Int
         /// The invariant that stopped the run, if one did.
         public var violation: String?
+        /// Simulated seconds reached when the run was interrupted (Ctrl-C); null when it ran to the end.
+        public var interruptedAt: Double?
 
-        enum CodingKeys: String, CodingKey { case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation }
+        enum CodingKeys: String, CodingKey {
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, interruptedAt
+        }
 
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -115,6 +119,7 @@ public enum RunOutput {
             try c.encode(events, forKey: .events)
             try c.encode(falseFailures, forKey: .falseFailures)
             try c.encode(violation, forKey: .violation)  // null when the run was clean
+            try c.encode(interruptedAt, forKey: .interruptedAt)
         }
     }
 

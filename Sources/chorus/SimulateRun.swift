@@ -5,6 +5,7 @@ import ChorusLearning
 import ChorusMembership
 import ChorusSimulation
 import Foundation
+import NIOConcurrencyHelpers
 
 struct SimulateRun: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,7 +29,8 @@ struct SimulateRun: ParsableCommand {
             DIR/events.csv (each schedule action and when every live peer saw it), \
             DIR/summary.json. A violated invariant (NaN, a bad mixing row, a member \
             declared failed while it runs) stops the run and is printed with the seed \
-            and time; the exit status is then 1.
+            and time; the exit status is then 1. Ctrl-C ends the run early and still \
+            writes what was measured (exit status 130).
             """
     )
 
@@ -103,14 +105,15 @@ struct SimulateRun: ParsableCommand {
         let started = Date()
         let simulation = try PeerSimulation(options: options)
         let label = "\(peers) peers, task \(task), crypto \(crypto), seed \(seed)"
-        simulation.run { t in
+        let interrupt = Interrupt()
+        simulation.run(progress: { t in
             let wall = Date().timeIntervalSince(started)
             let last = simulation.samples.last
             var line = String(format: "\rsimulate: %.0f of %.0f simulated s (%.0f s wall), %@", t, duration, wall, label)
             if let c = last?.consensusMax { line += String(format: ", consensus max %.2g", c) }
             if let a = last?.accuracyMean { line += String(format: ", accuracy %.1f %%", a * 100) }
             FileHandle.standardError.write(Data((line + "   ").utf8))
-        }
+        }, shouldStop: { interrupt.requested })
         FileHandle.standardError.write(Data("\n".utf8))
         let wall = Date().timeIntervalSince(started)
         let summary = simulation.summary(wallSeconds: wall)
@@ -118,7 +121,8 @@ struct SimulateRun: ParsableCommand {
             throw UserError("--out \(out): cannot write the results: \(error)")
         }
         let f = summary.final
-        var line = "simulated \(Int(duration)) s of \(label) in \(String(format: "%.1f", wall)) s: \(f.livePeers) live peers"
+        let reached = simulation.interruptedAt ?? simulation.violation?.time ?? duration
+        var line = "simulated \(String(format: "%.0f", reached)) s of \(label) in \(String(format: "%.1f", wall)) s: \(f.livePeers) live peers"
         if let a = f.accuracyMin, let m = f.accuracyMean { line += String(format: ", accuracy min %.1f %% mean %.1f %%", a * 100, m * 100) }
         if let c = f.consensusMax { line += String(format: ", consensus max %.3g", c) }
         let seen = summary.events.filter { $0.seenByAllAfter != nil }.count
@@ -129,5 +133,33 @@ struct SimulateRun: ParsableCommand {
             print("STOPPED: \(violation) — replay with --seed \(seed)")
             throw ExitCode(1)
         }
+        if let at = simulation.interruptedAt {
+            print("interrupted by \(interrupt.signalName ?? "a signal") at \(String(format: "%.1f", at)) of \(Int(duration)) simulated s; the files hold what was measured until then")
+            throw ExitCode(130)
+        }
     }
+}
+
+/// Ctrl-C or SIGTERM during a long simulation: stop at the next check and still write the files.
+final class Interrupt {
+    private let name = NIOLockedValueBox<String?>(nil)
+    /// Kept alive for the run: a released source stops delivering.
+    private let sources: [DispatchSourceSignal]
+
+    init() {
+        let queue = DispatchQueue(label: "chorus.simulate.signals")
+        var sources: [DispatchSourceSignal] = []
+        let name = self.name
+        for (number, label) in [(SIGINT, "Ctrl-C"), (SIGTERM, "SIGTERM")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { name.withLockedValue { $0 = $0 ?? label } }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    var requested: Bool { name.withLockedValue { $0 != nil } }
+    var signalName: String? { name.withLockedValue { $0 } }
 }

@@ -118,6 +118,19 @@ struct PeerSimulationTests {
         #expect(simulation.samples.last!.viewAgreement == 1)
     }
 
+    @Test("an interrupted run ends where it is, with a last sample at that time and the time recorded")
+    func interrupted() throws {
+        var options = Self.churnOptions(seed: 6)
+        options.schedule = .steady
+        let simulation = try PeerSimulation(options: options)
+        var polls = 0
+        simulation.run(shouldStop: { polls += 1; return polls >= 3 })
+        let at = try #require(simulation.interruptedAt)
+        #expect(at > 0 && at < options.duration)
+        #expect(simulation.samples.last?.time == at)
+        #expect(simulation.summary(wallSeconds: 0).interruptedAt == at)
+    }
+
     @Test("membership-only and average-only tasks leave the columns they do not measure empty")
     func taskColumns() throws {
         var options = Self.churnOptions(seed: 1)
