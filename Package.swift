@@ -13,6 +13,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Already in the graph through SwiftNIO; named for HeapModule (the simulator's event queue
+        // and the membership dissemination order).
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
@@ -30,7 +33,10 @@ let package = Package(
             resources: [.copy("Resources/digits.csv")]
         ),
         .target(name: "ChorusAveraging"),
-        .target(name: "ChorusMembership", dependencies: ["ChorusCrypto", "ChorusWire"]),
+        .target(
+            name: "ChorusMembership",
+            dependencies: ["ChorusCrypto", "ChorusWire", .product(name: "HeapModule", package: "swift-collections")]
+        ),
         .target(
             name: "ChorusCore",
             dependencies: ["ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership"]
@@ -40,6 +46,7 @@ let package = Package(
             dependencies: [
                 "ChorusCore", "ChorusMembership", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         .target(

@@ -23,7 +23,7 @@ public struct PeerInstance: Sendable {
         case stopped
     }
 
-    /// Traffic handed to the network and taken from it (after the shell's fault injection).
+    /// Traffic handed to the shell to send (before any fault injection) and received from it.
     public struct Traffic: Sendable, Equatable {
         public var bytesSent = 0, bytesReceived = 0, datagramsSent = 0, datagramsReceived = 0
     }
@@ -114,11 +114,7 @@ public struct PeerInstance: Sendable {
             addresses[peer] = address
             perform(membership.join(seed: peer, address: address, now: now), now: now, into: &out)
         }
-        if !seeds.isEmpty {
-            let hello = wire.hello(now: now)
-            for address in seeds { emit([hello], to: address, peer: nil, into: &out) }
-            nextSeedHelloAt = now + settings.seedRetryInterval
-        }
+        helloSeeds(now: now, into: &out)
         return out
     }
 
@@ -193,11 +189,8 @@ public struct PeerInstance: Sendable {
                 if let address = addresses[peer] { emit([hello], to: address, peer: peer, into: &out) }
             }
         }
-        if othersLive == 0 && !seeds.isEmpty && now >= nextSeedHelloAt {
-            // Nobody answered yet: the seeds may have started after us.
-            nextSeedHelloAt = now + settings.seedRetryInterval
-            let hello = wire.hello(now: now)
-            for address in seeds { emit([hello], to: address, peer: nil, into: &out) }
+        if othersLive == 0 && now >= nextSeedHelloAt {
+            helloSeeds(now: now, into: &out)  // nobody answered yet: the seeds may have started after us
         }
         switch phase {
         case .joining:
@@ -278,9 +271,8 @@ public struct PeerInstance: Sendable {
         case ChorusChannel.modelRequest:
             // Only a peer that is itself training has a model worth handing over.
             guard phase == .training else { return }
-            let message = ParametersMessage(step: learner.steps, degree: max(1, averager.degree(now: now)), vector: learner.parameters)
-            sendObject(channel: ChorusChannel.model, bytes: message.encoded(), to: sender,
-                       address: addresses[sender] ?? source, now: now, into: &out)
+            emit(wire.send(.object(parametersObject(channel: ChorusChannel.model, now: now)), to: sender, now: now),
+                 to: addresses[sender] ?? source, peer: sender, into: &out)
         default:
             count("channel.unknown")
         }
@@ -321,12 +313,11 @@ public struct PeerInstance: Sendable {
             case let .send(message, to, address):
                 let destination = addresses[to] ?? address
                 guard !destination.isEmpty else { continue }
-                if message.isBulk {
-                    sendObject(channel: ChorusChannel.membershipSync, bytes: message.encoded(), to: to, address: destination, now: now, into: &out)
-                } else {
-                    let datagrams = wire.send(.message(channel: ChorusChannel.membership, payload: message.encoded()), to: to, now: now)
-                    emit(datagrams, to: destination, peer: to, into: &out)
-                }
+                // A whole view may be large: it travels as a chunked object; the rest fit one datagram.
+                let item: Outgoing = message.isBulk
+                    ? .object(prepared(channel: ChorusChannel.membershipSync, bytes: message.encoded()))
+                    : .message(channel: ChorusChannel.membership, payload: message.encoded())
+                emit(wire.send(item, to: to, now: now), to: destination, peer: to, into: &out)
             case let .event(event):
                 switch event {
                 case let .joined(peer, address), let .addressChanged(peer, address):
@@ -384,18 +375,30 @@ public struct PeerInstance: Sendable {
 
     private mutating func sendParameters(now: Double, into out: inout [PeerDirective]) {
         guard !neighbours.isEmpty else { return }
-        let message = ParametersMessage(step: learner.steps, degree: max(1, averager.degree(now: now)), vector: learner.parameters)
-        let object = PreparedObject(channel: ChorusChannel.parameters, bytes: message.encoded(), objectID: rng.next(), mode: wire.cryptoMode)
+        let object = parametersObject(channel: ChorusChannel.parameters, now: now)  // hashed once for all neighbours
         for neighbour in neighbours {
             guard let address = addresses[neighbour] else { continue }
             emit(wire.send(.object(object), to: neighbour, now: now), to: address, peer: neighbour, into: &out)
         }
     }
 
-    private mutating func sendObject(channel: UInt8, bytes: [UInt8], to peer: PeerID, address: PeerAddress,
-                                     now: Double, into out: inout [PeerDirective]) {
-        let object = PreparedObject(channel: channel, bytes: bytes, objectID: rng.next(), mode: wire.cryptoMode)
-        emit(wire.send(.object(object), to: peer, now: now), to: address, peer: peer, into: &out)
+    /// This peer's model with its step count and current degree (for averaging or a handover).
+    private mutating func parametersObject(channel: UInt8, now: Double) -> PreparedObject {
+        let message = ParametersMessage(step: learner.steps, degree: max(1, averager.degree(now: now)), vector: learner.parameters)
+        return prepared(channel: channel, bytes: message.encoded())
+    }
+
+    /// An object ready to send: its id from this peer's generator (so a seed replays it), its
+    /// hash in the network key's crypto mode.
+    private mutating func prepared(channel: UInt8, bytes: [UInt8]) -> PreparedObject {
+        PreparedObject(channel: channel, bytes: bytes, objectID: rng.next(), mode: wire.cryptoMode)
+    }
+
+    private mutating func helloSeeds(now: Double, into out: inout [PeerDirective]) {
+        guard !seeds.isEmpty else { return }
+        nextSeedHelloAt = now + settings.seedRetryInterval
+        let hello = wire.hello(now: now)
+        for address in seeds { emit([hello], to: address, peer: nil, into: &out) }
     }
 
     private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, into out: inout [PeerDirective]) {

@@ -1,4 +1,5 @@
 import ChorusCrypto
+import HeapModule
 
 /// SWIM with Lifeguard for one peer, as a pure state machine: no sockets, no clocks, no global
 /// randomness. Every handler takes the time (`now`, seconds on a monotonic clock) and a random
@@ -691,24 +692,27 @@ public struct MembershipInstance: Sendable {
 
     private mutating func store(_ member: Member) {
         let wasLive = members[member.id]?.isLive ?? false
-        if wasLive != member.isLive { othersDigest ^= Self.entryHash(member.id) }
         members[member.id] = member
-        if member.isLive { tombstones[member.id] = nil } else { tombstones[member.id] = member.since }
-        guard wasLive != member.isLive, !bulkLoading else { return }
-        let i = liveIndex(of: member.id)
-        if member.isLive {
-            liveIDs.insert(member.id, at: i)
-        } else if i < liveIDs.count && liveIDs[i] == member.id {
-            liveIDs.remove(at: i)
-        }
+        tombstones[member.id] = member.isLive ? nil : member.since
+        if wasLive != member.isLive { liveness(of: member.id, changedTo: member.isLive) }
     }
 
     private mutating func forget(_ peer: PeerID) {
         guard let member = members.removeValue(forKey: peer) else { return }
-        if member.isLive { othersDigest ^= Self.entryHash(peer) }
         tombstones[peer] = nil
+        if member.isLive { liveness(of: peer, changedTo: false) }
+    }
+
+    /// Keeps the digest and the sorted live index in step with one member's liveness.
+    private mutating func liveness(of peer: PeerID, changedTo live: Bool) {
+        othersDigest ^= Self.entryHash(peer)
+        guard !bulkLoading else { return }  // preload rebuilds the index once
         let i = liveIndex(of: peer)
-        if member.isLive && i < liveIDs.count && liveIDs[i] == peer { liveIDs.remove(at: i) }
+        if live {
+            liveIDs.insert(peer, at: i)
+        } else if i < liveIDs.count && liveIDs[i] == peer {
+            liveIDs.remove(at: i)
+        }
     }
 
     /// Where `peer` is or would go in the sorted `liveIDs` (binary search).
@@ -755,52 +759,26 @@ public struct MembershipInstance: Sendable {
     }
 }
 
-/// Claims waiting to be disseminated, least-sent first and newest first among equals: a binary
-/// heap of (transmits, order, subject). Entries are never updated in place; stale ones (the claim
-/// was replaced or has been sent often enough) are skipped when popped.
+/// Claims waiting to be disseminated, least-sent first and newest first among equals. Entries
+/// are never updated in place; stale ones (the claim was replaced or has been sent often enough)
+/// are skipped when popped.
 struct ClaimRanking {
-    struct Entry {
+    struct Entry: Comparable {
         var transmits: Int
         var order: Int
         var subject: PeerID
+
+        /// "Comes first": fewer transmissions, then newer (higher order).
+        static func < (a: Entry, b: Entry) -> Bool { (a.transmits, -a.order) < (b.transmits, -b.order) }
+        static func == (a: Entry, b: Entry) -> Bool { a.order == b.order && a.transmits == b.transmits }
     }
 
-    private var heap: [Entry] = []
+    private var heap = Heap<Entry>()
     var count: Int { heap.count }
 
-    mutating func removeAll() { heap.removeAll(keepingCapacity: true) }
-
-    private static func before(_ a: Entry, _ b: Entry) -> Bool {
-        a.transmits < b.transmits || (a.transmits == b.transmits && a.order > b.order)
-    }
-
-    mutating func push(_ entry: Entry) {
-        heap.append(entry)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard Self.before(heap[i], heap[parent]) else { break }
-            heap.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard !heap.isEmpty else { return nil }
-        heap.swapAt(0, heap.count - 1)
-        let top = heap.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var best = i
-            if l < heap.count && Self.before(heap[l], heap[best]) { best = l }
-            if r < heap.count && Self.before(heap[r], heap[best]) { best = r }
-            if best == i { break }
-            heap.swapAt(i, best)
-            i = best
-        }
-        return top
-    }
+    mutating func removeAll() { heap = Heap() }
+    mutating func push(_ entry: Entry) { heap.insert(entry) }
+    mutating func pop() -> Entry? { heap.popMin() }
 }
 
 #if canImport(Glibc)

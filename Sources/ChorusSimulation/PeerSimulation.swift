@@ -102,9 +102,8 @@ public final class PeerSimulation {
     public private(set) var events: [RunOutput.Event] = []
     public private(set) var falseFailures = 0
     public private(set) var violation: Violation?
-    public private(set) var datagramsDelivered = 0
-    /// Called with every event any peer reports (time, peer name, event): for tracing a run.
-    public var onEvent: ((Double, String, PeerEvent) -> Void)?
+    /// Invariant violations recorded and passed over (`stopOnViolation` off), in order.
+    public private(set) var violationsPassed: [Violation] = []
 
     private var slots: [Slot] = []
     /// The running instance of each slot (nil: crashed, left, or down for a restart). Boxed, so
@@ -119,6 +118,8 @@ public final class PeerSimulation {
     /// When each slot's next tick is queued (so a slot has at most one pending tick).
     private var scheduledTick: [Double] = []
     private var order: Range<Int> { 0..<slots.count }
+    /// Reads a running instance in place (a plain read of `Box.value` copies the whole instance).
+    private func peek<T>(_ index: Int, _ body: (inout PeerInstance) -> T) -> T { instances[index]!.read(body) }
     private func running(_ index: Int) -> Bool { instances[index] != nil }
     private var live: [Int] { order.filter { instances[$0] != nil } }
     private var slotByAddress: [PeerAddress: Int] = [:]
@@ -128,9 +129,13 @@ public final class PeerSimulation {
     private var scenarioRNG: Xoshiro256
     private var seeds: SplitMix64
     private var loss: Double
-    private var sides: [Int: Int] = [:]  // slot → partition side; empty when healed
+    private var sides: [Int: Int] = [:]  // slot → partition side (absent: side 0); empty when healed
+    /// The sides of the last partition and when it ended: suspicions raised across it may still
+    /// run out (and be declared) shortly after the heal, which is no false failure.
+    private var healedSides: [Int: Int] = [:]
+    private var healedAt = -Double.infinity
     private var shared: SharedData?
-    private var startingPeers: Int
+    private let startingPeers: Int
     private var dropped = 0, droppedSeen = 0
     private var lastSampleAt = 0.0
     private let verifier: ClaimVerifier
@@ -197,7 +202,7 @@ public final class PeerSimulation {
         for index in order { boot(index, seeds: [], fetchModel: false) }
         // A network in steady state: every peer starts knowing all the others (as a configured
         // network's peers do after their first sync), without n² start-up syncs.
-        let claims = order.map { instances[$0]!.value.aliveClaim }
+        let claims = order.map { peek($0) { $0.aliveClaim } }
         for index in order {
             instances[index]!.value.preload(claims, now: now)
             schedule(index)
@@ -227,7 +232,7 @@ public final class PeerSimulation {
         settings.model = options.model
         settings.seed = options.learning.seed &+ UInt64(slot.shard) &* 7919 &+ slot.bootCount
         let data = shared ?? Self.tinyData
-        let shard = (try? data.shard(slot.shard % startingPeers, of: startingPeers, scheme: options.partition, seed: options.learning.initialSeed))
+        let shard = (try? data.shard(slot.shard, of: startingPeers, scheme: options.partition, seed: options.learning.initialSeed))
             ?? data.train
         var learner = try! Learner(shard: shard, test: data.test, settings: settings)  // shapes agree by construction
         if options.task == .average {
@@ -278,7 +283,6 @@ public final class PeerSimulation {
             schedule(index)
         case let .deliver(index, bytes, from):
             guard running(index) else { dropped += 1; return }
-            datagramsDelivered += 1
             let directives = instances[index]!.value.receive(bytes, from: from, now: now)
             perform(directives, by: index)
             schedule(index)
@@ -291,7 +295,7 @@ public final class PeerSimulation {
             let seed = randomLiveAddress(excluding: index)
             boot(index, seeds: seed, fetchModel: false)
             if let event = restartEvents.removeValue(forKey: index) {
-                pending.append((event, index, .restart, instances[index]!.value.membership.incarnation))
+                pending.append((event, index, .restart, peek(index) { $0.membership.incarnation }))
             }
         case .sample:
             sample()
@@ -323,21 +327,17 @@ public final class PeerSimulation {
         }
     }
 
-    /// The name (p0, p1, …) of the slot holding `id`, if any.
-    public func name(of id: PeerID) -> String? { slotIndex(of: id).map { slots[$0].name } }
-
     private func record(_ event: PeerEvent, by index: Int) {
-        onEvent?(now, slots[index].name, event)
         switch event {
         case .stopped:
-            stop(index, graceful: true)
+            stop(index)
         case let .membership(.failed(subject)):
             // Only this peer's own declaration (its probe failed) is checked here: a failure it
             // merely learned was checked where it was declared, and one declared across a
             // partition may still arrive after the heal, until the subject refutes it.
-            let me = instances[index]!.value
-            guard me.membership.members[subject]?.statusClaim?.accuser == me.id,
-                  let s = slotIndex(of: subject), running(s), reachable(s, index) else { return }
+            let ownDeclaration = peek(index) { $0.membership.members[subject]?.statusClaim?.accuser == $0.id }
+            guard ownDeclaration,
+                  let s = slotIndex(of: subject), running(s), reachable(s, index), !separatedRecently(s, index) else { return }
             falseFailures += 1
             violate("\(slots[index].name) declared \(slots[s].name) failed while it runs and is reachable")
         default:
@@ -365,12 +365,21 @@ public final class PeerSimulation {
     }
 
     private func reachable(_ a: Int, _ b: Int) -> Bool {
-        sides.isEmpty || sides[a] == sides[b]
+        sides.isEmpty || (sides[a] ?? 0) == (sides[b] ?? 0)
+    }
+
+    /// Whether `a` and `b` were cut apart by a partition that ended within the longest suspicion
+    /// timeout (Lifeguard's maximum, stretched by the worst local health).
+    private func separatedRecently(_ a: Int, _ b: Int) -> Bool {
+        let m = options.settings.membership
+        let n = Double(max(live.count, 1))
+        let window = m.suspicionMaxMultiplier * m.suspicionMultiplier * max(1, log10(n)) * m.probeInterval * Double(1 + m.maxLocalHealth)
+        return now - healedAt <= window && (healedSides[a] ?? 0) != (healedSides[b] ?? 0)
     }
 
     private func schedule(_ index: Int) {
         guard running(index) else { return }
-        let at = max(now, instances[index]!.read { $0.nextDeadline })
+        let at = max(now, peek(index) { $0.nextDeadline })
         guard at.isFinite, at < scheduledTick[index] else { return }
         scheduledTick[index] = at
         queue.push(.tick(index), at: at)
@@ -387,8 +396,8 @@ public final class PeerSimulation {
     // MARK: Invariants
 
     private func checkModel(of index: Int) {
-        guard let box = instances[index] else { return }
-        let (mix, finite) = box.read { ($0.lastMix, $0.learner.parameters.allSatisfy(\.isFinite)) }
+        guard running(index) else { return }
+        let (mix, finite) = peek(index) { ($0.lastMix, $0.learner.parameters.allSatisfy(\.isFinite)) }
         if let mix {
             let sum = mix.selfWeight + mix.weights.values.reduce(0, +)
             if mix.selfWeight < -1e-12 || mix.weights.values.contains(where: { $0 < 0 }) || abs(sum - 1) > 1e-9 {
@@ -401,7 +410,7 @@ public final class PeerSimulation {
     private func violate(_ message: String) {
         guard violation == nil else { return }
         let v = Violation(time: now, seed: options.seed, message: message)
-        if options.stopOnViolation { violation = v }
+        if options.stopOnViolation { violation = v } else { violationsPassed.append(v) }
     }
 
     // MARK: Churn
@@ -410,18 +419,14 @@ public final class PeerSimulation {
         switch action.kind {
         case .crash, .leave, .restart:
             for index in targets(action.target) {
-                let event = note(action.kind, slot: index)
                 switch action.kind {
                 case .crash:
-                    stop(index, graceful: false)
-                    pending.append((event, index, .crash, 0))
+                    crash(index)
                 case .leave:
-                    perform(instances[index]!.value.leave(now: now), by: index)
-                    schedule(index)
-                    pending.append((event, index, .leave, 0))
+                    leave(index)
                 default:
-                    restartEvents[index] = event
-                    stop(index, graceful: false, restarting: true)
+                    restartEvents[index] = note(.restart, slot: index)
+                    stop(index, restarting: true)
                     queue.push(.restart(index), at: now + action.down)
                 }
             }
@@ -435,17 +440,24 @@ public final class PeerSimulation {
             for _ in 0..<count { join() }
         case .partition:
             let side = Set(targets(action.target))
-            sides = [:]
+            endPartition()
             for i in order { sides[i] = side.contains(i) ? 1 : 0 }
             events.append(.init(time: now, action: "partition", peer: "network"))
         case .heal:
-            sides = [:]
+            endPartition()
             events.append(.init(time: now, action: "heal", peer: "network"))
             pending.append((events.count - 1, nil, .heal, 0))
         case .loss:
             loss = action.probability
             events.append(.init(time: now, action: "loss:\(action.probability)", peer: "network"))
         }
+    }
+
+    private func endPartition() {
+        guard !sides.isEmpty else { return }
+        healedSides = sides
+        healedAt = now
+        sides = [:]
     }
 
     private func note(_ kind: Schedule.Kind, slot: Int) -> Int {
@@ -466,10 +478,25 @@ public final class PeerSimulation {
         let seed = randomLiveAddress(excluding: index)
         let event = note(.join, slot: index)
         boot(index, seeds: seed, fetchModel: options.task != .membership)
-        pending.append((event, index, .join, instances[index]!.value.membership.incarnation))
+        pending.append((event, index, .join, peek(index) { $0.membership.incarnation }))
     }
 
-    private func stop(_ index: Int, graceful: Bool, restarting: Bool = false) {
+    /// Stops a peer at once (kill -9), and watches for every live peer to see it.
+    private func crash(_ index: Int) {
+        let event = note(.crash, slot: index)
+        stop(index)
+        pending.append((event, index, .crash, 0))
+    }
+
+    /// Starts a graceful leave (the peer lingers, then reports `stopped`), and watches for it.
+    private func leave(_ index: Int) {
+        let event = note(.leave, slot: index)
+        perform(instances[index]!.value.leave(now: now), by: index)
+        schedule(index)
+        pending.append((event, index, .leave, 0))
+    }
+
+    private func stop(_ index: Int, restarting: Bool = false) {
         guard running(index) else { return }
         instances[index] = nil
         scheduledTick[index] = .infinity
@@ -516,20 +543,15 @@ public final class PeerSimulation {
 
     private func poissonEvent() {
         guard let p = options.schedule.poisson else { return }
-        let live = self.live.filter { instances[$0]!.value.phase != .leaving }
+        let live = self.live.filter { peek($0) { $0.phase } != .leaving }
         if live.count > 1 {
             let index = live[Int.random(in: 0..<live.count, using: &scenarioRNG)]
             switch p.mode {
             case .replace, .crash:
-                let event = note(.crash, slot: index)
-                stop(index, graceful: false)
-                pending.append((event, index, .crash, 0))
+                crash(index)
                 if p.mode == .replace { join() }
             case .leave:
-                let event = note(.leave, slot: index)
-                perform(instances[index]!.value.leave(now: now), by: index)
-                schedule(index)
-                pending.append((event, index, .leave, 0))
+                leave(index)
             }
         }
         schedulePoisson(after: now)
@@ -555,17 +577,17 @@ public final class PeerSimulation {
             // Crashed: failed (or left, or forgotten) everywhere. Left: left (or forgotten).
             let id = slots[entry.slot!].key.peerID
             return live.allSatisfy { q in
-                switch instances[q]!.value.membership.status(of: id) {
+                switch peek(q, { $0.membership.status(of: id) }) {
                 case nil, .left?: return true
                 case .failed?: return entry.kind == .crash
                 case .alive?, .suspect?: return false
                 }
             }
         case .join, .restart:
-            guard let subject = instances[entry.slot!]?.value else { return false }
-            let id = subject.id
+            guard let slot = entry.slot, running(slot) else { return false }
+            let id = slots[slot].key.peerID
             return live.allSatisfy { q in
-                guard let m = instances[q]!.value.membership.members[id] else { return false }
+                guard let m = peek(q, { $0.membership.members[id] }) else { return false }
                 return m.isLive && m.incarnation >= entry.incarnation
             }
         case .partition, .loss:
@@ -582,7 +604,7 @@ public final class PeerSimulation {
         let truth = Set(live.map { slots[$0].key.peerID })
         var agreeing = 0
         for q in live {
-            let view = instances[q]!.value.membership.liveMembers
+            let view = peek(q) { $0.membership.liveMembers }
             if view.count == truth.count && view.allSatisfy({ truth.contains($0) }) { agreeing += 1 }
         }
         return Double(agreeing) / Double(live.count)
@@ -592,7 +614,7 @@ public final class PeerSimulation {
         let live = self.live
         var bytes = 0, rejected = 0
         for i in live {
-            let sent = instances[i]!.value.traffic.bytesSent, rejections = instances[i]!.value.wire.totalRejected
+            let (sent, rejections) = peek(i) { ($0.traffic.bytesSent, $0.wire.totalRejected) }
             bytes += sent - slots[i].bytesSentSeen
             slots[i].bytesSentSeen = sent
             rejected += rejections - slots[i].rejectedSeen
@@ -606,15 +628,15 @@ public final class PeerSimulation {
             datagramsDropped: dropped - droppedSeen, datagramsRejected: rejected)
         droppedSeen = dropped
         if options.task != .membership {
-            let holders = live.filter { instances[$0]!.value.phase == .training }
-            let vectors = holders.map { instances[$0]!.value.learner.parameters }
+            let holders = live.filter { peek($0) { $0.phase } == .training }
+            let vectors = holders.map { peek($0) { $0.learner.parameters } }
             if !vectors.isEmpty {
                 let distances = Consensus.relativeDistances(vectors)
                 row.consensusMean = distances.reduce(0, +) / Double(distances.count)
                 row.consensusMax = distances.max()
             }
             if options.task == .train && !holders.isEmpty {
-                let evaluations = holders.map { instances[$0]!.value.evaluate() }
+                let evaluations = holders.map { peek($0) { $0.evaluate() } }
                 let accuracies = evaluations.map(\.accuracy)
                 row.accuracyMean = accuracies.reduce(0, +) / Double(accuracies.count)
                 row.accuracyMin = accuracies.min()
@@ -634,6 +656,7 @@ public final class PeerSimulation {
             task: options.task.rawValue, crypto: options.crypto.rawValue,
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
                          consensusMax: last?.consensusMax),
-            events: events, falseFailures: falseFailures, violation: violation?.description, interruptedAt: interruptedAt)
+            events: events, falseFailures: falseFailures, violation: (violation ?? violationsPassed.first)?.description,
+            violationsPassed: violationsPassed.count, interruptedAt: interruptedAt)
     }
 }

@@ -98,13 +98,15 @@ public enum RunOutput {
         public var final: Final
         public var events: [Event]
         public var falseFailures: Int
-        /// The invariant that stopped the run, if one did.
+        /// The invariant that stopped the run, or with --keep-going the first one passed over.
         public var violation: String?
+        /// Violations passed over with --keep-going (0 otherwise).
+        public var violationsPassed: Int
         /// Simulated seconds reached when the run was interrupted (Ctrl-C); null when it ran to the end.
         public var interruptedAt: Double?
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, interruptedAt
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -119,6 +121,7 @@ public enum RunOutput {
             try c.encode(events, forKey: .events)
             try c.encode(falseFailures, forKey: .falseFailures)
             try c.encode(violation, forKey: .violation)  // null when the run was clean
+            try c.encode(violationsPassed, forKey: .violationsPassed)
             try c.encode(interruptedAt, forKey: .interruptedAt)
         }
     }

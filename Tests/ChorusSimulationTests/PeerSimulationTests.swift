@@ -95,6 +95,8 @@ struct PeerSimulationTests {
         let counted = try Self.run(options)
         #expect(counted.violation == nil)
         #expect(counted.falseFailures > 0)
+        #expect(counted.violationsPassed.count == counted.falseFailures)
+        #expect(counted.summary(wallSeconds: 0).violation == counted.violationsPassed.first?.description)
         #expect(counted.samples.last!.time == options.duration)
     }
 
@@ -129,6 +131,26 @@ struct PeerSimulationTests {
         #expect(at > 0 && at < options.duration)
         #expect(simulation.samples.last?.time == at)
         #expect(simulation.summary(wallSeconds: 0).interruptedAt == at)
+    }
+
+    /// Regression: p1 suspected p23 across the partition; its timer ran out 1.2 s after the heal,
+    /// and the invariant took that declaration for a false failure and stopped the run.
+    @Test("a failure declared just after a heal, for a suspicion raised across the partition, is not a false failure")
+    func declarationAfterHeal() throws {
+        var options = SimulationOptions()
+        options.peers = 24
+        options.duration = 42
+        options.schedule = Schedule(actions: [
+            .init(time: 10, kind: .crash, target: .count(2)),
+            .init(time: 15, kind: .join, target: .count(3)),
+            .init(time: 20, kind: .leave, target: .count(1)),
+            .init(time: 25, kind: .partition, target: .fraction(0.5)),
+            .init(time: 40, kind: .heal),
+        ])
+        options.crypto = .simulated
+        let simulation = try Self.run(options)
+        #expect(simulation.violation == nil, "\(simulation.violation.map(String.init(describing:)) ?? "")")
+        #expect(simulation.samples.last?.time == 42)
     }
 
     @Test("membership-only and average-only tasks leave the columns they do not measure empty")
