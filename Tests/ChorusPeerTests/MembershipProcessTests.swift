@@ -78,11 +78,17 @@ struct MembershipProcessTests {
         let oldIncarnation = try #require(try AdminClient.status(at: network.members[0].admin).members.first { $0.id == crashed.description }?.incarnation)
         Thread.sleep(forTimeInterval: 1.1)  // a new boot epoch (seconds) even on a fast machine
         try network.start(7)
-        let rejoined = waitFor(network, remaining, timeout: 10) { s in
+        // No time bound is promised for a restart (a loaded CI machine starts a debug build slowly),
+        // so wait generously and, if it still fails, say what each survivor saw.
+        let rejoined = waitFor(network, remaining, timeout: 25) { s in
             guard let r = row(s, crashed) else { return false }
             return r.status == "alive" && r.incarnation > oldIncarnation
         }
-        #expect(rejoined != nil, "the restarted peer was not seen alive with a higher incarnation by all")
+        let views = remaining.map { index in
+            let r = (try? AdminClient.status(at: network.members[index].admin)).flatMap { row($0, crashed) }
+            return "\(network.members[index].name): \(r.map { "\($0.status) #\($0.incarnation)" } ?? "absent")"
+        }
+        #expect(rejoined != nil, "the restarted peer was not seen alive with a higher incarnation (> \(oldIncarnation)) by all: \(views); its log ends:\n\(network.tail(7))")
         // It resumed from its last periodic checkpoint (≤ 2 s before the crash), not from step 0.
         let log = try String(contentsOfFile: network.members[7].logPath, encoding: .utf8)
         let resumedAt = try #require(log.components(separatedBy: "\n").last { $0.contains("listening on udp") }?
