@@ -278,6 +278,9 @@ public struct MembershipInstance: Sendable {
                         let message = MembershipMessage.pingRequest(sequence: p.sequence, target: p.target, address: target.address, claims: [])
                         out.append(send(withClaims(message), to: relay.id, address: relay.address))
                     }
+                    if settings.directRetry {
+                        out.append(send(withClaims(.ping(sequence: p.sequence, claims: buddyClaims(for: target))), to: target.id, address: target.address))
+                    }
                 }
             }
             if now >= p.endAt {
@@ -307,11 +310,14 @@ public struct MembershipInstance: Sendable {
         probe = Probe(target: target.id, sequence: sequence, indirectAt: now + scaled(settings.probeTimeout), endAt: now + period)
         nextProbeAt = now + period
         stats.probes += 1
-        // Buddy system: a suspect hears about its suspicion first, so it can refute at once.
-        var first: [Claim] = []
-        if target.status == .suspect, let claim = target.statusClaim { first.append(claim) }
-        out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target.id, address: target.address))
+        out.append(send(withClaims(.ping(sequence: sequence, claims: buddyClaims(for: target))), to: target.id, address: target.address))
         return out
+    }
+
+    /// Buddy system: a suspect hears about its suspicion first, so it can refute at once.
+    private func buddyClaims(for target: Member) -> [Claim] {
+        if target.status == .suspect, let claim = target.statusClaim { return [claim] }
+        return []
     }
 
     private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> Member? {
@@ -421,8 +427,7 @@ public struct MembershipInstance: Sendable {
             // timeout and closes the period at the probe interval, so a full timeout here would
             // always land too late to count (memberlist has the same trap).
             relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.relayNackFraction * settings.probeTimeout)
-            var first: [Claim] = []
-            if let m = members[target], m.status == .suspect, let claim = m.statusClaim { first.append(claim) }
+            let first = members[target].map(buddyClaims(for:)) ?? []
             out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: members[target]?.address ?? targetAddress))
         case let .nack(seq, _):
             // One nack per relay we asked: duplicates or strangers cannot hide a missing one.

@@ -20,6 +20,13 @@ enum Fixture {
         expectedConfirmations: 2, retransmitMultiplier: 3, gossipInterval: 0.25, gossipFanout: 2, syncInterval: 10_000,
         maxLocalHealth: 8, tombstoneTimeout: 30, announceFanout: 8, maxMessageBytes: 1057, maxIncarnationLeadSeconds: 86_400)
 
+    /// For tests about the first probe's failure itself: no second direct ping at the indirect stage.
+    static let withoutDirectRetry: MembershipSettings = {
+        var s = hand
+        s.directRetry = false
+        return s
+    }()
+
     static func key(_ k: UInt8) -> SigningKey { try! SigningKey(seed: [UInt8](repeating: k, count: 32)) }
     static func id(_ k: UInt8) -> PeerID { key(k).peerID }
     static func address(_ k: UInt8) -> String { "10.0.0.\(k):7000" }

@@ -136,6 +136,33 @@ struct ProbeTests {
         #expect(d.instance.stats.indirectProbes == 1)
     }
 
+    @Test("at the indirect stage the target is pinged directly once more, with the probe's sequence; its ack ends the probe")
+    func directRetry() throws {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5, 6]))
+        let ping = d.stepUntilPing()
+        d.run(until: ping.time + 0.4 - 1e-6)
+        #expect(d.pings.count == 1, "no second ping before probeTimeout")
+        let out = d.step()
+        let retries = out.pings
+        try #require(retries.count == 1)
+        #expect(retries[0].to == ping.to && retries[0].sequence == ping.sequence)
+        // Only the retry's ack comes back (the first ping was lost): the probe succeeds, no suspicion.
+        d.receive(.ack(sequence: ping.sequence, claims: []), from: ping.to, at: d.now + 0.01)
+        d.run(until: ping.time + 1)
+        #expect(d.instance.stats.failedProbes == 0)
+        #expect(d.instance.status(of: ping.to) == .alive)
+        #expect(d.events.allSatisfy { if case .suspected = $0.event { false } else { true } })
+    }
+
+    @Test("with directRetry off, the indirect stage sends ping requests only")
+    func noDirectRetry() throws {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5, 6], settings: Fixture.withoutDirectRetry))
+        let ping = d.stepUntilPing()
+        d.run(until: ping.time + 0.4)
+        #expect(d.pings.count == 1)
+        #expect(d.log.map(\.directive).pingRequests.count == Fixture.hand.indirectChecks)
+    }
+
     enum TargetBehaviour: String, CaseIterable { case answers, silent }
 
     @Test("a relay forwards the target's ack with the origin's sequence, or sends a nack at 0.8 × probeTimeout",
@@ -238,7 +265,7 @@ struct LocalHealthTests {
 
     @Test("health stretches the probe interval by (1 + health) and acks bring it back down")
     func stretchesInterval() {
-        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5], settings: Fixture.withoutDirectRetry))
         let first = d.stepUntilPing()
         // The first probe gets no answer at all (no nacks either): health 1 + 2 = 3. Everyone answers afterwards.
         d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
@@ -258,7 +285,7 @@ struct LocalHealthTests {
 
     @Test("the direct probe timeout stretches with health too")
     func stretchesTimeout() {
-        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5], settings: Fixture.withoutDirectRetry))
         let first = d.stepUntilPing()
         d.run(until: first.time + 1)  // fails: health 3; the next ping went out at first + 1
         let second = d.pings[1]
