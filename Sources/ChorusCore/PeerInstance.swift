@@ -119,11 +119,16 @@ public struct PeerInstance: Sendable {
     }
 
     /// Starts from a known view without gossiping it: a simulation's network in steady state.
-    /// `claims` are the members' own alive claims (see `aliveClaim`).
+    /// `claims` are the members' own alive claims (see `aliveClaim`). Their datagram sessions
+    /// start as if hellos had been exchanged: a peer's incarnation starts at its epoch · 2¹⁶
+    /// (see `init`), so each claim names its sender's epoch.
     public mutating func preload(_ claims: [Claim], now: Double) {
         let others = claims.filter { $0.subject != id }
         membership.preload(others, now: now)
-        for claim in others where claim.status == .alive && !claim.address.isEmpty { addresses[claim.subject] = claim.address }
+        for claim in others where claim.status == .alive && !claim.address.isEmpty {
+            addresses[claim.subject] = claim.address
+            wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now)
+        }
         recomputeNeighbours()
     }
 

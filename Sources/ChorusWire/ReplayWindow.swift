@@ -4,10 +4,18 @@
 /// (reordering); accepts anything ahead. `check` is pure and `commit` is separate so the caller
 /// moves the window only after the datagram's tag (and signature) verified: a forged datagram
 /// with a huge counter can never slide the window.
+///
+/// A peer keeps one window per sender, and most senders are quiet: a sender's counter counts its
+/// datagrams to everyone, so only a few of the counters in a window are ever addressed to us.
+/// While at most `sparseLimit` seen counters lie in the window they are kept as a short sorted
+/// list; the 1 KiB bitmap is allocated only for busy senders (a thousand-peer simulation keeps a
+/// million windows); a jump past the whole window returns to the list. Both forms answer
+/// exactly the same.
 public struct ReplayWindow: Sendable, Equatable {
     public static let size: UInt64 = 8192
     /// Counters above this are refused; a sender must start a new epoch long before reaching it.
     public static let counterLimit: UInt64 = 1 << 62
+    static let sparseLimit = 16
 
     public enum Verdict: Equatable, Sendable {
         case fresh
@@ -17,7 +25,10 @@ public struct ReplayWindow: Sendable, Equatable {
     }
 
     public private(set) var highest: UInt64 = 0
-    private var bits = [UInt64](repeating: 0, count: Int(size / 64))
+    /// Seen counters inside the window, ascending, while the bitmap is not in use.
+    private var recent: [UInt64] = []
+    /// Bit `c % size` set when counter c (within the window) was seen; empty until needed.
+    private var bits: [UInt64] = []
 
     public init() {}
 
@@ -25,16 +36,44 @@ public struct ReplayWindow: Sendable, Equatable {
         guard counter != 0, counter <= Self.counterLimit else { return .invalid }
         if counter > highest { return .fresh }
         if highest - counter >= Self.size { return .tooOld }
-        return isSet(counter) ? .duplicate : .fresh
+        let seen = bits.isEmpty ? recent.contains(counter) : isSet(counter)
+        return seen ? .duplicate : .fresh
     }
 
     /// Records `counter` as seen. Call only after `check` returned `.fresh` and the datagram verified.
     public mutating func commit(_ counter: UInt64) {
         precondition(check(counter) == .fresh, "commit of a counter that is not fresh")
+        if bits.isEmpty {
+            commitSparse(counter)
+        } else {
+            commitDense(counter)
+        }
+    }
+
+    private mutating func commitSparse(_ counter: UInt64) {
+        if counter > highest {
+            highest = counter
+            let outside = recent.prefix { highest - $0 >= Self.size }.count
+            if outside > 0 { recent.removeFirst(outside) }
+            recent.append(counter)
+        } else {
+            recent.insert(counter, at: recent.firstIndex { $0 > counter } ?? recent.endIndex)
+        }
+        guard recent.count > Self.sparseLimit else { return }
+        bits = [UInt64](repeating: 0, count: Int(Self.size / 64))
+        for c in recent { set(c) }
+        recent = []
+    }
+
+    private mutating func commitDense(_ counter: UInt64) {
         if counter > highest {
             let advance = counter - highest
             if advance >= Self.size {
-                for i in bits.indices { bits[i] = 0 }
+                // Nothing seen is left in the window: back to the sparse form (and its memory).
+                bits = []
+                highest = counter
+                recent = [counter]
+                return
             } else {
                 // Clear the bits of highest+1 ..< counter: whole words at once (a sender's counter
                 // counts its datagrams to everyone, so jumps of hundreds are normal).

@@ -277,6 +277,15 @@ public struct WireEndpoint: Sendable {
         return out
     }
 
+    /// Starts a session with `peer` as if hellos had been exchanged: for a simulation that begins
+    /// in steady state (without n² hellos). A real peer always learns epochs from signed hellos.
+    public mutating func assumeSession(with peer: PeerID, epoch: UInt64, now: Double) {
+        precondition(epoch > 0, "epoch 0 means 'unknown' on the wire")
+        var session = Session(lastHeard: now)
+        session.epoch = epoch
+        store(session, for: peer)
+    }
+
     /// Forgets a peer's session (it left or was declared failed).
     public mutating func forget(_ peer: PeerID) {
         sessions[peer] = nil
