@@ -63,10 +63,10 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
 
     private func writeUnsigned(_ w: inout ByteWriter) {
         w.u8(status.rawValue)
-        w.raw(subject.bytes)
+        w.peerID(subject)
         w.u64(incarnation)
         if status == .alive { w.string16(Array(address.utf8)) }
-        if let accuser { w.raw(accuser.bytes) }
+        if let accuser { w.peerID(accuser) }
     }
 
     public func write(to w: inout ByteWriter) {
@@ -81,7 +81,7 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
     /// Strict decoding of one claim; nil for anything malformed.
     public static func read(from r: inout ByteReader) -> Claim? {
         guard let raw = try? r.u8(), let status = MemberStatus(rawValue: raw),
-              let subjectBytes = try? r.raw(32), let subject = try? PeerID(bytes: subjectBytes),
+              let subject = try? r.peerID(),
               let incarnation = try? r.u64()
         else { return nil }
         var address = ""
@@ -92,7 +92,7 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
         }
         var accuser: PeerID?
         if status == .suspect || status == .failed {
-            guard let bytes = try? r.raw(32), let id = try? PeerID(bytes: bytes) else { return nil }
+            guard let id = try? r.peerID() else { return nil }
             accuser = id
         }
         guard let signature = try? r.raw(64) else { return nil }

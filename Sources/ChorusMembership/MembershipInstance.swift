@@ -128,7 +128,7 @@ public struct MembershipInstance: Sendable {
         self.myAliveClaim = Claim.make(.alive, subject: key.peerID, incarnation: incarnation, address: address, key: key)
         // Spread the phase of probes and gossip by id: peers started together must not all probe
         // on the same instants.
-        let phase = Double(key.peerID.bytes[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) / Double(UInt32.max)
+        let phase = Double(UInt32(key.peerID.leadingWord >> 32)) / Double(UInt32.max)
         self.nextProbeAt = now + settings.probeInterval * (1 + phase)
         self.nextGossipAt = now + settings.gossipInterval * (1 + phase)
         self.nextSyncAt = now + settings.syncInterval
@@ -663,8 +663,7 @@ public struct MembershipInstance: Sendable {
         // Somewhere in the rest of this round (as memberlist does), so a newcomer is probed soon.
         // The position mixes both ids: every observer puts it somewhere else, so probes of one
         // member stay spread out in time.
-        var mix: UInt64 = 0
-        for i in 0..<8 { mix = mix << 8 | UInt64(peer.bytes[i] ^ me.bytes[i]) }
+        var mix = peer.leadingWord ^ me.leadingWord
         mix = (mix ^ (mix >> 31)) &* 0x9E37_79B9_7F4A_7C15
         if probeOrder[min(probeIndex, probeOrder.count)...].contains(peer) { return }  // still due this round
         let remaining = probeOrder.count - probeIndex + 1
@@ -682,7 +681,7 @@ public struct MembershipInstance: Sendable {
 
     static func entryHash(_ id: PeerID) -> UInt64 {
         var h: UInt64 = 0x243F_6A88_85A3_08D3
-        id.bytes.withUnsafeBytes { raw in
+        id.withUnsafeBytes { raw in
             for word in 0..<4 { h = mix(h ^ raw.loadUnaligned(fromByteOffset: 8 * word, as: UInt64.self)) }
         }
         return h

@@ -70,7 +70,7 @@ public enum MembershipMessage: Equatable, Sendable {
             sequence = s
         }
         if tag == .pingRequest {
-            guard let t = try? r.raw(32), let id = try? PeerID(bytes: t), let a = try? r.string16(),
+            guard let id = try? r.peerID(), let a = try? r.string16(),
                   a.count <= Claim.maxAddressBytes, let text = String(validating: a, as: UTF8.self) else { return nil }
             target = id
             address = text

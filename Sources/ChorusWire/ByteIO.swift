@@ -1,3 +1,5 @@
+import ChorusCrypto
+
 /// Little-endian writer for wire formats.
 public struct ByteWriter {
     public private(set) var bytes: [UInt8]
@@ -14,6 +16,7 @@ public struct ByteWriter {
     public mutating func f32(_ v: Float) { u32(v.bitPattern) }
     public mutating func f64(_ v: Double) { u64(v.bitPattern) }
     public mutating func raw(_ v: some Sequence<UInt8>) { bytes.append(contentsOf: v) }
+    public mutating func peerID(_ id: PeerID) { id.withUnsafeBytes { bytes.append(contentsOf: $0) } }
     /// A length-prefixed (u16) byte string.
     public mutating func string16(_ v: [UInt8]) {
         precondition(v.count <= Int(UInt16.max))
@@ -44,6 +47,13 @@ public struct ByteReader {
         guard count >= 0, count <= remaining else { throw OutOfBounds() }
         defer { offset += count }
         return Array(bytes[offset..<offset + count])
+    }
+
+    /// A peer id's 32 bytes, without an intermediate array.
+    public mutating func peerID() throws(OutOfBounds) -> PeerID {
+        guard PeerID.byteCount <= remaining else { throw OutOfBounds() }
+        defer { offset += PeerID.byteCount }
+        return bytes.withUnsafeBytes { PeerID(exactly: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + PeerID.byteCount])) }
     }
 
     private mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(OutOfBounds) -> T {

@@ -43,7 +43,7 @@ public struct DatagramHeader: Equatable, Sendable {
         w.u8(Self.version)
         w.u8(kind.rawValue)
         w.raw(keyID)
-        w.raw(sender.bytes)
+        w.peerID(sender)
         w.u64(senderEpoch)
         w.u64(recipientEpoch)
         w.u64(counter)
@@ -52,7 +52,7 @@ public struct DatagramHeader: Equatable, Sendable {
     /// The 24-byte XChaCha20-Poly1305 nonce: sender id[0..<8] ‖ sender epoch ‖ counter (LE).
     var nonce: [UInt8] {
         var w = ByteWriter(capacity: 24)
-        w.raw(sender.bytes.prefix(8))
+        sender.withUnsafeBytes { w.raw($0.prefix(8)) }
         w.u64(senderEpoch)
         w.u64(counter)
         return w.bytes
@@ -195,7 +195,7 @@ public enum DatagramCodec {
             _ = try r.u8()
             _ = try r.u8()
             let keyID = try r.raw(4)
-            let sender = try PeerID(bytes: try r.raw(PeerID.byteCount))
+            let sender = try r.peerID()
             header = DatagramHeader(
                 kind: kind, keyID: keyID, sender: sender,
                 senderEpoch: try r.u64(), recipientEpoch: try r.u64(), counter: try r.u64())
