@@ -14,3 +14,5 @@ CHORUS_BIN="$(swift build --show-bin-path)/chorus"
 export CHORUS_BIN
 echo "== running tests"
 swift test --skip-build "$@"
+echo "== checking the plot scripts"
+scripts/test-plots.sh
