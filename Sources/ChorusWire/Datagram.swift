@@ -50,12 +50,10 @@ public struct DatagramHeader: Equatable, Sendable {
     }
 
     /// The 24-byte XChaCha20-Poly1305 nonce: sender id[0..<8] ‖ sender epoch ‖ counter (LE).
-    var nonce: [UInt8] {
-        var w = ByteWriter(capacity: 24)
-        sender.withUnsafeBytes { w.raw($0.prefix(8)) }
-        w.u64(senderEpoch)
-        w.u64(counter)
-        return w.bytes
+    func withNonce<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        // On the stack: every datagram sealed or opened needs one.
+        let words = (sender.leadingWord.bigEndian, senderEpoch.littleEndian, counter.littleEndian)
+        return withUnsafeBytes(of: words, body)
     }
 }
 
@@ -161,7 +159,7 @@ public enum DatagramCodec {
         }
         var bytes = w.bytes
         let tag = bytes.withUnsafeBytes { data in
-            header.nonce.withUnsafeBytes { nonce in
+            header.withNonce { nonce in
                 key.tag(over: data, nonce: nonce)
             }
         }
@@ -203,7 +201,7 @@ public enum DatagramCodec {
             return .failure(.tooShort)
         }
         let tagOK = bytes.withUnsafeBytes { all in
-            header.nonce.withUnsafeBytes { nonce in
+            header.withNonce { nonce in
                 key.verifyTag(
                     UnsafeRawBufferPointer(rebasing: all[(bytes.count - tagByteCount)...]),
                     over: UnsafeRawBufferPointer(rebasing: all[..<(bytes.count - tagByteCount)]),
