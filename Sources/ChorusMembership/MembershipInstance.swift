@@ -80,6 +80,9 @@ public struct MembershipInstance: Sendable {
         /// The timer ran out but this peer never saw the suspect fail a probe itself: it probes it
         /// next and declares only if that probe fails too.
         var verifying = false
+        /// Raised by this peer from another view's verdict (a sync), not from its own failed
+        /// probe: verified by a probe like any accusation we only heard of.
+        var secondHand = false
     }
 
     struct Queued {
@@ -101,6 +104,7 @@ public struct MembershipInstance: Sendable {
     private var ranking = ClaimRanking()
     private var nextGossipAt: Double
     private var nextSyncAt: Double
+    private var nextReconnectAt: Double
     private var lastTick: Double
     private var seeds: [PeerID: String] = [:]
     private var nextJoinAttempt: Double = 0
@@ -132,6 +136,7 @@ public struct MembershipInstance: Sendable {
         self.nextProbeAt = now + settings.probeInterval * (1 + phase)
         self.nextGossipAt = now + settings.gossipInterval * (1 + phase)
         self.nextSyncAt = now + settings.syncInterval
+        self.nextReconnectAt = now + settings.reconnectInterval * (1 + phase)
         self.lastTick = now
     }
 
@@ -158,6 +163,7 @@ public struct MembershipInstance: Sendable {
             t = min(t, s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer))
         }
         if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
+        if !tombstones.isEmpty { t = min(t, nextReconnectAt) }
         return t
     }
 
@@ -228,7 +234,7 @@ public struct MembershipInstance: Sendable {
         for peer in suspicions.keys.sorted() {
             guard let s = suspicions[peer], !s.verifying,
                   now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
-            if s.accusers.contains(me) {
+            if s.accusers.contains(me) && !s.secondHand {
                 out += declareFailed(peer, incarnation: s.incarnation, now: now)
             } else {
                 // Only ever declare what we saw ourselves: a refutation that missed us must not
@@ -251,6 +257,15 @@ public struct MembershipInstance: Sendable {
             nextSyncAt = now + settings.syncInterval * Double.random(in: 0.8...1.2, using: &rng)
             if let target = syncTarget(rng: &rng) {
                 // A digest first: equal views (the usual case) cost one datagram, not a whole view.
+                out.append(send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address))
+            }
+        }
+        if !tombstones.isEmpty && now >= nextReconnectAt {
+            let interval = max(settings.reconnectInterval, Double(clusterSize) / 8)
+            nextReconnectAt = now + interval * Double.random(in: 0.8...1.2, using: &rng)
+            let failed = failedMembers
+            if !isLeaving && !failed.isEmpty {
+                let target = failed[Int.random(in: 0..<failed.count, using: &rng)]
                 out.append(send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address))
             }
         }
@@ -291,6 +306,7 @@ public struct MembershipInstance: Sendable {
                     adjustHealth(1 + max(0, p.nacksExpected - p.nacksReceived))
                     if let target = members[p.target], target.isLive {
                         out += suspect(p.target, incarnation: target.incarnation, now: now)
+                        suspicions[p.target]?.secondHand = false  // now we saw it fail ourselves
                         if let s = suspicions[p.target], s.verifying {
                             out += declareFailed(p.target, incarnation: s.incarnation, now: now)
                         }
@@ -376,11 +392,38 @@ public struct MembershipInstance: Sendable {
                                  now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
         let stranger = sender != me && members[sender] == nil
-        for claim in message.claims { out += apply(claim, now: now) }
+        // Members this view held live before the message (a sync also carries the alive claim
+        // that a failure follows, which must not count as our own knowledge).
+        let heldLive: Set<PeerID> = message.isBulk
+            ? Set(message.claims.filter { $0.status == .failed && members[$0.subject]?.isLive == true }.map(\.subject))
+            : []
+        for claim in message.claims {
+            if claim.status == .failed, heldLive.contains(claim.subject), let m = members[claim.subject], m.isLive,
+               m.incarnation == claim.incarnation {
+                // Someone else's view says failed where ours says live (memberlist does the same
+                // in its push-pull merge): suspect it ourselves rather than take the verdict, so
+                // the member hears of it and can refute, and stays live to us (and our gossip)
+                // meanwhile. After a partition heals, taking the other side's verdicts would mark
+                // our own side failed and leave us nobody to gossip to.
+                if m.status == .alive {
+                    out += suspect(claim.subject, incarnation: claim.incarnation, now: now)
+                    suspicions[claim.subject]?.secondHand = true
+                }
+            } else {
+                out += apply(claim, now: now)
+            }
+        }
         if let accuser = refutedAccuser {
             refutedAccuser = nil
-            informed = [accuser]
-            out += announceRefutation(accuser: accuser, rng: &rng)
+            informed = [accuser, sender]
+            out += announceRefutation(accuser: accuser, messenger: sender, rng: &rng)
+        }
+        if let m = members[sender], m.status == .failed, let verdict = m.statusClaim, !isLeaving,
+           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
+            // A member we hold failed talks to us (a healed partition, a peer that was paused):
+            // tell it, so it refutes with a higher incarnation, which is what revives it here.
+            lastStrangerSync[sender] = now
+            out.append(send(.gossip(claims: [verdict]), to: sender, address: m.address.isEmpty ? source : m.address))
         }
         if !staleAccusers.isEmpty {
             for peer in staleAccusers.union([sender]).sorted() where !informed.contains(peer) {
@@ -560,9 +603,18 @@ public struct MembershipInstance: Sendable {
     /// A refutation races the accusation's timers: the accuser's runs out first, and the others
     /// start soon after. Tell the accuser and `announceFanout` random members at once, so the
     /// epidemic starts several rounds ahead instead of from this peer alone.
-    private mutating func announceRefutation(accuser: PeerID, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
-        var targets = randomLiveMembers(count: settings.announceFanout, excluding: [accuser], rng: &rng)
-        if let m = members[accuser], m.isLive { targets.insert(m, at: 0) }
+    ///
+    /// The accuser is told even when this peer holds it failed: it is the one member known to
+    /// hold us failed, and after a partition heals each side holds the other failed, so this is
+    /// how the refutation crosses over (gossip only goes to members we hold live).
+    /// The messenger that brought the accusation holds it too, so it is told as well.
+    private mutating func announceRefutation(accuser: PeerID, messenger: PeerID, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        var targets = randomLiveMembers(count: settings.announceFanout, excluding: [accuser, messenger], rng: &rng)
+        for peer in [messenger, accuser] where peer != me {
+            if let m = members[peer], m.isLive || m.status == .failed, !m.address.isEmpty, !targets.contains(where: { $0.id == peer }) {
+                targets.insert(m, at: 0)
+            }
+        }
         return targets.map { send(.gossip(claims: [myAliveClaim]), to: $0.id, address: $0.address) }
     }
 
@@ -749,8 +801,13 @@ public struct MembershipInstance: Sendable {
 
     /// Usually a random live member; a `failedSyncFraction` of the time a failed one (not left), so a partition
     /// whose sides declared each other failed heals by itself.
+    /// Failed members that have an address, in id order.
+    private var failedMembers: [Member] {
+        tombstones.keys.compactMap { members[$0] }.filter { $0.status == .failed && !$0.address.isEmpty }.sorted { $0.id < $1.id }
+    }
+
     private func syncTarget(rng: inout some RandomNumberGenerator) -> Member? {
-        let failed = tombstones.keys.compactMap { members[$0] }.filter { $0.status == .failed && !$0.address.isEmpty }.sorted { $0.id < $1.id }
+        let failed = failedMembers
         if !failed.isEmpty && Double.random(in: 0..<1, using: &rng) < settings.failedSyncFraction {
             return failed[Int.random(in: 0..<failed.count, using: &rng)]
         }

@@ -50,6 +50,11 @@ public struct MembershipSettings: Sendable, Equatable {
     /// suspicion about 10× rarer (and with it the gossip of a suspicion and its refutation to
     /// every member) for one extra ping in the ~10 % of periods whose first ping went unanswered.
     public var directRetry = true
+    /// Seconds between attempts, per member, to reach one random failed member (a view digest):
+    /// this is how a healed partition is noticed, since gossip and probes go to live members
+    /// only. Stretched to n/8 s in large groups, so the whole network sends about 8 such
+    /// datagrams per second (most failed members really are gone), not n/2.
+    public var reconnectInterval = 2.0
 
     /// Close to hashicorp/memberlist's LAN profile (1 s probes, 500 ms timeout, k = 3, gossip
     /// 200 ms × 3, retransmit ×4, 30 s sync) but with a lower suspicion floor (multiplier 1
@@ -99,6 +104,7 @@ public struct MembershipSettings: Sendable, Equatable {
             out.append("maxMessageBytes must be at least \(Self.minimumMessageBytes) (room for a ping and two claims), got \(maxMessageBytes)")
         }
         if !(maxIncarnationLeadSeconds > 0) { out.append("maxIncarnationLeadSeconds must be positive, got \(maxIncarnationLeadSeconds)") }
+        if !(reconnectInterval > 0) { out.append("reconnectInterval must be positive seconds, got \(reconnectInterval)") }
         if !(joinRetryInterval > 0) { out.append("joinRetryInterval must be positive seconds, got \(joinRetryInterval)") }
         if !(strangerSyncInterval >= 0) { out.append("strangerSyncInterval must be 0 or more seconds, got \(strangerSyncInterval)") }
         if strangersRemembered < 1 { out.append("strangersRemembered must be at least 1, got \(strangersRemembered)") }

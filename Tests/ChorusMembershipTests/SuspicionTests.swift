@@ -181,7 +181,7 @@ struct SuspicionTests {
         }
     }
 
-    @Test("a refutation goes straight to the accuser and announceFanout others; later holders of the old accusation are told once")
+    @Test("a refutation goes straight to the accuser, the messenger and announceFanout others; later holders of the old accusation are told once")
     func refutationReachesAccusers() throws {
         var settings = Fixture.hand
         settings.announceFanout = 2
@@ -193,7 +193,8 @@ struct SuspicionTests {
         let out = bob.receive(.gossip(claims: [Fixture.suspect(2, by: 1)]), from: Fixture.id(4), address: "", now: 1, rng: &rng)
         #expect(out.events == [.refutedAccusation(incarnation: Fixture.base + 1, by: a)])
         let announced = out.sends.filter { if case let .gossip(claims) = $0.message { claims == [refuted] } else { false } }.map(\.to)
-        #expect(announced.count == 3 && announced.first == a && Set(announced).count == 3 && !announced.contains(b))
+        let messenger = Fixture.id(4)
+        #expect(announced.count == 4 && announced.first == a && announced[1] == messenger && Set(announced).count == 4 && !announced.contains(b))
 
         // Member 6 still spreads the old accusation: it and the accuser learn the new incarnation,
         // the accuser only once (it was told already).

@@ -69,6 +69,35 @@ struct SyncTests {
         #expect(out == [.send(.sync(isResponse: true, claims: a.instance.fullState()), to: Fixture.id(2), address: Fixture.address(2))])
         #expect(a.receive(.sync(isResponse: true, claims: [Fixture.alive(2)]), from: Fixture.id(2), at: 1.1).isEmpty)
     }
+
+    /// After a partition each side holds the other failed; taking the other side's verdicts in
+    /// a sync would mark our own side failed and leave us nobody to gossip to.
+    @Test("a failed verdict in a sync about a member we hold alive becomes our own suspicion, not a failure")
+    func syncedFailureBecomesSuspicion() {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4]))
+        let out = d.receive(.sync(isResponse: true, claims: [Fixture.failed(2, by: 3)]), from: Fixture.id(3), at: 0.5)
+        #expect(d.instance.status(of: Fixture.id(2)) == .suspect)
+        #expect(out.events.contains { $0 == .suspected(Fixture.id(2), by: d.me) })
+        #expect(!out.events.contains { $0 == .failed(Fixture.id(2)) })
+        // The same verdict by gossip (one accuser's own declaration, spreading) is taken as it is.
+        d.receive(.gossip(claims: [Fixture.failed(4, by: 3)]), from: Fixture.id(3), at: 0.6)
+        #expect(d.instance.status(of: Fixture.id(4)) == .failed)
+    }
+
+    @Test("a member we hold failed that talks to us is told its verdict, at most once per strangerSyncInterval")
+    func failedMemberIsToldItsVerdict() throws {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3]))
+        d.receive(.gossip(claims: [Fixture.failed(2, by: 3)]), from: Fixture.id(3), at: 0.5)
+        try #require(d.instance.status(of: Fixture.id(2)) == .failed)
+        let out = d.receive(.gossip(claims: []), from: Fixture.id(2), at: 1)
+        let told = out.sends.filter { $0.to == Fixture.id(2) }.flatMap(\.message.claims)
+        #expect(told.contains { $0.subject == Fixture.id(2) && $0.status == .failed })
+        let again = d.receive(.gossip(claims: []), from: Fixture.id(2), at: 2)
+        #expect(again.sends.filter { $0.to == Fixture.id(2) }.isEmpty, "rate-limited")
+        // Its refutation (a higher incarnation) brings it back.
+        d.receive(.gossip(claims: [Fixture.alive(2, incarnation: Fixture.base + 1)]), from: Fixture.id(2), at: 2.1)
+        #expect(d.instance.status(of: Fixture.id(2)) == .alive)
+    }
 }
 
 @Suite("Simulated groups")

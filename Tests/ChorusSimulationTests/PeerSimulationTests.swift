@@ -100,10 +100,10 @@ struct PeerSimulationTests {
         #expect(counted.samples.last!.time == options.duration)
     }
 
-    @Test("failures across a partition are not false; after the heal, views agree again")
+    @Test("failures across a partition are not false; within 10 s of the heal, views agree again")
     func partitionHeals() throws {
         var options = Self.churnOptions(seed: 4)
-        options.duration = 90
+        options.duration = 60
         options.sampleInterval = 5
         options.schedule = Schedule(actions: [
             .init(time: 5, kind: .partition, target: .fraction(0.5)),
@@ -116,7 +116,8 @@ struct PeerSimulationTests {
         #expect(during.viewAgreement == 0, "each side should have declared the other failed")
         #expect(during.datagramsDropped > 0)
         let heal = try #require(simulation.events.first { $0.action == "heal" })
-        #expect(heal.seenByAllAfter != nil, "views never agreed again after the heal")
+        let after = try #require(heal.seenByAllAfter, "views never agreed again after the heal")
+        #expect(after <= 10, "views agreed \(after) s after the heal")
         #expect(simulation.samples.last!.viewAgreement == 1)
     }
 
