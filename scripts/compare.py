@@ -204,12 +204,7 @@ def main():
 
     shown = styled(all_runs, labels)
     panels = panels_for(all_runs)
-    figure, axes = pyplot.subplots(len(panels), 1, sharex=True, squeeze=False,
-                                   figsize=(10, 1.4 + 2.4 * len(panels)), layout="constrained")
-    axes = list(axes[:, 0])
-    for draw, ax in zip(panels, axes):
-        draw(ax, shown)
-        ax.grid(True, alpha=0.3)
+    figure, axes = runs.stacked_panels(pyplot, panels, shown, top=1.4, per_panel=2.4)
     draw_events(axes, shown)
     runs.set_time_axis(axes, [t for run in all_runs for t in run.times])
     figure.suptitle("comparison: " + ", ".join(labels))

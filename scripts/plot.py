@@ -113,12 +113,7 @@ def main():
     pyplot = runs.import_pyplot(PROGRAM)
 
     panels = panels_for(run)
-    figure, axes = pyplot.subplots(len(panels), 1, sharex=True, squeeze=False,
-                                   figsize=(10, 1.2 + 2.2 * len(panels)), layout="constrained")
-    axes = list(axes[:, 0])
-    for draw, ax in zip(panels, axes):
-        draw(ax, run)
-        ax.grid(True, alpha=0.3)
+    figure, axes = runs.stacked_panels(pyplot, panels, run, top=1.2, per_panel=2.2)
     draw_events(axes, run.events)
     runs.set_time_axis(axes, run.times)
     figure.suptitle(arguments.title or run.title())

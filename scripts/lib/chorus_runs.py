@@ -373,3 +373,14 @@ def save(figure, out: Path, program: str) -> Path:
     except OSError as error:
         fail(program, f"{out}: cannot write ({error.strerror})", 2)
     return out
+
+
+def stacked_panels(pyplot, panels, data, top, per_panel):
+    """One panel per drawing function, stacked over a shared time axis, each drawn from `data`."""
+    figure, axes = pyplot.subplots(len(panels), 1, sharex=True, squeeze=False,
+                                   figsize=(10, top + per_panel * len(panels)), layout="constrained")
+    axes = list(axes[:, 0])
+    for draw, ax in zip(panels, axes):
+        draw(ax, data)
+        ax.grid(True, alpha=0.3)
+    return figure, axes
