@@ -257,7 +257,7 @@ public struct MembershipInstance: Sendable {
             nextSyncAt = now + settings.syncInterval * Double.random(in: 0.8...1.2, using: &rng)
             if let target = syncTarget(rng: &rng) {
                 // A digest first: equal views (the usual case) cost one datagram, not a whole view.
-                out.append(send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address))
+                out.append(sendDigest(to: target))
             }
         }
         if !tombstones.isEmpty && now >= nextReconnectAt {
@@ -265,8 +265,7 @@ public struct MembershipInstance: Sendable {
             nextReconnectAt = now + interval * Double.random(in: 0.8...1.2, using: &rng)
             let failed = failedMembers
             if !isLeaving && !failed.isEmpty {
-                let target = failed[Int.random(in: 0..<failed.count, using: &rng)]
-                out.append(send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address))
+                out.append(sendDigest(to: failed[Int.random(in: 0..<failed.count, using: &rng)]))
             }
         }
         if !tombstones.isEmpty {
@@ -392,26 +391,10 @@ public struct MembershipInstance: Sendable {
                                  now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
         let stranger = sender != me && members[sender] == nil
-        // Members this view held live before the message (a sync also carries the alive claim
-        // that a failure follows, which must not count as our own knowledge).
-        let heldLive: Set<PeerID> = message.isBulk
-            ? Set(message.claims.filter { $0.status == .failed && members[$0.subject]?.isLive == true }.map(\.subject))
-            : []
-        for claim in message.claims {
-            if claim.status == .failed, heldLive.contains(claim.subject), let m = members[claim.subject], m.isLive,
-               m.incarnation == claim.incarnation {
-                // Someone else's view says failed where ours says live (memberlist does the same
-                // in its push-pull merge): suspect it ourselves rather than take the verdict, so
-                // the member hears of it and can refute, and stays live to us (and our gossip)
-                // meanwhile. After a partition heals, taking the other side's verdicts would mark
-                // our own side failed and leave us nobody to gossip to.
-                if m.status == .alive {
-                    out += suspect(claim.subject, incarnation: claim.incarnation, now: now)
-                    suspicions[claim.subject]?.secondHand = true
-                }
-            } else {
-                out += apply(claim, now: now)
-            }
+        if message.isBulk {
+            out += merge(view: message.claims, now: now)
+        } else {
+            for claim in message.claims { out += apply(claim, now: now) }
         }
         if let accuser = refutedAccuser {
             refutedAccuser = nil
@@ -573,6 +556,29 @@ public struct MembershipInstance: Sendable {
             enqueue(claim)
             return [.event(.suspected(claim.subject, by: accuser))]
         }
+    }
+
+    /// Applies another member's whole view (a sync). A failed verdict about a member this view
+    /// held live (before this message: a view also carries the alive claim a failure follows)
+    /// becomes our own suspicion, verified by our own probe, as memberlist's push-pull merge
+    /// does: the member hears of it and can refute, and stays live to us (and our gossip)
+    /// meanwhile. After a partition heals, taking the other side's verdicts would mark our own
+    /// side failed and leave us nobody to gossip to.
+    private mutating func merge(view claims: [Claim], now: Double) -> [MembershipDirective] {
+        let heldLive = Set(claims.filter { $0.status == .failed && members[$0.subject]?.isLive == true }.map(\.subject))
+        var out: [MembershipDirective] = []
+        for claim in claims {
+            guard claim.status == .failed, heldLive.contains(claim.subject), let m = members[claim.subject], m.isLive,
+                  m.incarnation == claim.incarnation else {
+                out += apply(claim, now: now)
+                continue
+            }
+            if m.status == .alive {
+                out += suspect(claim.subject, incarnation: claim.incarnation, now: now)
+                suspicions[claim.subject]?.secondHand = true
+            }
+        }
+        return out
     }
 
     private mutating func applyAboutMe(_ claim: Claim, now: Double) -> [MembershipDirective] {
@@ -799,13 +805,18 @@ public struct MembershipInstance: Sendable {
         return chosen.map { members[liveIDs[$0]]! }
     }
 
-    /// Usually a random live member; a `failedSyncFraction` of the time a failed one (not left), so a partition
-    /// whose sides declared each other failed heals by itself.
     /// Failed members that have an address, in id order.
     private var failedMembers: [Member] {
         tombstones.keys.compactMap { members[$0] }.filter { $0.status == .failed && !$0.address.isEmpty }.sorted { $0.id < $1.id }
     }
 
+    /// Our view's digest (and pending claims): the start of an anti-entropy exchange.
+    private mutating func sendDigest(to target: Member) -> MembershipDirective {
+        send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address)
+    }
+
+    /// Usually a random live member; a `failedSyncFraction` of the time a failed one (not left), so a partition
+    /// whose sides declared each other failed heals by itself.
     private func syncTarget(rng: inout some RandomNumberGenerator) -> Member? {
         let failed = failedMembers
         if !failed.isEmpty && Double.random(in: 0..<1, using: &rng) < settings.failedSyncFraction {
