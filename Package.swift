@@ -2,8 +2,10 @@
 import PackageDescription
 
 /// Modules by concept; dependencies point one way (see docs/architecture.md):
-/// CSodium ← ChorusCrypto ← ChorusWire ← ChorusMembership ─┬─ ChorusCore ─┬─ ChorusPeer (UDP shell) ──────┬─ chorus
-/// ChorusLearning, ChorusAveraging ────────────────────────┘              └─ ChorusSimulation (virtual) ──┘
+/// CSodium ← ChorusCrypto ← ChorusWire ← ChorusMembership ─┬─ ChorusCore ─┬─ ChorusPeer (UDP shell) ─ ChorusExperiment ─┬─ chorus
+/// ChorusLearning, ChorusAveraging ────────────────────────┘              └─ ChorusSimulation (virtual) ─────────────────┘
+/// ChorusRuns (schedules in; series, events and summary out; who holds which data shard) is
+/// shared by the simulator, the local networks of real processes and real experiments.
 let package = Package(
     name: "Chorus",
     platforms: [.macOS(.v14)],
@@ -41,10 +43,11 @@ let package = Package(
             name: "ChorusCore",
             dependencies: ["ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership"]
         ),
+        .target(name: "ChorusRuns", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         .target(
             name: "ChorusSimulation",
             dependencies: [
-                "ChorusCore", "ChorusMembership", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging",
+                "ChorusRuns", "ChorusCore", "ChorusMembership", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
@@ -52,7 +55,7 @@ let package = Package(
         .target(
             name: "ChorusPeer",
             dependencies: [
-                "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership",
+                "ChorusRuns", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -61,10 +64,14 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        .target(
+            name: "ChorusExperiment",
+            dependencies: ["ChorusRuns", "ChorusPeer", "ChorusCrypto", "ChorusLearning", "ChorusAveraging"]
+        ),
         .executableTarget(
             name: "chorus",
             dependencies: [
-                "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer", "ChorusMembership", "ChorusSimulation", "ChorusCore",
+                "ChorusRuns", "ChorusExperiment", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusPeer", "ChorusMembership", "ChorusSimulation", "ChorusCore",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -78,7 +85,11 @@ let package = Package(
         .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusCrypto", "ChorusLearning"]),
         .testTarget(
             name: "ChorusSimulationTests",
-            dependencies: ["ChorusSimulation", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership"]
+            dependencies: ["ChorusSimulation", "ChorusRuns", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership"]
+        ),
+        .testTarget(
+            name: "ChorusExperimentTests",
+            dependencies: ["ChorusExperiment", "ChorusRuns", "ChorusPeer"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import ChorusAveraging
 import ChorusCrypto
 import ChorusLearning
+import ChorusRuns
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -30,7 +31,10 @@ public final class LocalNetwork: @unchecked Sendable {
     }
 
     public struct Member: Sendable {
+        /// p0, p1, … in start order (the names schedules use); joiners continue the numbering.
         public var name: String
+        /// The data shard it trains on (see `ShardLedger`).
+        public var shard: Int
         public var id: PeerID
         public var configPath: String
         public var udp: HostPort
@@ -42,6 +46,9 @@ public final class LocalNetwork: @unchecked Sendable {
     public let directory: String
     public let networkKeyPath: String
     public private(set) var members: [Member] = []
+    /// Who holds which data shard: joiners take the shards of departed peers.
+    public private(set) var shards: ShardLedger
+    private var departed: Set<Int> = []
     private let lock = NSLock()
     private var processes: [Int: Process] = [:]
 
@@ -54,27 +61,35 @@ public final class LocalNetwork: @unchecked Sendable {
         }
         try FileManager.default.createDirectory(atPath: directory + "/keys", withIntermediateDirectories: true)
         networkKeyPath = directory + "/keys/network.key"
+        shards = ShardLedger(startingPeers: max(1, options.peers))
         try KeyFiles.writeNetworkKey(NetworkKey.generate(), to: networkKeyPath)
-        for index in 0..<options.peers { members.append(try makeMember(index: index)) }
+        for index in 0..<options.peers { members.append(try makeMember(index: index, shard: index)) }
         rewireAll()
     }
 
     /// Adds one more peer (keys, ports, a config without entry points) without starting it;
-    /// start it with `--join` to bring it into the running network. Returns its index.
+    /// start it with `--join` to bring it into the running network. It takes the data shard of a
+    /// departed peer when one is free (`ShardLedger`). Returns its index.
     @discardableResult
     public func addMember() throws -> Int {
-        let member = try makeMember(index: members.count)
+        let member = try makeMember(index: members.count, shard: shards.assignJoiner())
         members.append(member)
         try config(for: member, index: members.count - 1, entryPoints: [])
             .write(toFile: member.configPath, atomically: true, encoding: .utf8)
         return members.count - 1
     }
 
-    private func makeMember(index: Int) throws -> Member {
-        let name = String(format: "peer%02d", index + 1)
+    /// Member `index` crashed or left for good (not a restart): its shard goes to the next joiner.
+    public func departed(_ index: Int) {
+        guard departed.insert(index).inserted else { return }
+        shards.release(members[index].shard)
+    }
+
+    private func makeMember(index: Int, shard: Int) throws -> Member {
+        let name = "p\(index)"
         let id = try KeyFiles.writeIdentity(SigningKey.generate(), to: "\(directory)/keys/\(name)")
         return Member(
-            name: name, id: id, configPath: "\(directory)/\(name).toml",
+            name: name, shard: shard, id: id, configPath: "\(directory)/\(name).toml",
             udp: HostPort(host: "127.0.0.1", port: try FreePort.udp()),
             admin: HostPort(host: "127.0.0.1", port: try FreePort.tcp()),
             logPath: "\(directory)/\(name).log")
@@ -88,6 +103,14 @@ public final class LocalNetwork: @unchecked Sendable {
             try? config(for: members[index], index: index, entryPoints: Array(entries))
                 .write(toFile: members[index].configPath, atomically: true, encoding: .utf8)
         }
+    }
+
+    /// Rewrites member `index`'s configuration with these members as its entry points (e.g. live
+    /// ones before it restarts; its first entry points may be gone).
+    public func rewire(_ index: Int, entryPoints: [Int]) {
+        let entries = entryPoints.filter { $0 != index }.map { members[$0] }
+        try? config(for: members[index], index: index, entryPoints: entries)
+            .write(toFile: members[index].configPath, atomically: true, encoding: .utf8)
     }
 
     func config(for member: Member, index: Int, entryPoints: [Member]) -> String {
@@ -106,8 +129,8 @@ public final class LocalNetwork: @unchecked Sendable {
             "",
             "[data]",
             "partition = \"\(options.partition.description)\"",
-            "shards = \(max(options.peers, index + 1))",
-            "shard = \(index % max(options.peers, 1))",
+            "shards = \(shards.shards)",
+            "shard = \(member.shard)",
             "seed = \(options.seed)",
             "",
             "[learning]",

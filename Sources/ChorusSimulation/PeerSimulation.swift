@@ -2,6 +2,7 @@ import ChorusCore
 import ChorusCrypto
 import ChorusLearning
 import ChorusMembership
+import ChorusRuns
 import ChorusWire
 import Foundation
 

@@ -285,11 +285,8 @@ struct ChurnPlan {
             guard let index = e.index, network.isRunning(index) else { return [] }
             e.name = network.members[index].name
             e.peerId = network.members[index].id.description
-            if e.action == .crash {
-                if let pid = network.pid(index) { kill(pid, SIGKILL) }
-            } else {
-                if let pid = network.pid(index) { kill(pid, SIGTERM) }
-            }
+            if let pid = network.pid(index) { kill(pid, e.action == .crash ? SIGKILL : SIGTERM) }
+            network.departed(index)  // its shard goes to the joiner
         case .join:
             let running = network.members.indices.filter { network.isRunning($0) }
             guard !running.isEmpty, let index = try? network.addMember() else { return [] }

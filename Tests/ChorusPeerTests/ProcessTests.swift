@@ -40,7 +40,7 @@ struct ProcessTests {
         }
         // Graceful stop: exit status 0 and a checkpoint on disk.
         #expect(network.stop(0) == 0)
-        #expect(FileManager.default.fileExists(atPath: network.directory + "/state/peer01.checkpoint"))
+        #expect(FileManager.default.fileExists(atPath: network.directory + "/state/p0.checkpoint"))
     }
 
     @Test("a port already in use stops the peer with one line naming peer.bind")

@@ -3,6 +3,7 @@ import ChorusCrypto
 import ChorusLearning
 import Foundation
 import Testing
+import ChorusRuns
 @testable import ChorusSimulation
 
 /// Whole simulated peers: the same PeerInstance as a real peer, on a virtual clock.

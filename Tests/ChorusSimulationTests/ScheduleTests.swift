@@ -1,4 +1,5 @@
 import Testing
+@testable import ChorusRuns
 @testable import ChorusSimulation
 
 @Suite("schedules")

@@ -76,6 +76,13 @@ public enum RunOutput {
         public var accuracyMean: Double?
         public var consensusMax: Double?
 
+        public init(livePeers: Int, accuracyMin: Double? = nil, accuracyMean: Double? = nil, consensusMax: Double? = nil) {
+            self.livePeers = livePeers
+            self.accuracyMin = accuracyMin
+            self.accuracyMean = accuracyMean
+            self.consensusMax = consensusMax
+        }
+
         enum CodingKeys: String, CodingKey { case livePeers, accuracyMin, accuracyMean, consensusMax }
 
         /// `null` for what the task does not measure (e.g. accuracy in a membership run).
@@ -102,11 +109,31 @@ public enum RunOutput {
         public var violation: String?
         /// Violations passed over with --keep-going (0 otherwise).
         public var violationsPassed: Int
-        /// Simulated seconds reached when the run was interrupted (Ctrl-C); null when it ran to the end.
+        /// Seconds reached when the run was interrupted (Ctrl-C); null when it ran to the end.
         public var interruptedAt: Double?
+        /// true for `chorus experiment` (real processes), false for the simulator.
+        public var real: Bool
+
+        public init(peers: Int, seed: UInt64, duration: Double, wallSeconds: Double, task: String, crypto: String, final: Final,
+                    events: [Event], falseFailures: Int, violation: String? = nil, violationsPassed: Int = 0,
+                    interruptedAt: Double? = nil, real: Bool = false) {
+            self.peers = peers
+            self.seed = seed
+            self.duration = duration
+            self.wallSeconds = wallSeconds
+            self.task = task
+            self.crypto = crypto
+            self.final = final
+            self.events = events
+            self.falseFailures = falseFailures
+            self.violation = violation
+            self.violationsPassed = violationsPassed
+            self.interruptedAt = interruptedAt
+            self.real = real
+        }
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -123,6 +150,7 @@ public enum RunOutput {
             try c.encode(violation, forKey: .violation)  // null when the run was clean
             try c.encode(violationsPassed, forKey: .violationsPassed)
             try c.encode(interruptedAt, forKey: .interruptedAt)
+            try c.encode(real, forKey: .real)
         }
     }
 
