@@ -49,6 +49,17 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     public struct MixReport: Sendable, Equatable {
         public var selfWeight: Double
         public var weights: [Node: Double]
+        /// How far this peer was from its neighbours before mixing: ‖x − ȳ‖ / ‖ȳ‖, where ȳ is the
+        /// weighted average Σ w_j·y_j / Σ w_j of the contributions mixed in (nil when none was).
+        /// Every peer can report it without collecting anyone's parameters; it falls towards 0
+        /// as the network reaches consensus.
+        public var distanceToNeighbours: Double?
+
+        public init(selfWeight: Double, weights: [Node: Double], distanceToNeighbours: Double? = nil) {
+            self.selfWeight = selfWeight
+            self.weights = weights
+            self.distanceToNeighbours = distanceToNeighbours
+        }
     }
 
     public let dimension: Int
@@ -127,7 +138,9 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             weights[node] = weight
             selfWeight -= weight
         }
+        var distance: Double?
         if !weights.isEmpty {
+            distance = distanceToWeightedAverage(own, of: fresh, weights: weights)
             let n = dimension
             own.withUnsafeMutableBufferPointer { x in
                 let ws = Float(selfWeight)
@@ -144,7 +157,28 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         contributionsMixed += weights.count
         pending.removeAll()
         mixes += 1
-        return MixReport(selfWeight: selfWeight, weights: weights)
+        return MixReport(selfWeight: selfWeight, weights: weights, distanceToNeighbours: distance)
+    }
+
+    /// ‖own − ȳ‖ / ‖ȳ‖ with ȳ = Σ w_j·y_j / Σ w_j over `nodes` (in double precision; 0 when both are 0).
+    private func distanceToWeightedAverage(_ own: [Float], of nodes: [Node], weights: [Node: Double]) -> Double {
+        var average = [Double](repeating: 0, count: dimension)
+        var total = 0.0
+        for node in nodes {
+            let w = weights[node]!
+            total += w
+            pending[node]!.vector.withUnsafeBufferPointer { y in
+                for i in 0..<dimension { average[i] += w * Double(y[i]) }
+            }
+        }
+        var difference = 0.0, norm = 0.0
+        for i in 0..<dimension {
+            let a = average[i] / total
+            let d = Double(own[i]) - a
+            difference += d * d
+            norm += a * a
+        }
+        return norm > 0 ? (difference / norm).squareRoot() : (difference > 0 ? .infinity : 0)
     }
 
     private mutating func reject(_ reason: Rejection) -> Rejection {

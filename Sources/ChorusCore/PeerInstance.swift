@@ -49,6 +49,9 @@ public struct PeerInstance: Sendable {
     public private(set) var isLearning = false
     /// The weights of the last mix (for invariant checks: non-negative, summing to one).
     public private(set) var lastMix: GossipAverager<PeerID>.MixReport?
+    /// This peer's distance to its neighbours' weighted average at the last mix that had any
+    /// contribution, and when (see `MixReport.distanceToNeighbours`): convergence, seen locally.
+    public private(set) var distanceToNeighbours: (value: Double, at: Double)?
 
     private var rng: Xoshiro256
     private var addresses: [PeerID: PeerAddress] = [:]
@@ -230,6 +233,7 @@ public struct PeerInstance: Sendable {
         var parameters = learner.parameters
         let report = averager.mix(&parameters, now: now)
         lastMix = report
+        if let distance = report.distanceToNeighbours { distanceToNeighbours = (distance, now) }
         if !report.weights.isEmpty { try? learner.replaceParameters(parameters) }  // the averager yields only finite vectors of the right length
         return out
     }

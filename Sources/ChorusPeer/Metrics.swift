@@ -7,7 +7,12 @@ final class PeerMetrics {
 
     func render(_ s: PeerStatus) -> [UInt8] {
         gauge("step", "Local SGD steps taken").set(Double(s.step))
+        gauge("steps_trained", "Steps this process trained itself (not adopted or restored)").set(Double(s.stepsTrained))
         gauge("epoch", "Passes over the local shard").set(Double(s.epoch))
+        // NaN until the first mix with a contribution: Prometheus shows "no value yet".
+        let distance: Double = s.distanceToNeighbours ?? .nan
+        gauge("distance_to_neighbours", "Relative distance to the neighbours' weighted average at the last mix").set(distance)
+        gauge("faults_active", "1 while faults are injected (drop, delay, duplicate or blocked peers)").set(s.faults.isActive ? 1.0 : 0.0)
         gauge("test_accuracy", "Accuracy on the held-out test set at the last evaluation").set(s.testAccuracy)
         gauge("test_loss", "Loss on the held-out test set at the last evaluation").set(s.loss)
         gauge("learning_rate", "Current learning rate").set(s.learningRate)

@@ -29,7 +29,14 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var uptime: Double
     public var model: String
     public var parameterCount: Int
+    /// The step count the network sees: what this peer trained plus what it inherited.
     public var step: UInt64
+    /// Steps this process trained itself on its own shard.
+    public var stepsTrained: Int
+    /// Steps it took over: adopted with the network's model when it joined, or restored from its checkpoint.
+    public var stepsInherited: Int
+    /// Training samples this process went through itself (batches × batch size).
+    public var samplesTrained: Int
     public var epoch: UInt64
     /// Test-set loss and accuracy at the last evaluation.
     public var loss: Double
@@ -37,6 +44,11 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var trainLoss: Double
     public var learningRate: Double
     public var selfWeight: Double
+    /// Relative distance ‖x − ȳ‖ / ‖ȳ‖ to the neighbours' weighted average ȳ at the last mix that
+    /// had a contribution (nil before): convergence as this peer sees it, no parameters collected.
+    public var distanceToNeighbours: Double?
+    /// Seconds since that mix.
+    public var distanceAge: Double?
     public var neighbours: [Neighbour]
     /// This peer's view of the network, itself first.
     public var members: [MemberRow]
@@ -52,6 +64,8 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var rejections: [String: Int]
     public var mixes: Int
     public var contributionsMixed: Int
+    /// Faults injected now (configuration, then `POST /faults`).
+    public var faults: FaultSettings
 
     /// Loss is NaN before the first evaluation; JSON has no NaN, so it travels as the string "nan".
     public static let floatEncoding = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(

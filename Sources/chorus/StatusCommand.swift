@@ -53,8 +53,10 @@ enum StatusTable {
         out.append("peer        \(s.peerId)")
         out.append("address     \(s.address)   up \(seconds(s.uptime))   \(s.phase)   incarnation \(s.incarnation)   local health \(s.localHealth)")
         out.append("model       \(s.model), \(s.parameterCount) parameters")
-        out.append("training    step \(s.step), epoch \(s.epoch), test accuracy \(percent(s.testAccuracy)), test loss \(number(s.loss)), learning rate \(number(s.learningRate))")
-        out.append("averaging   \(s.mixes) rounds, \(s.contributionsMixed) contributions mixed, self weight \(String(format: "%.3f", s.selfWeight))")
+        out.append("training    step \(s.step) (\(s.stepsTrained) trained here on \(s.samplesTrained) samples, \(s.stepsInherited) inherited), epoch \(s.epoch), test accuracy \(percent(s.testAccuracy)), test loss \(number(s.loss)), learning rate \(number(s.learningRate))")
+        let distance = s.distanceToNeighbours.map { String(format: "%.2e", $0) + (s.distanceAge.map { " (\(seconds($0)) ago)" } ?? "") } ?? "not measured yet"
+        out.append("averaging   \(s.mixes) rounds, \(s.contributionsMixed) contributions mixed, self weight \(String(format: "%.3f", s.selfWeight)), distance to neighbours \(distance)")
+        if s.faults.isActive { out.append("faults      \(s.faults.summary) (chorus faults --admin … --clear to remove)") }
         out.append("traffic     sent \(bytes(s.bytesSent)) in \(s.datagramsSent) datagrams, received \(bytes(s.bytesReceived)) in \(s.datagramsReceived), rejected \(s.datagramsRejected)")
         if !s.rejections.isEmpty {
             out.append("rejections  " + s.rejections.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

@@ -127,3 +127,17 @@ func averagingSettingsValidation() {
     #expect(AveragingSettings(silenceTimeout: 1, maxContributionAge: 2).problems().first?.hasPrefix("maxContributionAge") == true)
     #expect(AveragingSettings(silenceTimeout: 0, maxContributionAge: 0).problems().count >= 2)
 }
+
+@Test("a mix reports the peer's distance to its neighbours' weighted average, before mixing")
+func distanceToNeighbours() {
+    var a = GossipAverager<String>(dimension: 2, neighbours: ["b", "c"])
+    var own: [Float] = [1, 1]
+    #expect(a.mix(&own, now: 0).distanceToNeighbours == nil, "nothing arrived: nothing to compare with")
+    a.receive(from: "b", vector: [3, 0], degree: 2, now: 1)
+    a.receive(from: "c", vector: [3, 0], degree: 2, now: 1)
+    // Both weigh the same: ȳ = (3, 0); ‖(1, 1) − (3, 0)‖ / ‖(3, 0)‖ = √5 / 3.
+    let report = a.mix(&own, now: 1)
+    #expect(abs((report.distanceToNeighbours ?? 0) - 5.0.squareRoot() / 3) < 1e-9)
+    a.receive(from: "b", vector: own, degree: 2, now: 2)
+    #expect(a.mix(&own, now: 2).distanceToNeighbours == 0)
+}
