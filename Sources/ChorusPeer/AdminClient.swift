@@ -15,7 +15,7 @@ public enum AdminClient {
         public var body: [UInt8]
     }
 
-    public static func request(_ method: String = "GET", _ path: String, at address: HostPort, timeout: Double = 2) throws(Failure) -> Response {
+    public static func request(_ method: String = "GET", _ path: String, body: [UInt8] = [], at address: HostPort, timeout: Double = 2) throws(Failure) -> Response {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -33,7 +33,8 @@ public enum AdminClient {
         guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
             throw Failure(description: "cannot connect to \(address): \(String(cString: strerror(errno))) (is the peer running, and is this its admin address?)")
         }
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
+        let contentType = body.isEmpty ? "" : "Content-Type: application/json\r\n"
+        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\(contentType)Content-Length: \(body.count)\r\n\r\n".utf8) + body
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
             throw Failure(description: "cannot send the request to \(address)")
         }
@@ -59,6 +60,28 @@ public enum AdminClient {
         decoder.nonConformingFloatDecodingStrategy = PeerStatus.floatDecoding
         do { return try decoder.decode(PeerStatus.self, from: Data(response.body)) } catch {
             throw Failure(description: "\(address)/status is not a Chorus status: \(error)")
+        }
+    }
+
+    /// The faults a peer injects now (`GET /faults`).
+    public static func faults(at address: HostPort, timeout: Double = 2) throws(Failure) -> FaultSettings {
+        try decodeFaults(try request("GET", "/faults", at: address, timeout: timeout), from: address)
+    }
+
+    /// Replaces every fault a peer injects (`POST /faults`); returns what the peer now applies.
+    @discardableResult
+    public static func setFaults(_ faults: FaultSettings, at address: HostPort, timeout: Double = 2) throws(Failure) -> FaultSettings {
+        let body = (try? JSONEncoder().encode(faults)).map { Array($0) } ?? []
+        return try decodeFaults(try request("POST", "/faults", body: body, at: address, timeout: timeout), from: address)
+    }
+
+    private static func decodeFaults(_ response: Response, from address: HostPort) throws(Failure) -> FaultSettings {
+        guard response.status == 200 else {
+            throw Failure(description: "\(address)/faults answered HTTP \(response.status): \(String(decoding: response.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        switch FaultSettings.parse(json: response.body) {
+        case let .success(faults): return faults
+        case let .failure(error): throw Failure(description: "\(address)/faults: \(error)")
         }
     }
 

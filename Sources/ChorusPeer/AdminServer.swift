@@ -19,16 +19,19 @@ public struct AdminResponse: Sendable {
     }
 }
 
-/// Routes: method + path → response (computed on the peer's event loop).
-public typealias AdminRouter = @Sendable (HTTPMethod, String) -> EventLoopFuture<AdminResponse>
+/// Routes: method + path + body → response (computed on the peer's event loop).
+public typealias AdminRouter = @Sendable (HTTPMethod, String, [UInt8]) -> EventLoopFuture<AdminResponse>
 
-/// A minimal HTTP/1.1 server for /status, /metrics, /parameters and /leave.
+/// A minimal HTTP/1.1 server for /status, /metrics, /parameters, /faults and /leave.
 final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     // @unchecked: used only on its channel's event loop.
     private let router: AdminRouter
     private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    /// Request bodies are small JSON documents (fault settings); anything larger is refused.
+    static let maxBody = 64 * 1024
 
     init(router: @escaping AdminRouter) {
         self.router = router
@@ -38,16 +41,22 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         switch unwrapInboundIn(data) {
         case let .head(head):
             self.head = head
-        case .body:
-            break
+            body = []
+        case var .body(buffer):
+            if body.count <= Self.maxBody { body += buffer.readBytes(length: min(buffer.readableBytes, Self.maxBody + 1 - body.count)) ?? [] }
         case .end:
             guard let head else { return }
             self.head = nil
+            let request = body
+            body = []
             let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
             let keepAlive = head.isKeepAlive
             let version = head.version
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            router(head.method, path).hop(to: context.eventLoop).whenComplete { result in
+            let answer = request.count > Self.maxBody
+                ? context.eventLoop.makeSucceededFuture(AdminResponse.text("request body over \(Self.maxBody) bytes\n", status: .payloadTooLarge))
+                : router(head.method, path, request)
+            answer.hop(to: context.eventLoop).whenComplete { result in
                 let context = loopBound.value
                 let response: AdminResponse
                 switch result {

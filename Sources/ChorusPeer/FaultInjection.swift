@@ -1,4 +1,5 @@
 import ChorusCrypto
+import Foundation
 
 /// Faults injected in the transport, for tests and experiments (the kernel's netem is not
 /// available everywhere): drop, delay, duplicate, and a list of peers to cut off (partitions).
@@ -16,6 +17,16 @@ public struct FaultSettings: Sendable, Equatable {
 
     public var isActive: Bool { drop > 0 || duplicate > 0 || delay.upperBound > 0 || !blocked.isEmpty }
 
+    /// One line for logs: "none", or e.g. "drop 0.1, delay 10–50 ms, 3 peers blocked".
+    public var summary: String {
+        var parts: [String] = []
+        if drop > 0 { parts.append("drop \(drop)") }
+        if duplicate > 0 { parts.append("duplicate \(duplicate)") }
+        if delay.upperBound > 0 { parts.append("delay \(Int(delay.lowerBound * 1000))–\(Int(delay.upperBound * 1000)) ms") }
+        if !blocked.isEmpty { parts.append("\(blocked.count) peer\(blocked.count == 1 ? "" : "s") blocked") }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+    }
+
     /// What to do with one outgoing datagram: the delays at which to send copies (empty: drop).
     public func plan(to peer: PeerID?, using rng: inout some RandomNumberGenerator) -> [Double] {
         if let peer, blocked.contains(peer) { return [] }
@@ -29,4 +40,57 @@ public struct FaultSettings: Sendable, Equatable {
         guard !blocked.isEmpty, bytes.count >= 38, let sender = try? PeerID(bytes: Array(bytes[6..<38])) else { return false }
         return blocked.contains(sender)
     }
+}
+
+/// The JSON form of `FaultSettings`, for `GET`/`POST /faults` and `/status` (docs in
+/// Peers/README.md): `{"drop": 0.1, "duplicate": 0, "delayMs": [0, 50], "blocked": ["<peer id>", …]}`.
+/// A `POST` replaces every fault at once; a missing field means "none".
+extension FaultSettings: Codable {
+    enum CodingKeys: String, CodingKey { case drop, duplicate, delayMs, blocked }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(drop, forKey: .drop)
+        try c.encode(duplicate, forKey: .duplicate)
+        try c.encode([delay.lowerBound * 1000, delay.upperBound * 1000], forKey: .delayMs)
+        try c.encode(blocked.sorted().map(\.description), forKey: .blocked)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func invalid(_ key: CodingKeys, _ message: String) -> DecodingError {
+            DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: message)
+        }
+        self.init()
+        drop = try c.decodeIfPresent(Double.self, forKey: .drop) ?? 0
+        guard (0...1).contains(drop) else { throw invalid(.drop, "expected a probability in [0, 1], got \(drop)") }
+        duplicate = try c.decodeIfPresent(Double.self, forKey: .duplicate) ?? 0
+        guard (0...1).contains(duplicate) else { throw invalid(.duplicate, "expected a probability in [0, 1], got \(duplicate)") }
+        let ms = try c.decodeIfPresent([Double].self, forKey: .delayMs) ?? [0, 0]
+        guard ms.count == 2, ms[0] >= 0, ms[1] >= ms[0], ms[1] <= 60_000 else {
+            throw invalid(.delayMs, "expected [min, max] milliseconds with 0 ≤ min ≤ max ≤ 60000, got \(ms)")
+        }
+        delay = ms[0] / 1000...ms[1] / 1000
+        for text in try c.decodeIfPresent([String].self, forKey: .blocked) ?? [] {
+            guard let id = PeerID(text: text) else { throw invalid(.blocked, "expected peer ids of 64 hexadecimal characters, got \"\(text)\"") }
+            blocked.insert(id)
+        }
+    }
+
+    /// Parses a `POST /faults` body; the error names the field.
+    public static func parse(json bytes: [UInt8]) -> Result<FaultSettings, FaultSettingsError> {
+        do { return .success(try JSONDecoder().decode(FaultSettings.self, from: Data(bytes))) } catch let DecodingError.dataCorrupted(context) {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return .failure(FaultSettingsError(description: field.isEmpty ? "not a JSON object: \(context.debugDescription)" : "field '\(field)': \(context.debugDescription)"))
+        } catch let DecodingError.typeMismatch(_, context) {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return .failure(FaultSettingsError(description: "field '\(field)': wrong type (\(context.debugDescription))"))
+        } catch {
+            return .failure(FaultSettingsError(description: "not a fault description: \(error)"))
+        }
+    }
+}
+
+public struct FaultSettingsError: Error, CustomStringConvertible {
+    public let description: String
 }

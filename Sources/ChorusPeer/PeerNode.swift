@@ -22,6 +22,8 @@ final class PeerNode {
     let loop: EventLoop
     private(set) var instance: PeerInstance
     private var transport: UDPTransport?
+    /// Injected faults: from the configuration at start, replaced live through `POST /faults`.
+    private(set) var faults: FaultSettings
     private var faultRNG = SystemRandomNumberGenerator()
     private var resolved: [String: SocketAddress] = [:]
     private let origin = NIODeadline.now()
@@ -42,6 +44,7 @@ final class PeerNode {
         self.bootEpoch = bootEpoch
         self.loop = loop
         self.log = log
+        self.faults = config.faults
         self.instance = PeerInstance(
             identity: identity, keyring: NetworkKeyring([network]), epoch: bootEpoch, address: config.advertise.description,
             settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: Date().timeIntervalSince1970,
@@ -87,7 +90,7 @@ final class PeerNode {
     // MARK: Inputs
 
     func receive(_ bytes: [UInt8], from address: SocketAddress) {
-        if config.faults.blocks(incoming: bytes) {
+        if faults.blocks(incoming: bytes) {
             datagramsFaulted += 1
             return
         }
@@ -164,9 +167,9 @@ final class PeerNode {
 
     private func send(_ datagrams: [[UInt8]], to address: SocketAddress, peer: PeerID?) {
         guard let transport, !datagrams.isEmpty else { return }
-        guard config.faults.isActive else { return transport.send(datagrams, to: address) }
+        guard faults.isActive else { return transport.send(datagrams, to: address) }
         for datagram in datagrams {
-            let delays = config.faults.plan(to: peer, using: &faultRNG)
+            let delays = faults.plan(to: peer, using: &faultRNG)
             if delays.isEmpty { datagramsFaulted += 1 }
             for delay in delays {
                 if delay <= 0 {
@@ -196,6 +199,12 @@ final class PeerNode {
 
     // MARK: Admin
 
+    func setFaults(_ new: FaultSettings) {
+        loop.preconditionInEventLoop()
+        if new != faults { log("chorus peer \(identity.peerID.short): faults now \(new.summary)") }
+        faults = new
+    }
+
     func status() -> PeerStatus {
         let t = now
         let averager = instance.averager
@@ -220,16 +229,19 @@ final class PeerNode {
             members.append(.init(id: m.id.description, address: m.address, status: m.status.description, incarnation: m.incarnation))
         }
         let traffic = instance.traffic
+        let distance = instance.distanceToNeighbours
         return PeerStatus(
             peerId: identity.peerID.description, address: config.advertise.description, bootEpoch: bootEpoch,
             phase: phase.rawValue, uptime: t, model: config.model.description, parameterCount: learner.parameterCount,
-            step: learner.steps, epoch: learner.epoch, loss: instance.lastEvaluation.loss,
+            step: learner.steps, stepsTrained: learner.ownSteps, stepsInherited: Int(learner.steps) - learner.ownSteps,
+            samplesTrained: learner.samplesTrained, epoch: learner.epoch, loss: instance.lastEvaluation.loss,
             testAccuracy: instance.lastEvaluation.accuracy, trainLoss: instance.trainLoss, learningRate: learner.learningRate,
-            selfWeight: selfWeight, neighbours: neighbourRows, members: members, incarnation: membership.incarnation,
+            selfWeight: selfWeight, distanceToNeighbours: distance?.value, distanceAge: distance.map { t - $0.at },
+            neighbours: neighbourRows, members: members, incarnation: membership.incarnation,
             localHealth: membership.localHealth, bytesSent: traffic.bytesSent, bytesReceived: traffic.bytesReceived,
             datagramsSent: traffic.datagramsSent, datagramsReceived: traffic.datagramsReceived,
             datagramsRejected: instance.wire.totalRejected, rejections: rejections,
-            mixes: averager.mixes, contributionsMixed: averager.contributionsMixed)
+            mixes: averager.mixes, contributionsMixed: averager.contributionsMixed, faults: faults)
     }
 
     func parameterBytes() -> [UInt8] {

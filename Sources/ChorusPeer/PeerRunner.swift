@@ -87,8 +87,8 @@ public enum PeerRunner {
         }
         let admin: Channel
         do {
-            admin = try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path in
-                loop.submit { route(node.value, method: method, path: path, shutdown: shutdown) }
+            admin = try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path, body in
+                loop.submit { route(node.value, method: method, path: path, body: body, shutdown: shutdown) }
             }
         } catch {
             await transport.close()
@@ -118,14 +118,20 @@ public enum PeerRunner {
         log("chorus peer \(identity.peerID.short): left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
     }
 
-    static func route(_ node: PeerNode, method: HTTPMethodName, path: String, shutdown: ShutdownTrigger) -> AdminResponse {
+    static func route(_ node: PeerNode, method: HTTPMethodName, path: String, body: [UInt8], shutdown: ShutdownTrigger) -> AdminResponse {
         switch (method, path) {
         case (.GET, "/status"):
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.nonConformingFloatEncodingStrategy = PeerStatus.floatEncoding
-            let body = (try? encoder.encode(node.status())).map { Array($0) } ?? Array("{}".utf8)
-            return AdminResponse(contentType: "application/json", body: body)
+            return json(node.status())
+        case (.GET, "/faults"):
+            return json(node.faults)
+        case (.POST, "/faults"):
+            switch FaultSettings.parse(json: body) {
+            case let .success(faults):
+                node.setFaults(faults)
+                return json(faults)
+            case let .failure(error):
+                return .text("POST /faults: \(error)\n", status: .badRequest)
+            }
         case (.GET, "/metrics"):
             return AdminResponse(contentType: "text/plain; version=0.0.4", body: node.metricsText())
         case (.GET, "/parameters"):
@@ -134,10 +140,18 @@ public enum PeerRunner {
             shutdown.fire("leave requested on the admin endpoint")
             return .text("leaving\n")
         case (.GET, "/"):
-            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /parameters  POST /leave\n")
+            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /parameters  GET /faults  POST /faults  POST /leave\n")
         default:
             return .text("not found: \(method) \(path)\n", status: .notFound)
         }
+    }
+
+    private static func json(_ value: some Encodable) -> AdminResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = PeerStatus.floatEncoding
+        let body = (try? encoder.encode(value)).map { Array($0) } ?? Array("{}".utf8)
+        return AdminResponse(contentType: "application/json", body: body)
     }
 
     static func describe(_ error: Error) -> String {

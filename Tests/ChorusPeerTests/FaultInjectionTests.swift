@@ -49,3 +49,56 @@ func faultBlocking() throws {
     #expect(!faults.blocks(incoming: datagram))
     #expect(!faults.blocks(incoming: [1, 2, 3]))
 }
+
+@Test("faults travel as JSON for the admin endpoint; a bad field is named, never applied")
+func faultJSON() throws {
+    var faults = FaultSettings()
+    faults.drop = 0.1
+    faults.delay = 0.010...0.050
+    faults.blocked = [SigningKey.generate().peerID]
+    let encoded = try JSONEncoder().encode(faults)
+    #expect(try FaultSettings.parse(json: Array(encoded)).get() == faults)
+    #expect(try FaultSettings.parse(json: Array("{}".utf8)).get() == FaultSettings())
+    let bad: [(String, String)] = [
+        (#"{"drop": 2}"#, "field 'drop'"),
+        (#"{"duplicate": -0.5}"#, "field 'duplicate'"),
+        (#"{"delayMs": [50, 10]}"#, "field 'delayMs'"),
+        (#"{"blocked": ["abc"]}"#, "field 'blocked'"),
+        (#"{"drop": "lots"}"#, "field 'drop'"),
+        ("not json", "not"),
+    ]
+    for (body, fragment) in bad {
+        guard case let .failure(error) = FaultSettings.parse(json: Array(body.utf8)) else {
+            Issue.record("accepted \(body)")
+            continue
+        }
+        #expect(error.description.contains(fragment), "\(body): \(error)")
+    }
+}
+
+@Test("a running peer's faults are read and replaced through its admin endpoint; bad bodies are refused")
+func liveFaults() throws {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 2
+    let network = try LocalNetwork(options: options)
+    defer {
+        network.stopAll()
+        network.removeDirectory()
+    }
+    try network.start(0)
+    try network.waitUntilReady([0])
+    let admin = network.members[0].admin
+    #expect(try AdminClient.faults(at: admin) == FaultSettings())
+    var faults = FaultSettings()
+    faults.drop = 0.25
+    faults.blocked = [network.members[1].id]
+    #expect(try AdminClient.setFaults(faults, at: admin) == faults)
+    #expect(try AdminClient.faults(at: admin) == faults)
+    #expect(try AdminClient.status(at: admin).faults == faults)
+    let refused = try AdminClient.request("POST", "/faults", body: Array(#"{"drop": 7}"#.utf8), at: admin)
+    #expect(refused.status == 400)
+    #expect(String(decoding: refused.body, as: UTF8.self).contains("field 'drop'"))
+    #expect(try AdminClient.faults(at: admin) == faults, "a refused body changed the faults")
+    #expect(try AdminClient.setFaults(FaultSettings(), at: admin) == FaultSettings())
+}

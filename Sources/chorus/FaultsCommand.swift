@@ -1,0 +1,95 @@
+import ArgumentParser
+import ChorusCrypto
+import ChorusPeer
+import Foundation
+
+struct FaultsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "faults",
+        abstract: "Show or change the faults a running peer injects: drop, delay, duplicate, blocked peers.",
+        discussion: """
+            Without a change option, prints the peer's current faults. With one, replaces \
+            them all at once (POST /faults on the admin endpoint) and prints what the peer \
+            now applies; options not given are cleared. Faults act in the peer's transport: \
+            drop, delay and duplicate apply to what it sends, a blocked peer's datagrams \
+            are dropped in both directions. Blocking each side's peers on the other side \
+            makes a partition on a running network; --clear heals it.
+
+            Examples:
+              chorus faults --admin 127.0.0.1:8001                          # show
+              chorus faults --admin 127.0.0.1:8001 --drop 0.05 --delay-ms 10-50
+              chorus faults --admin 127.0.0.1:8001 --block 3f9c…e1 --block 77ab…02
+              chorus faults --admin 127.0.0.1:8001 --clear
+            """
+    )
+
+    @OptionGroup var endpoint: AdminEndpoint
+
+    @Option(help: ArgumentHelp("Drop this fraction of outgoing datagrams (0–1).", valueName: "p"))
+    var drop: Double?
+
+    @Option(help: ArgumentHelp("Delay outgoing datagrams by MIN or MIN-MAX milliseconds.", valueName: "ms"))
+    var delayMs: String?
+
+    @Option(help: ArgumentHelp("Send this fraction of datagrams twice (0–1).", valueName: "p"))
+    var duplicate: Double?
+
+    @Option(help: ArgumentHelp("Cut this peer off in both directions. Repeatable.", valueName: "peer-id"))
+    var block: [String] = []
+
+    @Flag(help: "Remove every fault.")
+    var clear = false
+
+    @Flag(help: "Print the JSON the peer answered.")
+    var json = false
+
+    var changes: Bool { clear || drop != nil || delayMs != nil || duplicate != nil || !block.isEmpty }
+
+    func validate() throws {
+        if clear && (drop != nil || delayMs != nil || duplicate != nil || !block.isEmpty) {
+            throw ValidationError("--clear removes every fault: give it alone")
+        }
+        if let drop, !(0...1).contains(drop) { throw ValidationError("--drop must be in [0, 1], got \(drop)") }
+        if let duplicate, !(0...1).contains(duplicate) { throw ValidationError("--duplicate must be in [0, 1], got \(duplicate)") }
+        _ = try requested()
+    }
+
+    /// The fault settings the options describe.
+    func requested() throws -> FaultSettings {
+        var faults = FaultSettings()
+        faults.drop = drop ?? 0
+        faults.duplicate = duplicate ?? 0
+        if let delayMs {
+            let parts = delayMs.split(separator: "-", omittingEmptySubsequences: false).map { Double($0) }
+            guard (1...2).contains(parts.count), let low = parts.first!, let high = parts.last!, low >= 0, high >= low, high <= 60_000 else {
+                throw ValidationError("--delay-ms: expected MIN or MIN-MAX milliseconds (0 ≤ MIN ≤ MAX ≤ 60000), got \"\(delayMs)\"")
+            }
+            faults.delay = low / 1000...high / 1000
+        }
+        for text in block {
+            guard let id = PeerID(text: text) else { throw ValidationError("--block: expected a peer id of 64 hexadecimal characters, got \"\(text)\"") }
+            faults.blocked.insert(id)
+        }
+        return faults
+    }
+
+    func run() throws {
+        let address = try endpoint.address()
+        let faults: FaultSettings
+        do {
+            faults = changes
+                ? try AdminClient.setFaults(try requested(), at: address, timeout: endpoint.timeout)
+                : try AdminClient.faults(at: address, timeout: endpoint.timeout)
+        } catch let error as AdminClient.Failure {
+            throw UserError(error.description)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: (try? encoder.encode(faults)) ?? Data(), as: UTF8.self))
+            return
+        }
+        print("faults at \(address): \(faults.summary)")
+        for id in faults.blocked.sorted() { print("  blocked \(id)") }
+    }
+}
