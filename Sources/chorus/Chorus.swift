@@ -14,7 +14,7 @@ struct Chorus: AsyncParsableCommand {
               chorus status --admin 127.0.0.1:8001
             See README.md and Peers/README.md for running peers on several machines.
             """,
-        subcommands: [Keygen.self, PeerCommand.self, StatusCommand.self, MembersCommand.self, DemoCommand.self, SimulateCommand.self, Bench.self]
+        subcommands: [Keygen.self, PeerCommand.self, StatusCommand.self, MembersCommand.self, FaultsCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, Bench.self]
     )
 }
 

@@ -3,6 +3,7 @@ import ChorusCore
 import ChorusCrypto
 import ChorusLearning
 import ChorusMembership
+import ChorusRuns
 import ChorusSimulation
 import Foundation
 import NIOConcurrencyHelpers
@@ -138,28 +139,4 @@ struct SimulateRun: ParsableCommand {
             throw ExitCode(130)
         }
     }
-}
-
-/// Ctrl-C or SIGTERM during a long simulation: stop at the next check and still write the files.
-final class Interrupt {
-    private let name = NIOLockedValueBox<String?>(nil)
-    /// Kept alive for the run: a released source stops delivering.
-    private let sources: [DispatchSourceSignal]
-
-    init() {
-        let queue = DispatchQueue(label: "chorus.simulate.signals")
-        var sources: [DispatchSourceSignal] = []
-        let name = self.name
-        for (number, label) in [(SIGINT, "Ctrl-C"), (SIGTERM, "SIGTERM")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { name.withLockedValue { $0 = $0 ?? label } }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = sources
-    }
-
-    var requested: Bool { name.withLockedValue { $0 != nil } }
-    var signalName: String? { name.withLockedValue { $0 } }
 }

@@ -1,0 +1,447 @@
+import ChorusAveraging
+import ChorusCore
+import ChorusCrypto
+import ChorusLearning
+import ChorusPeer
+import ChorusRuns
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A schedule run on real peer processes on loopback (`chorus experiment`): the counterpart of
+/// the simulator, writing the same series.csv, events.csv and summary.json (docs/experiments.md).
+///
+/// Crash is kill -9, leave is SIGTERM (a graceful leave), join starts a new process with `--join`,
+/// restart is kill -9 then the same configuration again after `down` seconds (it resumes from its
+/// checkpoint). Partitions, heals and loss are set on the running peers through their admin
+/// endpoints (`POST /faults`): a partition is real and heals without any restart.
+///
+/// The runner polls every live peer's `/status` a few times a second (to see when each action
+/// was seen by all) and, every sample interval, its `/parameters` (for consensus).
+public final class Experiment {
+    public struct Options: Sendable {
+        public var peers = 16
+        public var duration = 120.0
+        public var schedule = Schedule.steady
+        public var seed: UInt64 = 1
+        public var model: ModelSpec = .softmax
+        public var partition: PartitionScheme = .iid
+        public var topology: Topology = .exponential
+        public var sampleInterval = 1.0
+        /// How often statuses are polled to see actions spread (seconds).
+        public var pollInterval = 0.25
+        public var executable: String
+        /// Where the peers' configs, keys, logs and checkpoints go (a temporary directory when nil).
+        public var workDirectory: String?
+
+        public init(executable: String) { self.executable = executable }
+    }
+
+    /// An action applied to one peer (or to the network), waiting to be seen by every live peer.
+    struct Pending {
+        var event: Int
+        var kind: Schedule.Kind
+        var member: Int?
+        /// restart: the incarnation before the crash (the new one must be higher).
+        var incarnation: UInt64 = 0
+    }
+
+    public let options: Options
+    public let network: LocalNetwork
+    private let progress: (String, Bool) -> Void
+    private var rng: Xoshiro256
+    private var start = Date()
+    private var samples: [RunOutput.Sample] = []
+    private var events: [RunOutput.Event] = []
+    private var pending: [Pending] = []
+    private var restarts: [(at: Double, member: Int)] = []
+    private var nextPoisson = Double.infinity
+    /// Members told to leave: still running while they linger, but no longer targets.
+    private var leaving: Set<Int> = []
+    private var latest: [Int: PeerStatus] = [:]
+    /// Faults each member should have (partition side, loss) and what it was last given.
+    private var loss = 0.0
+    private var partitionSide: Set<Int>?
+    /// The sides of the last partition and when it healed: verdicts across it are not false failures.
+    private var lastPartition: (side: Set<Int>, healedAt: Double)?
+    private var applied: [Int: FaultSettings] = [:]
+    private var counters: [Int: (bytes: Int, rejected: Int, faulted: Int)] = [:]
+    private var lastSampleAt = 0.0
+    private var falseFailures: Set<String> = []
+    private var violation: String?
+
+    /// - Parameter progress: a line for standard error, and whether it is transient (overwritten).
+    public init(options: Options, progress: @escaping (String, Bool) -> Void) throws {
+        self.options = options
+        self.progress = progress
+        self.rng = Xoshiro256(seed: options.seed)
+        var local = LocalNetwork.Options(executable: options.executable)
+        local.peers = options.peers
+        local.model = options.model
+        local.partition = options.partition
+        local.seed = options.seed
+        local.topology = options.topology
+        local.directory = options.workDirectory
+        // Learning rate decays to zero by a cosine over the first 85 % of the run, as in the demo:
+        // the last seconds are pure averaging, so the run ends in consensus.
+        let stepsPerSecond = Double(local.stepsPerRound) * 1000 / Double(local.gossipIntervalMs)
+        local.cosineSteps = Int(options.duration * 0.85 * stepsPerSecond)
+        // Restarts resume from a recent checkpoint.
+        local.checkpointIntervalSeconds = 2
+        network = try LocalNetwork(options: local)
+    }
+
+    var elapsed: Double { Date().timeIntervalSince(start) }
+
+    /// Starts the peers, applies the schedule for `duration` seconds (or until `interrupted`
+    /// returns true), stops every peer and returns what was measured. Never leaves a child running.
+    public func run(interrupted: () -> Bool) throws -> (samples: [RunOutput.Sample], summary: RunOutput.Summary) {
+        let wallStart = Date()
+        defer { network.stopAll(timeout: 3) }
+        for index in network.members.indices { try network.start(index) }
+        try network.waitUntilReady(Array(network.members.indices), timeout: 60)
+        start = Date()
+        var actions = options.schedule.actions[...]
+        if let p = options.schedule.poisson, p.ratePerMinute > 0 { schedulePoisson(after: p.start) }
+        progress("experiment: \(options.peers) peers running; \(options.schedule.actions.count) actions\(options.schedule.poisson == nil ? "" : " and Poisson churn") over \(Int(options.duration)) s; files in \(network.directory)", false)
+        poll()
+        sample()
+        var interruptedAt: Double?
+        while elapsed < options.duration {
+            if interrupted() { interruptedAt = elapsed; break }
+            Thread.sleep(forTimeInterval: options.pollInterval)
+            let now = elapsed
+            while let action = actions.first, action.time <= now {
+                actions.removeFirst()
+                apply(action)
+            }
+            if now >= nextPoisson { poissonEvent() }
+            while let due = restarts.first, due.at <= now {
+                restarts.removeFirst()
+                restart(due.member)
+            }
+            poll()
+            if now - lastSampleAt >= options.sampleInterval - options.pollInterval / 2 { sample() }
+        }
+        if interruptedAt == nil { poll(); sample() }
+        let last = samples.last
+        let summary = RunOutput.Summary(
+            peers: options.peers, seed: options.seed, duration: options.duration, wallSeconds: Date().timeIntervalSince(wallStart),
+            task: "train", crypto: "real",
+            final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
+                         consensusMax: last?.consensusMax),
+            events: events, falseFailures: falseFailures.count, violation: violation, interruptedAt: interruptedAt, real: true)
+        return (samples, summary)
+    }
+
+    // MARK: Who is live
+
+    /// Running processes: the true live set (a leaving peer counts until it exits, as in the simulator).
+    private var live: [Int] { network.members.indices.filter { network.isRunning($0) } }
+
+    /// Live peers that schedule actions may pick.
+    private var targetable: [Int] { live.filter { !leaving.contains($0) } }
+
+    // MARK: Actions
+
+    private func apply(_ action: Schedule.Action) {
+        switch action.kind {
+        case .crash, .leave, .restart:
+            for index in targets(action.target) {
+                switch action.kind {
+                case .crash: crash(index)
+                case .leave: leave(index)
+                default: beginRestart(index, down: action.down)
+                }
+            }
+        case .join:
+            let count: Int
+            switch action.target {
+            case let .count(n): count = n
+            case let .fraction(f): count = max(1, Int((f * Double(options.peers)).rounded()))
+            default: count = 0
+            }
+            for _ in 0..<count { join() }
+        case .partition:
+            partitionSide = Set(targets(action.target))
+            lastPartition = (partitionSide!, .infinity)
+            note("partition", peer: "network")
+            reconcileFaults()
+        case .heal:
+            partitionSide = nil
+            if let last = lastPartition, last.healedAt == .infinity { lastPartition = (last.side, elapsed) }
+            pending.append(Pending(event: note("heal", peer: "network"), kind: .heal))
+            reconcileFaults()
+        case .loss:
+            loss = action.probability
+            note("loss:\(action.probability)", peer: "network")
+            reconcileFaults()
+        }
+    }
+
+    private func crash(_ index: Int) {
+        guard let pid = network.pid(index) else { return }
+        kill(pid, SIGKILL)
+        network.departed(index)
+        pending.append(Pending(event: note("crash", member: index), kind: .crash, member: index))
+        say("\(network.members[index].name) killed (kill -9)")
+    }
+
+    private func leave(_ index: Int) {
+        guard let pid = network.pid(index) else { return }
+        kill(pid, SIGTERM)
+        leaving.insert(index)
+        network.departed(index)
+        pending.append(Pending(event: note("leave", member: index), kind: .leave, member: index))
+        say("\(network.members[index].name) asked to leave (SIGTERM)")
+    }
+
+    /// kill -9 now; the same configuration starts again after `down` seconds.
+    private func beginRestart(_ index: Int, down: Double) {
+        guard let pid = network.pid(index) else { return }
+        let incarnation = latest[index]?.incarnation ?? 0
+        kill(pid, SIGKILL)
+        pending.append(Pending(event: note("restart", member: index), kind: .restart, member: index, incarnation: incarnation))
+        restarts.append((elapsed + down, index))
+        restarts.sort { $0.at < $1.at }
+        say("\(network.members[index].name) killed for a restart in \(down) s")
+    }
+
+    private func restart(_ index: Int) {
+        // Entry points that are alive now (its first ones may have gone); it resumes from its checkpoint.
+        network.rewire(index, entryPoints: pick(2, from: targetable.filter { $0 != index }))
+        applied[index] = nil
+        counters[index] = nil
+        do { try network.start(index) } catch { return say("could not restart \(network.members[index].name): \(error)") }
+        say("\(network.members[index].name) started again from its checkpoint")
+    }
+
+    /// A new peer joins through a random live member, with a shard of its own (`ShardLedger`).
+    private func join() {
+        let candidates = targetable
+        guard !candidates.isEmpty else { return say("join skipped: no live peer to join through") }
+        let through = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
+        let index: Int
+        do {
+            index = try network.addMember()
+            try network.start(index, extraArguments: ["--join", network.members[through].udp.description])
+        } catch {
+            return say("could not start a joining peer: \(error)")
+        }
+        pending.append(Pending(event: note("join", member: index), kind: .join, member: index))
+        say("\(network.members[index].name) started with --join \(network.members[through].name) (shard \(network.members[index].shard))")
+    }
+
+    private func targets(_ target: Schedule.Target?) -> [Int] {
+        let live = targetable
+        switch target {
+        case let .count(n): return pick(min(n, live.count), from: live)
+        case let .fraction(f): return pick(min(live.count, max(1, Int((f * Double(live.count)).rounded()))), from: live)
+        case let .names(names): return names.compactMap(Schedule.index(ofName:)).filter { live.contains($0) }
+        case nil: return []
+        }
+    }
+
+    /// `count` distinct members drawn with the run's generator, in index order.
+    private func pick(_ count: Int, from pool: [Int]) -> [Int] {
+        var pool = pool
+        var out: [Int] = []
+        for _ in 0..<min(count, pool.count) { out.append(pool.remove(at: Int.random(in: 0..<pool.count, using: &rng))) }
+        return out.sorted()
+    }
+
+    private func schedulePoisson(after t: Double) {
+        guard let p = options.schedule.poisson else { return }
+        let perSecond = p.ratePerMinute * Double(options.peers) / 60
+        let at = t - log(1 - Double.random(in: 0..<1, using: &rng)) / perSecond
+        nextPoisson = at < p.end && at <= options.duration ? at : .infinity
+    }
+
+    private func poissonEvent() {
+        guard let p = options.schedule.poisson else { return }
+        let candidates = targetable
+        if candidates.count > 1 {
+            let index = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
+            switch p.mode {
+            case .replace, .crash:
+                crash(index)
+                if p.mode == .replace { join() }
+            case .leave:
+                leave(index)
+            }
+        }
+        schedulePoisson(after: nextPoisson)
+    }
+
+    @discardableResult
+    private func note(_ action: String, member: Int) -> Int { note(action, peer: network.members[member].name) }
+
+    @discardableResult
+    private func note(_ action: String, peer: String) -> Int {
+        events.append(RunOutput.Event(time: (elapsed * 1000).rounded() / 1000, action: action, peer: peer))
+        return events.count - 1
+    }
+
+    private func say(_ line: String) {
+        progress(String(format: "%7.1f s   ", elapsed) + line, false)
+    }
+
+    // MARK: Faults
+
+    /// The faults member `index` should have now: the loss, and the other side of a partition.
+    private func desiredFaults(_ index: Int) -> FaultSettings {
+        var faults = FaultSettings()
+        faults.drop = loss
+        if let side = partitionSide {
+            let mine = side.contains(index)
+            faults.blocked = Set(network.members.indices.filter { side.contains($0) != mine }.map { network.members[$0].id })
+        }
+        return faults
+    }
+
+    /// Gives every live peer the faults it should have; a peer that does not answer yet (just
+    /// started) is tried again at the next poll.
+    private func reconcileFaults() {
+        for index in live {
+            let desired = desiredFaults(index)
+            if applied[index] == desired || (applied[index] == nil && !desired.isActive) { continue }
+            if (try? AdminClient.setFaults(desired, at: network.members[index].admin, timeout: 1)) != nil {
+                applied[index] = desired
+            }
+        }
+    }
+
+    // MARK: Observing
+
+    /// Reads every live peer's status, then settles pending actions that every live peer has seen.
+    private func poll() {
+        latest = [:]
+        for index in live {
+            if let status = try? AdminClient.status(at: network.members[index].admin, timeout: 0.5) { latest[index] = status }
+        }
+        reconcileFaults()
+        countFalseFailures()
+        let now = (elapsed * 1000).rounded() / 1000
+        pending.removeAll { entry in
+            guard seenByAll(entry) else { return false }
+            events[entry.event].seenByAllAfter = max(0, now - events[entry.event].time)
+            let event = events[entry.event]
+            say(String(format: "%@ of %@ seen by all %d live peers after %.1f s", event.action, event.peer, live.count, now - event.time))
+            return true
+        }
+    }
+
+    private func seenByAll(_ entry: Pending) -> Bool {
+        let observers = live.filter { $0 != entry.member }
+        guard observers.allSatisfy({ latest[$0] != nil }) else { return false }
+        switch entry.kind {
+        case .heal:
+            return viewAgreement() == 1
+        case .crash, .leave:
+            guard let member = entry.member, !network.isRunning(member) || entry.kind == .leave else { return false }
+            let id = network.members[member].id.description
+            return observers.allSatisfy { q in
+                switch latest[q]!.members.first(where: { $0.id == id })?.status {
+                case nil, "left"?: return true
+                case "failed"?: return entry.kind == .crash
+                default: return false
+                }
+            }
+        case .join, .restart:
+            guard let member = entry.member, network.isRunning(member), let own = latest[member] else { return false }
+            // A joiner counts once it trains with the network's model.
+            if entry.kind == .join && own.phase != "training" { return false }
+            let id = network.members[member].id.description
+            return observers.allSatisfy { q in
+                guard let row = latest[q]!.members.first(where: { $0.id == id }) else { return false }
+                return (row.status == "alive" || row.status == "suspect") && row.incarnation > entry.incarnation
+            }
+        case .partition, .loss:
+            return true
+        }
+    }
+
+    /// Fraction of live peers whose live view (alive or suspect, itself included) is exactly the
+    /// set of running peers; a peer that did not answer counts as disagreeing.
+    private func viewAgreement() -> Double {
+        let live = self.live
+        guard !live.isEmpty else { return 1 }
+        let truth = Set(live.map { network.members[$0].id.description })
+        let agreeing = live.filter { q in
+            guard let status = latest[q] else { return false }
+            return Set(status.members.filter { $0.status == "alive" || $0.status == "suspect" }.map(\.id)) == truth
+        }
+        return Double(agreeing.count) / Double(live.count)
+    }
+
+    /// A running peer seen "failed" by another at the incarnation it still has: counted once per
+    /// observer, subject and incarnation (as the simulator counts). Verdicts across a partition
+    /// (while it lasts, and for `partitionGrace` seconds after the heal, until they are refuted)
+    /// are the partition's doing, not false failures.
+    private func countFalseFailures() {
+        let running = Dictionary(uniqueKeysWithValues: live.map { (network.members[$0].id.description, $0) })
+        for (observer, status) in latest {
+            for row in status.members where row.status == "failed" {
+                guard let subject = running[row.id], let own = latest[subject], own.incarnation == row.incarnation else { continue }
+                if let last = lastPartition, elapsed - last.healedAt < Self.partitionGrace,
+                   last.side.contains(observer) != last.side.contains(subject) { continue }
+                falseFailures.insert("\(observer)/\(row.id)/\(row.incarnation)")
+            }
+        }
+    }
+
+    /// Seconds after a heal during which verdicts across the old partition are excused.
+    static let partitionGrace = 15.0
+
+    // MARK: Sampling
+
+    private func sample() {
+        let now = elapsed
+        let live = self.live
+        var bytes = 0, rejected = 0, faulted = 0
+        for index in live {
+            guard let s = latest[index] else { continue }
+            let current = (bytes: s.bytesSent, rejected: s.datagramsRejected, faulted: s.rejections["faults.injected"] ?? 0)
+            let before = counters[index] ?? (0, 0, 0)
+            // A restarted process counts from zero again.
+            bytes += current.bytes >= before.bytes ? current.bytes - before.bytes : current.bytes
+            rejected += current.rejected >= before.rejected ? current.rejected - before.rejected : current.rejected
+            faulted += current.faulted >= before.faulted ? current.faulted - before.faulted : current.faulted
+            counters[index] = current
+        }
+        let interval = max(now - lastSampleAt, 1e-9)
+        var row = RunOutput.Sample(
+            time: (now * 1000).rounded() / 1000, livePeers: live.count, viewAgreement: viewAgreement(),
+            bytesPerPeerPerSecond: samples.isEmpty || live.isEmpty ? 0 : Double(bytes) / Double(live.count) / interval,
+            datagramsDropped: faulted, datagramsRejected: rejected)
+        lastSampleAt = now
+        let holders = live.filter { latest[$0]?.phase == "training" }
+        var vectors: [[Float]] = []
+        for index in holders {
+            guard let v = try? AdminClient.parameters(at: network.members[index].admin, timeout: 1) else { continue }
+            if violation == nil && !v.allSatisfy(\.isFinite) {
+                violation = String(format: "%@ holds a NaN or infinite parameter at %.1f s", network.members[index].name, now)
+            }
+            vectors.append(v)
+        }
+        if !vectors.isEmpty {
+            let distances = Consensus.relativeDistances(vectors)
+            row.consensusMean = distances.reduce(0, +) / Double(distances.count)
+            row.consensusMax = distances.max()
+        }
+        let evaluated = holders.compactMap { latest[$0] }.filter { !$0.loss.isNaN }
+        if !evaluated.isEmpty {
+            let accuracies = evaluated.map(\.testAccuracy)
+            row.accuracyMean = accuracies.reduce(0, +) / Double(accuracies.count)
+            row.accuracyMin = accuracies.min()
+            row.accuracyMax = accuracies.max()
+            row.lossMean = evaluated.map(\.loss).reduce(0, +) / Double(evaluated.count)
+        }
+        samples.append(row)
+        func percent(_ x: Double?) -> String { x.map { String(format: "%5.1f %%", $0 * 100) } ?? "    - " }
+        progress(String(format: "%7.1f s   %d live   accuracy mean %@ min %@   consensus max %@   views agree %3.0f %%",
+                        now, live.count, percent(row.accuracyMean), percent(row.accuracyMin),
+                        row.consensusMax.map { String(format: "%.2e", $0) } ?? "   -    ", row.viewAgreement * 100), true)
+    }
+}

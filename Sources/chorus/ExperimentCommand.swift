@@ -1,0 +1,151 @@
+import ArgumentParser
+import ChorusAveraging
+import ChorusExperiment
+import ChorusLearning
+import ChorusRuns
+import Foundation
+
+struct ExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiment",
+        abstract: "Run a churn schedule on real peer processes and write series.csv, events.csv, summary.json and a plot.",
+        discussion: """
+            Starts N `chorus peer` processes on 127.0.0.1 with fresh keys, trains for the \
+            given duration while the schedule crashes (kill -9), makes leave (SIGTERM), \
+            restarts (from the checkpoint), adds (--join) peers and partitions, heals or \
+            degrades the network (live, through each peer's POST /faults). Every live peer \
+            is polled a few times a second; each --sample-interval a row goes to \
+            series.csv. The files are those of `chorus simulate` (docs/experiments.md), \
+            so a simulated and a real run of one schedule compare directly:
+
+              chorus experiment --peers 16 --duration 120 \\
+                  --schedule scripts/schedules/replace-quarter.toml --out runs/rq16-real
+              chorus simulate --peers 16 --duration 120 \\
+                  --schedule scripts/schedules/replace-quarter.toml --out runs/rq16-sim
+              scripts/compare.py runs/rq16-sim runs/rq16-real
+
+            Data: the training set is dealt into N shards; a joiner takes the shard of a \
+            peer that crashed or left (never a copy of a live peer's). The learning rate \
+            decays to zero by a cosine over the first 85 % of the run, so the run ends in \
+            consensus. Ctrl-C (or SIGTERM) stops every peer and still writes what was \
+            measured (exit status 130). DIR/convergence.png is drawn at the end when \
+            python3-matplotlib is installed (--no-plot to skip).
+            """
+    )
+
+    @Option(help: "Peer processes at the start (2–64).")
+    var peers = 16
+
+    @Option(help: "Churn schedule (TOML; see scripts/schedules/ and docs/experiments.md). Default: steady.")
+    var schedule: String?
+
+    @Option(help: "Seconds of training.")
+    var duration: Double = 120
+
+    @Option(help: "Directory for series.csv, events.csv, summary.json and convergence.png (created).")
+    var out: String
+
+    @Option(help: "Seed for the data split, the initial parameters and the schedule's choice of peers.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Model: softmax | mlp | mlp:HIDDEN[:relu|tanh].")
+    var model = "softmax"
+
+    @Option(help: "Data partition: iid | dirichlet:ALPHA.")
+    var partition = "iid"
+
+    @Option(help: ArgumentHelp("Topology: \(Topology.help).", valueName: "topology"))
+    var topology = "exponential"
+
+    @Option(help: "Seconds between rows of series.csv.")
+    var sampleInterval: Double = 1
+
+    @Flag(help: "Keep the peers' directory (configs, keys, logs, checkpoints) as DIR/peers.")
+    var keepPeers = false
+
+    @Flag(help: "Do not draw DIR/convergence.png.")
+    var noPlot = false
+
+    func validate() throws {
+        guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64 real processes, got \(peers) (use chorus simulate for more)") }
+        guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
+        guard sampleInterval >= 0.25 else { throw ValidationError("--sample-interval must be at least 0.25 s, got \(sampleInterval)") }
+        guard (try? ModelSpec(parsing: model)) != nil else { throw ValidationError("--model: expected softmax, mlp or mlp:HIDDEN, got \"\(model)\"") }
+        guard (try? PartitionScheme(parsing: partition)) != nil else { throw ValidationError("--partition: expected iid or dirichlet:ALPHA, got \"\(partition)\"") }
+        guard Topology(parsing: topology) != nil else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
+    }
+
+    func run() throws {
+        var options = Experiment.Options(executable: try DemoCommand.executablePath())
+        options.peers = peers
+        options.duration = duration
+        options.seed = seed
+        options.model = try ModelSpec(parsing: model)
+        options.partition = try PartitionScheme(parsing: partition)
+        options.topology = Topology(parsing: topology)!
+        options.sampleInterval = sampleInterval
+        if let schedule {
+            do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
+        }
+        do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
+            throw UserError("--out \(out): cannot create the directory: \(error)")
+        }
+        if keepPeers { options.workDirectory = out + "/peers" }
+        let experiment: Experiment
+        do {
+            experiment = try Experiment(options: options) { line, transient in Progress.line(line, transient: transient) }
+        } catch {
+            throw UserError("experiment: cannot prepare the peers: \(error)")
+        }
+        // Ctrl-C: the loop notices within a poll and stops every peer; a second Ctrl-C kills them at once.
+        let network = experiment.network
+        let interrupt = Interrupt { network.killAll() }
+        defer { if !keepPeers { experiment.network.removeDirectory() } }
+        let result: (samples: [RunOutput.Sample], summary: RunOutput.Summary)
+        do { result = try experiment.run { interrupt.requested } } catch {
+            throw UserError("experiment: \(error)")
+        }
+        Progress.line("", transient: false)
+        do { try RunOutput.write(samples: result.samples, summary: result.summary, to: out) } catch {
+            throw UserError("--out \(out): cannot write the results: \(error)")
+        }
+        let s = result.summary
+        var line = "experiment: \(peers) peers for \(Int(s.interruptedAt ?? duration)) s (\(String(format: "%.0f", s.wallSeconds)) s wall): \(s.final.livePeers) live peers"
+        if let a = s.final.accuracyMin, let m = s.final.accuracyMean { line += String(format: ", accuracy min %.1f %% mean %.1f %%", a * 100, m * 100) }
+        if let c = s.final.consensusMax { line += String(format: ", consensus max %.3g", c) }
+        let seen = s.events.filter { $0.seenByAllAfter != nil }.count
+        line += ", \(seen) of \(s.events.count) actions seen by all, \(s.falseFailures) false failures"
+        print(line)
+        print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
+        if keepPeers { print("kept the peers' configs, keys, logs and checkpoints in \(out)/peers") }
+        if !noPlot { Plot.draw(out) }
+        if let violation = s.violation { print("VIOLATION: \(violation)") }
+        if let at = s.interruptedAt {
+            print("interrupted by \(interrupt.signalName ?? "a signal") at \(String(format: "%.1f", at)) of \(Int(duration)) s; the files hold what was measured until then")
+            throw ExitCode(130)
+        }
+        if s.violation != nil { throw ExitCode(1) }
+    }
+}
+
+/// Progress on standard error: transient lines overwrite each other on a terminal.
+enum Progress {
+    private nonisolated(unsafe) static var pendingNewline = false
+
+    static func line(_ text: String, transient: Bool) {
+        let tty = isatty(STDERR_FILENO) != 0
+        var out = ""
+        if tty && pendingNewline && !transient { out += "\r\u{1B}[K" }
+        if text.isEmpty {
+            if tty && pendingNewline { out += "\n" }
+            pendingNewline = false
+        } else if transient && tty {
+            out += "\r\u{1B}[K" + text
+            pendingNewline = true
+        } else {
+            out += text + "\n"
+            pendingNewline = false
+        }
+        FileHandle.standardError.write(Data(out.utf8))
+    }
+}
