@@ -29,11 +29,16 @@ public final class Experiment {
         public var partition: PartitionScheme = .iid
         public var topology: Topology = .exponential
         public var sampleInterval = 1.0
+        /// The learning rate decays to zero by a cosine over this fraction of the run (0: constant,
+        /// as in the simulator by default; the demo uses 0.85 so that its end is pure averaging).
+        public var cosineFraction = 0.0
         /// How often statuses are polled to see actions spread (seconds).
         public var pollInterval = 0.25
         public var executable: String
         /// Where the peers' configs, keys, logs and checkpoints go (a temporary directory when nil).
         public var workDirectory: String?
+        /// Network namespaces to spread the peers over (scripts/netns-cluster.sh); empty: loopback.
+        public var hosts: [LocalNetwork.Host] = []
 
         public init(executable: String) { self.executable = executable }
     }
@@ -82,11 +87,10 @@ public final class Experiment {
         local.partition = options.partition
         local.seed = options.seed
         local.topology = options.topology
-        local.directory = options.workDirectory
-        // Learning rate decays to zero by a cosine over the first 85 % of the run, as in the demo:
-        // the last seconds are pure averaging, so the run ends in consensus.
+        local.hosts = options.hosts
+        local.directory = options.workDirectory ?? NSTemporaryDirectory() + "chorus-experiment-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let stepsPerSecond = Double(local.stepsPerRound) * 1000 / Double(local.gossipIntervalMs)
-        local.cosineSteps = Int(options.duration * 0.85 * stepsPerSecond)
+        local.cosineSteps = Int(options.duration * options.cosineFraction * stepsPerSecond)
         // Restarts resume from a recent checkpoint.
         local.checkpointIntervalSeconds = 2
         network = try LocalNetwork(options: local)

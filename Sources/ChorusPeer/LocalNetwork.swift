@@ -26,8 +26,29 @@ public final class LocalNetwork: @unchecked Sendable {
         public var membershipProfile = "lan"
         /// Seconds between checkpoints while training (the peer's default when nil).
         public var checkpointIntervalSeconds: Double?
+        /// Hosts to spread the peers over, round-robin (empty: every peer on 127.0.0.1).
+        public var hosts: [Host] = []
 
         public init(executable: String) { self.executable = executable }
+    }
+
+    /// A network namespace standing for a host, and the peer address in it
+    /// (scripts/netns-cluster.sh makes them). Its peers are started with `ip netns exec`.
+    public struct Host: Sendable, Equatable {
+        public var namespace: String
+        public var address: String
+
+        public init(namespace: String, address: String) {
+            self.namespace = namespace
+            self.address = address
+        }
+
+        /// "NAME@ADDRESS".
+        public init?(parsing text: String) {
+            let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+            self.init(namespace: String(parts[0]), address: String(parts[1]))
+        }
     }
 
     public struct Member: Sendable {
@@ -40,6 +61,8 @@ public final class LocalNetwork: @unchecked Sendable {
         public var udp: HostPort
         public var admin: HostPort
         public var logPath: String
+        /// The network namespace it runs in (nil: this one).
+        public var namespace: String?
     }
 
     public let options: Options
@@ -88,6 +111,14 @@ public final class LocalNetwork: @unchecked Sendable {
     private func makeMember(index: Int, shard: Int) throws -> Member {
         let name = "p\(index)"
         let id = try KeyFiles.writeIdentity(SigningKey.generate(), to: "\(directory)/keys/\(name)")
+        if !options.hosts.isEmpty {
+            // Each namespace has its own ports; peer i uses 7100+i (UDP) and 8100+i (admin) in it.
+            let host = options.hosts[index % options.hosts.count]
+            return Member(
+                name: name, shard: shard, id: id, configPath: "\(directory)/\(name).toml",
+                udp: HostPort(host: host.address, port: 7100 + index), admin: HostPort(host: host.address, port: 8100 + index),
+                logPath: "\(directory)/\(name).log", namespace: host.namespace)
+        }
         return Member(
             name: name, shard: shard, id: id, configPath: "\(directory)/\(name).toml",
             udp: HostPort(host: "127.0.0.1", port: try FreePort.udp()),
@@ -152,8 +183,15 @@ public final class LocalNetwork: @unchecked Sendable {
     public func start(_ index: Int, extraArguments: [String] = []) throws {
         let member = members[index]
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: options.executable)
-        process.arguments = ["peer", "--config", member.configPath, "--exit-with-parent"] + extraArguments
+        let arguments = ["peer", "--config", member.configPath, "--exit-with-parent"] + extraArguments
+        if let namespace = member.namespace {
+            // `ip netns exec` enters the namespace and execs the peer: same pid, same parent.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ip", "netns", "exec", namespace, options.executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: options.executable)
+            process.arguments = arguments
+        }
         _ = FileManager.default.createFile(atPath: member.logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: member.logPath))
         log.seekToEndOfFile()

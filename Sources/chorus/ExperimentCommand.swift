@@ -2,6 +2,7 @@ import ArgumentParser
 import ChorusAveraging
 import ChorusExperiment
 import ChorusLearning
+import ChorusPeer
 import ChorusRuns
 import Foundation
 
@@ -26,8 +27,7 @@ struct ExperimentCommand: ParsableCommand {
 
             Data: the training set is dealt into N shards; a joiner takes the shard of a \
             peer that crashed or left (never a copy of a live peer's). The learning rate \
-            decays to zero by a cosine over the first 85 % of the run, so the run ends in \
-            consensus. Ctrl-C (or SIGTERM) stops every peer and still writes what was \
+            is constant unless --cosine-decay (as in chorus simulate). Ctrl-C (or SIGTERM) stops every peer and still writes what was \
             measured (exit status 130). DIR/convergence.png is drawn at the end when \
             python3-matplotlib is installed (--no-plot to skip).
             """
@@ -60,6 +60,12 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "Seconds between rows of series.csv.")
     var sampleInterval: Double = 1
 
+    @Option(help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant, as chorus simulate by default).", valueName: "fraction"))
+    var cosineDecay: Double = 0
+
+    @Option(help: ArgumentHelp("Run peers in this network namespace at this address, round-robin over the repeated option (root; see scripts/netns-cluster.sh).", valueName: "name@address"))
+    var netns: [String] = []
+
     @Flag(help: "Keep the peers' directory (configs, keys, logs, checkpoints) as DIR/peers.")
     var keepPeers = false
 
@@ -69,10 +75,15 @@ struct ExperimentCommand: ParsableCommand {
     func validate() throws {
         guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64 real processes, got \(peers) (use chorus simulate for more)") }
         guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
+        guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         guard sampleInterval >= 0.25 else { throw ValidationError("--sample-interval must be at least 0.25 s, got \(sampleInterval)") }
         guard (try? ModelSpec(parsing: model)) != nil else { throw ValidationError("--model: expected softmax, mlp or mlp:HIDDEN, got \"\(model)\"") }
         guard (try? PartitionScheme(parsing: partition)) != nil else { throw ValidationError("--partition: expected iid or dirichlet:ALPHA, got \"\(partition)\"") }
         guard Topology(parsing: topology) != nil else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
+        for text in netns where LocalNetwork.Host(parsing: text) == nil {
+            throw ValidationError("--netns: expected NAME@ADDRESS (a network namespace and the peer address in it), got \"\(text)\"")
+        }
+        if !netns.isEmpty && getuid() != 0 { throw ValidationError("--netns needs root (ip netns exec); run scripts/netns-cluster.sh with sudo") }
     }
 
     func run() throws {
@@ -84,6 +95,8 @@ struct ExperimentCommand: ParsableCommand {
         options.partition = try PartitionScheme(parsing: partition)
         options.topology = Topology(parsing: topology)!
         options.sampleInterval = sampleInterval
+        options.cosineFraction = cosineDecay
+        options.hosts = netns.compactMap(LocalNetwork.Host.init(parsing:))
         if let schedule {
             do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
         }

@@ -28,7 +28,8 @@ struct SimulateRun: ParsableCommand {
 
             Outputs (docs/experiments.md): DIR/series.csv (one row per --sample-interval), \
             DIR/events.csv (each schedule action and when every live peer saw it), \
-            DIR/summary.json. A violated invariant (NaN, a bad mixing row, a member \
+            DIR/summary.json, and DIR/convergence.png when python3-matplotlib is \
+            installed (--no-plot to skip). A violated invariant (NaN, a bad mixing row, a member \
             declared failed while it runs) stops the run and is printed with the seed \
             and time; the exit status is then 1. Ctrl-C ends the run early and still \
             writes what was measured (exit status 130).
@@ -71,8 +72,14 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "Seconds between gossip rounds of each peer.")
     var gossipInterval: Double = 0.1
 
+    @Option(help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant).", valueName: "fraction"))
+    var cosineDecay: Double = 0
+
     @Flag(help: "Record invariant violations in summary.json and go on instead of stopping.")
     var keepGoing = false
+
+    @Flag(help: "Do not draw DIR/convergence.png (drawn with scripts/plot.py when python3-matplotlib is there).")
+    var noPlot = false
 
     func validate() throws {
         guard peers >= 1 && peers <= 100_000 else { throw ValidationError("--peers must be between 1 and 100000, got \(peers)") }
@@ -81,6 +88,7 @@ struct SimulateRun: ParsableCommand {
         guard SimulationTask(rawValue: task) != nil else { throw ValidationError("--task: expected train, average or membership, got \"\(task)\"") }
         guard CryptoMode(rawValue: crypto) != nil else { throw ValidationError("--crypto: expected real or simulated, got \"\(crypto)\"") }
         guard sampleInterval > 0 else { throw ValidationError("--sample-interval must be positive seconds") }
+        guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive seconds") }
     }
 
@@ -95,6 +103,7 @@ struct SimulateRun: ParsableCommand {
         options.stopOnViolation = !keepGoing
         options.link.loss = loss
         options.settings.gossipInterval = gossipInterval
+        options.learning.cosineSteps = Int(duration * cosineDecay * Double(options.settings.stepsPerRound) / gossipInterval)
         do { options.model = try ModelSpec(parsing: model) } catch { throw UserError("--model: \(error)") }
         do { options.partition = try PartitionScheme(parsing: partition) } catch { throw UserError("--partition: \(error)") }
         if let schedule {
@@ -130,6 +139,7 @@ struct SimulateRun: ParsableCommand {
         line += ", \(seen) of \(summary.events.count) actions seen by all, \(summary.falseFailures) false failures"
         print(line)
         print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
+        if !noPlot { Plot.draw(out) }
         if let violation = simulation.violation {
             print("STOPPED: \(violation) — replay with --seed \(seed)")
             throw ExitCode(1)
