@@ -160,13 +160,7 @@ public final class Experiment {
                 }
             }
         case .join:
-            let count: Int
-            switch action.target {
-            case let .count(n): count = n
-            case let .fraction(f): count = max(1, Int((f * Double(options.peers)).rounded()))
-            default: count = 0
-            }
-            for _ in 0..<count { join() }
+            for _ in 0..<action.joinCount(startingPeers: options.peers) { join() }
         case .partition:
             partitionSide = Set(targets(action.target))
             lastPartition = (partitionSide!, .infinity)
@@ -214,7 +208,7 @@ public final class Experiment {
 
     private func restart(_ index: Int) {
         // Entry points that are alive now (its first ones may have gone); it resumes from its checkpoint.
-        network.rewire(index, entryPoints: pick(2, from: targetable.filter { $0 != index }))
+        network.rewire(index, entryPoints: Schedule.Target.count(2).pick(from: targetable.filter { $0 != index }, using: &rng))
         applied[index] = nil
         counters[index] = nil
         do { try network.start(index) } catch { return say("could not restart \(network.members[index].name): \(error)") }
@@ -238,28 +232,11 @@ public final class Experiment {
     }
 
     private func targets(_ target: Schedule.Target?) -> [Int] {
-        let live = targetable
-        switch target {
-        case let .count(n): return pick(min(n, live.count), from: live)
-        case let .fraction(f): return pick(min(live.count, max(1, Int((f * Double(live.count)).rounded()))), from: live)
-        case let .names(names): return names.compactMap(Schedule.index(ofName:)).filter { live.contains($0) }
-        case nil: return []
-        }
-    }
-
-    /// `count` distinct members drawn with the run's generator, in index order.
-    private func pick(_ count: Int, from pool: [Int]) -> [Int] {
-        var pool = pool
-        var out: [Int] = []
-        for _ in 0..<min(count, pool.count) { out.append(pool.remove(at: Int.random(in: 0..<pool.count, using: &rng))) }
-        return out.sorted()
+        target?.pick(from: targetable, using: &rng) ?? []
     }
 
     private func schedulePoisson(after t: Double) {
-        guard let p = options.schedule.poisson else { return }
-        let perSecond = p.ratePerMinute * Double(options.peers) / 60
-        let at = t - log(1 - Double.random(in: 0..<1, using: &rng)) / perSecond
-        nextPoisson = at < p.end && at <= options.duration ? at : .infinity
+        nextPoisson = options.schedule.poisson?.nextEvent(after: t, startingPeers: options.peers, duration: options.duration, using: &rng) ?? .infinity
     }
 
     private func poissonEvent() {

@@ -204,3 +204,44 @@ public struct Schedule: Sendable, Equatable {
         return i
     }
 }
+
+// MARK: Applying a schedule (one implementation for the simulator and real experiments)
+
+extension Schedule.Target {
+    /// The peers (indices) this target names among `live`: `count` and `fraction` (of the live
+    /// peers, at least one) draw at random with the run's generator, in index order; `names` keeps
+    /// those that are live.
+    public func pick(from live: [Int], using rng: inout some RandomNumberGenerator) -> [Int] {
+        let count: Int
+        switch self {
+        case let .count(n): count = min(n, live.count)
+        case let .fraction(f): count = min(live.count, max(1, Int((f * Double(live.count)).rounded())))
+        case let .names(names): return names.compactMap(Schedule.index(ofName:)).filter(live.contains)
+        }
+        var pool = live
+        var out: [Int] = []
+        for _ in 0..<count { out.append(pool.remove(at: Int.random(in: 0..<pool.count, using: &rng))) }
+        return out.sorted()
+    }
+}
+
+extension Schedule.Action {
+    /// How many new peers a join adds: `count`, or `fraction` of the starting peers (at least one).
+    public func joinCount(startingPeers: Int) -> Int {
+        switch target {
+        case let .count(n): return n
+        case let .fraction(f): return max(1, Int((f * Double(startingPeers)).rounded()))
+        default: return 0
+        }
+    }
+}
+
+extension Schedule.Poisson {
+    /// The time of the next churn event after `t` (exponential gaps at `ratePerMinute` of the
+    /// starting peers), or nil when it falls after `end` or the run's `duration`.
+    public func nextEvent(after t: Double, startingPeers: Int, duration: Double, using rng: inout some RandomNumberGenerator) -> Double? {
+        let perSecond = ratePerMinute * Double(startingPeers) / 60
+        let at = t - log(1 - Double.random(in: 0..<1, using: &rng)) / perSecond
+        return at < end && at <= duration ? at : nil
+    }
+}

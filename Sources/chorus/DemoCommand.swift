@@ -32,17 +32,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Seconds of training.")
     var duration: Double = 40
 
-    @Option(help: "Model: softmax | mlp | mlp:HIDDEN | mlp:HIDDEN:tanh (ReLU unless :tanh).")
-    var model = "softmax"
-
-    @Option(help: "Data partition across peers: iid | dirichlet:ALPHA.")
-    var partition = "iid"
-
-    @Option(help: ArgumentHelp("Topology: \(Topology.help).", valueName: "topology"))
-    var topology = "exponential"
-
-    @Option(help: "Seed for data split, partition and initial parameters.")
-    var seed: UInt64 = 1
+    @OptionGroup var training: TrainingOptions
 
     @Flag(help: "Print the summary as one JSON object (progress still goes to standard error).")
     var json = false
@@ -57,18 +47,13 @@ struct DemoCommand: ParsableCommand {
         guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64, got \(peers)") }
         guard noChurn || peers >= 4 else { throw ValidationError("churn needs at least 4 peers (or pass --no-churn), got \(peers)") }
         guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
-        guard (try? ModelSpec(parsing: model)) != nil else { throw ValidationError("--model: expected softmax, mlp or mlp:HIDDEN, got \"\(model)\"") }
-        guard (try? PartitionScheme(parsing: partition)) != nil else { throw ValidationError("--partition: expected iid or dirichlet:ALPHA, got \"\(partition)\"") }
-        guard Topology(parsing: topology) != nil else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
     }
 
     func run() throws {
         var options = LocalNetwork.Options(executable: try Self.executablePath())
         options.peers = peers
-        options.model = try ModelSpec(parsing: model)
-        options.partition = try PartitionScheme(parsing: partition)
-        options.topology = Topology(parsing: topology)!
-        options.seed = seed
+        (options.model, options.partition, options.topology) = training.parsed
+        options.seed = training.seed
         let stepsPerSecond = Double(options.stepsPerRound) * 1000 / Double(options.gossipIntervalMs)
         options.cosineSteps = Int(duration * 0.85 * stepsPerSecond)
         let network: LocalNetwork
@@ -85,7 +70,7 @@ struct DemoCommand: ParsableCommand {
             throw UserError("demo: \(error)")
         }
         let start = Date()
-        var churn = noChurn ? ChurnPlan(events: []) : ChurnPlan.standard(peers: peers, duration: duration, seed: seed)
+        var churn = noChurn ? ChurnPlan(events: []) : ChurnPlan.standard(peers: peers, duration: duration, seed: training.seed)
         var last = Snapshot.take(network)
         var lastProgress = 0.0
         while Date().timeIntervalSince(start) < duration {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import ChorusAveraging
 import ChorusExperiment
 import ChorusLearning
 import ChorusPeer
@@ -45,17 +44,7 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "Directory for series.csv, events.csv, summary.json and convergence.png (created).")
     var out: String
 
-    @Option(help: "Seed for the data split, the initial parameters and the schedule's choice of peers.")
-    var seed: UInt64 = 1
-
-    @Option(help: "Model: softmax | mlp | mlp:HIDDEN[:relu|tanh].")
-    var model = "softmax"
-
-    @Option(help: "Data partition: iid | dirichlet:ALPHA.")
-    var partition = "iid"
-
-    @Option(help: ArgumentHelp("Topology: \(Topology.help).", valueName: "topology"))
-    var topology = "exponential"
+    @OptionGroup var training: TrainingOptions
 
     @Option(help: "Seconds between rows of series.csv.")
     var sampleInterval: Double = 1
@@ -77,9 +66,6 @@ struct ExperimentCommand: ParsableCommand {
         guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         guard sampleInterval >= 0.25 else { throw ValidationError("--sample-interval must be at least 0.25 s, got \(sampleInterval)") }
-        guard (try? ModelSpec(parsing: model)) != nil else { throw ValidationError("--model: expected softmax, mlp or mlp:HIDDEN, got \"\(model)\"") }
-        guard (try? PartitionScheme(parsing: partition)) != nil else { throw ValidationError("--partition: expected iid or dirichlet:ALPHA, got \"\(partition)\"") }
-        guard Topology(parsing: topology) != nil else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
         for text in netns where LocalNetwork.Host(parsing: text) == nil {
             throw ValidationError("--netns: expected NAME@ADDRESS (a network namespace and the peer address in it), got \"\(text)\"")
         }
@@ -90,10 +76,8 @@ struct ExperimentCommand: ParsableCommand {
         var options = Experiment.Options(executable: try DemoCommand.executablePath())
         options.peers = peers
         options.duration = duration
-        options.seed = seed
-        options.model = try ModelSpec(parsing: model)
-        options.partition = try PartitionScheme(parsing: partition)
-        options.topology = Topology(parsing: topology)!
+        options.seed = training.seed
+        (options.model, options.partition, options.topology) = training.parsed
         options.sampleInterval = sampleInterval
         options.cosineFraction = cosineDecay
         options.hosts = netns.compactMap(LocalNetwork.Host.init(parsing:))

@@ -1,0 +1,30 @@
+import ArgumentParser
+import ChorusAveraging
+import ChorusLearning
+
+/// What the peers of a local network learn and with whom they average: shared by `chorus demo`
+/// and `chorus experiment`.
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Model: softmax | mlp | mlp:HIDDEN | mlp:HIDDEN:tanh (ReLU unless :tanh).")
+    var model = "softmax"
+
+    @Option(help: "Data partition across peers: iid | dirichlet:ALPHA.")
+    var partition = "iid"
+
+    @Option(help: ArgumentHelp("Topology: \(Topology.help).", valueName: "topology"))
+    var topology = "exponential"
+
+    @Option(help: "Seed for the data split, the initial parameters (and an experiment's choice of peers).")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard (try? ModelSpec(parsing: model)) != nil else { throw ValidationError("--model: expected softmax, mlp or mlp:HIDDEN, got \"\(model)\"") }
+        guard (try? PartitionScheme(parsing: partition)) != nil else { throw ValidationError("--partition: expected iid or dirichlet:ALPHA, got \"\(partition)\"") }
+        guard Topology(parsing: topology) != nil else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
+    }
+
+    /// The parsed values (`validate` has checked them).
+    var parsed: (model: ModelSpec, partition: PartitionScheme, topology: Topology) {
+        (try! ModelSpec(parsing: model), try! PartitionScheme(parsing: partition), Topology(parsing: topology)!)
+    }
+}
