@@ -128,7 +128,8 @@ public final class Experiment {
             poll()
             if now - lastSampleAt >= options.sampleInterval - options.pollInterval / 2 { sample() }
         }
-        if interruptedAt == nil { poll(); sample() }
+        poll()
+        sample()  // a last row at the end, or at the interruption
         let last = samples.last
         let summary = RunOutput.Summary(
             peers: options.peers, seed: options.seed, duration: options.duration, wallSeconds: Date().timeIntervalSince(wallStart),
