@@ -11,6 +11,7 @@
 # veth end with address 10.213.0.1 … 10.213.0.N/24, the other end on the bridge; NAME-ctl
 # (10.213.0.254) runs the experiment, which starts each peer with `ip netns exec NAME-hK`. No
 # address is added outside these namespaces; peers are placed on the hosts round-robin.
+# CHORUS_BIN=path uses that chorus binary instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hosts=6
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --hosts) hosts="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "netns-cluster.sh: unknown argument $1 (options of chorus experiment go after --; see --help)" >&2; exit 2 ;;
     esac
 done
@@ -30,11 +31,15 @@ case "$hosts" in ''|*[!0-9]*) echo "netns-cluster.sh: --hosts must be a number f
 if [ "$hosts" -lt 2 ] || [ "$hosts" -gt 200 ]; then echo "netns-cluster.sh: --hosts must be from 2 to 200, got $hosts" >&2; exit 2; fi
 command -v ip >/dev/null || { echo "netns-cluster.sh: the 'ip' command is missing: apt-get install iproute2" >&2; exit 3; }
 
-. scripts/lib/dependencies.sh
-ensure_swift
-ensure_libsodium
-swift build -c release >&2
-chorus="$(swift build -c release --show-bin-path)/chorus"
+if [ -n "${CHORUS_BIN:-}" ]; then
+    chorus="$CHORUS_BIN"  # a binary already built (scripts/test.sh passes its debug build)
+else
+    . scripts/lib/dependencies.sh
+    ensure_swift
+    ensure_libsodium
+    swift build -c release >&2
+    chorus="$(swift build -c release --show-bin-path)/chorus"
+fi
 
 name="chorus-$$"
 made=()

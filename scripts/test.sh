@@ -16,3 +16,5 @@ echo "== running tests"
 swift test --skip-build "$@"
 echo "== checking the plot scripts"
 scripts/test-plots.sh
+echo "== an experiment over 6 network namespaces"
+scripts/test-netns.sh
