@@ -147,11 +147,12 @@ struct Snapshot {
     var maxDistance: Double { rows.map(\.distance).max() ?? .infinity }
 
     func table() -> String {
-        var out = ["", "  PEER    ID        STEPS   LOSS     TEST ACC   DIST TO AVERAGE"]
+        var out = ["", "  PEER    ID        STEPS  TRAINED HERE  LOSS     TEST ACC   DIST TO AVERAGE"]
         for r in rows {
             let s = r.status
-            out.append(String(format: "  %@  %@  %6d  %7.4f  %7.2f %%   %.2e",
-                              r.name, String((s?.peerId ?? "?").prefix(8)), Int(s?.step ?? 0), s?.loss ?? .nan,
+            out.append(String(format: "  %@  %@  %6d  %12d  %7.4f  %7.2f %%   %.2e",
+                              r.name.padding(toLength: 6, withPad: " ", startingAt: 0), String((s?.peerId ?? "?").prefix(8)),
+                              Int(s?.step ?? 0), s?.stepsTrained ?? 0, s?.loss ?? .nan,
                               (s?.testAccuracy ?? 0) * 100, r.distance))
         }
         out.append(String(format: "\n  mean accuracy %.2f %%, min %.2f %%, max relative distance to the average %.2e",
@@ -162,7 +163,9 @@ struct Snapshot {
     func json(events: [ChurnPlan.Event]) -> String {
         let peers: [[String: Any]] = rows.map { r in
             [
-                "peerId": r.status?.peerId ?? "", "steps": Int(r.status?.step ?? 0),
+                "peerId": r.status?.peerId ?? "", "name": r.name, "steps": Int(r.status?.step ?? 0),
+                "stepsTrained": r.status?.stepsTrained ?? 0, "stepsInherited": r.status?.stepsInherited ?? 0,
+                "samplesTrained": r.status?.samplesTrained ?? 0,
                 "loss": finite(r.status?.loss), "testAccuracy": r.status?.testAccuracy ?? 0,
                 "relativeDistance": finite(r.distance),
             ]
