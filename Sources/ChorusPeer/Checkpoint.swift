@@ -118,11 +118,23 @@ enum AtomicFile {
 /// persisted before the first datagram is sent, so it grows across restarts even when the clock
 /// is wrong or the state file is lost (not both).
 public enum BootEpoch {
+    /// Incarnations are `epoch · 2¹⁶ + refutations` in a UInt64, so an epoch must stay below 2⁴⁸
+    /// (about nine million years of Unix time): a larger one can only come from a damaged file.
+    public static let limit: UInt64 = 1 << 48
+
+    /// The next boot epoch, `max(previous + 1, unix time)`, written to `path` before it is used.
+    /// A file that does not hold an epoch is an error naming it and saying what to do, never a
+    /// crash or a silent restart from zero.
     public static func next(stateFile path: String, now: Date = Date()) throws -> UInt64 {
         var previous: UInt64 = 0
-        if let data = FileManager.default.contents(atPath: path),
-           let text = String(data: data, encoding: .utf8),
-           let value = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        if let data = FileManager.default.contents(atPath: path) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let value = UInt64(text) else {
+                throw StartupError("\(path): expected a boot epoch (a whole number of seconds), found \"\(text.prefix(40))\"; the file is damaged: move it away and the peer starts at the current time")
+            }
+            guard value < limit - 1 else {
+                throw StartupError("\(path): boot epoch \(value) is beyond any clock (at most \(limit - 2)); the file is damaged: move it away and the peer starts at the current time")
+            }
             previous = value
         }
         let epoch = max(previous + 1, UInt64(max(1, now.timeIntervalSince1970)))

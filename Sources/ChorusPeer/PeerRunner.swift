@@ -51,8 +51,14 @@ public enum PeerRunner {
     public static func run(config: PeerConfig, exitWithParent: Bool = false, log: @escaping @Sendable (String) -> Void) async throws {
         let (identity, network, learner) = try prepare(config: config)
         let bootEpoch: UInt64
-        do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch {
+        do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch let error as StartupError {
+            throw StartupError("\(error.description) (field 'peer.checkpoint' in \(config.file))")
+        } catch {
             throw StartupError("\(config.file): field 'peer.checkpoint': cannot write \(config.checkpointPath).epoch: \(error)")
+        }
+        let clock = Date().timeIntervalSince1970
+        if Double(bootEpoch) > clock + 86_400 {
+            log("chorus peer: warning: boot epoch \(bootEpoch) (from \(config.checkpointPath).epoch) is more than a day ahead of this machine's clock (\(UInt64(clock))): other peers reject its claims as absurd until their clocks catch up; fix the clock, or stop the peer and move that file away")
         }
         var known: [PeerID: SocketAddress] = [:]
         for (index, n) in config.neighbours.enumerated() {
@@ -78,8 +84,10 @@ public enum PeerRunner {
         let shutdown = ShutdownTrigger()
         let transport: UDPTransport
         do {
-            transport = try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, on: loop) { bytes, address in
-                node.value.receive(bytes, from: address)
+            transport = try await retryingWhileInUse {
+                try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, on: loop) { bytes, address in
+                    node.value.receive(bytes, from: address)
+                }
             }
         } catch {
             try? await group.shutdownGracefully()
@@ -87,8 +95,10 @@ public enum PeerRunner {
         }
         let admin: Channel
         do {
-            admin = try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path, body in
-                loop.submit { route(node.value, method: method, path: path, body: body, shutdown: shutdown) }
+            admin = try await retryingWhileInUse {
+                try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path, body in
+                    loop.submit { route(node.value, method: method, path: path, body: body, shutdown: shutdown) }
+                }
             }
         } catch {
             await transport.close()
@@ -154,10 +164,23 @@ public enum PeerRunner {
         return AdminResponse(contentType: "application/json", body: body)
     }
 
+    /// Binds, retrying for up to `patience` seconds while the address is in use: right after a
+    /// `kill -9`, the old process may not have released its ports yet. Other errors fail at once.
+    static func retryingWhileInUse<T>(_ bind: () async throws -> T) async throws -> T {
+        let deadline = Date().addingTimeInterval(bindPatience)
+        while true {
+            do { return try await bind() } catch let error as IOError where error.errnoCode == EADDRINUSE && Date() < deadline {
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+        }
+    }
+
+    static let bindPatience = 3.0
+
     static func describe(_ error: Error) -> String {
         if let io = error as? IOError {
             switch io.errnoCode {
-            case EADDRINUSE: return "address already in use (another process has this port; pick another port)"
+            case EADDRINUSE: return "address already in use, still after \(Int(bindPatience)) s (another process has this port; pick another port)"
             case EADDRNOTAVAIL: return "address not available on this machine"
             case EACCES: return "permission denied (ports below 1024 need privileges)"
             default: return io.description

@@ -72,3 +72,19 @@ func consensusDistance() {
     let scaled = Consensus.relativeDistances([[0, 0], [200, 0]])
     #expect(scaled == d)
 }
+
+@Test("a damaged epoch file is an error naming it, never a crash", arguments: ["18446744073709551615", "281474976710655", "-3", "twelve", ""])
+func damagedEpochFile(content: String) throws {
+    let s = try Scratch()
+    let file = s.path + "/peer.epoch"
+    try content.write(toFile: file, atomically: true, encoding: .utf8)
+    do {
+        let epoch = try BootEpoch.next(stateFile: file)
+        Issue.record("accepted \"\(content)\" and started at epoch \(epoch)")
+    } catch {
+        #expect("\(error)".contains(file) && "\(error)".contains("move it away"), "\(error)")
+    }
+    // The largest epoch that still leaves room is accepted.
+    try "\(BootEpoch.limit - 3)".write(toFile: file, atomically: true, encoding: .utf8)
+    #expect(try BootEpoch.next(stateFile: file) == BootEpoch.limit - 2)
+}
