@@ -230,6 +230,10 @@ final class PeerNode {
         }
         let traffic = instance.traffic
         let distance = instance.distanceToNeighbours
+        let stats = membership.stats
+        let counts = PeerStatus.MembershipCounts(
+            probes: stats.probes, probesFailed: stats.failedProbes, indirectProbes: stats.indirectProbes,
+            suspicionsRaised: stats.suspicionsRaised, failuresDeclared: stats.failuresDeclared, refutations: stats.refutations)
         return PeerStatus(
             peerId: identity.peerID.description, address: config.advertise.description, bootEpoch: bootEpoch,
             phase: phase.rawValue, uptime: t, model: config.model.description, parameterCount: learner.parameterCount,
@@ -237,7 +241,7 @@ final class PeerNode {
             samplesTrained: learner.samplesTrained, epoch: learner.epoch, loss: instance.lastEvaluation.loss,
             testAccuracy: instance.lastEvaluation.accuracy, trainLoss: instance.trainLoss, learningRate: learner.learningRate,
             selfWeight: selfWeight, distanceToNeighbours: distance?.value, distanceAge: distance.map { t - $0.at },
-            neighbours: neighbourRows, members: members, incarnation: membership.incarnation,
+            neighbours: neighbourRows, members: members, incarnation: membership.incarnation, membershipCounts: counts,
             localHealth: membership.localHealth, bytesSent: traffic.bytesSent, bytesReceived: traffic.bytesReceived,
             datagramsSent: traffic.datagramsSent, datagramsReceived: traffic.datagramsReceived,
             datagramsRejected: instance.wire.totalRejected, rejections: rejections,

@@ -53,6 +53,9 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     /// This peer's view of the network, itself first.
     public var members: [MemberRow]
     public var incarnation: UInt64
+    /// What the failure detector did since start: probes sent and failed, suspicions raised by
+    /// this peer, failures it declared, accusations against it that it refuted.
+    public var membershipCounts: MembershipCounts
     /// Lifeguard's local health multiplier (0 is healthy).
     public var localHealth: Int
     public var bytesSent: Int
@@ -66,6 +69,15 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var contributionsMixed: Int
     /// Faults injected now (configuration, then `POST /faults`).
     public var faults: FaultSettings
+
+    public struct MembershipCounts: Codable, Sendable, Equatable {
+        public var probes: Int
+        public var probesFailed: Int
+        public var indirectProbes: Int
+        public var suspicionsRaised: Int
+        public var failuresDeclared: Int
+        public var refutations: Int
+    }
 
     /// Loss is NaN before the first evaluation; JSON has no NaN, so it travels as the string "nan".
     public static let floatEncoding = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+@testable import ChorusPeer
+
+@Test("/metrics labels every series with the peer and carries training, convergence, membership and traffic")
+func metricsSeries() throws {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 2
+    let network = try LocalNetwork(options: options)
+    defer {
+        network.stopAll()
+        network.removeDirectory()
+    }
+    try network.start(0)
+    try network.start(1)
+    try network.waitUntilReady([0, 1])
+    // Wait until the two have mixed, so the distance has a value.
+    let deadline = Date().addingTimeInterval(20)
+    while (try? AdminClient.status(at: network.members[0].admin))?.distanceToNeighbours == nil && Date() < deadline { usleep(200_000) }
+    let response = try AdminClient.request("GET", "/metrics", at: network.members[0].admin)
+    #expect(response.status == 200)
+    let text = String(decoding: response.body, as: UTF8.self)
+    let samples = text.split(separator: "\n").filter { !$0.hasPrefix("#") }
+    let label = "peer=\"\(network.members[0].id)\""
+    #expect(!samples.isEmpty && samples.allSatisfy { $0.contains(label) }, "a series without the peer label")
+    func value(_ series: String, _ labels: String = "") -> Double? {
+        samples.first { $0.hasPrefix(series + "{") && $0.contains(label) && (labels.isEmpty || $0.contains(labels)) }
+            .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+    }
+    #expect(value("chorus_members", "state=\"alive\"") == 2)
+    #expect(value("chorus_phase", "phase=\"training\"") == 1)
+    #expect((value("chorus_bytes_total", "direction=\"sent\"") ?? 0) > 0)
+    #expect((value("chorus_probes_total") ?? 0) >= 0)
+    #expect((value("chorus_steps_trained") ?? 0) > 0)
+    let distance = try #require(value("chorus_distance_to_neighbours"))
+    #expect(distance.isFinite && distance >= 0)
+    // Every series the shipped Grafana dashboard draws exists.
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let dashboard = try String(contentsOf: root.appendingPathComponent("scripts/grafana-dashboard.json"), encoding: .utf8)
+    let drawn = Set(dashboard.matches(of: /chorus_[a-z_]+/).map { String($0.output) })
+    #expect(drawn.count >= 8)
+    for series in drawn.sorted() { #expect(samples.contains { $0.hasPrefix(series + "{") }, "the dashboard draws \(series), which /metrics lacks") }
+    for series in ["chorus_test_accuracy", "chorus_train_loss", "chorus_self_weight", "chorus_local_health", "chorus_suspicions_raised_total",
+                   "chorus_refutations_total", "chorus_datagrams_total", "chorus_mixes_total"] {
+        #expect(value(series) != nil, "\(series) missing")
+    }
+}
