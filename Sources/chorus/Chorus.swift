@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusWire
 
 @main
 struct Chorus: AsyncParsableCommand {
@@ -14,6 +15,7 @@ struct Chorus: AsyncParsableCommand {
               chorus status --admin 127.0.0.1:8001
             See README.md and Peers/README.md for running peers on several machines.
             """,
+        version: ChorusVersion.description,
         subcommands: [Keygen.self, PeerCommand.self, StatusCommand.self, MembersCommand.self, FaultsCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, Bench.self]
     )
 }
@@ -22,4 +24,10 @@ struct Chorus: AsyncParsableCommand {
 struct UserError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// `chorus --version`: the release and the wire protocol version it speaks (docs/protocol.md).
+enum ChorusVersion {
+    static let release = "0.5.0"
+    static var description: String { "chorus \(release) (wire protocol \(DatagramHeader.version))" }
 }

@@ -102,7 +102,17 @@ struct MembersCommand: ParsableCommand {
 
     @OptionGroup var endpoint: AdminEndpoint
 
+    @Flag(name: .long, help: "Print the members as a JSON array (id, address, status, incarnation; this peer first).")
+    var json = false
+
     func run() throws {
-        print(StatusTable.members(try endpoint.status()))
+        let status = try endpoint.status()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(status.members), as: UTF8.self))
+            return
+        }
+        print(StatusTable.members(status))
     }
 }

@@ -46,3 +46,23 @@ func metricsSeries() throws {
         #expect(value(series) != nil, "\(series) missing")
     }
 }
+
+@Test("read verbs print JSON with --json, and chorus --version names the release and the wire protocol")
+func readVerbsJSON() throws {
+    let version = try ChorusBinary.run(["--version"], timeout: 10)
+    #expect(version.status == 0 && version.stdout.hasPrefix("chorus ") && version.stdout.contains("wire protocol"))
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    let network = try LocalNetwork(options: LocalNetwork.Options(executable: binary))
+    defer {
+        network.stopAll()
+        network.removeDirectory()
+    }
+    try network.start(0)
+    try network.waitUntilReady([0])
+    let admin = network.members[0].admin.description
+    for verb in [["status"], ["members"], ["faults"]] {
+        let result = try ChorusBinary.run(verb + ["--admin", admin, "--json"], timeout: 10)
+        #expect(result.status == 0, "\(verb): \(result.stderr)")
+        #expect((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) != nil, "\(verb) --json printed: \(result.stdout)")
+    }
+}
