@@ -4,6 +4,7 @@ import ChorusLearning
 import ChorusMembership
 import Dispatch
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -32,13 +33,13 @@ final class PeerNode {
     private var datagramsFaulted = 0
     private let worker: NIOThreadPool
     private let checkpoints: CheckpointWriter
-    private let log: @Sendable (String) -> Void
+    private let log: Logger
     private let metrics = PeerMetrics()
     /// Called once when a leave has finished lingering.
     private var onStopped: [() -> Void] = []
 
     init(config: PeerConfig, identity: SigningKey, network: NetworkKey, bootEpoch: UInt64, learner: Learner,
-         loop: EventLoop, log: @escaping @Sendable (String) -> Void) {
+         loop: EventLoop, log: Logger) {
         self.config = config
         self.identity = identity
         self.bootEpoch = bootEpoch
@@ -142,18 +143,18 @@ final class PeerNode {
         switch event {
         case let .membership(event):
             switch event {
-            case let .joined(peer, address): log("member \(peer.short) alive at \(address)")
-            case let .failed(peer): log("member \(peer.short) failed")
-            case let .left(peer): log("member \(peer.short) left")
-            case let .suspected(peer, by): log("member \(peer.short) suspected by \(by.short)")
-            case let .refuted(peer): log("member \(peer.short) refuted a suspicion")
-            case let .refutedAccusation(incarnation, by): log("refuted an accusation by \(by.short) (incarnation now \(incarnation))")
+            case let .joined(peer, address): log.info("member \(peer.short) alive at \(address)")
+            case let .failed(peer): log.notice("member \(peer.short) failed")
+            case let .left(peer): log.info("member \(peer.short) left")
+            case let .suspected(peer, by): log.info("member \(peer.short) suspected by \(by.short)")
+            case let .refuted(peer): log.info("member \(peer.short) refuted a suspicion")
+            case let .refutedAccusation(incarnation, by): log.notice("refuted an accusation by \(by.short) (incarnation now \(incarnation))")
             case .removed, .addressChanged: break
             }
         case let .adoptedModel(from, step):
-            log("chorus peer \(identity.peerID.short): joined with the model of \(from.short) at step \(step)")
+            log.notice("joined with the model of \(from.short) at step \(step)")
         case let .startedAlone(waited):
-            log("chorus peer \(identity.peerID.short): no model from the network within \(PeerNode.seconds(waited)); starting from its own")
+            log.warning("no model from the network within \(PeerNode.seconds(waited)); starting from its own")
         case .stopped:
             finishStopping()
         }
@@ -201,7 +202,7 @@ final class PeerNode {
 
     func setFaults(_ new: FaultSettings) {
         loop.preconditionInEventLoop()
-        if new != faults { log("chorus peer \(identity.peerID.short): faults now \(new.summary)") }
+        if new != faults { log.notice("faults now \(new.summary)") }
         faults = new
     }
 
@@ -262,9 +263,9 @@ final class CheckpointWriter: Sendable {
     let path: String
     let model: String
     private let queue = DispatchQueue(label: "chorus.checkpoint")
-    private let log: @Sendable (String) -> Void
+    private let log: Logger
 
-    init(path: String, model: String, log: @escaping @Sendable (String) -> Void) {
+    init(path: String, model: String, log: Logger) {
         self.path = path
         self.model = model
         self.log = log
@@ -278,7 +279,7 @@ final class CheckpointWriter: Sendable {
     func saveInBackground(_ checkpoint: Checkpoint) {
         queue.async { [path, log] in
             do { try checkpoint.save(to: path) } catch {
-                log("chorus peer: could not save checkpoint to \(path): \(error) (retrying at the next interval)")
+                log.error("could not save checkpoint to \(path): \(error) (retrying at the next interval)")
             }
         }
     }

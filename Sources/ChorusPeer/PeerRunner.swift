@@ -1,6 +1,7 @@
 import ChorusCrypto
 import ChorusLearning
 import Foundation
+import Logging
 import NIOCore
 import NIOConcurrencyHelpers
 import NIOHTTP1
@@ -48,8 +49,10 @@ public enum PeerRunner {
 
     /// Runs until SIGINT/SIGTERM or `POST /leave`, then leaves gracefully (announces "left",
     /// hands its parameters to its neighbours), saves the checkpoint and returns within ~2 s.
-    public static func run(config: PeerConfig, exitWithParent: Bool = false, log: @escaping @Sendable (String) -> Void) async throws {
+    /// `log` gets the peer's id as metadata here.
+    public static func run(config: PeerConfig, exitWithParent: Bool = false, log base: Logger) async throws {
         let (identity, network, learner) = try prepare(config: config)
+        let log = { var log = base; log[metadataKey: "peer"] = "\(identity.peerID.short)"; return log }()
         let bootEpoch: UInt64
         do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch let error as StartupError {
             throw StartupError("\(error.description) (field 'peer.checkpoint' in \(config.file))")
@@ -58,7 +61,7 @@ public enum PeerRunner {
         }
         let clock = Date().timeIntervalSince1970
         if Double(bootEpoch) > clock + 86_400 {
-            log("chorus peer: warning: boot epoch \(bootEpoch) (from \(config.checkpointPath).epoch) is more than a day ahead of this machine's clock (\(UInt64(clock))): other peers reject its claims as absurd until their clocks catch up; fix the clock, or stop the peer and move that file away")
+            log.warning("boot epoch \(bootEpoch) (from \(config.checkpointPath).epoch) is more than a day ahead of this machine's clock (\(UInt64(clock))): other peers reject its claims as absurd until their clocks catch up; fix the clock, or stop the peer and move that file away")
         }
         var known: [PeerID: SocketAddress] = [:]
         for (index, n) in config.neighbours.enumerated() {
@@ -108,10 +111,10 @@ public enum PeerRunner {
         try await loop.submit { node.value.start(transport: transport, seeds: seedAddresses, knownPeers: knownPeers) }.get()
         let udpPort = transport.localAddress?.port ?? config.bind.port
         let adminPort = admin.localAddress?.port ?? config.admin.port
-        log("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
+        log.notice("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
 
         let reason = await shutdown.wait(exitWithParent: exitWithParent)
-        log("chorus peer \(identity.peerID.short): \(reason), leaving")
+        log.notice("\(reason), leaving")
         // Announce "left" and linger (still answering) until the instance says the news has spread.
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             loop.execute { node.value.leave { done.resume() } }
@@ -125,7 +128,7 @@ public enum PeerRunner {
         if let saveError {
             throw StartupError("\(config.checkpointPath): could not save checkpoint: \(saveError)")
         }
-        log("chorus peer \(identity.peerID.short): left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
+        log.notice("left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
     }
 
     static func route(_ node: PeerNode, method: HTTPMethodName, path: String, body: [UInt8], shutdown: ShutdownTrigger) -> AdminResponse {

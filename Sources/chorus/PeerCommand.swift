@@ -2,6 +2,7 @@ import ArgumentParser
 import ChorusCrypto
 import ChorusPeer
 import Foundation
+import Logging
 
 struct PeerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,8 +47,21 @@ struct PeerCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Fault injection: cut this peer off in both directions (a partition; adds to faults.blocked). Repeatable.", valueName: "peer-id"))
     var block: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Least important entries logged: trace | debug | info | notice | warning | error | critical.", valueName: "level"))
+    var logLevel = "info"
+
+    @Option(name: .long, help: ArgumentHelp("Log lines on standard error as text (time, level, message, peer=…) or json (one object per line).", valueName: "format"))
+    var logFormat = "text"
+
     @Flag(name: .long, help: .hidden)
     var exitWithParent = false
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(logLevel)\"")
+        }
+        guard PeerLogHandler.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format: expected text or json, got \"\(logFormat)\"") }
+    }
 
     func run() async throws {
         var parsed: PeerConfig
@@ -77,9 +91,9 @@ struct PeerCommand: AsyncParsableCommand {
             parsed.faults.blocked.insert(id)
         }
         do {
-            try await PeerRunner.run(config: parsed, exitWithParent: exitWithParent) { line in
-                FileHandle.standardError.write(Data((line + "\n").utf8))
-            }
+            let level = Logger.Level(rawValue: logLevel)!, format = PeerLogHandler.Format(rawValue: logFormat)!
+            let log = Logger(label: "chorus.peer") { label in PeerLogHandler(label: label, level: level, format: format) }
+            try await PeerRunner.run(config: parsed, exitWithParent: exitWithParent, log: log)
         } catch let error as StartupError {
             throw UserError(error.description)
         }

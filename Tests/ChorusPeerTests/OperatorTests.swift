@@ -66,3 +66,33 @@ func readVerbsJSON() throws {
         #expect((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) != nil, "\(verb) --json printed: \(result.stdout)")
     }
 }
+
+@Test("--log-format json writes one JSON object per line, with time, level, message and the peer")
+func jsonLogs() throws {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 2
+    let network = try LocalNetwork(options: options)
+    defer { network.removeDirectory() }
+    try network.start(0, extraArguments: ["--log-format", "json"])
+    try network.start(1, extraArguments: ["--log-format", "json", "--log-level", "debug"])
+    try network.waitUntilReady([0, 1])
+    sleep(2)
+    network.stopAll()
+    for index in [0, 1] {
+        let lines = try String(contentsOfFile: network.members[index].logPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count >= 3, "\(lines)")  // listening, a member alive, leaving, left
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+            #expect(object?["level"] != nil && object?["message"] != nil && object?["time"]?.hasSuffix("Z") == true, "\(line)")
+            #expect(object?["peer"] == network.members[index].id.short, "\(line)")
+        }
+    }
+}
+
+@Test("text log lines carry time, level, message and metadata")
+func textLogLine() {
+    let line = PeerLogHandler.render(time: Date(timeIntervalSince1970: 1_795_000_000.25), level: .notice, message: "member 3f9c failed",
+                                     metadata: ["peer": "77ab"], format: .text)
+    #expect(line == "2026-11-18T11:06:40.250Z notice member 3f9c failed peer=77ab")
+}
