@@ -26,6 +26,23 @@ public enum PeerEvent: Sendable, Equatable {
     case startedAlone(waited: Double)
     /// The leave linger is over: the shell may close the socket.
     case stopped
+    /// No other member for `seconds` although entry points are configured: they are down,
+    /// unreachable (firewall, NAT, wrong address) or under another network key. Repeated every
+    /// `warningInterval` while it lasts; the peer keeps retrying them.
+    case isolated(seconds: Double, tried: [PeerAddress])
+    /// Members again after being isolated.
+    case reconnected(members: Int)
+    /// Input this peer drops that points at a configuration mistake elsewhere (another network
+    /// key, another model), at most once per `warningInterval` per reason.
+    case misconfiguredTraffic(MisconfiguredTraffic)
+}
+
+/// What a warning about someone else's traffic says.
+public enum MisconfiguredTraffic: Sendable, Equatable {
+    /// Datagrams under a network key this peer does not hold, from this address.
+    case unknownNetworkKey(from: PeerAddress, count: Int)
+    /// Parameters whose length is not this model's: the sender runs another model.
+    case otherModel(from: PeerID, theirParameters: Int, ours: Int)
 }
 
 /// A peer's model progress, for a checkpoint.

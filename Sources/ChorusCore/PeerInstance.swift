@@ -56,6 +56,17 @@ public struct PeerInstance: Sendable {
     private var rng: Xoshiro256
     private var addresses: [PeerID: PeerAddress] = [:]
     private var seeds: [PeerAddress] = []
+    /// Where to say hello while alone: the seeds and the configured neighbours' addresses.
+    private var entryPoints: [PeerAddress] = []
+    /// The current gap between hello rounds while alone (doubles up to seedRetryMaxInterval).
+    private var seedRetryGap: Double
+    /// Since when this peer has known no other member (nil: it knows some).
+    private var aloneSince: Double?
+    private var nextIsolationWarning = -Double.infinity
+    private var warnedIsolated = false
+    /// When each kind of misconfiguration warning may be given again.
+    private var nextWarning: [String: Double] = [:]
+    private var unknownKeyDatagrams = 0
     private var started = false
     private var nextRoundAt: Double
     private var nextEvaluationAt: Double
@@ -98,6 +109,8 @@ public struct PeerInstance: Sendable {
         self.nextEvaluationAt = now
         self.nextCheckpointAt = settings.checkpointInterval > 0 ? now + settings.checkpointInterval : .infinity
         self.nextHousekeepingAt = now + settings.housekeepingInterval
+        self.seedRetryGap = settings.seedRetryInterval
+        self.aloneSince = now
     }
 
     // MARK: Life cycle
@@ -108,6 +121,9 @@ public struct PeerInstance: Sendable {
         precondition(!started, "start once")
         started = true
         self.seeds = seeds
+        for address in seeds + knownPeers.filter({ $0.0 != id }).map(\.1) where !entryPoints.contains(address) {
+            entryPoints.append(address)
+        }
         var out: [PeerDirective] = []
         if phase == .joining {
             joinDeadline = now + settings.modelWaitTimeout
@@ -132,7 +148,7 @@ public struct PeerInstance: Sendable {
             addresses[claim.subject] = claim.address
             wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now)
         }
-        recomputeNeighbours()
+        recomputeNeighbours(now: now)
     }
 
     /// This peer's signed statement that it is alive at its address and incarnation.
@@ -178,7 +194,8 @@ public struct PeerInstance: Sendable {
         case .stopped:
             break
         }
-        if othersLive == 0 { t = min(t, nextSeedHelloAt) }
+        if othersLive == 0 && !entryPoints.isEmpty { t = min(t, nextSeedHelloAt) }
+        if isolated { t = min(t, max(aloneSince! + settings.isolationWarningAfter, nextIsolationWarning)) }
         return t
     }
 
@@ -199,6 +216,16 @@ public struct PeerInstance: Sendable {
         }
         if othersLive == 0 && now >= nextSeedHelloAt {
             helloSeeds(now: now, into: &out)  // nobody answered yet: the seeds may have started after us
+        }
+        if warnedIsolated && othersLive > 0 {
+            warnedIsolated = false
+            nextIsolationWarning = -.infinity
+            out.append(.event(.reconnected(members: othersLive + 1)))
+        }
+        if isolated, let since = aloneSince, now - since >= settings.isolationWarningAfter, now >= nextIsolationWarning {
+            nextIsolationWarning = now + settings.warningInterval
+            warnedIsolated = true
+            out.append(.event(.isolated(seconds: now - since, tried: entryPoints)))
         }
         switch phase {
         case .joining:
@@ -249,6 +276,12 @@ public struct PeerInstance: Sendable {
         traffic.bytesReceived += bytes.count
         traffic.datagramsReceived += 1
         let reception = wire.receive(bytes, now: now)
+        if reception.rejection == .unknownNetwork {
+            unknownKeyDatagrams += 1
+            if warnOnce("unknownNetwork", now: now) {
+                out.append(.event(.misconfiguredTraffic(.unknownNetworkKey(from: source, count: unknownKeyDatagrams))))
+            }
+        }
         emit(reception.replies, to: source, peer: nil, into: &out)
         if let sender = reception.sender {
             emit(reception.flushed, to: addresses[sender] ?? source, peer: sender, into: &out)
@@ -258,7 +291,7 @@ public struct PeerInstance: Sendable {
             case let .hello(peer):
                 // Someone we may not know yet (a seed answering, a newcomer, a restarted peer):
                 // exchange views through it.
-                if membership.status(of: peer) == nil || seeds.contains(source) {
+                if membership.status(of: peer) == nil || entryPoints.contains(source) {
                     if addresses[peer] == nil { addresses[peer] = source }
                     perform(membership.join(seed: peer, address: source, now: now), now: now, into: &out)
                 }
@@ -292,7 +325,11 @@ public struct PeerInstance: Sendable {
         case ChorusChannel.parameters:
             guard phase == .training else { return }
             guard let message = ParametersMessage.decode(object.bytes) else { return count("parameters.malformed") }
-            averager.receive(from: object.sender, vector: message.vector, degree: message.degree, now: now)
+            if averager.receive(from: object.sender, vector: message.vector, degree: message.degree, now: now) == .wrongDimension,
+               warnOnce("otherModel", now: now) {
+                out.append(.event(.misconfiguredTraffic(.otherModel(from: object.sender, theirParameters: message.vector.count,
+                                                                    ours: learner.parameterCount))))
+            }
         case ChorusChannel.membershipSync:
             guard let message = MembershipMessage.decode(object.bytes), message.isBulk else { return count("membership.malformed") }
             perform(membership.receive(message, from: object.sender, address: source, now: now, rng: &rng), now: now, into: &out)
@@ -311,6 +348,18 @@ public struct PeerInstance: Sendable {
 
     private mutating func count(_ reason: String) {
         rejections[reason, default: 0] += 1
+    }
+
+    /// Whether a warning of this kind may be given now (at most one per `warningInterval`).
+    private mutating func warnOnce(_ kind: String, now: Double) -> Bool {
+        guard now >= nextWarning[kind, default: -.infinity] else { return false }
+        nextWarning[kind] = now + settings.warningInterval
+        return true
+    }
+
+    /// Alone although entry points are configured (a first peer with none is not isolated).
+    public var isolated: Bool {
+        othersLive == 0 && !entryPoints.isEmpty && (phase == .joining || phase == .training)
     }
 
     // MARK: Membership
@@ -341,12 +390,19 @@ public struct PeerInstance: Sendable {
                 out.append(.event(.membership(event)))
             }
         }
-        if viewChanged { recomputeNeighbours() }
+        if viewChanged { recomputeNeighbours(now: now) }
     }
 
     /// Neighbours are a deterministic function of the live member set (settings.topology).
-    private mutating func recomputeNeighbours() {
+    private mutating func recomputeNeighbours(now: Double) {
         othersLive = membership.liveMemberCount - 1
+        if othersLive > 0 {
+            aloneSince = nil
+            seedRetryGap = settings.seedRetryInterval
+        } else if aloneSince == nil {
+            aloneSince = now
+            nextSeedHelloAt = now  // everyone went away: back to the entry points at once
+        }
         let next = settings.topology.neighbours(of: id, in: membership.liveMembers)
         guard next != neighbours else { return }
         neighbours = next
@@ -403,11 +459,14 @@ public struct PeerInstance: Sendable {
         PreparedObject(channel: channel, bytes: bytes, objectID: rng.next(), mode: wire.cryptoMode)
     }
 
+    /// Hellos to every entry point; the answer (a hello back) starts a join sync. Unanswered
+    /// rounds back off exponentially up to `seedRetryMaxInterval`, and never stop.
     private mutating func helloSeeds(now: Double, into out: inout [PeerDirective]) {
-        guard !seeds.isEmpty else { return }
-        nextSeedHelloAt = now + settings.seedRetryInterval
+        guard !entryPoints.isEmpty else { nextSeedHelloAt = .infinity; return }
+        nextSeedHelloAt = now + seedRetryGap
+        seedRetryGap = min(seedRetryGap * 2, settings.seedRetryMaxInterval)
         let hello = wire.hello(now: now)
-        for address in seeds { emit([hello], to: address, peer: nil, into: &out) }
+        for address in entryPoints { emit([hello], to: address, peer: nil, into: &out) }
     }
 
     private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, into out: inout [PeerDirective]) {

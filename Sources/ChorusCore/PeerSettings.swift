@@ -34,8 +34,18 @@ public struct PeerSettings: Sendable, Equatable {
     public var leaveLinger = 0.8
     /// Seconds between housekeeping of the datagram layer (incomplete objects, hello retries).
     public var housekeepingInterval = 0.25
-    /// While this peer knows no other member, seconds between hellos to its seeds.
+    /// While this peer knows no other member, seconds between hellos to its entry points (seeds
+    /// and configured neighbours) at first; the gap doubles after each unanswered round…
     public var seedRetryInterval = 1.0
+    /// …up to this many seconds, forever: an isolated peer rejoins by itself within about this
+    /// long once an entry point is reachable again.
+    public var seedRetryMaxInterval = 8.0
+    /// Seconds alone (with entry points it cannot reach) before the shell is told to warn; then
+    /// again every `warningInterval`.
+    public var isolationWarningAfter = 10.0
+    /// At most one warning per reason per this many seconds (isolation, traffic under another
+    /// network key, parameters of another model): enough to be seen, never a flood.
+    public var warningInterval = 60.0
 
     public init() {}
 
@@ -50,6 +60,11 @@ public struct PeerSettings: Sendable, Equatable {
         positive(modelWaitTimeout, "modelWaitTimeout")
         positive(housekeepingInterval, "housekeepingInterval")
         positive(seedRetryInterval, "seedRetryInterval")
+        positive(isolationWarningAfter, "isolationWarningAfter")
+        positive(warningInterval, "warningInterval")
+        if !(seedRetryMaxInterval >= seedRetryInterval) {
+            out.append("seedRetryMaxInterval (\(seedRetryMaxInterval) s) must be at least seedRetryInterval (\(seedRetryInterval) s)")
+        }
         if stepsPerRound < 0 { out.append("stepsPerRound must be 0 or more, got \(stepsPerRound)") }
         if !(evaluationInterval >= 0) { out.append("evaluationInterval must be 0 (off) or positive seconds, got \(evaluationInterval)") }
         if !(checkpointInterval >= 0) { out.append("checkpointInterval must be 0 (off) or positive seconds, got \(checkpointInterval)") }

@@ -48,6 +48,7 @@ final class PeerMetrics {
         for state in ["alive", "suspect", "failed", "left"] {
             gauge("members", "Members this peer sees in each state, itself included", Double(s.members.filter { $0.status == state }.count), [("state", state)])
         }
+        gauge("isolated", "1 while no other member answers although entry points are configured", s.isolated ? 1 : 0)
         gauge("local_health", "Lifeguard local health multiplier (0 is healthy)", Double(s.localHealth))
         gauge("incarnation", "This peer's incarnation (boot epoch x 2^16 + refutations)", Double(s.incarnation))
         let m = s.membershipCounts

@@ -157,6 +157,14 @@ final class PeerNode {
             log.warning("no model from the network within \(PeerNode.seconds(waited)); starting from its own")
         case .stopped:
             finishStopping()
+        case let .isolated(seconds, tried):
+            log.warning("alone for \(Int(seconds)) s: no answer from \(tried.joined(separator: ", ")) (down, unreachable through a firewall or NAT, a wrong address, or another network key); still trying")
+        case let .reconnected(members):
+            log.notice("reconnected: \(members) members alive")
+        case let .misconfiguredTraffic(.unknownNetworkKey(from, count)):
+            log.warning("datagrams from \(from) under a network key this peer does not hold (\(count) so far): a peer configured with another network_key?")
+        case let .misconfiguredTraffic(.otherModel(from, theirs, ours)):
+            log.warning("peer \(from.short) sends \(theirs) parameters, this model has \(ours): it runs another model (check [model] kind on both)")
         }
     }
 
@@ -224,6 +232,7 @@ final class PeerNode {
                 weight: weights[id] ?? 0, lastHeard: averager.lastHeard[id].map { t - $0 }, degree: averager.lastDegree[id])
         }
         let phase = instance.phase == .stopped ? PeerInstance.Phase.leaving : instance.phase
+        // `isolated` is reported beside the phase: the peer still trains, alone.
         var members = [PeerStatus.MemberRow(id: identity.peerID.description, address: config.advertise.description,
                                             status: phase == .leaving ? "left" : "alive", incarnation: membership.incarnation)]
         for m in membership.members.values.sorted(by: { $0.id < $1.id }) {
@@ -237,7 +246,7 @@ final class PeerNode {
             suspicionsRaised: stats.suspicionsRaised, failuresDeclared: stats.failuresDeclared, refutations: stats.refutations)
         return PeerStatus(
             peerId: identity.peerID.description, address: config.advertise.description, bootEpoch: bootEpoch,
-            phase: phase.rawValue, uptime: t, model: config.model.description, parameterCount: learner.parameterCount,
+            phase: phase.rawValue, isolated: instance.isolated, uptime: t, model: config.model.description, parameterCount: learner.parameterCount,
             step: learner.steps, stepsTrained: learner.ownSteps, stepsInherited: Int(learner.steps) - learner.ownSteps,
             samplesTrained: learner.samplesTrained, epoch: learner.epoch, loss: instance.lastEvaluation.loss,
             testAccuracy: instance.lastEvaluation.accuracy, trainLoss: instance.trainLoss, learningRate: learner.learningRate,

@@ -26,6 +26,9 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var bootEpoch: UInt64
     /// joining (waiting for the network's model), training, or leaving.
     public var phase: String
+    /// True while it knows no other member although entry points are configured: it trains
+    /// alone and keeps retrying them (with backoff up to 8 s).
+    public var isolated: Bool
     public var uptime: Double
     public var model: String
     public var parameterCount: Int

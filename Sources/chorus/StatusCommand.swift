@@ -51,7 +51,7 @@ enum StatusTable {
     static func render(_ s: PeerStatus) -> String {
         var out: [String] = []
         out.append("peer        \(s.peerId)")
-        out.append("address     \(s.address)   up \(seconds(s.uptime))   \(s.phase)   incarnation \(s.incarnation)   local health \(s.localHealth)")
+        out.append("address     \(s.address)   up \(seconds(s.uptime))   \(s.phase)\(s.isolated ? " (ISOLATED: no other member answers)" : "")   incarnation \(s.incarnation)   local health \(s.localHealth)")
         out.append("model       \(s.model), \(s.parameterCount) parameters")
         out.append("training    step \(s.step) (\(s.stepsTrained) trained here on \(s.samplesTrained) samples, \(s.stepsInherited) inherited), epoch \(s.epoch), test accuracy \(percent(s.testAccuracy)), test loss \(number(s.loss)), learning rate \(number(s.learningRate))")
         let distance = s.distanceToNeighbours.map { String(format: "%.2e", $0) + (s.distanceAge.map { " (\(seconds($0)) ago)" } ?? "") } ?? "not measured yet"

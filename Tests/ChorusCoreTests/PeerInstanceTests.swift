@@ -146,4 +146,37 @@ struct PeerInstanceTests {
         #expect(bench.peers[a].learner.parameters == before, "a leaving peer must not take a late result")
         #expect(!bench.peers[a].isLearning)
     }
+
+    @Test("alone with an unreachable entry point: hellos back off to 8 s and never stop; a warning after 10 s, then every minute")
+    func isolationBacksOffAndWarns() {
+        var bench = Bench()
+        let a = bench.add(1)
+        let seed = "10.0.0.99:7000"  // nobody there
+        var hellos: [Double] = [], warnings: [Double] = []
+        func note(_ directives: [PeerDirective], at t: Double) {
+            for d in directives {
+                if case let .send(_, address, _) = d, address == seed { hellos.append(t) }
+                if case .event(.isolated) = d { warnings.append(t) }
+            }
+        }
+        note(bench.peers[a].start(seeds: [seed], knownPeers: [], now: 0), at: 0)
+        #expect(bench.peers[a].isolated)
+        var t = 0.0
+        while true {
+            t = bench.peers[a].nextDeadline
+            guard t <= 128 else { break }
+            let out = bench.peers[a].tick(now: t)
+            note(out, at: t)
+            for d in out { if case let .learn(job) = d { _ = bench.peers[a].learningFinished(job.run(), now: t) } }
+        }
+        let gaps = zip(hellos.dropFirst(), hellos).map { (($0 - $1) * 1000).rounded() / 1000 }
+        #expect(Array(gaps.prefix(5)) == [1, 2, 4, 8, 8], "\(hellos)")
+        #expect(gaps.allSatisfy { $0 <= 8 } && hellos.last! > 120, "the retries stopped: \(hellos)")
+        #expect(warnings.count == 2 && abs(warnings[0] - 10) < 0.5 && abs(warnings[1] - warnings[0] - 60) < 0.5, "\(warnings)")
+        // A first peer with no entry point is alone, not isolated.
+        var lone = Bench()
+        let b = lone.add(2)
+        _ = lone.peers[b].start(seeds: [], knownPeers: [], now: 0)
+        #expect(!lone.peers[b].isolated)
+    }
 }

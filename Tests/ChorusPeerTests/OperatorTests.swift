@@ -1,3 +1,4 @@
+import ChorusCrypto
 import Foundation
 import Testing
 @testable import ChorusPeer
@@ -95,4 +96,76 @@ func textLogLine() {
     let line = PeerLogHandler.render(time: Date(timeIntervalSince1970: 1_795_000_000.25), level: .notice, message: "member 3f9c failed",
                                      metadata: ["peer": "77ab"], format: .text)
     #expect(line == "2026-11-18T11:06:40.250Z notice member 3f9c failed peer=77ab")
+}
+
+@Test("a peer whose entry point is down warns, reports isolated, and joins by itself once it comes up")
+func isolatedPeerRejoins() throws {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 2
+    let network = try LocalNetwork(options: options)
+    defer {
+        network.stopAll()
+        network.removeDirectory()
+    }
+    network.rewire(0, entryPoints: [])  // p0 will not look for p1: p1 must find p0 by itself
+    try network.start(1, extraArguments: ["--join", network.members[0].udp.description])
+    try network.waitUntilReady([1])
+    let start = Date()
+    var warned = false, isolated = false
+    while Date().timeIntervalSince(start) < 15 && !(warned && isolated) {
+        usleep(250_000)
+        isolated = (try? AdminClient.status(at: network.members[1].admin))?.isolated ?? false
+        warned = network.tail(1, lines: 20).contains("alone for")
+    }
+    #expect(isolated, "p1 did not report isolated")
+    #expect(warned, "p1 did not warn within 15 s:\n\(network.tail(1))")
+    try network.start(0)
+    try network.waitUntilReady([0])
+    let up = Date()
+    var joined = false
+    while Date().timeIntervalSince(up) < 10 && !joined {
+        usleep(200_000)
+        let view = (try? AdminClient.status(at: network.members[1].admin))?.members ?? []
+        joined = view.contains { $0.id == network.members[0].id.description && $0.status == "alive" }
+    }
+    #expect(joined, "p1 did not join p0 within 10 s of its start:\n\(network.tail(1))")
+    #expect((try? AdminClient.status(at: network.members[1].admin))?.isolated == false)
+}
+
+@Test("another network key or another model is warned about on both sides, not dropped in silence")
+func misconfiguredPeersAreNamed() throws {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 3
+    let network = try LocalNetwork(options: options)
+    defer {
+        network.stopAll()
+        network.removeDirectory()
+    }
+    // p1 holds another network key; p2 runs another model. Both know p0 as an entry point.
+    try KeyFiles.writeNetworkKey(NetworkKey.generate(), to: network.directory + "/keys/other.key")
+    func edit(_ index: Int, _ from: String, _ to: String) throws {
+        let path = network.members[index].configPath
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.contains(from))
+        try text.replacingOccurrences(of: from, with: to).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+    try edit(1, "network_key = \"keys/network.key\"", "network_key = \"keys/other.key\"")
+    try edit(2, "kind = \"softmax\"", "kind = \"mlp:16\"")
+    for index in 0..<3 { try network.start(index) }
+    try network.waitUntilReady([0, 1, 2])
+    func logged(_ index: Int, _ fragment: String) -> Bool { network.tail(index, lines: 200).contains(fragment) }
+    let start = Date()
+    while Date().timeIntervalSince(start) < 15 {
+        if logged(0, "network key this peer does not hold") && logged(0, "runs another model")
+            && logged(1, "alone for") && logged(2, "runs another model") { break }
+        usleep(250_000)
+    }
+    #expect(logged(0, "network key this peer does not hold"), "p0 did not name the foreign key:\n\(network.tail(0))")
+    #expect(logged(1, "alone for"), "p1 (other key) did not warn:\n\(network.tail(1))")
+    #expect(logged(0, "runs another model"), "p0 did not name the other model:\n\(network.tail(0))")
+    #expect(logged(2, "runs another model"), "p2 did not name the other model:\n\(network.tail(2))")
+    // Rate-limited: one warning of each kind, not one per datagram.
+    #expect(network.tail(0, lines: 500).components(separatedBy: "network key this peer does not hold").count == 2)
 }
