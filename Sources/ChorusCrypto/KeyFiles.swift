@@ -86,6 +86,26 @@ public enum KeyFiles {
         }
     }
 
+    public static let adminTokenFileName = "admin.token"
+
+    /// Writes a new admin token (32 random bytes as hex, mode 0600): the credential for a peer's
+    /// admin actions (`POST /leave`, `GET /parameters`, `POST /faults`). Refuses to overwrite.
+    /// `path` is a file, or a directory (an identity's) to write `admin.token` into.
+    @discardableResult
+    public static func writeAdminToken(to path: String) throws(KeyFileError) -> String {
+        var isDirectory: ObjCBool = false
+        let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? (path as NSString).appendingPathComponent(adminTokenFileName) : path
+        let token = Hex.encode(secureRandomBytes(32))
+        try writeExclusive("# Chorus admin token: a peer's admin actions need it. Keep secret.\n\(token)\n", to: file, mode: 0o600)
+        return token
+    }
+
+    /// Reads an admin token file (mode 0600; 64 hexadecimal characters).
+    public static func readAdminToken(at path: String) throws(KeyFileError) -> String {
+        Hex.encode(try readSecretHex(at: path, byteCount: 32, what: "a 32-byte admin token"))
+    }
+
     /// Reads a secret hex file, refusing files that group or others can read.
     static func readSecretHex(at path: String, byteCount: Int, what: String) throws(KeyFileError) -> [UInt8] {
         var info = stat()

@@ -288,7 +288,8 @@ public final class Experiment {
         for index in live {
             let desired = desiredFaults(index)
             if applied[index] == desired || (applied[index] == nil && !desired.isActive) { continue }
-            if (try? AdminClient.setFaults(desired, at: network.members[index].admin, timeout: 1)) != nil {
+            let member = network.members[index]
+            if (try? AdminClient.setFaults(desired, token: member.adminToken, at: member.admin, timeout: 1)) != nil {
                 applied[index] = desired
             }
         }
@@ -401,7 +402,8 @@ public final class Experiment {
         let holders = live.filter { latest[$0]?.phase == "training" }
         var vectors: [[Float]] = []
         for index in holders {
-            guard let v = try? AdminClient.parameters(at: network.members[index].admin, timeout: 1) else { continue }
+            let member = network.members[index]
+            guard let v = try? AdminClient.parameters(token: member.adminToken, at: member.admin, timeout: 1) else { continue }
             if violation == nil && !v.allSatisfy(\.isFinite) {
                 violation = String(format: "%@ holds a NaN or infinite parameter at %.1f s", network.members[index].name, now)
             }

@@ -15,7 +15,9 @@ public enum AdminClient {
         public var body: [UInt8]
     }
 
-    public static func request(_ method: String = "GET", _ path: String, body: [UInt8] = [], at address: HostPort, timeout: Double = 2) throws(Failure) -> Response {
+    /// - Parameter token: the peer's admin token, for the routes that need it (`/parameters`, `POST /faults`, `/leave`).
+    public static func request(_ method: String = "GET", _ path: String, body: [UInt8] = [], token: String? = nil,
+                               at address: HostPort, timeout: Double = 2) throws(Failure) -> Response {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -34,7 +36,8 @@ public enum AdminClient {
             throw Failure(description: "cannot connect to \(address): \(String(cString: strerror(errno))) (is the peer running, and is this its admin address?)")
         }
         let contentType = body.isEmpty ? "" : "Content-Type: application/json\r\n"
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\(contentType)Content-Length: \(body.count)\r\n\r\n".utf8) + body
+        let authorization = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\(authorization)\(contentType)Content-Length: \(body.count)\r\n\r\n".utf8) + body
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
             throw Failure(description: "cannot send the request to \(address)")
         }
@@ -70,9 +73,9 @@ public enum AdminClient {
 
     /// Replaces every fault a peer injects (`POST /faults`); returns what the peer now applies.
     @discardableResult
-    public static func setFaults(_ faults: FaultSettings, at address: HostPort, timeout: Double = 2) throws(Failure) -> FaultSettings {
+    public static func setFaults(_ faults: FaultSettings, token: String?, at address: HostPort, timeout: Double = 2) throws(Failure) -> FaultSettings {
         let body = (try? JSONEncoder().encode(faults)).map { Array($0) } ?? []
-        return try decodeFaults(try request("POST", "/faults", body: body, at: address, timeout: timeout), from: address)
+        return try decodeFaults(try request("POST", "/faults", body: body, token: token, at: address, timeout: timeout), from: address)
     }
 
     private static func decodeFaults(_ response: Response, from address: HostPort) throws(Failure) -> FaultSettings {
@@ -85,8 +88,8 @@ public enum AdminClient {
         }
     }
 
-    public static func parameters(at address: HostPort, timeout: Double = 2) throws(Failure) -> [Float] {
-        let response = try request("GET", "/parameters", at: address, timeout: timeout)
+    public static func parameters(token: String?, at address: HostPort, timeout: Double = 2) throws(Failure) -> [Float] {
+        let response = try request("GET", "/parameters", token: token, at: address, timeout: timeout)
         guard response.status == 200, response.body.count % 4 == 0 else {
             throw Failure(description: "\(address)/parameters answered HTTP \(response.status) with \(response.body.count) bytes")
         }

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -19,8 +20,57 @@ public struct AdminResponse: Sendable {
     }
 }
 
-/// Routes: method + path + body → response (computed on the peer's event loop).
-public typealias AdminRouter = @Sendable (HTTPMethod, String, [UInt8]) -> EventLoopFuture<AdminResponse>
+/// One request as the router sees it.
+public struct AdminRequest: Sendable {
+    public var method: HTTPMethod
+    public var path: String
+    public var body: [UInt8]
+    /// The bearer token of an `Authorization: Bearer …` header, if any.
+    public var bearer: String?
+}
+
+/// Routes a request → response (computed on the peer's event loop).
+public typealias AdminRouter = @Sendable (AdminRequest) -> EventLoopFuture<AdminResponse>
+
+/// What the admin server refuses before any route runs (docs/security.md, "Admin endpoint").
+struct AdminGuard: Sendable {
+    /// `Host` values accepted ("host:port"): the bound address and, on loopback, localhost names.
+    /// Anything else is a DNS-rebinding page or a misdirected request.
+    var hosts: Set<String>
+    /// Seconds a connection may stay idle or half-sent before it is closed.
+    var idleTimeout: Int64 = 10
+    /// Connections served at once; more are closed at accept.
+    var maxConnections = 32
+    /// Request bodies are small JSON documents (fault settings); anything larger is refused.
+    static let maxBody = 64 * 1024
+
+    /// Bound to every interface (0.0.0.0, ::): the machine's names are not known, so any Host
+    /// naming the bound port is accepted (such a bind needs the admin token anyway).
+    var anyHostOnPort: Int?
+
+    init(hosts: Set<String>, anyHostOnPort: Int? = nil) {
+        self.hosts = hosts
+        self.anyHostOnPort = anyHostOnPort
+    }
+
+    static func forBound(host: String, port: Int) -> AdminGuard {
+        var names: Set<String> = [HostPort(host: host, port: port).description]
+        if HostPort(host: host, port: port).isLoopback {
+            names.formUnion(["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"])
+        }
+        return AdminGuard(hosts: names, anyHostOnPort: host == "0.0.0.0" || host == "::" ? port : nil)
+    }
+
+    /// Why the request is refused, or nil to route it.
+    func refusal(_ head: HTTPRequestHead) -> String? {
+        // Browsers send Origin on cross-site requests; the tools that use this endpoint never do.
+        if let origin = head.headers.first(name: "Origin") { return "requests from web pages (Origin: \(origin)) are refused" }
+        guard let host = head.headers.first(name: "Host") else { return "a Host header is required" }
+        if let port = anyHostOnPort, host.hasSuffix(":\(port)") { return nil }
+        guard hosts.contains(host.lowercased()) else { return "Host \(host) is not this endpoint (\(hosts.sorted().joined(separator: ", ")))" }
+        return nil
+    }
+}
 
 /// A minimal HTTP/1.1 server for /status, /metrics, /parameters, /faults and /leave.
 final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -28,13 +78,13 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPServerResponsePart
     // @unchecked: used only on its channel's event loop.
     private let router: AdminRouter
+    private let guardian: AdminGuard
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
-    /// Request bodies are small JSON documents (fault settings); anything larger is refused.
-    static let maxBody = 64 * 1024
 
-    init(router: @escaping AdminRouter) {
+    init(router: @escaping AdminRouter, guardian: AdminGuard) {
         self.router = router
+        self.guardian = guardian
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -43,37 +93,54 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             self.head = head
             body = []
         case var .body(buffer):
-            if body.count <= Self.maxBody { body += buffer.readBytes(length: min(buffer.readableBytes, Self.maxBody + 1 - body.count)) ?? [] }
+            if body.count <= AdminGuard.maxBody {
+                body += buffer.readBytes(length: min(buffer.readableBytes, AdminGuard.maxBody + 1 - body.count)) ?? []
+            }
         case .end:
             guard let head else { return }
             self.head = nil
-            let request = body
+            let request = AdminRequest(
+                method: head.method, path: String(head.uri.split(separator: "?", maxSplits: 1).first ?? ""), body: body,
+                bearer: head.headers.first(name: "Authorization").flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil })
             body = []
-            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
-            let keepAlive = head.isKeepAlive
-            let version = head.version
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let answer = request.count > Self.maxBody
-                ? context.eventLoop.makeSucceededFuture(AdminResponse.text("request body over \(Self.maxBody) bytes\n", status: .payloadTooLarge))
-                : router(head.method, path, request)
-            answer.hop(to: context.eventLoop).whenComplete { result in
-                let context = loopBound.value
-                let response: AdminResponse
-                switch result {
-                case let .success(r): response = r
-                case let .failure(error): response = .text("internal error: \(error)\n", status: .internalServerError)
-                }
-                var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: response.contentType)
-                headers.add(name: "Content-Length", value: String(response.body.count))
-                headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
-                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
-                    if !keepAlive { loopBound.value.close(promise: nil) }
-                }
+            let answer: EventLoopFuture<AdminResponse>
+            if let refusal = guardian.refusal(head) {
+                answer = context.eventLoop.makeSucceededFuture(.text("\(refusal)\n", status: .forbidden))
+            } else if request.body.count > AdminGuard.maxBody {
+                answer = context.eventLoop.makeSucceededFuture(.text("request body over \(AdminGuard.maxBody) bytes\n", status: .payloadTooLarge))
+            } else {
+                answer = router(request)
+            }
+            respond(answer, to: head, context: context)
+        }
+    }
+
+    private func respond(_ answer: EventLoopFuture<AdminResponse>, to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let keepAlive = head.isKeepAlive
+        let version = head.version
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        answer.hop(to: context.eventLoop).whenComplete { result in
+            let context = loopBound.value
+            let response: AdminResponse
+            switch result {
+            case let .success(r): response = r
+            case let .failure(error): response = .text("internal error: \(error)\n", status: .internalServerError)
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: response.contentType)
+            headers.add(name: "Content-Length", value: String(response.body.count))
+            headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if !keepAlive { loopBound.value.close(promise: nil) }
             }
         }
+    }
+
+    /// Idle or half-sent connections are closed (one file descriptor each is not free).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -83,14 +150,30 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
 
 enum AdminServer {
     static func bind(host: String, port: Int, group: EventLoopGroup, router: @escaping AdminRouter) async throws -> Channel {
-        try await ServerBootstrap(group: group)
+        let open = NIOLockedValueBox(0)
+        // The Host check needs the port actually bound (port 0 picks one): filled in after bind.
+        let guardian = NIOLockedValueBox(AdminGuard(hosts: []))
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 64)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(AdminHTTPHandler(router: router))
+                let rules = guardian.withLockedValue { $0 }
+                let admitted = open.withLockedValue { count -> Bool in
+                    guard count < rules.maxConnections else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                return channel.pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(rules.idleTimeout))).flatMap {
+                    channel.pipeline.configureHTTPServerPipeline()
+                }.flatMap {
+                    channel.pipeline.addHandler(AdminHTTPHandler(router: router, guardian: rules))
                 }
             }
             .bind(host: host, port: port).get()
+        let bound = channel.localAddress?.port ?? port
+        guardian.withLockedValue { $0 = AdminGuard.forBound(host: host, port: bound) }
+        return channel
     }
 }

@@ -61,6 +61,8 @@ public final class LocalNetwork: @unchecked Sendable {
         public var udp: HostPort
         public var admin: HostPort
         public var logPath: String
+        /// Its admin token (keys/NAME/admin.token), for the admin routes that need one.
+        public var adminToken: String
         /// The network namespace it runs in (nil: this one).
         public var namespace: String?
     }
@@ -111,19 +113,20 @@ public final class LocalNetwork: @unchecked Sendable {
     private func makeMember(index: Int, shard: Int) throws -> Member {
         let name = "p\(index)"
         let id = try KeyFiles.writeIdentity(SigningKey.generate(), to: "\(directory)/keys/\(name)")
+        let token = try KeyFiles.writeAdminToken(to: "\(directory)/keys/\(name)")  // found beside the identity
         if !options.hosts.isEmpty {
             // Each namespace has its own ports; peer i uses 7100+i (UDP) and 8100+i (admin) in it.
             let host = options.hosts[index % options.hosts.count]
             return Member(
                 name: name, shard: shard, id: id, configPath: "\(directory)/\(name).toml",
                 udp: HostPort(host: host.address, port: 7100 + index), admin: HostPort(host: host.address, port: 8100 + index),
-                logPath: "\(directory)/\(name).log", namespace: host.namespace)
+                logPath: "\(directory)/\(name).log", adminToken: token, namespace: host.namespace)
         }
         return Member(
             name: name, shard: shard, id: id, configPath: "\(directory)/\(name).toml",
             udp: HostPort(host: "127.0.0.1", port: try FreePort.udp()),
             admin: HostPort(host: "127.0.0.1", port: try FreePort.tcp()),
-            logPath: "\(directory)/\(name).log")
+            logPath: "\(directory)/\(name).log", adminToken: token)
     }
 
     /// Writes every config. Each peer knows the first two peers as entry points (their ids and

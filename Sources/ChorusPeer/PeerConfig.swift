@@ -39,6 +39,9 @@ public struct PeerConfig: Sendable {
     public var identityPath: String
     public var networkKeyPath: String
     public var admin: HostPort
+    /// The admin token file (`chorus keygen` writes one beside the identity): without it the
+    /// endpoint serves only read-only routes and must stay on loopback.
+    public var adminTokenPath: String?
     public var checkpointPath: String
     /// Seconds between checkpoints while training (0: only at shutdown), so `kill -9` loses little.
     public var checkpointInterval: Double
@@ -112,6 +115,16 @@ public struct PeerConfig: Sendable {
         let identity = resolve(try peer.string("identity"))
         let networkKey = resolve(try peer.string("network_key"))
         let admin = try peer.optionalAddress("admin", allowZero: true) ?? HostPort(host: "127.0.0.1", port: 0)
+        var adminToken = try peer.optionalString("admin_token").map(resolve)
+        if adminToken == nil {
+            let beside = (identity as NSString).appendingPathComponent(KeyFiles.adminTokenFileName)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: identity, isDirectory: &isDirectory), isDirectory.boolValue,
+               FileManager.default.fileExists(atPath: beside) { adminToken = beside }
+        }
+        if adminToken == nil && !admin.isLoopback {
+            throw ConfigError(file: file, field: "peer.admin", "\(admin) is reachable from other machines, and no admin token protects it: keep admin on 127.0.0.1, or create a token (chorus keygen --admin-token --out \(identity)) and firewall the port")
+        }
         let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let checkpoint = resolve(try peer.optionalString("checkpoint") ?? "state/\(stem).checkpoint")
         let checkpointInterval = try peer.optionalDouble("checkpoint_interval_s", range: 0...86_400) ?? 30
@@ -274,7 +287,7 @@ public struct PeerConfig: Sendable {
 
         return PeerConfig(
             file: file, bind: bind, advertise: advertise, identityPath: identity, networkKeyPath: networkKey,
-            admin: admin, checkpointPath: checkpoint, checkpointInterval: checkpointInterval, neighbours: neighbours, model: model,
+            admin: admin, adminTokenPath: adminToken, checkpointPath: checkpoint, checkpointInterval: checkpointInterval, neighbours: neighbours, model: model,
             dataSource: dataSource, partition: partition, shard: shard, shards: shards, dataSeed: dataSeed,
             testFraction: testFraction, learningRate: learningRate, momentum: momentum, batchSize: batchSize,
             stepsPerRound: stepsPerRound, weightDecay: weightDecay, cosineSteps: cosineSteps, seed: seed,

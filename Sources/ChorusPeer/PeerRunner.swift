@@ -17,7 +17,7 @@ public struct StartupError: Error, CustomStringConvertible {
 /// down cleanly and saves its checkpoint.
 public enum PeerRunner {
     /// Loads everything that can fail before any socket is opened, so mistakes are reported early.
-    static func prepare(config: PeerConfig) throws -> (SigningKey, NetworkKey, Learner) {
+    static func prepare(config: PeerConfig) throws -> (SigningKey, NetworkKey, Learner, String?) {
         let identity: SigningKey
         do { identity = try KeyFiles.readIdentity(at: config.identityPath) } catch {
             throw StartupError("\(config.file): field 'peer.identity': \(error.description)")
@@ -44,14 +44,20 @@ public enum PeerRunner {
         } catch {
             throw StartupError("\(config.checkpointPath): cannot use checkpoint: \(error) (field 'peer.checkpoint' in \(config.file); move the file away to start fresh)")
         }
-        return (identity, network, learner)
+        var adminToken: String?
+        if let path = config.adminTokenPath {
+            do { adminToken = try KeyFiles.readAdminToken(at: path) } catch {
+                throw StartupError("\(config.file): field 'peer.admin_token': \(error.description)")
+            }
+        }
+        return (identity, network, learner, adminToken)
     }
 
     /// Runs until SIGINT/SIGTERM or `POST /leave`, then leaves gracefully (announces "left",
     /// hands its parameters to its neighbours), saves the checkpoint and returns within ~2 s.
     /// `log` gets the peer's id as metadata here.
     public static func run(config: PeerConfig, exitWithParent: Bool = false, log base: Logger) async throws {
-        let (identity, network, learner) = try prepare(config: config)
+        let (identity, network, learner, adminToken) = try prepare(config: config)
         let log = { var log = base; log[metadataKey: "peer"] = "\(identity.peerID.short)"; return log }()
         let bootEpoch: UInt64
         do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch let error as StartupError {
@@ -99,8 +105,8 @@ public enum PeerRunner {
         let admin: Channel
         do {
             admin = try await retryingWhileInUse {
-                try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { method, path, body in
-                    loop.submit { route(node.value, method: method, path: path, body: body, shutdown: shutdown) }
+                try await AdminServer.bind(host: config.admin.host, port: config.admin.port, group: group) { request in
+                    loop.submit { route(node.value, request, token: adminToken, shutdown: shutdown) }
                 }
             }
         } catch {
@@ -131,7 +137,19 @@ public enum PeerRunner {
         log.notice("left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
     }
 
-    static func route(_ node: PeerNode, method: HTTPMethodName, path: String, body: [UInt8], shutdown: ShutdownTrigger) -> AdminResponse {
+    /// Routes that change the peer or reveal its model need the admin token; the rest are read-only.
+    static let privileged: Set<String> = ["POST /leave", "GET /parameters", "POST /faults"]
+
+    static func route(_ node: PeerNode, _ request: AdminRequest, token: String?, shutdown: ShutdownTrigger) -> AdminResponse {
+        let (method, path, body) = (request.method, request.path, request.body)
+        if privileged.contains("\(method) \(path)") {
+            guard let token else {
+                return .text("\(method) \(path) needs the admin token, and this peer has none: create one (chorus keygen --admin-token --out \(node.config.identityPath)) and restart the peer\n", status: .forbidden)
+            }
+            guard let bearer = request.bearer, constantTimeEquals(bearer, token) else {
+                return .text("\(method) \(path) needs the admin token: Authorization: Bearer <the contents of \(node.config.adminTokenPath ?? "admin.token")> (chorus … --admin-token FILE)\n", status: .unauthorized)
+            }
+        }
         switch (method, path) {
         case (.GET, "/status"):
             return json(node.status())
@@ -153,10 +171,19 @@ public enum PeerRunner {
             shutdown.fire("leave requested on the admin endpoint")
             return .text("leaving\n")
         case (.GET, "/"):
-            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /parameters  GET /faults  POST /faults  POST /leave\n")
+            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /faults; with the admin token: GET /parameters  POST /faults  POST /leave\n")
         default:
             return .text("not found: \(method) \(path)\n", status: .notFound)
         }
+    }
+
+    /// Compares without an early exit, so the time taken says nothing about the token.
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for i in x.indices { difference |= x[i] ^ y[i] }
+        return difference == 0
     }
 
     private static func json(_ value: some Encodable) -> AdminResponse {

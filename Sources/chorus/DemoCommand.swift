@@ -128,7 +128,8 @@ struct Snapshot {
         for index in chosen {
             let status = try? AdminClient.status(at: network.members[index].admin)
             statuses.append(status)
-            if status != nil, let v = try? AdminClient.parameters(at: network.members[index].admin) {
+            let member = network.members[index]
+            if status != nil, let v = try? AdminClient.parameters(token: member.adminToken, at: member.admin) {
                 vectors.append(v)
                 owners.append(index)
             }

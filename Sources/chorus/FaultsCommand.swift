@@ -17,9 +17,13 @@ struct FaultsCommand: ParsableCommand {
 
             Examples:
               chorus faults --admin 127.0.0.1:8001                          # show
-              chorus faults --admin 127.0.0.1:8001 --drop 0.05 --delay-ms 10-50
-              chorus faults --admin 127.0.0.1:8001 --block 3f9c…e1 --block 77ab…02
-              chorus faults --admin 127.0.0.1:8001 --clear
+              chorus faults --admin 127.0.0.1:8001 --admin-token Peers/local/keys/peer1/admin.token \\
+                  --drop 0.05 --delay-ms 10-50
+              chorus faults --admin … --admin-token … --block 3f9c…e1 --block 77ab…02
+              chorus faults --admin … --admin-token … --clear
+
+            Changing faults needs the peer's admin token (chorus keygen writes it beside the \
+            identity); showing them does not.
             """
     )
 
@@ -75,12 +79,17 @@ struct FaultsCommand: ParsableCommand {
 
     func run() throws {
         let address = try endpoint.address()
+        let wanted = try requested()
+        let token = try endpoint.token()
+        if changes && token == nil {
+            throw UserError("changing faults needs the peer's admin token: --admin-token DIR/admin.token (beside the peer's identity)")
+        }
         let faults: FaultSettings
         do {
             faults = changes
-                ? try AdminClient.setFaults(try requested(), at: address, timeout: endpoint.timeout)
+                ? try AdminClient.setFaults(wanted, token: token, at: address, timeout: endpoint.timeout)
                 : try AdminClient.faults(at: address, timeout: endpoint.timeout)
-        } catch let error as AdminClient.Failure {
+        } catch {
             throw UserError(error.description)
         }
         if json {

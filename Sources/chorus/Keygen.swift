@@ -5,9 +5,12 @@ struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a peer identity or a network key.",
         discussion: """
-            Without --network: writes DIR/identity.secret (Ed25519 seed, mode 0600) and \
-            DIR/identity.public (the peer id), then prints the peer id, which other peers put in \
-            their configuration to name this peer.
+            Without --network: writes DIR/identity.secret (Ed25519 seed, mode 0600), \
+            DIR/identity.public (the peer id) and DIR/admin.token (mode 0600: the credential for \
+            the peer's admin actions, POST /leave, GET /parameters and POST /faults), then \
+            prints the peer id, which other peers put in their configuration to name this peer.
+
+            With --admin-token: writes only DIR/admin.token, for an identity made before tokens.
 
             With --network: writes FILE holding a new 32-byte network key (mode 0600). Every peer \
             of one network needs a copy; peers with different network keys ignore each other.
@@ -22,13 +25,24 @@ struct Keygen: ParsableCommand {
     @Flag(name: .long, help: "Create a network key instead of a peer identity.")
     var network = false
 
+    @Flag(name: .long, help: "Create only the admin token (DIR/admin.token) for an existing identity.")
+    var adminToken = false
+
+    func validate() throws {
+        if network && adminToken { throw ValidationError("give --network or --admin-token, not both") }
+    }
+
     func run() throws {
         do {
             if network {
                 try KeyFiles.writeNetworkKey(NetworkKey.generate(), to: out)
                 print("wrote network key to \(out) (mode 0600); copy it to every peer of this network")
+            } else if adminToken {
+                try KeyFiles.writeAdminToken(to: out)
+                print("wrote an admin token to \(out)\(out.hasSuffix(KeyFiles.adminTokenFileName) ? "" : "/" + KeyFiles.adminTokenFileName) (mode 0600); restart the peer to use it")
             } else {
                 let id = try KeyFiles.writeIdentity(SigningKey.generate(), to: out)
+                try KeyFiles.writeAdminToken(to: out)
                 print(id)
             }
         } catch {

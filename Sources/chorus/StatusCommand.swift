@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusCrypto
 import ChorusPeer
 import Foundation
 
@@ -33,6 +34,14 @@ struct AdminEndpoint: ParsableArguments {
 
     @Option(name: .long, help: "Seconds to wait for an answer.")
     var timeout: Double = 2
+
+    @Option(name: .long, help: ArgumentHelp("The peer's admin token file (beside its identity: DIR/admin.token), for actions that change the peer.", valueName: "file"))
+    var adminToken: String?
+
+    func token() throws -> String? {
+        guard let adminToken else { return nil }
+        do { return try KeyFiles.readAdminToken(at: adminToken) } catch { throw UserError("--admin-token: \(error.description)") }
+    }
 
     func address() throws -> HostPort {
         guard let address = HostPort(parsing: admin) else {

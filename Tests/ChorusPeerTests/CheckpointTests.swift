@@ -20,11 +20,11 @@ func checkpointRoundTrip() throws {
 func saveAndResume() throws {
     let s = try Scratch()
     let config = try PeerConfig.load(path: s.write(s.config()))
-    var (_, _, learner) = try PeerRunner.prepare(config: config)
+    var (_, _, learner, _) = try PeerRunner.prepare(config: config)
     _ = learner.train(steps: 50)
     let saved = Checkpoint(model: config.model.description, steps: learner.steps, epoch: learner.epoch, parameters: learner.parameters)
     try saved.save(to: config.checkpointPath)
-    let (_, _, resumed) = try PeerRunner.prepare(config: config)
+    let (_, _, resumed, _) = try PeerRunner.prepare(config: config)
     #expect(resumed.steps == 50)
     #expect(resumed.parameters == learner.parameters)
     #expect(resumed.evaluate().accuracy == learner.evaluate().accuracy)

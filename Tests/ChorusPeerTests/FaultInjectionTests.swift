@@ -88,17 +88,17 @@ func liveFaults() throws {
     }
     try network.start(0)
     try network.waitUntilReady([0])
-    let admin = network.members[0].admin
+    let admin = network.members[0].admin, token = network.members[0].adminToken
     #expect(try AdminClient.faults(at: admin) == FaultSettings())
     var faults = FaultSettings()
     faults.drop = 0.25
     faults.blocked = [network.members[1].id]
-    #expect(try AdminClient.setFaults(faults, at: admin) == faults)
+    #expect(try AdminClient.setFaults(faults, token: token, at: admin) == faults)
     #expect(try AdminClient.faults(at: admin) == faults)
     #expect(try AdminClient.status(at: admin).faults == faults)
-    let refused = try AdminClient.request("POST", "/faults", body: Array(#"{"drop": 7}"#.utf8), at: admin)
+    let refused = try AdminClient.request("POST", "/faults", body: Array(#"{"drop": 7}"#.utf8), token: token, at: admin)
     #expect(refused.status == 400)
     #expect(String(decoding: refused.body, as: UTF8.self).contains("field 'drop'"))
     #expect(try AdminClient.faults(at: admin) == faults, "a refused body changed the faults")
-    #expect(try AdminClient.setFaults(FaultSettings(), at: admin) == FaultSettings())
+    #expect(try AdminClient.setFaults(FaultSettings(), token: token, at: admin) == FaultSettings())
 }

@@ -169,3 +169,74 @@ func misconfiguredPeersAreNamed() throws {
     // Rate-limited: one warning of each kind, not one per datagram.
     #expect(network.tail(0, lines: 500).components(separatedBy: "network key this peer does not hold").count == 2)
 }
+
+/// Sends raw bytes to a TCP address and returns what comes back before the server closes (or
+/// `timeout` passes); `closed` says whether the server closed the connection.
+func rawExchange(_ bytes: String, at address: HostPort, timeout: Double) -> (reply: String, closed: Bool) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(address.port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr(address.host)
+    let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard connected == 0 else { return ("", true) }
+    var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    _ = Array(bytes.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var data: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { return (String(decoding: data, as: UTF8.self), true) }
+        if n < 0 { return (String(decoding: data, as: UTF8.self), false) }  // timed out: still open
+        data += buffer[0..<n]
+    }
+}
+
+@Test("the admin endpoint: read-only routes are open, actions need the token, web pages and other hosts are refused, idle connections closed")
+func adminEndpointIsProtected() throws {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 1
+    let network = try LocalNetwork(options: options)
+    defer {
+        network.stopAll()
+        network.removeDirectory()
+    }
+    try network.start(0)
+    try network.waitUntilReady([0])
+    let admin = network.members[0].admin, token = network.members[0].adminToken
+    #expect(try AdminClient.request("GET", "/status", at: admin).status == 200)
+    #expect(try AdminClient.request("GET", "/metrics", at: admin).status == 200)
+    #expect(try AdminClient.request("GET", "/parameters", at: admin).status == 401)
+    #expect(try AdminClient.request("GET", "/parameters", token: String(repeating: "0", count: 64), at: admin).status == 401)
+    #expect(try AdminClient.request("POST", "/faults", body: Array("{}".utf8), at: admin).status == 401)
+    #expect(try AdminClient.request("POST", "/leave", at: admin).status == 401)
+    #expect(try AdminClient.parameters(token: token, at: admin).count > 0)
+    // A page in a browser (Origin), or a DNS name pointed at loopback (Host), gets nothing, token or not.
+    let origin = rawExchange("GET /status HTTP/1.1\r\nHost: \(admin)\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n", at: admin, timeout: 5)
+    #expect(origin.reply.hasPrefix("HTTP/1.1 403"), "\(origin.reply)")
+    let host = rawExchange("GET /parameters HTTP/1.1\r\nHost: evil.example:\(admin.port)\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n", at: admin, timeout: 5)
+    #expect(host.reply.hasPrefix("HTTP/1.1 403"), "\(host.reply)")
+    // A request that never ends is not held open forever.
+    let started = Date()
+    let partial = rawExchange("GET /sta", at: admin, timeout: 20)
+    #expect(partial.closed && Date().timeIntervalSince(started) < 15, "a partial request was held open \(Date().timeIntervalSince(started)) s")
+    // With the token, leave works.
+    #expect(try AdminClient.request("POST", "/leave", token: token, at: admin).status == 200)
+}
+
+@Test("an admin endpoint reachable from other machines without a token is refused at start, naming the field")
+func adminOffLoopbackNeedsToken() throws {
+    let s = try Scratch()
+    let file = s.write(s.config(admin: "0.0.0.0:8123"))
+    do {
+        _ = try PeerConfig.load(path: file)
+        Issue.record("accepted admin on 0.0.0.0 without a token")
+    } catch {
+        #expect("\(error)".contains("peer.admin") && "\(error)".contains("admin-token"), "\(error)")
+    }
+    try KeyFiles.writeAdminToken(to: s.path + "/a")
+    #expect(try PeerConfig.load(path: file).adminTokenPath == s.path + "/a/admin.token")
+}

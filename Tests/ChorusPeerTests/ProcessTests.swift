@@ -27,7 +27,7 @@ struct ProcessTests {
         repeat {
             Thread.sleep(forTimeInterval: 1)
             statuses = try (0..<4).map { try AdminClient.status(at: network.members[$0].admin) }
-            let vectors = try (0..<4).map { try AdminClient.parameters(at: network.members[$0].admin) }
+            let vectors = try (0..<4).map { try AdminClient.parameters(token: network.members[$0].adminToken, at: network.members[$0].admin) }
             distances = Consensus.relativeDistances(vectors)
         } while ((distances.max() ?? 1) > 1e-4 || statuses.contains { $0.step < 400 }) && Date() < deadline
         #expect(distances.max()! <= 1e-4, "distances \(distances)")
