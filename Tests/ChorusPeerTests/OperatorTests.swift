@@ -240,3 +240,31 @@ func adminOffLoopbackNeedsToken() throws {
     try KeyFiles.writeAdminToken(to: s.path + "/a")
     #expect(try PeerConfig.load(path: file).adminTokenPath == s.path + "/a/admin.token")
 }
+
+@Test("chorus init writes keys and configurations that peers accept, one shard each, and refuses to overwrite")
+func initWritesANetwork() throws {
+    let out = NSTemporaryDirectory() + "chorus-init-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let hosts = "192.0.2.10:7000,192.0.2.11:7000,192.0.2.12:7000"
+    let result = try ChorusBinary.run(["init", "--hosts", hosts, "--out", out], timeout: 20)
+    #expect(result.status == 0, "\(result.stderr)")
+    var shards: [Int] = []
+    for index in 1...3 {
+        let config = try PeerConfig.load(path: "\(out)/peer\(index).toml")
+        #expect(config.advertise.description == hosts.split(separator: ",")[index - 1].description)
+        #expect(config.neighbours.count == 2 && !config.neighbours.contains { $0.address == config.advertise })
+        #expect(config.adminTokenPath != nil)
+        let (identity, _, _, token) = try PeerRunner.prepare(config: config)
+        #expect(token != nil)
+        #expect(config.neighbours.allSatisfy { $0.id != identity.peerID })
+        shards.append(config.shard)
+    }
+    #expect(shards == [0, 1, 2])
+    try KeyFiles.writeIdentity(SigningKey.generate(), to: out + "/keys/joiner")
+    let joiner = try PeerConfig.load(path: out + "/join.toml")
+    #expect(joiner.fetchModel && joiner.seeds.count == 2)
+    let again = try ChorusBinary.run(["init", "--hosts", hosts, "--out", out], timeout: 20)
+    #expect(again.status != 0 && again.stderr.contains("refusing to overwrite"))
+    let bad = try ChorusBinary.run(["init", "--hosts", "192.0.2.10:7000,nonsense", "--out", out + "2"], timeout: 20)
+    #expect(bad.status != 0 && bad.stderr.contains("entry 2"))
+}
