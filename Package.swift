@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "ChorusAveragingTests", dependencies: ["ChorusAveraging"]),
         .testTarget(name: "ChorusMembershipTests", dependencies: ["ChorusMembership", "ChorusSimulation", "ChorusCrypto", "ChorusLearning"]),
         .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusMembership", "ChorusLearning"]),
-        .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusCrypto", "ChorusLearning"]),
+        .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusCrypto", "ChorusLearning", "ChorusMembership", "ChorusWire"]),
         .testTarget(
             name: "ChorusSimulationTests",
             dependencies: ["ChorusSimulation", "ChorusRuns", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership"]
