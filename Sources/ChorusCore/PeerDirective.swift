@@ -32,6 +32,10 @@ public enum PeerEvent: Sendable, Equatable {
     case isolated(seconds: Double, tried: [PeerAddress])
     /// Members again after being isolated.
     case reconnected(members: Int)
+    /// A later boot of this very identity runs at `address` (a claim signed with our key, from
+    /// epoch `laterEpoch`, proves it): the network follows the later boot, so this process must
+    /// stop (docs/membership.md, "One identity, one process").
+    case identityInUse(laterEpoch: UInt64, address: PeerAddress)
     /// Input this peer drops that points at a configuration mistake elsewhere (another network
     /// key, another model), at most once per `warningInterval` per reason.
     case misconfiguredTraffic(MisconfiguredTraffic)

@@ -276,6 +276,9 @@ public struct PeerInstance: Sendable {
         traffic.bytesReceived += bytes.count
         traffic.datagramsReceived += 1
         let reception = wire.receive(bytes, now: now)
+        if let (peer, epoch) = reception.earlierBoot {
+            tellEarlierBoot(of: peer, epoch: epoch, at: source, now: now, into: &out)
+        }
         if reception.rejection == .unknownNetwork {
             unknownKeyDatagrams += 1
             if warnOnce("unknownNetwork", now: now) {
@@ -350,6 +353,19 @@ public struct PeerInstance: Sendable {
         rejections[reason, default: 0] += 1
     }
 
+    /// An earlier boot of `peer` is still sending from `source`: two processes may share its
+    /// identity. Show that process the later boot's own alive claim (signed with the key they
+    /// share, so it cannot be forged): it learns it was started again and stops
+    /// (docs/membership.md, "One identity, one process"). Once per peer per warning interval.
+    private mutating func tellEarlierBoot(of peer: PeerID, epoch: UInt64, at source: PeerAddress, now: Double,
+                                          into out: inout [PeerDirective]) {
+        guard let claim = membership.members[peer]?.aliveClaim, claim.incarnation >> 16 > epoch,
+              warnOnce("earlierBoot " + peer.description, now: now) else { return }
+        let message = MembershipMessage.gossip(claims: [claim]).encoded()
+        emit(wire.sendToEarlierBoot(.message(channel: ChorusChannel.membership, payload: message), of: peer, epoch: epoch),
+             to: source, peer: nil, into: &out)
+    }
+
     /// Whether a warning of this kind may be given now (at most one per `warningInterval`).
     private mutating func warnOnce(_ kind: String, now: Double) -> Bool {
         guard now >= nextWarning[kind, default: -.infinity] else { return false }
@@ -383,6 +399,8 @@ public struct PeerInstance: Sendable {
                 case let .removed(peer):
                     wire.forget(peer)
                     addresses[peer] = nil
+                case let .laterSelf(address, incarnation):
+                    out.append(.event(.identityInUse(laterEpoch: incarnation >> 16, address: address)))
                 default:
                     break
                 }
@@ -482,7 +500,7 @@ extension MembershipEvent {
     public var changesLiveSet: Bool {
         switch self {
         case .joined, .failed, .left, .removed: return true
-        case .suspected, .refuted, .addressChanged, .refutedAccusation: return false
+        case .suspected, .refuted, .addressChanged, .refutedAccusation, .laterSelf: return false
         }
     }
 }

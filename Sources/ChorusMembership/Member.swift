@@ -31,6 +31,9 @@ public enum MembershipEvent: Equatable, Sendable {
     case addressChanged(PeerID, address: String)
     /// This peer was accused and refuted with a higher incarnation.
     case refutedAccusation(incarnation: UInt64, by: PeerID)
+    /// A claim signed with this peer's own key at a higher incarnation than its own: a later boot
+    /// of this identity runs (at `address`, empty if it left). Two processes share one identity.
+    case laterSelf(address: String, incarnation: UInt64)
 }
 
 /// What the instance asks its shell to do.

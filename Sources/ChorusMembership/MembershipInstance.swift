@@ -584,7 +584,11 @@ public struct MembershipInstance: Sendable {
     private mutating func applyAboutMe(_ claim: Claim, now: Double) -> [MembershipDirective] {
         switch claim.status {
         case .alive, .left:
-            // Our own statements from an earlier boot or round: nothing to do.
+            // Our own statements from an earlier boot or round: nothing to do. One above our own
+            // incarnation was signed with our key by a later boot: another process has our identity.
+            if claim.incarnation > incarnation && verifier.isValid(claim) {
+                return [.event(.laterSelf(address: claim.address, incarnation: claim.incarnation))]
+            }
             return []
         case .suspect, .failed:
             guard !isLeaving else { return [] }

@@ -37,6 +37,8 @@ final class PeerNode {
     private let metrics = PeerMetrics()
     /// Called once when a leave has finished lingering.
     private var onStopped: [() -> Void] = []
+    /// Called when the peer must stop at once, without a leave (another process took its identity).
+    var onFatal: ((String) -> Void)?
 
     init(config: PeerConfig, identity: SigningKey, network: NetworkKey, bootEpoch: UInt64, learner: Learner,
          loop: EventLoop, log: Logger) {
@@ -149,7 +151,7 @@ final class PeerNode {
             case let .suspected(peer, by): log.info("member \(peer.short) suspected by \(by.short)")
             case let .refuted(peer): log.info("member \(peer.short) refuted a suspicion")
             case let .refutedAccusation(incarnation, by): log.notice("refuted an accusation by \(by.short) (incarnation now \(incarnation))")
-            case .removed, .addressChanged: break
+            case .removed, .addressChanged, .laterSelf: break
             }
         case let .adoptedModel(from, step):
             log.notice("joined with the model of \(from.short) at step \(step)")
@@ -159,6 +161,10 @@ final class PeerNode {
             finishStopping()
         case let .isolated(seconds, tried):
             log.warning("alone for \(Int(seconds)) s: no answer from \(tried.joined(separator: ", ")) (down, unreachable through a firewall or NAT, a wrong address, or another network key); still trying")
+        case let .identityInUse(laterEpoch, address):
+            let message = "identity \(identity.peerID) was started again at \(address) (epoch \(laterEpoch), later than this process's \(bootEpoch)): two processes must not share one identity, and the network follows the later one; this one stops. Stop the other process, or give one of them another identity (chorus keygen)"
+            log.error("\(message)")
+            onFatal?(message)
         case let .reconnected(members):
             log.notice("reconnected: \(members) members alive")
         case let .misconfiguredTraffic(.unknownNetworkKey(from, count)):

@@ -114,12 +114,23 @@ public enum PeerRunner {
             try? await group.shutdownGracefully()
             throw StartupError("\(config.file): field 'peer.admin': cannot listen on \(config.admin): \(describe(error))")
         }
-        try await loop.submit { node.value.start(transport: transport, seeds: seedAddresses, knownPeers: knownPeers) }.get()
+        try await loop.submit {
+            node.value.onFatal = { shutdown.fail($0) }
+            node.value.start(transport: transport, seeds: seedAddresses, knownPeers: knownPeers)
+        }.get()
         let udpPort = transport.localAddress?.port ?? config.bind.port
         let adminPort = admin.localAddress?.port ?? config.admin.port
         log.notice("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
 
         let reason = await shutdown.wait(exitWithParent: exitWithParent)
+        if let fatal = shutdown.fatal {
+            // No leave: the identity's "left" would be about the other, later process.
+            _ = try? await loop.submit { node.value.stop() }.get()
+            try? await admin.close()
+            await transport.close()
+            try? await group.shutdownGracefully()
+            throw StartupError(fatal)
+        }
         log.notice("\(reason), leaving")
         // Announce "left" and linger (still answering) until the instance says the news has spread.
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
@@ -227,6 +238,16 @@ public typealias HTTPMethodName = NIOHTTP1.HTTPMethod
 final class ShutdownTrigger: Sendable {
     private let continuation = NIOLockedValueBox<CheckedContinuation<String, Never>?>(nil)
     private let early = NIOLockedValueBox<String?>(nil)
+
+    /// Why the peer must stop without leaving, if it must.
+    var fatal: String? { fatalMessage.withLockedValue { $0 } }
+    private let fatalMessage = NIOLockedValueBox<String?>(nil)
+
+    /// Stops the peer at once, without a graceful leave; `run` then throws `message`.
+    func fail(_ message: String) {
+        fatalMessage.withLockedValue { $0 = $0 ?? message }
+        fire("stopping: \(message)")
+    }
 
     func fire(_ reason: String) {
         let c: CheckedContinuation<String, Never>? = continuation.withLockedValue { c in defer { c = nil }; return c }

@@ -47,6 +47,9 @@ public struct Reception: Sendable {
     /// The authenticated sender, when the datagram was accepted.
     public var sender: PeerID?
     public var rejection: WireRejection?
+    /// The sender and epoch of a datagram dropped because it came from an earlier boot of a
+    /// peer we know at a later one (`staleSenderEpoch`): a stale process may still be running.
+    public var earlierBoot: (peer: PeerID, epoch: UInt64)?
 }
 
 /// The datagram layer of one peer: a pure state machine (no sockets, no clock).
@@ -130,6 +133,12 @@ public struct WireEndpoint: Sendable {
         return out
     }
 
+    /// A message for an earlier boot of `peer` (its datagrams were `staleSenderEpoch`): sealed
+    /// for that epoch, so that a process still running it can read it. Sessions are untouched.
+    public mutating func sendToEarlierBoot(_ item: Outgoing, of peer: PeerID, epoch: UInt64) -> [[UInt8]] {
+        seal(item, to: peer, recipientEpoch: epoch)
+    }
+
     private mutating func seal(_ item: Outgoing, to peer: PeerID, recipientEpoch: UInt64) -> [[UInt8]] {
         switch item {
         case let .message(channel, payload):
@@ -199,7 +208,10 @@ public struct WireEndpoint: Sendable {
         // Decide without copying the session: its replay window is mutated in place below, and a
         // live copy would force a copy of the bitmap on every datagram.
         let knownEpoch = sessions[sender]?.epoch ?? 0
-        if header.senderEpoch < knownEpoch { return reject(.staleSenderEpoch, reception) }
+        if header.senderEpoch < knownEpoch {
+            reception.earlierBoot = (sender, header.senderEpoch)
+            return reject(.staleSenderEpoch, reception)
+        }
         let newEpoch = header.senderEpoch > knownEpoch
         if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }
         let verdict = newEpoch ? ReplayWindow().check(header.counter) : sessions[sender]!.window.check(header.counter)

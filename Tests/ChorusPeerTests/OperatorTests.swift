@@ -268,3 +268,43 @@ func initWritesANetwork() throws {
     let bad = try ChorusBinary.run(["init", "--hosts", "192.0.2.10:7000,nonsense", "--out", out + "2"], timeout: 20)
     #expect(bad.status != 0 && bad.stderr.contains("entry 2"))
 }
+
+@Test("a second process with a running peer's identity: the earlier one stops with an error naming it, and the views are whole again")
+func duplicateIdentity() throws {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 3
+    let network = try LocalNetwork(options: options)
+    defer {
+        network.stopAll()
+        network.removeDirectory()
+    }
+    for index in 0..<3 { try network.start(index) }
+    try network.waitUntilReady([0, 1, 2])
+    sleep(2)
+    // A copy of p2's identity on other ports (as with a copied key folder).
+    let copy = try network.addMember()
+    let path = network.members[copy].configPath
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    try text.replacingOccurrences(of: "identity = \"keys/p\(copy)\"", with: "identity = \"keys/p2\"")
+        .write(toFile: path, atomically: true, encoding: .utf8)
+    try network.start(copy, extraArguments: ["--join", network.members[0].udp.description])
+    let started = Date()
+    while network.isRunning(2) && Date().timeIntervalSince(started) < 10 { usleep(100_000) }
+    #expect(!network.isRunning(2), "the earlier p2 still runs 10 s after its identity was started again")
+    #expect(network.tail(2).contains("was started again"), "p2's log: \(network.tail(2))")
+    #expect(network.isRunning(copy), "the later process stopped too:\n\(network.tail(copy))")
+    // Every other peer sees p2's identity alive at the later process's address.
+    let id = network.members[2].id.description
+    var whole = false
+    while !whole && Date().timeIntervalSince(started) < 30 {
+        usleep(250_000)
+        whole = [0, 1].allSatisfy { index in
+            guard let view = try? AdminClient.status(at: network.members[index].admin).members else { return false }
+            let row = view.first { $0.id == id }
+            return row?.status == "alive" && row?.address == network.members[copy].udp.description
+                && view.filter { $0.status == "alive" }.count == 3
+        }
+    }
+    #expect(whole, "views not whole 30 s after the duplicate started")
+}
