@@ -16,7 +16,7 @@ struct Chorus: AsyncParsableCommand {
             See README.md and Peers/README.md for running peers on several machines.
             """,
         version: ChorusVersion.description,
-        subcommands: [Keygen.self, InitCommand.self, PeerCommand.self, StatusCommand.self, MembersCommand.self, FaultsCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, Bench.self]
+        subcommands: [Keygen.self, InitCommand.self, PeerCommand.self, StatusCommand.self, MembersCommand.self, NetworkCommand.self, FaultsCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, Bench.self]
     )
 }
 

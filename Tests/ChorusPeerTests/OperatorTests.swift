@@ -59,13 +59,23 @@ func readVerbsJSON() throws {
         network.removeDirectory()
     }
     try network.start(0)
-    try network.waitUntilReady([0])
+    try network.start(1)
+    try network.waitUntilReady([0, 1])
     let admin = network.members[0].admin.description
-    for verb in [["status"], ["members"], ["faults"]] {
+    for verb in [["status"], ["members"], ["faults"], ["network"]] {
         let result = try ChorusBinary.run(verb + ["--admin", admin, "--json"], timeout: 10)
         #expect(result.status == 0, "\(verb): \(result.stderr)")
         #expect((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) != nil, "\(verb) --json printed: \(result.stdout)")
     }
+    // The whole network from p0, with p1 reachable too: both report their own step.
+    let deadline = Date().addingTimeInterval(15)
+    var rows: [[String: Any]] = []
+    repeat {
+        usleep(300_000)
+        let result = try ChorusBinary.run(["network", "--admin", admin, "--also", network.members[1].admin.description, "--json"], timeout: 10)
+        rows = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["members"] as? [[String: Any]] ?? []
+    } while rows.count < 2 && Date() < deadline
+    #expect(rows.count == 2 && rows.allSatisfy { $0["status"] as? String == "alive" && $0["step"] is Int }, "\(rows)")
 }
 
 @Test("--log-format json writes one JSON object per line, with time, level, message and the peer")
