@@ -10,4 +10,16 @@ public enum ChorusChannel {
     public static let modelRequest: UInt8 = 4
     /// The answer: a `ParametersMessage` (object).
     public static let model: UInt8 = 5
+
+    /// A name for metrics and status: "parameters", "membership", … ("channel-N" for others).
+    public static func name(_ channel: UInt8) -> String {
+        switch channel {
+        case parameters: "parameters"
+        case membership: "membership"
+        case membershipSync: "membership_sync"
+        case modelRequest: "model_request"
+        case model: "model"
+        default: "channel-\(channel)"
+        }
+    }
 }

@@ -26,6 +26,9 @@ public struct PeerInstance: Sendable {
     /// Traffic handed to the shell to send (before any fault injection) and received from it.
     public struct Traffic: Sendable, Equatable {
         public var bytesSent = 0, bytesReceived = 0, datagramsSent = 0, datagramsReceived = 0
+        /// Payload bytes (messages and objects, without the datagram layer's headers, hellos,
+        /// signatures and tags) by channel name (`ChorusChannel.name`), per recipient.
+        public var payloadBytesSent: [String: Int] = [:], payloadBytesReceived: [String: Int] = [:]
     }
 
     public let id: PeerID
@@ -299,8 +302,10 @@ public struct PeerInstance: Sendable {
                     perform(membership.join(seed: peer, address: source, now: now), now: now, into: &out)
                 }
             case let .message(from, channel, payload):
+                traffic.payloadBytesReceived[ChorusChannel.name(channel), default: 0] += payload.count
                 handleMessage(from: from, channel: channel, payload: payload, source: source, now: now, into: &out)
             case let .object(object):
+                traffic.payloadBytesReceived[ChorusChannel.name(object.channel), default: 0] += object.bytes.count
                 handleObject(object, source: source, now: now, into: &out)
             }
         }
@@ -316,8 +321,7 @@ public struct PeerInstance: Sendable {
         case ChorusChannel.modelRequest:
             // Only a peer that is itself training has a model worth handing over.
             guard phase == .training else { return }
-            emit(wire.send(.object(parametersObject(channel: ChorusChannel.model, now: now)), to: sender, now: now),
-                 to: addresses[sender] ?? source, peer: sender, into: &out)
+            send(.object(parametersObject(channel: ChorusChannel.model, now: now)), to: sender, at: addresses[sender] ?? source, now: now, into: &out)
         default:
             count("channel.unknown")
         }
@@ -391,7 +395,7 @@ public struct PeerInstance: Sendable {
                 let item: Outgoing = message.isBulk
                     ? .object(prepared(channel: ChorusChannel.membershipSync, bytes: message.encoded()))
                     : .message(channel: ChorusChannel.membership, payload: message.encoded())
-                emit(wire.send(item, to: to, now: now), to: destination, peer: to, into: &out)
+                send(item, to: to, at: destination, now: now, into: &out)
             case let .event(event):
                 switch event {
                 case let .joined(peer, address), let .addressChanged(peer, address):
@@ -443,7 +447,7 @@ public struct PeerInstance: Sendable {
         let target = neighbours[modelRequests % neighbours.count]
         modelRequests += 1
         guard let address = addresses[target] else { return }
-        emit(wire.send(.message(channel: ChorusChannel.modelRequest, payload: []), to: target, now: now), to: address, peer: target, into: &out)
+        send(.message(channel: ChorusChannel.modelRequest, payload: []), to: target, at: address, now: now, into: &out)
     }
 
     private mutating func becomeTraining(now: Double) {
@@ -461,7 +465,7 @@ public struct PeerInstance: Sendable {
         let object = parametersObject(channel: ChorusChannel.parameters, now: now)  // hashed once for all neighbours
         for neighbour in neighbours {
             guard let address = addresses[neighbour] else { continue }
-            emit(wire.send(.object(object), to: neighbour, now: now), to: address, peer: neighbour, into: &out)
+            send(.object(object), to: neighbour, at: address, now: now, into: &out)
         }
     }
 
@@ -485,6 +489,13 @@ public struct PeerInstance: Sendable {
         seedRetryGap = min(seedRetryGap * 2, settings.seedRetryMaxInterval)
         let hello = wire.hello(now: now)
         for address in entryPoints { emit([hello], to: address, peer: nil, into: &out) }
+    }
+
+    /// Seals `item` for `peer` (with a hello first when there is no session yet), counts its
+    /// payload by channel, and hands the datagrams to the shell.
+    private mutating func send(_ item: Outgoing, to peer: PeerID, at address: PeerAddress, now: Double, into out: inout [PeerDirective]) {
+        traffic.payloadBytesSent[ChorusChannel.name(item.channel), default: 0] += item.byteCount
+        emit(wire.send(item, to: peer, now: now), to: address, peer: peer, into: &out)
     }
 
     private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, into out: inout [PeerDirective]) {

@@ -64,6 +64,12 @@ final class PeerMetrics {
         counter("bytes_total", "UDP payload bytes", s.bytesReceived, [("direction", "received")])
         counter("datagrams_total", "Datagrams", s.datagramsSent, [("direction", "sent")])
         counter("datagrams_total", "Datagrams", s.datagramsReceived, [("direction", "received")])
+        for channel in ["parameters", "membership", "membership_sync", "model_request", "model"] {
+            counter("payload_bytes_total", "Payload bytes of messages and objects, by channel (datagram overhead not included)",
+                    s.payloadBytesSent[channel] ?? 0, [("direction", "sent"), ("channel", channel)])
+            counter("payload_bytes_total", "Payload bytes of messages and objects, by channel (datagram overhead not included)",
+                    s.payloadBytesReceived[channel] ?? 0, [("direction", "received"), ("channel", channel)])
+        }
         counter("datagrams_rejected_total", "Datagrams dropped by the datagram layer", s.datagramsRejected)
         for reason in Set(Self.knownReasons).union(s.rejections.keys).sorted() {
             counter("rejections_total", "Inputs dropped, by reason (datagram layer, claims, parameters, injected faults)",

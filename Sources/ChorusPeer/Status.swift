@@ -66,6 +66,10 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var datagramsSent: Int
     public var datagramsReceived: Int
     public var datagramsRejected: Int
+    /// Payload bytes (messages and objects, without datagram headers, hellos and tags) by
+    /// channel: parameters, membership, membership_sync, model_request, model.
+    public var payloadBytesSent: [String: Int]
+    public var payloadBytesReceived: [String: Int]
     /// Rejections by reason (datagram layer and averaging layer).
     public var rejections: [String: Int]
     public var mixes: Int

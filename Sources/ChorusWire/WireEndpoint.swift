@@ -21,7 +21,15 @@ public enum Outgoing: Sendable {
     case message(channel: UInt8, payload: [UInt8])
     case object(PreparedObject)
 
-    var byteCount: Int {
+    public var channel: UInt8 {
+        switch self {
+        case let .message(channel, _): return channel
+        case let .object(object): return object.channel
+        }
+    }
+
+    /// Payload bytes (a message's payload, an object's bytes), without the datagram layer's.
+    public var byteCount: Int {
         switch self {
         case let .message(_, payload): return payload.count
         case let .object(object): return object.bytes.count

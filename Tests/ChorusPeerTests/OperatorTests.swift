@@ -32,6 +32,8 @@ func metricsSeries() throws {
     #expect(value("chorus_members", "state=\"alive\"") == 2)
     #expect(value("chorus_phase", "phase=\"training\"") == 1)
     #expect((value("chorus_bytes_total", "direction=\"sent\"") ?? 0) > 0)
+    #expect((value("chorus_payload_bytes_total", "channel=\"parameters\"") ?? 0) >= 0)
+    #expect(samples.contains { $0.hasPrefix("chorus_payload_bytes_total{") && $0.contains("channel=\"membership\"") && $0.contains("direction=\"received\"") })
     #expect((value("chorus_probes_total") ?? 0) >= 0)
     #expect((value("chorus_steps_trained") ?? 0) > 0)
     let distance = try #require(value("chorus_distance_to_neighbours"))
