@@ -82,6 +82,10 @@ public struct Learner: Sendable {
     /// Progress restored from a checkpoint or adopted from the network, added to the trainer's own counters.
     private var stepOffset: UInt64 = 0
     private var epochOffset: UInt64 = 0
+    /// Step and epoch counts taken from outside (another peer's model, a checkpoint) are capped
+    /// here: far beyond any real run (2⁵³), far below where adding this process's own steps could
+    /// overflow. A peer that announced step 2⁶⁴−1 must not crash the one that adopts its model.
+    public static let maxInheritedCount: UInt64 = 1 << 53
 
     public var parameterCount: Int { trainer.model.parameterCount }
     /// The step count the network sees: own steps plus what was adopted or restored.
@@ -137,13 +141,13 @@ public struct Learner: Sendable {
     public mutating func adopt(parameters: [Float], step: UInt64) throws(TrainerError) {
         try trainer.replaceParameters(parameters)
         trainer.resetMomentum()
-        stepOffset = max(steps, step) - UInt64(trainer.steps)
+        stepOffset = max(steps, min(step, Self.maxInheritedCount)) - UInt64(trainer.steps)
     }
 
     /// Continues from saved progress (a checkpoint of this peer).
     public mutating func resume(parameters: [Float], steps: UInt64, epoch: UInt64) throws(TrainerError) {
         try trainer.replaceParameters(parameters)
-        stepOffset = steps
-        epochOffset = epoch
+        stepOffset = min(steps, Self.maxInheritedCount)
+        epochOffset = min(epoch, Self.maxInheritedCount)
     }
 }

@@ -1,4 +1,5 @@
 import ChorusCrypto
+import ChorusLearning
 import ChorusWire
 import Foundation
 #if canImport(Glibc)
@@ -63,6 +64,10 @@ public struct Checkpoint: Equatable, Sendable {
             let raw = try r.raw(count * 4)
             try r.finish()
             let parameters = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            guard steps <= Learner.maxInheritedCount, epoch <= Learner.maxInheritedCount else {
+                throw DecodeError(description: "step count \(steps) or epoch \(epoch) is beyond any real run (the file is damaged)")
+            }
+            guard parameters.allSatisfy(\.isFinite) else { throw DecodeError(description: "holds NaN or infinite parameters") }
             return Checkpoint(model: model, steps: steps, epoch: epoch, parameters: parameters)
         } catch let error as DecodeError {
             throw error

@@ -145,3 +145,16 @@ func externalReplacement() throws {
     }
     #expect(peers[0].evaluate(on: test).accuracy >= 0.94)
 }
+
+@Test("a model adopted at step 2^64 - 1 (a hostile or broken peer) is capped, and training on does not overflow")
+func adoptedStepIsCapped() throws {
+    let data = try digitsSplit()
+    var learner = try Learner(shard: data.train, test: data.test, settings: LearningSettings(model: .softmax))
+    try learner.adopt(parameters: learner.parameters, step: .max)
+    #expect(learner.steps == Learner.maxInheritedCount)
+    _ = learner.train(steps: 3)
+    #expect(learner.steps == Learner.maxInheritedCount + 3)
+    try learner.resume(parameters: learner.parameters, steps: .max, epoch: .max)
+    _ = learner.train(steps: 1)
+    #expect(learner.epoch >= Learner.maxInheritedCount)
+}

@@ -88,3 +88,19 @@ func damagedEpochFile(content: String) throws {
     try "\(BootEpoch.limit - 3)".write(toFile: file, atomically: true, encoding: .utf8)
     #expect(try BootEpoch.next(stateFile: file) == BootEpoch.limit - 2)
 }
+
+@Test("a checkpoint with an impossible step count or a NaN parameter is refused with the reason, never resumed")
+func damagedCheckpointValues() throws {
+    for (checkpoint, reason) in [
+        (Checkpoint(model: "softmax", steps: .max, epoch: 1, parameters: [1, 2]), "beyond any real run"),
+        (Checkpoint(model: "softmax", steps: 5, epoch: .max, parameters: [1, 2]), "beyond any real run"),
+        (Checkpoint(model: "softmax", steps: 5, epoch: 1, parameters: [1, .nan]), "NaN"),
+    ] {
+        do {
+            _ = try Checkpoint.decode(checkpoint.encoded())
+            Issue.record("accepted \(checkpoint.steps) steps, epoch \(checkpoint.epoch), \(checkpoint.parameters)")
+        } catch {
+            #expect("\(error)".contains(reason), "\(error)")
+        }
+    }
+}
