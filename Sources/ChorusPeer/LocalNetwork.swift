@@ -248,6 +248,12 @@ public final class LocalNetwork: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// Stops every process and removes the directory: the end of a test or a throwaway run.
+    public func discard() {
+        stopAll()
+        removeDirectory()
+    }
+
     /// Waits until every listed member answers /status; throws with the last log lines otherwise.
     public func waitUntilReady(_ indices: [Int], timeout: Double = 30) throws {
         let deadline = Date().addingTimeInterval(timeout)

@@ -78,14 +78,8 @@ func faultJSON() throws {
 
 @Test("a running peer's faults are read and replaced through its admin endpoint; bad bodies are refused")
 func liveFaults() throws {
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    var options = LocalNetwork.Options(executable: binary)
-    options.peers = 2
-    let network = try LocalNetwork(options: options)
-    defer {
-        network.stopAll()
-        network.removeDirectory()
-    }
+    let network = try LocalNetwork.forTests(peers: 2)
+    defer { network.discard() }
     try network.start(0)
     try network.waitUntilReady([0])
     let admin = network.members[0].admin, token = network.members[0].adminToken

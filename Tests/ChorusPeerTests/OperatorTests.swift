@@ -5,14 +5,8 @@ import Testing
 
 @Test("/metrics labels every series with the peer and carries training, convergence, membership and traffic")
 func metricsSeries() throws {
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    var options = LocalNetwork.Options(executable: binary)
-    options.peers = 2
-    let network = try LocalNetwork(options: options)
-    defer {
-        network.stopAll()
-        network.removeDirectory()
-    }
+    let network = try LocalNetwork.forTests(peers: 2)
+    defer { network.discard() }
     try network.start(0)
     try network.start(1)
     try network.waitUntilReady([0, 1])
@@ -54,12 +48,8 @@ func metricsSeries() throws {
 func readVerbsJSON() throws {
     let version = try ChorusBinary.run(["--version"], timeout: 10)
     #expect(version.status == 0 && version.stdout.hasPrefix("chorus ") && version.stdout.contains("wire protocol"))
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    let network = try LocalNetwork(options: LocalNetwork.Options(executable: binary))
-    defer {
-        network.stopAll()
-        network.removeDirectory()
-    }
+    let network = try LocalNetwork.forTests(peers: 2)
+    defer { network.discard() }
     try network.start(0)
     try network.start(1)
     try network.waitUntilReady([0, 1])
@@ -82,11 +72,8 @@ func readVerbsJSON() throws {
 
 @Test("--log-format json writes one JSON object per line, with time, level, message and the peer")
 func jsonLogs() throws {
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    var options = LocalNetwork.Options(executable: binary)
-    options.peers = 2
-    let network = try LocalNetwork(options: options)
-    defer { network.removeDirectory() }
+    let network = try LocalNetwork.forTests(peers: 2)
+    defer { network.discard() }
     try network.start(0, extraArguments: ["--log-format", "json"])
     try network.start(1, extraArguments: ["--log-format", "json", "--log-level", "debug"])
     try network.waitUntilReady([0, 1])
@@ -112,14 +99,8 @@ func textLogLine() {
 
 @Test("a peer whose entry point is down warns, reports isolated, and joins by itself once it comes up")
 func isolatedPeerRejoins() throws {
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    var options = LocalNetwork.Options(executable: binary)
-    options.peers = 2
-    let network = try LocalNetwork(options: options)
-    defer {
-        network.stopAll()
-        network.removeDirectory()
-    }
+    let network = try LocalNetwork.forTests(peers: 2)
+    defer { network.discard() }
     network.rewire(0, entryPoints: [])  // p0 will not look for p1: p1 must find p0 by itself
     try network.start(1, extraArguments: ["--join", network.members[0].udp.description])
     try network.waitUntilReady([1])
@@ -147,14 +128,8 @@ func isolatedPeerRejoins() throws {
 
 @Test("another network key or another model is warned about on both sides, not dropped in silence")
 func misconfiguredPeersAreNamed() throws {
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    var options = LocalNetwork.Options(executable: binary)
-    options.peers = 3
-    let network = try LocalNetwork(options: options)
-    defer {
-        network.stopAll()
-        network.removeDirectory()
-    }
+    let network = try LocalNetwork.forTests(peers: 3)
+    defer { network.discard() }
     // p1 holds another network key; p2 runs another model. Both know p0 as an entry point.
     try KeyFiles.writeNetworkKey(NetworkKey.generate(), to: network.directory + "/keys/other.key")
     func edit(_ index: Int, _ from: String, _ to: String) throws {
@@ -208,14 +183,8 @@ func rawExchange(_ bytes: String, at address: HostPort, timeout: Double) -> (rep
 
 @Test("the admin endpoint: read-only routes are open, actions need the token, web pages and other hosts are refused, idle connections closed")
 func adminEndpointIsProtected() throws {
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    var options = LocalNetwork.Options(executable: binary)
-    options.peers = 1
-    let network = try LocalNetwork(options: options)
-    defer {
-        network.stopAll()
-        network.removeDirectory()
-    }
+    let network = try LocalNetwork.forTests(peers: 1)
+    defer { network.discard() }
     try network.start(0)
     try network.waitUntilReady([0])
     let admin = network.members[0].admin, token = network.members[0].adminToken
@@ -283,14 +252,8 @@ func initWritesANetwork() throws {
 
 @Test("a second process with a running peer's identity: the earlier one stops with an error naming it, and the views are whole again")
 func duplicateIdentity() throws {
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    var options = LocalNetwork.Options(executable: binary)
-    options.peers = 3
-    let network = try LocalNetwork(options: options)
-    defer {
-        network.stopAll()
-        network.removeDirectory()
-    }
+    let network = try LocalNetwork.forTests(peers: 3)
+    defer { network.discard() }
     for index in 0..<3 { try network.start(index) }
     try network.waitUntilReady([0, 1, 2])
     sleep(2)

@@ -1,5 +1,6 @@
 import ChorusCrypto
 import Foundation
+import Testing
 @testable import ChorusPeer
 
 /// A scratch directory with a network key and two identities, for configuration tests.
@@ -83,5 +84,16 @@ enum ChorusBinary {
         return (process.terminationStatus,
                 String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
                 String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+}
+
+extension LocalNetwork {
+    /// `peers` configured peer processes of the chorus binary (none started yet); end the test
+    /// with `defer { network.discard() }`.
+    static func forTests(peers: Int) throws -> LocalNetwork {
+        let binary = try #require(ChorusBinary.path, "chorus binary not built")
+        var options = LocalNetwork.Options(executable: binary)
+        options.peers = peers
+        return try LocalNetwork(options: options)
     }
 }
