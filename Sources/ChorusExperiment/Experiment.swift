@@ -104,7 +104,7 @@ public final class Experiment {
         let wallStart = Date()
         defer { network.stopAll(timeout: 3) }
         for index in network.members.indices { try network.start(index) }
-        try network.waitUntilReady(Array(network.members.indices), timeout: 60)
+        try network.waitUntilReady(Array(network.members.indices), timeout: 60, cancelled: interrupted)
         start = Date()
         var actions = options.schedule.actions[...]
         if let p = options.schedule.poisson, p.ratePerMinute > 0 { schedulePoisson(after: p.start) }

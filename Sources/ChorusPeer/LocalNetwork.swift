@@ -255,10 +255,12 @@ public final class LocalNetwork: @unchecked Sendable {
     }
 
     /// Waits until every listed member answers /status; throws with the last log lines otherwise.
-    public func waitUntilReady(_ indices: [Int], timeout: Double = 30) throws {
+    /// `cancelled` is asked between polls (Ctrl-C during start-up).
+    public func waitUntilReady(_ indices: [Int], timeout: Double = 30, cancelled: () -> Bool = { false }) throws {
         let deadline = Date().addingTimeInterval(timeout)
         var pending = Set(indices)
         while !pending.isEmpty {
+            if cancelled() { throw StartupError("interrupted while the peers were starting") }
             for index in pending where (try? AdminClient.status(at: members[index].admin, timeout: 0.5)) != nil {
                 pending.remove(index)
             }
