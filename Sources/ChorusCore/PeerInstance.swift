@@ -27,8 +27,20 @@ public struct PeerInstance: Sendable {
     public struct Traffic: Sendable, Equatable {
         public var bytesSent = 0, bytesReceived = 0, datagramsSent = 0, datagramsReceived = 0
         /// Payload bytes (messages and objects, without the datagram layer's headers, hellos,
-        /// signatures and tags) by channel name (`ChorusChannel.name`), per recipient.
-        public var payloadBytesSent: [String: Int] = [:], payloadBytesReceived: [String: Int] = [:]
+        /// signatures and tags) by channel number, per recipient; an array, not a dictionary,
+        /// because it is updated for every message (the simulator's hot path).
+        public var payloadSentByChannel = [Int](repeating: 0, count: 256)
+        public var payloadReceivedByChannel = [Int](repeating: 0, count: 256)
+
+        /// By channel name (`ChorusChannel.name`), channels with traffic only.
+        public var payloadBytesSent: [String: Int] { Self.named(payloadSentByChannel) }
+        public var payloadBytesReceived: [String: Int] { Self.named(payloadReceivedByChannel) }
+
+        static func named(_ counts: [Int]) -> [String: Int] {
+            var out: [String: Int] = [:]
+            for (channel, count) in counts.enumerated() where count > 0 { out[ChorusChannel.name(UInt8(channel))] = count }
+            return out
+        }
     }
 
     public let id: PeerID
@@ -302,10 +314,10 @@ public struct PeerInstance: Sendable {
                     perform(membership.join(seed: peer, address: source, now: now), now: now, into: &out)
                 }
             case let .message(from, channel, payload):
-                traffic.payloadBytesReceived[ChorusChannel.name(channel), default: 0] += payload.count
+                traffic.payloadReceivedByChannel[Int(channel)] += payload.count
                 handleMessage(from: from, channel: channel, payload: payload, source: source, now: now, into: &out)
             case let .object(object):
-                traffic.payloadBytesReceived[ChorusChannel.name(object.channel), default: 0] += object.bytes.count
+                traffic.payloadReceivedByChannel[Int(object.channel)] += object.bytes.count
                 handleObject(object, source: source, now: now, into: &out)
             }
         }
@@ -494,7 +506,7 @@ public struct PeerInstance: Sendable {
     /// Seals `item` for `peer` (with a hello first when there is no session yet), counts its
     /// payload by channel, and hands the datagrams to the shell.
     private mutating func send(_ item: Outgoing, to peer: PeerID, at address: PeerAddress, now: Double, into out: inout [PeerDirective]) {
-        traffic.payloadBytesSent[ChorusChannel.name(item.channel), default: 0] += item.byteCount
+        traffic.payloadSentByChannel[Int(item.channel)] += item.byteCount
         emit(wire.send(item, to: peer, now: now), to: address, peer: peer, into: &out)
     }
 
