@@ -79,7 +79,15 @@ public struct PeerID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public func verify(signature: [UInt8], of message: [UInt8], mode: CryptoMode) -> Bool {
         switch mode {
         case .real: return verify(signature: signature, of: message)
-        case .simulated: return message.withUnsafeBytes { StandIn.verify(signature: signature, signer: bytes, message: $0) }
+        case .simulated: return message.withUnsafeBytes { StandIn.verify(signature: signature, signer: self, message: $0) }
+        }
+    }
+
+    /// The same, over bytes in place (a datagram's signed prefix is not copied into an array).
+    public func verify(signature: [UInt8], of message: UnsafeRawBufferPointer, mode: CryptoMode) -> Bool {
+        switch mode {
+        case .real: return verify(signature: signature, of: message)
+        case .simulated: return StandIn.verify(signature: signature, signer: self, message: message)
         }
     }
 }
@@ -123,7 +131,7 @@ public struct SigningKey: Sendable {
     public var seed: [UInt8] { Array(secret.copyBytes().prefix(Ed25519.seedByteCount)) }
 
     public func sign(_ message: UnsafeRawBufferPointer) -> [UInt8] {
-        if mode == .simulated { return StandIn.signature(signer: peerID.bytes, message: message) }
+        if mode == .simulated { return StandIn.signature(signer: peerID, message: message) }
         var signature = [UInt8](repeating: 0, count: Ed25519.signatureByteCount)
         secret.withUnsafeBytes { sk in
             _ = crypto_sign_detached(

@@ -98,14 +98,22 @@ public struct ObjectChunk: Equatable, Sendable {
 public struct OpenedDatagram: Sendable {
     public var header: DatagramHeader
     public var body: DatagramBody
-    /// Signed kinds: the Ed25519 signature and the bytes it covers (domain ‖ datagram prefix).
-    var signature: [UInt8]
-    var signedBytes: [UInt8]
+    /// The whole datagram and where a signed kind's signature starts: the signature covers
+    /// domain ‖ bytes[..<signatureStart], read in place only if the replay check passes.
+    var bytes: [UInt8]
+    var signatureStart: Int
     /// The mode of the network key that opened it: signatures are checked the same way.
     var mode: CryptoMode = .real
 
     func signatureVerifies() -> Bool {
-        header.sender.verify(signature: signature, of: signedBytes, mode: mode)
+        let end = signatureStart + DatagramCodec.signatureByteCount
+        guard header.kind.isSigned, signatureStart >= 0, end <= bytes.count else { return false }
+        let signature = Array(bytes[signatureStart..<end])
+        return bytes.withUnsafeBytes { all in
+            DatagramCodec.withSignedBytes(UnsafeRawBufferPointer(rebasing: all[..<signatureStart])) { signed in
+                header.sender.verify(signature: signature, of: signed, mode: mode)
+            }
+        }
     }
 }
 
@@ -155,7 +163,8 @@ public enum DatagramCodec {
         }
         if header.kind.isSigned {
             guard let identity else { preconditionFailure("signed datagram kinds need an identity") }
-            w.raw(identity.sign(signatureDomain + w.bytes))
+            let signature = w.bytes.withUnsafeBytes { prefix in withSignedBytes(prefix) { identity.sign($0) } }
+            w.raw(signature)
         }
         var bytes = w.bytes
         let tag = bytes.withUnsafeBytes { data in
@@ -165,6 +174,17 @@ public enum DatagramCodec {
         }
         bytes.append(contentsOf: tag)
         return bytes
+    }
+
+    /// Calls `body` with domain ‖ `prefix` in a temporary buffer (on the stack when small): every
+    /// signed datagram is signed and checked over these bytes, and an array each time showed.
+    static func withSignedBytes<R>(_ prefix: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let domainCount = signatureDomain.count
+        return withUnsafeTemporaryAllocation(byteCount: domainCount + prefix.count, alignment: 8) { buffer in
+            signatureDomain.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: domainCount) }
+            if prefix.count > 0 { (buffer.baseAddress! + domainCount).copyMemory(from: prefix.baseAddress!, byteCount: prefix.count) }
+            return body(UnsafeRawBufferPointer(buffer))
+        }
     }
 
     private static func bodyCapacity(_ body: DatagramBody) -> Int {
@@ -192,10 +212,10 @@ public enum DatagramCodec {
         do {
             _ = try r.u8()
             _ = try r.u8()
-            let keyID = try r.raw(4)
+            _ = try r.u32()  // the key id, equal to the key's (which the header shares, no copy)
             let sender = try r.peerID()
             header = DatagramHeader(
-                kind: kind, keyID: keyID, sender: sender,
+                kind: kind, keyID: key.keyID, sender: sender,
                 senderEpoch: try r.u64(), recipientEpoch: try r.u64(), counter: try r.u64())
         } catch {
             return .failure(.tooShort)
@@ -244,12 +264,6 @@ public enum DatagramCodec {
         } catch {
             return .failure(.malformedBody)
         }
-        var signature: [UInt8] = []
-        var signed: [UInt8] = []
-        if kind.isSigned {
-            signature = Array(bytes[signatureStart..<(signatureStart + signatureByteCount)])
-            signed = signatureDomain + bytes[..<signatureStart]
-        }
-        return .success(OpenedDatagram(header: header, body: decoded, signature: signature, signedBytes: signed, mode: key.mode))
+        return .success(OpenedDatagram(header: header, body: decoded, bytes: bytes, signatureStart: signatureStart, mode: key.mode))
     }
 }

@@ -196,13 +196,16 @@ public struct WireEndpoint: Sendable {
             return reject(.staleRecipientEpoch, reception)
         }
 
-        // Decide without copying the session: its replay window is mutated in place below, and a
-        // live copy would force a copy of the bitmap on every datagram.
-        let knownEpoch = sessions[sender]?.epoch ?? 0
+        // One lookup: the session is then read and changed in place through its index (a copy
+        // would also copy the replay window's bitmap). The index stays valid while no session
+        // is added or removed, and nothing below adds or removes one but `store`.
+        var slot = sessions.index(forKey: sender)
+        let knownEpoch = slot.map { sessions.values[$0].epoch } ?? 0
         if header.senderEpoch < knownEpoch { return reject(.staleSenderEpoch, reception) }
         let newEpoch = header.senderEpoch > knownEpoch
-        if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }
-        let verdict = newEpoch ? ReplayWindow().check(header.counter) : sessions[sender]!.window.check(header.counter)
+        if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }  // only signed kinds start an epoch
+        guard newEpoch || slot != nil else { return reject(.noSession, reception) }  // epoch 0 from a stranger
+        let verdict = newEpoch ? ReplayWindow().check(header.counter) : sessions.values[slot!].window.check(header.counter)
         switch verdict {
         case .fresh: break
         case .duplicate: return reject(.replayed, reception)
@@ -212,21 +215,25 @@ public struct WireEndpoint: Sendable {
         if header.kind.isSigned && !opened.signatureVerifies() { return reject(.badSignature, reception) }
 
         // Accepted: only now does any state move.
-        if sessions[sender] == nil { store(Session(lastHeard: now), for: sender) }
+        if slot == nil {
+            store(Session(lastHeard: now), for: sender)
+            slot = sessions.index(forKey: sender)
+        }
+        let index = slot!
         if newEpoch {
             if knownEpoch != 0 { reassembler.dropAll(from: sender) }
-            sessions[sender]!.epoch = header.senderEpoch
-            sessions[sender]!.window = ReplayWindow()
+            sessions.values[index].epoch = header.senderEpoch
+            sessions.values[index].window = ReplayWindow()
         }
-        sessions[sender]!.window.commit(header.counter)
-        sessions[sender]!.lastHeard = now
+        sessions.values[index].window.commit(header.counter)
+        sessions.values[index].lastHeard = now
         acceptedDatagrams += 1
         reception.sender = sender
 
-        if !sessions[sender]!.pending.isEmpty {
-            let pending = sessions[sender]!.pending
-            sessions[sender]!.pending = []
-            sessions[sender]!.pendingBytes = 0
+        if !sessions.values[index].pending.isEmpty {
+            let pending = sessions.values[index].pending
+            sessions.values[index].pending = []
+            sessions.values[index].pendingBytes = 0
             waiting.remove(sender)
             for (item, _) in pending {
                 reception.flushed += seal(item, to: sender, recipientEpoch: header.senderEpoch)
@@ -236,7 +243,7 @@ public struct WireEndpoint: Sendable {
         case .hello:
             reception.deliveries.append(.hello(sender))
             if header.recipientEpoch != epoch {
-                sessions[sender]!.lastHelloSent = now
+                sessions.values[index].lastHelloSent = now
                 reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
             }
         case let .message(channel, payload):
