@@ -246,7 +246,7 @@ public struct PeerInstance: Sendable {
         traffic.datagramsReceived += 1
         let reception = wire.receive(bytes, now: now)
         emit(reception.replies, to: source, peer: nil, into: &out)
-        if let sender = reception.sender {
+        if let sender = reception.sender, !reception.flushed.isEmpty {
             emit(reception.flushed, to: addresses[sender] ?? source, peer: sender, into: &out)
         }
         for delivery in reception.deliveries {

@@ -16,9 +16,11 @@ extension CryptoMode {
         case .real:
             return try! Blake2b.hash(bytes, outputLength: 32)  // fixed output length, cannot fail
         case .simulated:
-            var out: [UInt8] = []
+            var out = [UInt8]()
+            out.reserveCapacity(32)
             bytes.withUnsafeBytes { data in withUnsafeBytes(of: StandIn.digest(data).littleEndian) { out += $0 } }
-            return out + [UInt8](repeating: 0, count: 24)
+            out += repeatElement(0, count: 24)
+            return out
         }
     }
 }

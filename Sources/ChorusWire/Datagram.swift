@@ -140,7 +140,7 @@ public enum DatagramCodec {
 
     /// Builds a complete datagram: header ‖ body [‖ signature] ‖ tag.
     public static func seal(header: DatagramHeader, body: DatagramBody, identity: SigningKey?, key: NetworkKey) -> [UInt8] {
-        var w = ByteWriter(capacity: 128 + bodyCapacity(body))
+        var w = ByteWriter(capacity: DatagramHeader.byteCount + bodyCapacity(body) + signatureByteCount + tagByteCount)
         header.write(to: &w)
         switch body {
         case .hello:
@@ -155,25 +155,46 @@ public enum DatagramCodec {
             w.u16(m.chunkSize)
             w.raw(m.hash)
         case let .chunk(c):
-            w.u64(c.objectID)
-            w.u32(c.totalLength)
-            w.u16(c.chunkSize)
-            w.u32(c.index)
-            w.raw(c.data)
+            writeChunk(to: &w, objectID: c.objectID, totalLength: c.totalLength, chunkSize: c.chunkSize, index: c.index, data: c.data[...])
         }
         if header.kind.isSigned {
             guard let identity else { preconditionFailure("signed datagram kinds need an identity") }
             let signature = w.bytes.withUnsafeBytes { prefix in withSignedBytes(prefix) { identity.sign($0) } }
             w.raw(signature)
         }
-        var bytes = w.bytes
-        let tag = bytes.withUnsafeBytes { data in
+        appendTag(to: &w, header: header, key: key)
+        return w.bytes
+    }
+
+    /// The same datagram as `seal` with a `.chunk` body, its data read from the object in place
+    /// (every chunk of every object sent would otherwise be copied into an array first).
+    static func sealChunk(header: DatagramHeader, objectID: UInt64, totalLength: UInt32, chunkSize: UInt16,
+                          index: UInt32, data: ArraySlice<UInt8>, key: NetworkKey) -> [UInt8] {
+        precondition(header.kind == .chunk, "sealChunk seals chunks")
+        var w = ByteWriter(capacity: DatagramHeader.byteCount + ObjectChunk.headerByteCount + data.count + tagByteCount)
+        header.write(to: &w)
+        writeChunk(to: &w, objectID: objectID, totalLength: totalLength, chunkSize: chunkSize, index: index, data: data)
+        appendTag(to: &w, header: header, key: key)
+        return w.bytes
+    }
+
+    private static func writeChunk(to w: inout ByteWriter, objectID: UInt64, totalLength: UInt32, chunkSize: UInt16,
+                                   index: UInt32, data: ArraySlice<UInt8>) {
+        w.u64(objectID)
+        w.u32(totalLength)
+        w.u16(chunkSize)
+        w.u32(index)
+        w.raw(data)
+    }
+
+    /// Appends the tag over everything written so far (in place: capacity was reserved for it).
+    private static func appendTag(to w: inout ByteWriter, header: DatagramHeader, key: NetworkKey) {
+        let tag = w.bytes.withUnsafeBytes { data in
             header.withNonce { nonce in
                 key.tag(over: data, nonce: nonce)
             }
         }
-        bytes.append(contentsOf: tag)
-        return bytes
+        w.raw(tag)
     }
 
     /// Calls `body` with domain ‖ `prefix` in a temporary buffer (on the stack when small): every

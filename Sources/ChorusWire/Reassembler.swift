@@ -72,37 +72,41 @@ public struct Reassembler: Sendable {
             if entries[key] != nil { remove(key) }
             return verify(bytes: [], manifest: manifest, sender: sender)
         }
+        let slot: Dictionary<Key, Entry>.Index
         switch entry(for: key, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize, now: now) {
         case let .failure(reason): return .rejected(reason)
-        case .success: break
+        case let .success(index): slot = index
         }
-        if let existing = entries[key]!.manifest, existing != manifest {
+        if let existing = entries.values[slot].manifest, existing != manifest {
             remove(key)
             return .rejected(.objectInconsistent)
         }
-        entries[key]!.manifest = manifest
-        return completeIfReady(key)
+        entries.values[slot].manifest = manifest
+        return completeIfReady(slot)
     }
 
     public mutating func add(chunk: ObjectChunk, from sender: PeerID, now: Double) -> Outcome {
         let key = Key(sender: sender, objectID: chunk.objectID)
+        // Every access below goes through this index: one hash lookup per chunk, and the entry
+        // (with its buffer) is changed in place, never copied.
+        let slot: Dictionary<Key, Entry>.Index
         switch entry(for: key, totalLength: chunk.totalLength, chunkSize: chunk.chunkSize, now: now) {
         case let .failure(reason): return .rejected(reason)
-        case .success: break
+        case let .success(index): slot = index
         }
         let index = Int(chunk.index)
         let (word, mask) = (index / 64, UInt64(1) << (index % 64))
-        guard index < entries[key]!.chunkCount else { return .rejected(.objectInconsistent) }
-        if entries[key]!.received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
+        guard index < entries.values[slot].chunkCount else { return .rejected(.objectInconsistent) }
+        if entries.values[slot].received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
         let start = index * Int(chunk.chunkSize)
-        entries[key]!.buffer.withUnsafeMutableBytes { buffer in
+        entries.values[slot].buffer.withUnsafeMutableBytes { buffer in
             chunk.data.withUnsafeBytes { data in
                 buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
             }
         }
-        entries[key]!.received[word] |= mask
-        entries[key]!.receivedCount += 1
-        return completeIfReady(key)
+        entries.values[slot].received[word] |= mask
+        entries.values[slot].receivedCount += 1
+        return completeIfReady(slot)
     }
 
     /// Drops incomplete objects older than the timeout; returns how many were dropped.
@@ -117,13 +121,14 @@ public struct Reassembler: Sendable {
         for key in entries.keys where key.sender == sender { remove(key) }
     }
 
-    private mutating func entry(for key: Key, totalLength: UInt32, chunkSize: UInt16, now: Double) -> Result<Void, WireRejection> {
-        if let existing = entries[key] {
-            guard existing.totalLength == totalLength, existing.chunkSize == chunkSize else {
+    /// The entry for `key` (created, after making room, when new) as an index into `entries`.
+    private mutating func entry(for key: Key, totalLength: UInt32, chunkSize: UInt16, now: Double) -> Result<Dictionary<Key, Entry>.Index, WireRejection> {
+        if let index = entries.index(forKey: key) {
+            guard entries.values[index].totalLength == totalLength, entries.values[index].chunkSize == chunkSize else {
                 remove(key)
                 return .failure(.objectInconsistent)
             }
-            return .success(())
+            return .success(index)
         }
         guard chunkSize > 0, Int(totalLength) <= settings.maxObjectBytes else { return .failure(.objectTooLarge) }
         let chunkCount = (Int(totalLength) + Int(chunkSize) - 1) / Int(chunkSize)
@@ -145,10 +150,10 @@ public struct Reassembler: Sendable {
             buffer: [UInt8](repeating: 0, count: Int(totalLength)),
             received: [UInt64](repeating: 0, count: (chunkCount + 63) / 64),
             chunkCount: chunkCount, created: now)
-        entries[key] = entry
         bytesInUse += entry.cost
         perSender[key.sender, default: 0] += entry.cost
-        return .success(())
+        entries[key] = entry
+        return .success(entries.index(forKey: key)!)
     }
 
     private func oldestKey(where predicate: (Key) -> Bool) -> Key? {
@@ -156,18 +161,25 @@ public struct Reassembler: Sendable {
     }
 
     private mutating func remove(_ key: Key) {
-        guard let entry = entries.removeValue(forKey: key) else { return }
+        guard let index = entries.index(forKey: key) else { return }
+        _ = remove(at: index)
+    }
+
+    private mutating func remove(at index: Dictionary<Key, Entry>.Index) -> Entry {
+        let (key, entry) = entries.remove(at: index)
         bytesInUse -= entry.cost
         perSender[key.sender, default: 0] -= entry.cost
         if perSender[key.sender] == 0 { perSender[key.sender] = nil }
+        return entry
     }
 
-    private mutating func completeIfReady(_ key: Key) -> Outcome {
-        guard let entry = entries[key], let manifest = entry.manifest, entry.receivedCount == entry.chunkCount else {
+    private mutating func completeIfReady(_ index: Dictionary<Key, Entry>.Index) -> Outcome {
+        guard entries.values[index].manifest != nil, entries.values[index].receivedCount == entries.values[index].chunkCount else {
             return .pending
         }
-        remove(key)
-        return verify(bytes: entry.buffer, manifest: manifest, sender: key.sender)
+        let sender = entries.keys[index].sender
+        let entry = remove(at: index)
+        return verify(bytes: entry.buffer, manifest: entry.manifest!, sender: sender)
     }
 
     private func verify(bytes: [UInt8], manifest: ObjectManifest, sender: PeerID) -> Outcome {

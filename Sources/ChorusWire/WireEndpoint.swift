@@ -110,8 +110,9 @@ public struct WireEndpoint: Sendable {
         if case let .message(_, payload) = item {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
         }
-        if let session = sessions[peer], session.epoch != 0 {
-            return seal(item, to: peer, recipientEpoch: session.epoch)
+        // The epoch through the index: binding the session would copy it (and retain its arrays).
+        if let index = sessions.index(forKey: peer), case let known = sessions.values[index].epoch, known != 0 {
+            return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
         if session.pendingBytes + item.byteCount <= settings.pendingBytesPerPeer {
@@ -145,10 +146,10 @@ public struct WireEndpoint: Sendable {
             var start = 0
             while start < object.bytes.count {
                 let end = min(start + chunkSize, object.bytes.count)
-                let chunk = ObjectChunk(
-                    objectID: object.objectID, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize,
-                    index: UInt32(index), data: Array(object.bytes[start..<end]))
-                out.append(seal(.chunk(chunk), to: peer, recipientEpoch: recipientEpoch))
+                let header = nextHeader(.chunk, recipientEpoch: recipientEpoch)
+                out.append(DatagramCodec.sealChunk(
+                    header: header, objectID: object.objectID, totalLength: manifest.totalLength,
+                    chunkSize: manifest.chunkSize, index: UInt32(index), data: object.bytes[start..<end], key: keyring.primary))
                 index += 1
                 start = end
             }
@@ -164,12 +165,17 @@ public struct WireEndpoint: Sendable {
         case .manifest: kind = .manifest
         case .chunk: kind = .chunk
         }
+        return DatagramCodec.seal(header: nextHeader(kind, recipientEpoch: recipientEpoch), body: body, identity: identity, key: keyring.primary)
+    }
+
+    /// The header of the next datagram sent (it takes the next counter).
+    private mutating func nextHeader(_ kind: DatagramKind, recipientEpoch: UInt64) -> DatagramHeader {
         let header = DatagramHeader(
             kind: kind, keyID: keyring.primary.keyID, sender: localID,
             senderEpoch: epoch, recipientEpoch: recipientEpoch, counter: nextCounter)
         nextCounter += 1
         sentDatagrams += 1
-        return DatagramCodec.seal(header: header, body: body, identity: identity, key: keyring.primary)
+        return header
     }
 
     // MARK: Receiving
