@@ -110,8 +110,8 @@ public struct WireEndpoint: Sendable {
         if case let .message(_, payload) = item {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
         }
-        // The epoch through the index: binding the session would copy it (and retain its arrays).
-        if let index = sessions.index(forKey: peer), case let known = sessions.values[index].epoch, known != 0 {
+        // The epoch read in place: binding the session would copy it (and retain its arrays).
+        if let index = sessions.index(forKey: peer), case let known = withSession(at: index) { $0.epoch }, known != 0 {
             return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
@@ -206,12 +206,12 @@ public struct WireEndpoint: Sendable {
         // would also copy the replay window's bitmap). The index stays valid while no session
         // is added or removed, and nothing below adds or removes one but `store`.
         var slot = sessions.index(forKey: sender)
-        let knownEpoch = slot.map { sessions.values[$0].epoch } ?? 0
+        let knownEpoch = slot.map { withSession(at: $0) { $0.epoch } } ?? 0
         if header.senderEpoch < knownEpoch { return reject(.staleSenderEpoch, reception) }
         let newEpoch = header.senderEpoch > knownEpoch
         if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }  // only signed kinds start an epoch
         guard newEpoch || slot != nil else { return reject(.noSession, reception) }  // epoch 0 from a stranger
-        let verdict = newEpoch ? ReplayWindow().check(header.counter) : sessions.values[slot!].window.check(header.counter)
+        let verdict = newEpoch ? ReplayWindow().check(header.counter) : withSession(at: slot!) { $0.window.check(header.counter) }
         switch verdict {
         case .fresh: break
         case .duplicate: return reject(.replayed, reception)
@@ -226,20 +226,22 @@ public struct WireEndpoint: Sendable {
             slot = sessions.index(forKey: sender)
         }
         let index = slot!
-        if newEpoch {
-            if knownEpoch != 0 { reassembler.dropAll(from: sender) }
-            sessions.values[index].epoch = header.senderEpoch
-            sessions.values[index].window = ReplayWindow()
+        if newEpoch && knownEpoch != 0 { reassembler.dropAll(from: sender) }
+        let pending = withSession(at: index) { session -> [(item: Outgoing, queuedAt: Double)] in
+            if newEpoch {
+                session.epoch = header.senderEpoch
+                session.window = ReplayWindow()
+            }
+            session.window.commit(header.counter)
+            session.lastHeard = now
+            guard !session.pending.isEmpty else { return [] }
+            defer { (session.pending, session.pendingBytes) = ([], 0) }
+            return session.pending
         }
-        sessions.values[index].window.commit(header.counter)
-        sessions.values[index].lastHeard = now
         acceptedDatagrams += 1
         reception.sender = sender
 
-        if !sessions.values[index].pending.isEmpty {
-            let pending = sessions.values[index].pending
-            sessions.values[index].pending = []
-            sessions.values[index].pendingBytes = 0
+        if !pending.isEmpty {
             waiting.remove(sender)
             for (item, _) in pending {
                 reception.flushed += seal(item, to: sender, recipientEpoch: header.senderEpoch)
@@ -249,7 +251,7 @@ public struct WireEndpoint: Sendable {
         case .hello:
             reception.deliveries.append(.hello(sender))
             if header.recipientEpoch != epoch {
-                sessions.values[index].lastHelloSent = now
+                withSession(at: index) { $0.lastHelloSent = now }
                 reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
             }
         case let .message(channel, payload):
@@ -321,6 +323,12 @@ public struct WireEndpoint: Sendable {
         var reception = reception
         reception.rejection = reason
         return reception
+    }
+
+    /// Reads or changes a session in place. `sessions.values[index]` would copy the whole
+    /// session for a read (retaining its window and queue): a cost on every datagram.
+    private mutating func withSession<R>(at index: Dictionary<PeerID, Session>.Index, _ body: (inout Session) -> R) -> R {
+        body(&sessions.values[index])
     }
 
     private mutating func store(_ session: Session, for peer: PeerID) {
