@@ -77,11 +77,15 @@ public struct Reassembler: Sendable {
         case let .failure(reason): return .rejected(reason)
         case let .success(index): slot = index
         }
-        if let existing = entries.values[slot].manifest, existing != manifest {
+        let consistent = withEntry(at: slot) { entry in
+            if let existing = entry.manifest, existing != manifest { return false }
+            entry.manifest = manifest
+            return true
+        }
+        guard consistent else {
             remove(key)
             return .rejected(.objectInconsistent)
         }
-        entries.values[slot].manifest = manifest
         return completeIfReady(slot)
     }
 
@@ -96,17 +100,20 @@ public struct Reassembler: Sendable {
         }
         let index = Int(chunk.index)
         let (word, mask) = (index / 64, UInt64(1) << (index % 64))
-        guard index < entries.values[slot].chunkCount else { return .rejected(.objectInconsistent) }
-        if entries.values[slot].received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
-        let start = index * Int(chunk.chunkSize)
-        entries.values[slot].buffer.withUnsafeMutableBytes { buffer in
-            chunk.data.withUnsafeBytes { data in
-                buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
+        let outcome: Outcome? = withEntry(at: slot) { entry in
+            guard index < entry.chunkCount else { return .rejected(.objectInconsistent) }
+            if entry.received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
+            let start = index * Int(chunk.chunkSize)
+            entry.buffer.withUnsafeMutableBytes { buffer in
+                chunk.data.withUnsafeBytes { data in
+                    buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
+                }
             }
+            entry.received[word] |= mask
+            entry.receivedCount += 1
+            return nil
         }
-        entries.values[slot].received[word] |= mask
-        entries.values[slot].receivedCount += 1
-        return completeIfReady(slot)
+        return outcome ?? completeIfReady(slot)
     }
 
     /// Drops incomplete objects older than the timeout; returns how many were dropped.
@@ -124,7 +131,7 @@ public struct Reassembler: Sendable {
     /// The entry for `key` (created, after making room, when new) as an index into `entries`.
     private mutating func entry(for key: Key, totalLength: UInt32, chunkSize: UInt16, now: Double) -> Result<Dictionary<Key, Entry>.Index, WireRejection> {
         if let index = entries.index(forKey: key) {
-            guard entries.values[index].totalLength == totalLength, entries.values[index].chunkSize == chunkSize else {
+            guard withEntry(at: index, { $0.totalLength == totalLength && $0.chunkSize == chunkSize }) else {
                 remove(key)
                 return .failure(.objectInconsistent)
             }
@@ -173,10 +180,14 @@ public struct Reassembler: Sendable {
         return entry
     }
 
+    /// Reads or changes an entry in place: `entries.values[index]` would copy it for a read
+    /// (retaining its buffer and bitmap), on every chunk.
+    private mutating func withEntry<R>(at index: Dictionary<Key, Entry>.Index, _ body: (inout Entry) -> R) -> R {
+        body(&entries.values[index])
+    }
+
     private mutating func completeIfReady(_ index: Dictionary<Key, Entry>.Index) -> Outcome {
-        guard entries.values[index].manifest != nil, entries.values[index].receivedCount == entries.values[index].chunkCount else {
-            return .pending
-        }
+        guard withEntry(at: index, { $0.manifest != nil && $0.receivedCount == $0.chunkCount }) else { return .pending }
         let sender = entries.keys[index].sender
         let entry = remove(at: index)
         return verify(bytes: entry.buffer, manifest: entry.manifest!, sender: sender)
