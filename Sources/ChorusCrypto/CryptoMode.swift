@@ -68,14 +68,12 @@ enum StandIn {
     }
 
     /// Compares in place (no expected signature is built: every signed datagram is checked).
-    static func verify(signature: [UInt8], signer: PeerID, message: UnsafeRawBufferPointer) -> Bool {
-        guard signature.count == Ed25519.signatureByteCount else { return false }
-        return signature.withUnsafeBytes { sig in
-            let idMatches = signer.withUnsafeBytes { sig[0..<PeerID.byteCount].elementsEqual($0) }
-            return idMatches
-                && sig.loadUnaligned(fromByteOffset: PeerID.byteCount, as: UInt64.self) == digest(message).littleEndian
-                && sig[(PeerID.byteCount + 8)...].allSatisfy { $0 == 0 }
-        }
+    static func verify(signature sig: UnsafeRawBufferPointer, signer: PeerID, message: UnsafeRawBufferPointer) -> Bool {
+        guard sig.count == Ed25519.signatureByteCount else { return false }
+        let idMatches = signer.withUnsafeBytes { sig[0..<PeerID.byteCount].elementsEqual($0) }
+        return idMatches
+            && sig.loadUnaligned(fromByteOffset: PeerID.byteCount, as: UInt64.self) == digest(message).littleEndian
+            && sig[(PeerID.byteCount + 8)...].allSatisfy { $0 == 0 }
     }
 
     /// 16 bytes: digest of the data keyed by the network key id ‖ zeros.

@@ -290,7 +290,7 @@ public struct MembershipInstance: Sendable {
             nextReconnectAt = now + interval * Double.random(in: 0.8...1.2, using: &rng)
             let failed = failedMembers
             if !isLeaving && !failed.isEmpty {
-                out.append(sendDigest(to: failed[Int.random(in: 0..<failed.count, using: &rng)]))
+                out.append(sendDigest(to: Contact(failed[Int.random(in: 0..<failed.count, using: &rng)])))
             }
         }
         if !tombstones.isEmpty {
@@ -647,7 +647,7 @@ public struct MembershipInstance: Sendable {
         var targets = randomLiveMembers(count: settings.announceFanout, excluding: [accuser, messenger], rng: &rng)
         for peer in [messenger, accuser] where peer != me {
             if let m = members[peer], m.isLive || m.status == .failed, !m.address.isEmpty, !targets.contains(where: { $0.id == peer }) {
-                targets.insert(m, at: 0)
+                targets.insert(Contact(m), at: 0)
             }
         }
         return targets.map { send(.gossip(claims: [myAliveClaim]), to: $0.id, address: $0.address) }
@@ -821,17 +821,35 @@ public struct MembershipInstance: Sendable {
         return i < liveIDs.count && liveIDs[i] == peer
     }
 
-    private func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Member] {
+    /// Where to send to a member: all that gossip, relays and syncs need of it.
+    struct Contact {
+        var id: PeerID
+        var address: String
+        init(_ member: Member) { (id, address) = (member.id, member.address) }
+    }
+
+    /// The contact of a member we hold, read in place: `members[id]` would copy the whole
+    /// member (its claims retained and released) for two fields, several times a tick.
+    private mutating func contact(of id: PeerID) -> Contact {
+        let index = members.index(forKey: id)!
+        return withMember(at: index) { Contact($0) }
+    }
+
+    private mutating func withMember<R>(at index: Dictionary<PeerID, Member>.Index, _ body: (inout Member) -> R) -> R {
+        body(&members.values[index])
+    }
+
+    private mutating func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Contact] {
         let available = liveIDs.count - excluding.reduce(0) { $0 + (isLiveOther($1) ? 1 : 0) }
         if available <= count {
-            return liveIDs.filter { !excluding.contains($0) }.map { members[$0]! }
+            return liveIDs.filter { !excluding.contains($0) }.map { contact(of: $0) }
         }
         var chosen: [Int] = []
         while chosen.count < count {
             let i = Int.random(in: 0..<liveIDs.count, using: &rng)
             if !chosen.contains(i) && !excluding.contains(liveIDs[i]) { chosen.append(i) }
         }
-        return chosen.map { members[liveIDs[$0]]! }
+        return chosen.map { contact(of: liveIDs[$0]) }
     }
 
     /// Failed members that have an address, in id order.
@@ -840,16 +858,16 @@ public struct MembershipInstance: Sendable {
     }
 
     /// Our view's digest (and pending claims): the start of an anti-entropy exchange.
-    private mutating func sendDigest(to target: Member) -> MembershipDirective {
+    private mutating func sendDigest(to target: Contact) -> MembershipDirective {
         send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address)
     }
 
     /// Usually a random live member; a `failedSyncFraction` of the time a failed one (not left), so a partition
     /// whose sides declared each other failed heals by itself.
-    private func syncTarget(rng: inout some RandomNumberGenerator) -> Member? {
+    private mutating func syncTarget(rng: inout some RandomNumberGenerator) -> Contact? {
         let failed = failedMembers
         if !failed.isEmpty && Double.random(in: 0..<1, using: &rng) < settings.failedSyncFraction {
-            return failed[Int.random(in: 0..<failed.count, using: &rng)]
+            return Contact(failed[Int.random(in: 0..<failed.count, using: &rng)])
         }
         return randomLiveMembers(count: 1, excluding: [], rng: &rng).first
     }

@@ -108,10 +108,9 @@ public struct OpenedDatagram: Sendable {
     func signatureVerifies() -> Bool {
         let end = signatureStart + DatagramCodec.signatureByteCount
         guard header.kind.isSigned, signatureStart >= 0, end <= bytes.count else { return false }
-        let signature = Array(bytes[signatureStart..<end])
         return bytes.withUnsafeBytes { all in
             DatagramCodec.withSignedBytes(UnsafeRawBufferPointer(rebasing: all[..<signatureStart])) { signed in
-                header.sender.verify(signature: signature, of: signed, mode: mode)
+                header.sender.verify(signature: UnsafeRawBufferPointer(rebasing: all[signatureStart..<end]), of: signed, mode: mode)
             }
         }
     }
