@@ -82,7 +82,26 @@ public struct ObjectChunk: Equatable, Sendable {
     public var totalLength: UInt32
     public var chunkSize: UInt16
     public var index: UInt32
-    public var data: [UInt8]
+    /// The piece itself. A received chunk's is a slice of its datagram: it goes straight into the
+    /// reassembly buffer, so copying it into an array of its own first (a kilobyte allocated and
+    /// freed per chunk) is not needed.
+    public var bytes: ArraySlice<UInt8>
+    public var data: [UInt8] {
+        get { Array(bytes) }
+        set { bytes = newValue[...] }
+    }
+
+    public init(objectID: UInt64, totalLength: UInt32, chunkSize: UInt16, index: UInt32, data: [UInt8]) {
+        self.init(objectID: objectID, totalLength: totalLength, chunkSize: chunkSize, index: index, bytes: data[...])
+    }
+
+    public init(objectID: UInt64, totalLength: UInt32, chunkSize: UInt16, index: UInt32, bytes: ArraySlice<UInt8>) {
+        self.objectID = objectID
+        self.totalLength = totalLength
+        self.chunkSize = chunkSize
+        self.index = index
+        self.bytes = bytes
+    }
 
     /// The only valid data length for this index: full chunks, then the remainder.
     static func expectedLength(totalLength: UInt32, chunkSize: UInt16, index: UInt32) -> Int? {
@@ -154,7 +173,7 @@ public enum DatagramCodec {
             w.u16(m.chunkSize)
             w.raw(m.hash)
         case let .chunk(c):
-            writeChunk(to: &w, objectID: c.objectID, totalLength: c.totalLength, chunkSize: c.chunkSize, index: c.index, data: c.data[...])
+            writeChunk(to: &w, objectID: c.objectID, totalLength: c.totalLength, chunkSize: c.chunkSize, index: c.index, data: c.bytes)
         }
         if header.kind.isSigned {
             guard let identity else { preconditionFailure("signed datagram kinds need an identity") }
@@ -212,7 +231,7 @@ public enum DatagramCodec {
         case .hello: return 0
         case let .message(_, payload): return payload.count + 1
         case .manifest: return ObjectManifest.byteCount
-        case let .chunk(c): return c.data.count + ObjectChunk.headerByteCount
+        case let .chunk(c): return c.bytes.count + ObjectChunk.headerByteCount
         }
     }
 
@@ -278,7 +297,7 @@ public enum DatagramCodec {
                 guard let expected = ObjectChunk.expectedLength(totalLength: total, chunkSize: chunkSize, index: index),
                       expected == body.remaining
                 else { return .failure(.malformedBody) }
-                decoded = .chunk(ObjectChunk(objectID: objectID, totalLength: total, chunkSize: chunkSize, index: index, data: try body.raw(expected)))
+                decoded = .chunk(ObjectChunk(objectID: objectID, totalLength: total, chunkSize: chunkSize, index: index, bytes: try body.slice(expected)))
             }
             try body.finish()
         } catch {

@@ -105,7 +105,7 @@ public struct Reassembler: Sendable {
             if entry.received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
             let start = index * Int(chunk.chunkSize)
             entry.buffer.withUnsafeMutableBytes { buffer in
-                chunk.data.withUnsafeBytes { data in
+                chunk.bytes.withUnsafeBytes { data in
                     buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
                 }
             }
