@@ -34,6 +34,10 @@ public struct AveragingSettings: Sendable, Equatable {
 /// a vector older than `maxContributionAge` when the peer mixes is discarded; a neighbour not heard
 /// from for `silenceTimeout` is left out of the peer's degree. Weight not given to a neighbour in a
 /// round stays with the peer itself, so every row is non-negative and sums to one.
+///
+/// Generic over the node type, and called on every parameter vector a peer receives: its methods
+/// are `@inlinable` (state `@usableFromInline`) so callers in other modules get a version
+/// specialised for their node type instead of generic dictionary code through witness tables.
 public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     public enum Rejection: String, Sendable, CaseIterable {
         case notANeighbour, wrongDimension, nonFinite, badDegree
@@ -43,6 +47,12 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         public var vector: [Float]
         public var degree: Int
         public var receivedAt: Double
+
+        @inlinable init(vector: [Float], degree: Int, receivedAt: Double) {
+            self.vector = vector
+            self.degree = degree
+            self.receivedAt = receivedAt
+        }
     }
 
     /// What one call of `mix` did.
@@ -55,7 +65,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         /// as the network reaches consensus.
         public var distanceToNeighbours: Double?
 
-        public init(selfWeight: Double, weights: [Node: Double], distanceToNeighbours: Double? = nil) {
+        @inlinable public init(selfWeight: Double, weights: [Node: Double], distanceToNeighbours: Double? = nil) {
             self.selfWeight = selfWeight
             self.weights = weights
             self.distanceToNeighbours = distanceToNeighbours
@@ -64,37 +74,47 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
 
     public let dimension: Int
     public let settings: AveragingSettings
-    public private(set) var neighbours: Set<Node>
-    public private(set) var lastHeard: [Node: Double] = [:]
-    public private(set) var lastDegree: [Node: Int] = [:]
-    private var pending: [Node: Contribution] = [:]
-    public private(set) var rejections: [Rejection: Int] = [:]
-    public private(set) var mixes = 0
-    public private(set) var contributionsMixed = 0
+    public var neighbours: Set<Node> { _neighbours }
+    public var lastHeard: [Node: Double] { _lastHeard }
+    public var lastDegree: [Node: Int] { _lastDegree }
+    public var rejections: [Rejection: Int] { _rejections }
+    public var mixes: Int { _mixes }
+    public var contributionsMixed: Int { _contributionsMixed }
+
+    @usableFromInline var _neighbours: Set<Node>
+    @usableFromInline var _lastHeard: [Node: Double] = [:]
+    @usableFromInline var _lastDegree: [Node: Int] = [:]
+    @usableFromInline var pending: [Node: Contribution] = [:]
+    @usableFromInline var _rejections: [Rejection: Int] = [:]
+    @usableFromInline var _mixes = 0
+    @usableFromInline var _contributionsMixed = 0
 
     public init(dimension: Int, neighbours: some Sequence<Node>, settings: AveragingSettings = .init()) {
         precondition(settings.problems().isEmpty, "invalid AveragingSettings: \(settings.problems())")
         self.dimension = dimension
-        self.neighbours = Set(neighbours)
+        self._neighbours = Set(neighbours)
         self.settings = settings
     }
 
     /// Replaces the neighbour set (membership changed); forgets everything about former neighbours.
+    @inlinable
     public mutating func setNeighbours(_ new: some Sequence<Node>) {
-        neighbours = Set(new)
-        for node in lastHeard.keys where !neighbours.contains(node) {
-            lastHeard[node] = nil
-            lastDegree[node] = nil
+        _neighbours = Set(new)
+        for node in _lastHeard.keys where !_neighbours.contains(node) {
+            _lastHeard[node] = nil
+            _lastDegree[node] = nil
             pending[node] = nil
         }
     }
 
     /// Neighbours heard from within `silenceTimeout`: the ones that count in our degree.
+    @inlinable
     public func activeNeighbours(now: Double) -> [Node] {
         neighbours.filter { node in lastHeard[node].map { now - $0 <= settings.silenceTimeout } ?? false }.sorted()
     }
 
     /// The degree this peer advertises with its parameters.
+    @inlinable
     public func degree(now: Double) -> Int {
         var count = 0
         for node in neighbours where lastHeard[node].map({ now - $0 <= settings.silenceTimeout }) ?? false { count += 1 }
@@ -103,19 +123,20 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
 
     /// Records parameters received from a neighbour. Vectors of the wrong dimension or with NaN or
     /// infinite values are rejected and counted; they never touch the state.
-    @discardableResult
+    @discardableResult @inlinable
     public mutating func receive(from node: Node, vector: [Float], degree: Int, now: Double) -> Rejection? {
         guard neighbours.contains(node) else { return reject(.notANeighbour) }
         guard vector.count == dimension else { return reject(.wrongDimension) }
         guard degree >= 1 else { return reject(.badDegree) }
         guard vector.allSatisfy(\.isFinite) else { return reject(.nonFinite) }
         pending[node] = Contribution(vector: vector, degree: degree, receivedAt: now)
-        lastHeard[node] = now
-        lastDegree[node] = degree
+        _lastHeard[node] = now
+        _lastDegree[node] = degree
         return nil
     }
 
     /// The weights that would apply now if every active neighbour contributed (for status displays).
+    @inlinable
     public func currentWeights(now: Double) -> (selfWeight: Double, weights: [Node: Double]) {
         let active = activeNeighbours(now: now)
         var weights: [Node: Double] = [:]
@@ -126,16 +147,21 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// Mixes every fresh, unused contribution into `own`: own ← W_ii·own + Σ W_ij·x_j.
+    @inlinable
     public mutating func mix(_ own: inout [Float], now: Double) -> MixReport {
         precondition(own.count == dimension, "own vector has the wrong dimension")
         let ownDegree = degree(now: now)
         var weights: [Node: Double] = [:]
         // In node order: floating-point sums depend on order, and a seed must replay bit for bit.
-        let fresh = pending.keys.sorted().filter { now - pending[$0]!.receivedAt <= settings.maxContributionAge }
+        // Each contribution read once, in place (a lookup per use copied it and its vector).
+        let fresh = pending.filter { now - $0.value.receivedAt <= settings.maxContributionAge }.sorted { $0.key < $1.key }
         var selfWeight = 1.0
-        for node in fresh {
-            let weight = MetropolisHastings.weight(ownDegree: ownDegree, neighbourDegree: pending[node]!.degree)
+        var mixWeights: [Float] = []
+        mixWeights.reserveCapacity(fresh.count)
+        for (node, contribution) in fresh {
+            let weight = MetropolisHastings.weight(ownDegree: ownDegree, neighbourDegree: contribution.degree)
             weights[node] = weight
+            mixWeights.append(Float(weight))
             selfWeight -= weight
         }
         var distance: Double?
@@ -145,29 +171,30 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             own.withUnsafeMutableBufferPointer { x in
                 let ws = Float(selfWeight)
                 for i in 0..<n { x[i] *= ws }
-                for node in fresh {
-                    let weight = weights[node]!
-                    let w = Float(weight)
-                    pending[node]!.vector.withUnsafeBufferPointer { y in
+                for (k, (_, contribution)) in fresh.enumerated() {
+                    let w = mixWeights[k]
+                    contribution.vector.withUnsafeBufferPointer { y in
                         for i in 0..<n { x[i] += w * y[i] }
                     }
                 }
             }
         }
-        contributionsMixed += weights.count
-        pending.removeAll()
-        mixes += 1
+        _contributionsMixed += weights.count
+        pending.removeAll(keepingCapacity: true)
+        _mixes += 1
         return MixReport(selfWeight: selfWeight, weights: weights, distanceToNeighbours: distance)
     }
 
-    /// ‖own − ȳ‖ / ‖ȳ‖ with ȳ = Σ w_j·y_j / Σ w_j over `nodes` (in double precision; 0 when both are 0).
-    private func distanceToWeightedAverage(_ own: [Float], of nodes: [Node], weights: [Node: Double]) -> Double {
+    /// ‖own − ȳ‖ / ‖ȳ‖ with ȳ = Σ w_j·y_j / Σ w_j over the contributions (in double precision;
+    /// 0 when both are 0).
+    @usableFromInline
+    func distanceToWeightedAverage(_ own: [Float], of fresh: [(key: Node, value: Contribution)], weights: [Node: Double]) -> Double {
         var average = [Double](repeating: 0, count: dimension)
         var total = 0.0
-        for node in nodes {
+        for (node, contribution) in fresh {
             let w = weights[node]!
             total += w
-            pending[node]!.vector.withUnsafeBufferPointer { y in
+            contribution.vector.withUnsafeBufferPointer { y in
                 for i in 0..<dimension { average[i] += w * Double(y[i]) }
             }
         }
@@ -181,8 +208,9 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         return norm > 0 ? (difference / norm).squareRoot() : (difference > 0 ? .infinity : 0)
     }
 
-    private mutating func reject(_ reason: Rejection) -> Rejection {
-        rejections[reason, default: 0] += 1
+    @usableFromInline
+    mutating func reject(_ reason: Rejection) -> Rejection {
+        _rejections[reason, default: 0] += 1
         return reason
     }
 }

@@ -28,9 +28,13 @@ public struct ParametersMessage: Equatable, Sendable {
         var r = ByteReader(bytes)
         guard let version = try? r.u8(), version == 1,
               let step = try? r.u64(), let degree = try? r.u16(), let count = try? r.u32(),
-              Int(count) * 4 == r.remaining, let raw = try? r.raw(Int(count) * 4)
+              Int(count) * 4 == r.remaining, let raw = try? r.slice(Int(count) * 4)
         else { return nil }
-        let vector = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        // Straight from the object into the vector: every peer decodes one per neighbour per round.
+        let vector = [Float](unsafeUninitializedCapacity: Int(count)) { floats, initialized in
+            raw.withUnsafeBytes { UnsafeMutableRawBufferPointer(floats).copyMemory(from: $0) }
+            initialized = Int(count)
+        }
         return ParametersMessage(step: step, degree: Int(degree), vector: vector)
     }
 }

@@ -301,7 +301,7 @@ public struct PeerInstance: Sendable {
             }
         }
         emit(reception.replies, to: source, peer: nil, into: &out)
-        if let sender = reception.sender {
+        if let sender = reception.sender, !reception.flushed.isEmpty {
             emit(reception.flushed, to: addresses[sender] ?? source, peer: sender, into: &out)
         }
         for delivery in reception.deliveries {

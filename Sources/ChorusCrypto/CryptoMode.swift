@@ -16,9 +16,11 @@ extension CryptoMode {
         case .real:
             return try! Blake2b.hash(bytes, outputLength: 32)  // fixed output length, cannot fail
         case .simulated:
-            var out: [UInt8] = []
+            var out = [UInt8]()
+            out.reserveCapacity(32)
             bytes.withUnsafeBytes { data in withUnsafeBytes(of: StandIn.digest(data).littleEndian) { out += $0 } }
-            return out + [UInt8](repeating: 0, count: 24)
+            out += repeatElement(0, count: 24)
+            return out
         }
     }
 }
@@ -56,22 +58,43 @@ enum StandIn {
     }
 
     /// 64 bytes: the signer's id ‖ digest of the message ‖ zeros.
-    static func signature(signer: [UInt8], message: UnsafeRawBufferPointer) -> [UInt8] {
-        var out = signer
+    static func signature(signer: PeerID, message: UnsafeRawBufferPointer) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(Ed25519.signatureByteCount)
+        signer.withUnsafeBytes { out += $0 }
         withUnsafeBytes(of: digest(message).littleEndian) { out += $0 }
-        out += [UInt8](repeating: 0, count: Ed25519.signatureByteCount - out.count)
+        out += repeatElement(0, count: Ed25519.signatureByteCount - out.count)
         return out
     }
 
-    static func verify(signature: [UInt8], signer: [UInt8], message: UnsafeRawBufferPointer) -> Bool {
-        signature.count == Ed25519.signatureByteCount && signature == self.signature(signer: signer, message: message)
+    /// Compares in place (no expected signature is built: every signed datagram is checked).
+    static func verify(signature sig: UnsafeRawBufferPointer, signer: PeerID, message: UnsafeRawBufferPointer) -> Bool {
+        guard sig.count == Ed25519.signatureByteCount else { return false }
+        let idMatches = signer.withUnsafeBytes { sig[0..<PeerID.byteCount].elementsEqual($0) }
+        return idMatches
+            && sig.loadUnaligned(fromByteOffset: PeerID.byteCount, as: UInt64.self) == digest(message).littleEndian
+            && sig[(PeerID.byteCount + 8)...].allSatisfy { $0 == 0 }
     }
 
     /// 16 bytes: digest of the data keyed by the network key id ‖ zeros.
     static func tag(over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> [UInt8] {
-        let seed = keyID.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        var out: [UInt8] = []
-        withUnsafeBytes(of: digest(data, seed: seed).littleEndian) { out += $0 }
-        return out + [UInt8](repeating: 0, count: XChaCha20Poly1305.tagByteCount - out.count)
+        var out = [UInt8]()
+        out.reserveCapacity(XChaCha20Poly1305.tagByteCount)
+        withUnsafeBytes(of: tagWord(over: data, keyID: keyID).littleEndian) { out += $0 }
+        out += repeatElement(0, count: XChaCha20Poly1305.tagByteCount - out.count)
+        return out
+    }
+
+    /// Compares in place (every datagram opened is checked).
+    static func verifyTag(_ tag: UnsafeRawBufferPointer, over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> Bool {
+        tag.count == XChaCha20Poly1305.tagByteCount
+            && tag.loadUnaligned(as: UInt64.self) == tagWord(over: data, keyID: keyID).littleEndian
+            && tag[8...].allSatisfy { $0 == 0 }
+    }
+
+    private static func tagWord(over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> UInt64 {
+        var seed: UInt64 = 0
+        for byte in keyID { seed = seed << 8 | UInt64(byte) }
+        return digest(data, seed: seed)
     }
 }

@@ -58,16 +58,19 @@ public struct PeerID: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// Verifies a detached Ed25519 signature made by this peer. libsodium rejects
     /// non-canonical (malleable, S ≥ L) signatures and small-order keys.
     public func verify(signature: [UInt8], of message: UnsafeRawBufferPointer) -> Bool {
+        signature.withUnsafeBytes { verify(signature: $0, of: message) }
+    }
+
+    /// The same with the signature in place (a datagram's is not copied out of it).
+    public func verify(signature: UnsafeRawBufferPointer, of message: UnsafeRawBufferPointer) -> Bool {
         guard signature.count == Ed25519.signatureByteCount else { return false }
         Sodium.ensureInitialised()
-        return signature.withUnsafeBufferPointer { sig in
-            withUnsafeBytes { pk in
-                crypto_sign_verify_detached(
-                    sig.baseAddress!,
-                    message.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                    UInt64(message.count),
-                    pk.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
-            }
+        return withUnsafeBytes { pk in
+            crypto_sign_verify_detached(
+                signature.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                UInt64(message.count),
+                pk.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
         }
     }
 
@@ -77,9 +80,14 @@ public struct PeerID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// Verifies a signature made in `mode` (see `CryptoMode`: simulations only for `.simulated`).
     public func verify(signature: [UInt8], of message: [UInt8], mode: CryptoMode) -> Bool {
+        signature.withUnsafeBytes { sig in message.withUnsafeBytes { verify(signature: sig, of: $0, mode: mode) } }
+    }
+
+    /// The same over bytes in place (a datagram's signature and signed prefix are not copied).
+    public func verify(signature: UnsafeRawBufferPointer, of message: UnsafeRawBufferPointer, mode: CryptoMode) -> Bool {
         switch mode {
         case .real: return verify(signature: signature, of: message)
-        case .simulated: return message.withUnsafeBytes { StandIn.verify(signature: signature, signer: bytes, message: $0) }
+        case .simulated: return StandIn.verify(signature: signature, signer: self, message: message)
         }
     }
 }
@@ -123,7 +131,7 @@ public struct SigningKey: Sendable {
     public var seed: [UInt8] { Array(secret.copyBytes().prefix(Ed25519.seedByteCount)) }
 
     public func sign(_ message: UnsafeRawBufferPointer) -> [UInt8] {
-        if mode == .simulated { return StandIn.signature(signer: peerID.bytes, message: message) }
+        if mode == .simulated { return StandIn.signature(signer: peerID, message: message) }
         var signature = [UInt8](repeating: 0, count: Ed25519.signatureByteCount)
         secret.withUnsafeBytes { sk in
             _ = crypto_sign_detached(

@@ -23,7 +23,7 @@ public struct MembershipInstance: Sendable {
     public private(set) var members: [PeerID: Member] = [:]
     /// Live members other than this peer, sorted (deterministic random picks without re-sorting);
     /// updated only when a member's liveness changes.
-    private var liveIDs: [PeerID] = []
+    private var liveIDs: [PeerID] = [] { didSet { timersDeadline = nil } }
     /// Failed and left members, with when they became so: the tombstones `tick` expires.
     private var tombstones: [PeerID: Double] = [:]
     /// Set while `preload` applies a whole view: the live index is rebuilt once at the end.
@@ -64,6 +64,8 @@ public struct MembershipInstance: Sendable {
         var relaysAsked: Set<PeerID> = []
         var relaysNacked: Set<PeerID> = []
         var nacksReceived: Int { relaysNacked.count }
+        /// When this probe's next step is due (indirect requests, then the end of the period).
+        var nextStepAt: Double { indirectSent || acked ? endAt : min(indirectAt, endAt) }
     }
 
     struct Relay {
@@ -95,9 +97,14 @@ public struct MembershipInstance: Sendable {
     private var probeIndex = 0
     private var probe: Probe?
     private var nextProbeAt: Double
-    private var relays: [UInt32: Relay] = [:]
+    private var relays: [UInt32: Relay] = [:] { didSet { timersDeadline = nil } }
     private var sequence: UInt32 = 0
-    private var suspicions: [PeerID: Suspicion] = [:]
+    private var suspicions: [PeerID: Suspicion] = [:] { didSet { timersDeadline = nil } }
+    /// The earliest relay or suspicion deadline, nil when it must be recomputed (any change to
+    /// either, or to the live count that scales suspicion timeouts). `nextDeadline` is read
+    /// after every event a peer handles; walking both tables each time was a cache miss or two
+    /// per event in a large simulation.
+    private var timersDeadline: Double?
     private var queue: [PeerID: Queued] = [:]
     private var queueOrder = 0
     /// The queue in dissemination order, so taking claims never sorts the whole queue.
@@ -157,20 +164,33 @@ public struct MembershipInstance: Sendable {
     public var nextDeadline: Double {
         var t = min(nextGossipAt, nextSyncAt)
         if !isLeaving { t = min(t, nextProbeAt) }
-        if let probe { t = min(t, probe.indirectSent || probe.acked ? probe.endAt : min(probe.indirectAt, probe.endAt)) }
+        if let step = probe?.nextStepAt { t = min(t, step) }
+        t = min(t, timersDeadline ?? earliestTimer())
+        if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
+        if !tombstones.isEmpty { t = min(t, nextReconnectAt) }
+        return t
+    }
+
+    /// The earliest relay nack or suspicion timeout (see `timersDeadline`).
+    private func earliestTimer() -> Double {
+        var t = Double.infinity
         for relay in relays.values { t = min(t, relay.deadline) }
         for (peer, s) in suspicions where !s.verifying {
             t = min(t, s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer))
         }
-        if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
-        if !tombstones.isEmpty { t = min(t, nextReconnectAt) }
         return t
+    }
+
+    /// Caches `earliestTimer()` at the end of every public mutating call.
+    private mutating func cacheTimers() {
+        if timersDeadline == nil { timersDeadline = earliestTimer() }
     }
 
     // MARK: Joining and leaving
 
     /// Starts from a known view without gossiping it (a simulation's steady state, or tests).
     public mutating func preload(_ claims: [Claim], now: Double) {
+        defer { cacheTimers() }
         bulkLoading = true
         for claim in claims { _ = apply(claim, now: now) }
         bulkLoading = false
@@ -184,6 +204,7 @@ public struct MembershipInstance: Sendable {
     /// Contacts a seed (its id learned from the datagram layer's hello): sends our view and asks
     /// for theirs. Repeated every second until some sync answer arrives.
     public mutating func join(seed: PeerID, address seedAddress: String, now: Double) -> [MembershipDirective] {
+        defer { cacheTimers() }
         guard seed != me else { return [] }
         seeds[seed] = seedAddress
         nextJoinAttempt = now + settings.joinRetryInterval
@@ -195,6 +216,7 @@ public struct MembershipInstance: Sendable {
     /// Graceful leave: announce a signed "left" claim directly to up to `announceFanout` members and
     /// by gossip; probing stops. The shell keeps the instance running briefly to spread it.
     public mutating func leave(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        defer { cacheTimers() }
         guard !isLeaving else { return [] }
         isLeaving = true
         probe = nil
@@ -211,6 +233,7 @@ public struct MembershipInstance: Sendable {
     // MARK: Timers
 
     public mutating func tick(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        defer { cacheTimers() }
         var out: [MembershipDirective] = []
         let gap = now - lastTick
         lastTick = now
@@ -226,21 +249,23 @@ public struct MembershipInstance: Sendable {
             for seed in seeds.keys.sorted() { out.append(send(.sync(isResponse: false, claims: fullState()), to: seed, address: seeds[seed]!)) }
         }
         if !isLeaving { out += runProbe(now: now, rng: &rng) }
-        for seq in relays.keys.sorted() where now >= relays[seq]!.deadline {
-            let relay = relays.removeValue(forKey: seq)!
-            out.append(send(.nack(sequence: relay.originSequence, claims: takeClaims(budget: budget(for: .nack(sequence: 0, claims: [])))),
-                            to: relay.origin, address: relay.originAddress))
-        }
-        for peer in suspicions.keys.sorted() {
-            guard let s = suspicions[peer], !s.verifying,
-                  now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
-            if s.accusers.contains(me) && !s.secondHand {
-                out += declareFailed(peer, incarnation: s.incarnation, now: now)
-            } else {
-                // Only ever declare what we saw ourselves: a refutation that missed us must not
-                // become a false failure. A real crash fails that probe and runProbe declares it.
-                suspicions[peer]!.verifying = true
-                verifyNext.append(peer)
+        if now >= timersDeadline ?? earliestTimer() {  // something is due: only then sort both tables
+            for seq in relays.keys.sorted() where now >= relays[seq]!.deadline {
+                let relay = relays.removeValue(forKey: seq)!
+                out.append(send(.nack(sequence: relay.originSequence, claims: takeClaims(budget: budget(for: .nack(sequence: 0, claims: [])))),
+                                to: relay.origin, address: relay.originAddress))
+            }
+            for peer in suspicions.keys.sorted() {
+                guard let s = suspicions[peer], !s.verifying,
+                      now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
+                if s.accusers.contains(me) && !s.secondHand {
+                    out += declareFailed(peer, incarnation: s.incarnation, now: now)
+                } else {
+                    // Only ever declare what we saw ourselves: a refutation that missed us must not
+                    // become a false failure. A real crash fails that probe and runProbe declares it.
+                    suspicions[peer]!.verifying = true
+                    verifyNext.append(peer)
+                }
             }
         }
         if now >= nextGossipAt {
@@ -265,7 +290,7 @@ public struct MembershipInstance: Sendable {
             nextReconnectAt = now + interval * Double.random(in: 0.8...1.2, using: &rng)
             let failed = failedMembers
             if !isLeaving && !failed.isEmpty {
-                out.append(sendDigest(to: failed[Int.random(in: 0..<failed.count, using: &rng)]))
+                out.append(sendDigest(to: Contact(failed[Int.random(in: 0..<failed.count, using: &rng)])))
             }
         }
         if !tombstones.isEmpty {
@@ -389,6 +414,7 @@ public struct MembershipInstance: Sendable {
 
     public mutating func receive(_ message: MembershipMessage, from sender: PeerID, address source: String,
                                  now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
+        defer { cacheTimers() }
         var out: [MembershipDirective] = []
         let stranger = sender != me && members[sender] == nil
         if message.isBulk {
@@ -401,8 +427,11 @@ public struct MembershipInstance: Sendable {
             informed = [accuser, sender]
             out += announceRefutation(accuser: accuser, messenger: sender, rng: &rng)
         }
-        if let m = members[sender], m.status == .failed, let verdict = m.statusClaim, !isLeaving,
-           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
+        // The sender's entry after the claims, looked up once: nothing below changes `members`.
+        let senderIndex = members.index(forKey: sender)
+        if let i = senderIndex, members.values[i].status == .failed, !isLeaving,
+           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval,
+           case let m = members.values[i], let verdict = m.statusClaim {
             // A member we hold failed talks to us (a healed partition, a peer that was paused):
             // tell it, so it refutes with a higher incarnation, which is what revives it here.
             lastStrangerSync[sender] = now
@@ -416,11 +445,11 @@ public struct MembershipInstance: Sendable {
             }
             staleAccusers = []
         }
-        let replyAddress = members[sender]?.address ?? source
+        let replyAddress = senderIndex.map { members.values[$0].address } ?? source
         // Someone talks to us whom our view does not hold (gossip about it missed us): exchange
         // views with it now rather than at the next anti-entropy round. At most every strangerSyncInterval per peer.
         var answeredStranger = false
-        if stranger && members[sender] == nil && !isLeaving && !message.isBulk,
+        if stranger && senderIndex == nil && !isLeaving && !message.isBulk,
            now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
             answeredStranger = true
             lastStrangerSync[sender] = now
@@ -622,7 +651,7 @@ public struct MembershipInstance: Sendable {
         var targets = randomLiveMembers(count: settings.announceFanout, excluding: [accuser, messenger], rng: &rng)
         for peer in [messenger, accuser] where peer != me {
             if let m = members[peer], m.isLive || m.status == .failed, !m.address.isEmpty, !targets.contains(where: { $0.id == peer }) {
-                targets.insert(m, at: 0)
+                targets.insert(Contact(m), at: 0)
             }
         }
         return targets.map { send(.gossip(claims: [myAliveClaim]), to: $0.id, address: $0.address) }
@@ -796,17 +825,35 @@ public struct MembershipInstance: Sendable {
         return i < liveIDs.count && liveIDs[i] == peer
     }
 
-    private func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Member] {
+    /// Where to send to a member: all that gossip, relays and syncs need of it.
+    struct Contact {
+        var id: PeerID
+        var address: String
+        init(_ member: Member) { (id, address) = (member.id, member.address) }
+    }
+
+    /// The contact of a member we hold, read in place: `members[id]` would copy the whole
+    /// member (its claims retained and released) for two fields, several times a tick.
+    private mutating func contact(of id: PeerID) -> Contact {
+        let index = members.index(forKey: id)!
+        return withMember(at: index) { Contact($0) }
+    }
+
+    private mutating func withMember<R>(at index: Dictionary<PeerID, Member>.Index, _ body: (inout Member) -> R) -> R {
+        body(&members.values[index])
+    }
+
+    private mutating func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Contact] {
         let available = liveIDs.count - excluding.reduce(0) { $0 + (isLiveOther($1) ? 1 : 0) }
         if available <= count {
-            return liveIDs.filter { !excluding.contains($0) }.map { members[$0]! }
+            return liveIDs.filter { !excluding.contains($0) }.map { contact(of: $0) }
         }
         var chosen: [Int] = []
         while chosen.count < count {
             let i = Int.random(in: 0..<liveIDs.count, using: &rng)
             if !chosen.contains(i) && !excluding.contains(liveIDs[i]) { chosen.append(i) }
         }
-        return chosen.map { members[liveIDs[$0]]! }
+        return chosen.map { contact(of: liveIDs[$0]) }
     }
 
     /// Failed members that have an address, in id order.
@@ -815,16 +862,16 @@ public struct MembershipInstance: Sendable {
     }
 
     /// Our view's digest (and pending claims): the start of an anti-entropy exchange.
-    private mutating func sendDigest(to target: Member) -> MembershipDirective {
+    private mutating func sendDigest(to target: Contact) -> MembershipDirective {
         send(withClaims(.digest(digest, claims: [])), to: target.id, address: target.address)
     }
 
     /// Usually a random live member; a `failedSyncFraction` of the time a failed one (not left), so a partition
     /// whose sides declared each other failed heals by itself.
-    private func syncTarget(rng: inout some RandomNumberGenerator) -> Member? {
+    private mutating func syncTarget(rng: inout some RandomNumberGenerator) -> Contact? {
         let failed = failedMembers
         if !failed.isEmpty && Double.random(in: 0..<1, using: &rng) < settings.failedSyncFraction {
-            return failed[Int.random(in: 0..<failed.count, using: &rng)]
+            return Contact(failed[Int.random(in: 0..<failed.count, using: &rng)])
         }
         return randomLiveMembers(count: 1, excluding: [], rng: &rng).first
     }

@@ -123,7 +123,6 @@ public final class PeerSimulation {
     private func peek<T>(_ index: Int, _ body: (inout PeerInstance) -> T) -> T { instances[index]!.read(body) }
     private func running(_ index: Int) -> Bool { instances[index] != nil }
     private var live: [Int] { order.filter { instances[$0] != nil } }
-    private var slotByAddress: [PeerAddress: Int] = [:]
     private var queue = EventQueue<Event>()
     /// The network's randomness (loss, latency, duplication) apart from the scenario's (targets).
     private var networkRNG: Xoshiro256
@@ -219,11 +218,10 @@ public final class PeerSimulation {
         var seedBytes: [UInt8] = []
         for _ in 0..<4 { withUnsafeBytes(of: seeds.next()) { seedBytes += $0 } }
         let key = try! SigningKey(seed: seedBytes, mode: options.crypto)  // 32 bytes by construction
-        let address = "10.\(index / 65_536 % 256).\(index / 256 % 256).\(index % 256):7000"
+        let address = Self.address(ofSlot: index)
         slots.append(Slot(name: "p\(index)", key: key, address: address, shard: shard))
         instances.append(nil)
         scheduledTick.append(.infinity)
-        slotByAddress[address] = index
         shardHolders[shard, default: 0] += 1
         return index
     }
@@ -352,7 +350,7 @@ public final class PeerSimulation {
             departure = max(now, slots[index].linkFreeAt) + Double(bytes.count) / bandwidth
             slots[index].linkFreeAt = departure
         }
-        guard let target = slotByAddress[address], reachable(index, target) else { dropped += 1; return }
+        guard let target = slot(at: address), reachable(index, target) else { dropped += 1; return }
         if loss > 0 && Double.random(in: 0..<1, using: &networkRNG) < loss { dropped += 1; return }
         let link = options.link
         let copies = link.duplication > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.duplication ? 2 : 1
@@ -363,6 +361,39 @@ public final class PeerSimulation {
             if link.reorder > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.reorder { latency += link.reorderDelay }
             queue.push(.deliver(to: target, bytes: bytes, from: from), at: departure + latency)
         }
+    }
+
+    /// Slot i listens at 10.x.y.z:7000 where x·65536 + y·256 + z = i: the address is read back
+    /// into the slot (every datagram sent needs it) instead of hashing it into a dictionary.
+    static func address(ofSlot index: Int) -> PeerAddress {
+        "10.\(index / 65_536 % 256).\(index / 256 % 256).\(index % 256):7000"
+    }
+
+    /// The slot listening at `address`, if any.
+    private func slot(at address: PeerAddress) -> Int? {
+        // "10." then three numbers below 256 separated by "." and ended by ":".
+        var index = 0, value = 0, numbers = 0
+        for byte in address.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                guard value < 256 else { return nil }
+            case UInt8(ascii: "."), UInt8(ascii: ":"):
+                if numbers == 0 {
+                    guard value == 10 else { return nil }
+                } else {
+                    index = index * 256 + value
+                }
+                numbers += 1
+                value = 0
+            default:
+                return nil
+            }
+            if numbers == 4 { break }
+        }
+        // Only the very address handed out (no leading zeros, no other port) names the slot.
+        guard numbers == 4, index < slots.count, slots[index].address == address else { return nil }
+        return index
     }
 
     private func reachable(_ a: Int, _ b: Int) -> Bool {

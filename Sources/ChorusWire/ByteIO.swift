@@ -49,6 +49,13 @@ public struct ByteReader {
         return Array(bytes[offset..<offset + count])
     }
 
+    /// The next `count` bytes in place: a slice sharing the buffer being read, not a copy.
+    public mutating func slice(_ count: Int) throws(OutOfBounds) -> ArraySlice<UInt8> {
+        guard count >= 0, count <= remaining else { throw OutOfBounds() }
+        defer { offset += count }
+        return bytes[offset..<offset + count]
+    }
+
     /// A peer id's 32 bytes, without an intermediate array.
     public mutating func peerID() throws(OutOfBounds) -> PeerID {
         guard PeerID.byteCount <= remaining else { throw OutOfBounds() }

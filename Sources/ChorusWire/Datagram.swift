@@ -82,7 +82,26 @@ public struct ObjectChunk: Equatable, Sendable {
     public var totalLength: UInt32
     public var chunkSize: UInt16
     public var index: UInt32
-    public var data: [UInt8]
+    /// The piece itself. A received chunk's is a slice of its datagram: it goes straight into the
+    /// reassembly buffer, so copying it into an array of its own first (a kilobyte allocated and
+    /// freed per chunk) is not needed.
+    public var bytes: ArraySlice<UInt8>
+    public var data: [UInt8] {
+        get { Array(bytes) }
+        set { bytes = newValue[...] }
+    }
+
+    public init(objectID: UInt64, totalLength: UInt32, chunkSize: UInt16, index: UInt32, data: [UInt8]) {
+        self.init(objectID: objectID, totalLength: totalLength, chunkSize: chunkSize, index: index, bytes: data[...])
+    }
+
+    public init(objectID: UInt64, totalLength: UInt32, chunkSize: UInt16, index: UInt32, bytes: ArraySlice<UInt8>) {
+        self.objectID = objectID
+        self.totalLength = totalLength
+        self.chunkSize = chunkSize
+        self.index = index
+        self.bytes = bytes
+    }
 
     /// The only valid data length for this index: full chunks, then the remainder.
     static func expectedLength(totalLength: UInt32, chunkSize: UInt16, index: UInt32) -> Int? {
@@ -98,14 +117,21 @@ public struct ObjectChunk: Equatable, Sendable {
 public struct OpenedDatagram: Sendable {
     public var header: DatagramHeader
     public var body: DatagramBody
-    /// Signed kinds: the Ed25519 signature and the bytes it covers (domain ‖ datagram prefix).
-    var signature: [UInt8]
-    var signedBytes: [UInt8]
+    /// The whole datagram and where a signed kind's signature starts: the signature covers
+    /// domain ‖ bytes[..<signatureStart], read in place only if the replay check passes.
+    var bytes: [UInt8]
+    var signatureStart: Int
     /// The mode of the network key that opened it: signatures are checked the same way.
     var mode: CryptoMode = .real
 
     func signatureVerifies() -> Bool {
-        header.sender.verify(signature: signature, of: signedBytes, mode: mode)
+        let end = signatureStart + DatagramCodec.signatureByteCount
+        guard header.kind.isSigned, signatureStart >= 0, end <= bytes.count else { return false }
+        return bytes.withUnsafeBytes { all in
+            DatagramCodec.withSignedBytes(UnsafeRawBufferPointer(rebasing: all[..<signatureStart])) { signed in
+                header.sender.verify(signature: UnsafeRawBufferPointer(rebasing: all[signatureStart..<end]), of: signed, mode: mode)
+            }
+        }
     }
 }
 
@@ -132,7 +158,7 @@ public enum DatagramCodec {
 
     /// Builds a complete datagram: header ‖ body [‖ signature] ‖ tag.
     public static func seal(header: DatagramHeader, body: DatagramBody, identity: SigningKey?, key: NetworkKey) -> [UInt8] {
-        var w = ByteWriter(capacity: 128 + bodyCapacity(body))
+        var w = ByteWriter(capacity: DatagramHeader.byteCount + bodyCapacity(body) + signatureByteCount + tagByteCount)
         header.write(to: &w)
         switch body {
         case .hello:
@@ -147,24 +173,57 @@ public enum DatagramCodec {
             w.u16(m.chunkSize)
             w.raw(m.hash)
         case let .chunk(c):
-            w.u64(c.objectID)
-            w.u32(c.totalLength)
-            w.u16(c.chunkSize)
-            w.u32(c.index)
-            w.raw(c.data)
+            writeChunk(to: &w, objectID: c.objectID, totalLength: c.totalLength, chunkSize: c.chunkSize, index: c.index, data: c.bytes)
         }
         if header.kind.isSigned {
             guard let identity else { preconditionFailure("signed datagram kinds need an identity") }
-            w.raw(identity.sign(signatureDomain + w.bytes))
+            let signature = w.bytes.withUnsafeBytes { prefix in withSignedBytes(prefix) { identity.sign($0) } }
+            w.raw(signature)
         }
-        var bytes = w.bytes
-        let tag = bytes.withUnsafeBytes { data in
+        appendTag(to: &w, header: header, key: key)
+        return w.bytes
+    }
+
+    /// The same datagram as `seal` with a `.chunk` body, its data read from the object in place
+    /// (every chunk of every object sent would otherwise be copied into an array first).
+    static func sealChunk(header: DatagramHeader, objectID: UInt64, totalLength: UInt32, chunkSize: UInt16,
+                          index: UInt32, data: ArraySlice<UInt8>, key: NetworkKey) -> [UInt8] {
+        precondition(header.kind == .chunk, "sealChunk seals chunks")
+        var w = ByteWriter(capacity: DatagramHeader.byteCount + ObjectChunk.headerByteCount + data.count + tagByteCount)
+        header.write(to: &w)
+        writeChunk(to: &w, objectID: objectID, totalLength: totalLength, chunkSize: chunkSize, index: index, data: data)
+        appendTag(to: &w, header: header, key: key)
+        return w.bytes
+    }
+
+    private static func writeChunk(to w: inout ByteWriter, objectID: UInt64, totalLength: UInt32, chunkSize: UInt16,
+                                   index: UInt32, data: ArraySlice<UInt8>) {
+        w.u64(objectID)
+        w.u32(totalLength)
+        w.u16(chunkSize)
+        w.u32(index)
+        w.raw(data)
+    }
+
+    /// Appends the tag over everything written so far (in place: capacity was reserved for it).
+    private static func appendTag(to w: inout ByteWriter, header: DatagramHeader, key: NetworkKey) {
+        let tag = w.bytes.withUnsafeBytes { data in
             header.withNonce { nonce in
                 key.tag(over: data, nonce: nonce)
             }
         }
-        bytes.append(contentsOf: tag)
-        return bytes
+        w.raw(tag)
+    }
+
+    /// Calls `body` with domain ‖ `prefix` in a temporary buffer (on the stack when small): every
+    /// signed datagram is signed and checked over these bytes, and an array each time showed.
+    static func withSignedBytes<R>(_ prefix: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let domainCount = signatureDomain.count
+        return withUnsafeTemporaryAllocation(byteCount: domainCount + prefix.count, alignment: 8) { buffer in
+            signatureDomain.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: domainCount) }
+            if prefix.count > 0 { (buffer.baseAddress! + domainCount).copyMemory(from: prefix.baseAddress!, byteCount: prefix.count) }
+            return body(UnsafeRawBufferPointer(buffer))
+        }
     }
 
     private static func bodyCapacity(_ body: DatagramBody) -> Int {
@@ -172,7 +231,7 @@ public enum DatagramCodec {
         case .hello: return 0
         case let .message(_, payload): return payload.count + 1
         case .manifest: return ObjectManifest.byteCount
-        case let .chunk(c): return c.data.count + ObjectChunk.headerByteCount
+        case let .chunk(c): return c.bytes.count + ObjectChunk.headerByteCount
         }
     }
 
@@ -192,10 +251,10 @@ public enum DatagramCodec {
         do {
             _ = try r.u8()
             _ = try r.u8()
-            let keyID = try r.raw(4)
+            _ = try r.u32()  // the key id, equal to the key's (which the header shares, no copy)
             let sender = try r.peerID()
             header = DatagramHeader(
-                kind: kind, keyID: keyID, sender: sender,
+                kind: kind, keyID: key.keyID, sender: sender,
                 senderEpoch: try r.u64(), recipientEpoch: try r.u64(), counter: try r.u64())
         } catch {
             return .failure(.tooShort)
@@ -238,18 +297,12 @@ public enum DatagramCodec {
                 guard let expected = ObjectChunk.expectedLength(totalLength: total, chunkSize: chunkSize, index: index),
                       expected == body.remaining
                 else { return .failure(.malformedBody) }
-                decoded = .chunk(ObjectChunk(objectID: objectID, totalLength: total, chunkSize: chunkSize, index: index, data: try body.raw(expected)))
+                decoded = .chunk(ObjectChunk(objectID: objectID, totalLength: total, chunkSize: chunkSize, index: index, bytes: try body.slice(expected)))
             }
             try body.finish()
         } catch {
             return .failure(.malformedBody)
         }
-        var signature: [UInt8] = []
-        var signed: [UInt8] = []
-        if kind.isSigned {
-            signature = Array(bytes[signatureStart..<(signatureStart + signatureByteCount)])
-            signed = signatureDomain + bytes[..<signatureStart]
-        }
-        return .success(OpenedDatagram(header: header, body: decoded, signature: signature, signedBytes: signed, mode: key.mode))
+        return .success(OpenedDatagram(header: header, body: decoded, bytes: bytes, signatureStart: signatureStart, mode: key.mode))
     }
 }

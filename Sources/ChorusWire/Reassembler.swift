@@ -72,37 +72,48 @@ public struct Reassembler: Sendable {
             if entries[key] != nil { remove(key) }
             return verify(bytes: [], manifest: manifest, sender: sender)
         }
+        let slot: Dictionary<Key, Entry>.Index
         switch entry(for: key, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize, now: now) {
         case let .failure(reason): return .rejected(reason)
-        case .success: break
+        case let .success(index): slot = index
         }
-        if let existing = entries[key]!.manifest, existing != manifest {
+        let consistent = withEntry(at: slot) { entry in
+            if let existing = entry.manifest, existing != manifest { return false }
+            entry.manifest = manifest
+            return true
+        }
+        guard consistent else {
             remove(key)
             return .rejected(.objectInconsistent)
         }
-        entries[key]!.manifest = manifest
-        return completeIfReady(key)
+        return completeIfReady(slot)
     }
 
     public mutating func add(chunk: ObjectChunk, from sender: PeerID, now: Double) -> Outcome {
         let key = Key(sender: sender, objectID: chunk.objectID)
+        // Every access below goes through this index: one hash lookup per chunk, and the entry
+        // (with its buffer) is changed in place, never copied.
+        let slot: Dictionary<Key, Entry>.Index
         switch entry(for: key, totalLength: chunk.totalLength, chunkSize: chunk.chunkSize, now: now) {
         case let .failure(reason): return .rejected(reason)
-        case .success: break
+        case let .success(index): slot = index
         }
         let index = Int(chunk.index)
         let (word, mask) = (index / 64, UInt64(1) << (index % 64))
-        guard index < entries[key]!.chunkCount else { return .rejected(.objectInconsistent) }
-        if entries[key]!.received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
-        let start = index * Int(chunk.chunkSize)
-        entries[key]!.buffer.withUnsafeMutableBytes { buffer in
-            chunk.data.withUnsafeBytes { data in
-                buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
+        let outcome: Outcome? = withEntry(at: slot) { entry in
+            guard index < entry.chunkCount else { return .rejected(.objectInconsistent) }
+            if entry.received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
+            let start = index * Int(chunk.chunkSize)
+            entry.buffer.withUnsafeMutableBytes { buffer in
+                chunk.bytes.withUnsafeBytes { data in
+                    buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
+                }
             }
+            entry.received[word] |= mask
+            entry.receivedCount += 1
+            return nil
         }
-        entries[key]!.received[word] |= mask
-        entries[key]!.receivedCount += 1
-        return completeIfReady(key)
+        return outcome ?? completeIfReady(slot)
     }
 
     /// Drops incomplete objects older than the timeout; returns how many were dropped.
@@ -117,13 +128,14 @@ public struct Reassembler: Sendable {
         for key in entries.keys where key.sender == sender { remove(key) }
     }
 
-    private mutating func entry(for key: Key, totalLength: UInt32, chunkSize: UInt16, now: Double) -> Result<Void, WireRejection> {
-        if let existing = entries[key] {
-            guard existing.totalLength == totalLength, existing.chunkSize == chunkSize else {
+    /// The entry for `key` (created, after making room, when new) as an index into `entries`.
+    private mutating func entry(for key: Key, totalLength: UInt32, chunkSize: UInt16, now: Double) -> Result<Dictionary<Key, Entry>.Index, WireRejection> {
+        if let index = entries.index(forKey: key) {
+            guard withEntry(at: index, { $0.totalLength == totalLength && $0.chunkSize == chunkSize }) else {
                 remove(key)
                 return .failure(.objectInconsistent)
             }
-            return .success(())
+            return .success(index)
         }
         guard chunkSize > 0, Int(totalLength) <= settings.maxObjectBytes else { return .failure(.objectTooLarge) }
         let chunkCount = (Int(totalLength) + Int(chunkSize) - 1) / Int(chunkSize)
@@ -145,10 +157,10 @@ public struct Reassembler: Sendable {
             buffer: [UInt8](repeating: 0, count: Int(totalLength)),
             received: [UInt64](repeating: 0, count: (chunkCount + 63) / 64),
             chunkCount: chunkCount, created: now)
-        entries[key] = entry
         bytesInUse += entry.cost
         perSender[key.sender, default: 0] += entry.cost
-        return .success(())
+        entries[key] = entry
+        return .success(entries.index(forKey: key)!)
     }
 
     private func oldestKey(where predicate: (Key) -> Bool) -> Key? {
@@ -156,18 +168,29 @@ public struct Reassembler: Sendable {
     }
 
     private mutating func remove(_ key: Key) {
-        guard let entry = entries.removeValue(forKey: key) else { return }
+        guard let index = entries.index(forKey: key) else { return }
+        _ = remove(at: index)
+    }
+
+    private mutating func remove(at index: Dictionary<Key, Entry>.Index) -> Entry {
+        let (key, entry) = entries.remove(at: index)
         bytesInUse -= entry.cost
         perSender[key.sender, default: 0] -= entry.cost
         if perSender[key.sender] == 0 { perSender[key.sender] = nil }
+        return entry
     }
 
-    private mutating func completeIfReady(_ key: Key) -> Outcome {
-        guard let entry = entries[key], let manifest = entry.manifest, entry.receivedCount == entry.chunkCount else {
-            return .pending
-        }
-        remove(key)
-        return verify(bytes: entry.buffer, manifest: manifest, sender: key.sender)
+    /// Reads or changes an entry in place: `entries.values[index]` would copy it for a read
+    /// (retaining its buffer and bitmap), on every chunk.
+    private mutating func withEntry<R>(at index: Dictionary<Key, Entry>.Index, _ body: (inout Entry) -> R) -> R {
+        body(&entries.values[index])
+    }
+
+    private mutating func completeIfReady(_ index: Dictionary<Key, Entry>.Index) -> Outcome {
+        guard withEntry(at: index, { $0.manifest != nil && $0.receivedCount == $0.chunkCount }) else { return .pending }
+        let sender = entries.keys[index].sender
+        let entry = remove(at: index)
+        return verify(bytes: entry.buffer, manifest: entry.manifest!, sender: sender)
     }
 
     private func verify(bytes: [UInt8], manifest: ObjectManifest, sender: PeerID) -> Outcome {

@@ -121,8 +121,9 @@ public struct WireEndpoint: Sendable {
         if case let .message(_, payload) = item {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
         }
-        if let session = sessions[peer], session.epoch != 0 {
-            return seal(item, to: peer, recipientEpoch: session.epoch)
+        // The epoch read in place: binding the session would copy it (and retain its arrays).
+        if let index = sessions.index(forKey: peer), case let known = withSession(at: index) { $0.epoch }, known != 0 {
+            return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
         if session.pendingBytes + item.byteCount <= settings.pendingBytesPerPeer {
@@ -162,10 +163,10 @@ public struct WireEndpoint: Sendable {
             var start = 0
             while start < object.bytes.count {
                 let end = min(start + chunkSize, object.bytes.count)
-                let chunk = ObjectChunk(
-                    objectID: object.objectID, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize,
-                    index: UInt32(index), data: Array(object.bytes[start..<end]))
-                out.append(seal(.chunk(chunk), to: peer, recipientEpoch: recipientEpoch))
+                let header = nextHeader(.chunk, recipientEpoch: recipientEpoch)
+                out.append(DatagramCodec.sealChunk(
+                    header: header, objectID: object.objectID, totalLength: manifest.totalLength,
+                    chunkSize: manifest.chunkSize, index: UInt32(index), data: object.bytes[start..<end], key: keyring.primary))
                 index += 1
                 start = end
             }
@@ -181,12 +182,17 @@ public struct WireEndpoint: Sendable {
         case .manifest: kind = .manifest
         case .chunk: kind = .chunk
         }
+        return DatagramCodec.seal(header: nextHeader(kind, recipientEpoch: recipientEpoch), body: body, identity: identity, key: keyring.primary)
+    }
+
+    /// The header of the next datagram sent (it takes the next counter).
+    private mutating func nextHeader(_ kind: DatagramKind, recipientEpoch: UInt64) -> DatagramHeader {
         let header = DatagramHeader(
             kind: kind, keyID: keyring.primary.keyID, sender: localID,
             senderEpoch: epoch, recipientEpoch: recipientEpoch, counter: nextCounter)
         nextCounter += 1
         sentDatagrams += 1
-        return DatagramCodec.seal(header: header, body: body, identity: identity, key: keyring.primary)
+        return header
     }
 
     // MARK: Receiving
@@ -213,16 +219,19 @@ public struct WireEndpoint: Sendable {
             return reject(.staleRecipientEpoch, reception)
         }
 
-        // Decide without copying the session: its replay window is mutated in place below, and a
-        // live copy would force a copy of the bitmap on every datagram.
-        let knownEpoch = sessions[sender]?.epoch ?? 0
+        // One lookup: the session is then read and changed in place through its index (a copy
+        // would also copy the replay window's bitmap). The index stays valid while no session
+        // is added or removed, and nothing below adds or removes one but `store`.
+        var slot = sessions.index(forKey: sender)
+        let knownEpoch = slot.map { withSession(at: $0) { $0.epoch } } ?? 0
         if header.senderEpoch < knownEpoch {
             reception.earlierBoot = (sender, header.senderEpoch)
             return reject(.staleSenderEpoch, reception)
         }
         let newEpoch = header.senderEpoch > knownEpoch
-        if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }
-        let verdict = newEpoch ? ReplayWindow().check(header.counter) : sessions[sender]!.window.check(header.counter)
+        if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }  // only signed kinds start an epoch
+        guard newEpoch || slot != nil else { return reject(.noSession, reception) }  // epoch 0 from a stranger
+        let verdict = newEpoch ? ReplayWindow().check(header.counter) : withSession(at: slot!) { $0.window.check(header.counter) }
         switch verdict {
         case .fresh: break
         case .duplicate: return reject(.replayed, reception)
@@ -232,21 +241,27 @@ public struct WireEndpoint: Sendable {
         if header.kind.isSigned && !opened.signatureVerifies() { return reject(.badSignature, reception) }
 
         // Accepted: only now does any state move.
-        if sessions[sender] == nil { store(Session(lastHeard: now), for: sender) }
-        if newEpoch {
-            if knownEpoch != 0 { reassembler.dropAll(from: sender) }
-            sessions[sender]!.epoch = header.senderEpoch
-            sessions[sender]!.window = ReplayWindow()
+        if slot == nil {
+            store(Session(lastHeard: now), for: sender)
+            slot = sessions.index(forKey: sender)
         }
-        sessions[sender]!.window.commit(header.counter)
-        sessions[sender]!.lastHeard = now
+        let index = slot!
+        if newEpoch && knownEpoch != 0 { reassembler.dropAll(from: sender) }
+        let pending = withSession(at: index) { session -> [(item: Outgoing, queuedAt: Double)] in
+            if newEpoch {
+                session.epoch = header.senderEpoch
+                session.window = ReplayWindow()
+            }
+            session.window.commit(header.counter)
+            session.lastHeard = now
+            guard !session.pending.isEmpty else { return [] }
+            defer { (session.pending, session.pendingBytes) = ([], 0) }
+            return session.pending
+        }
         acceptedDatagrams += 1
         reception.sender = sender
 
-        if !sessions[sender]!.pending.isEmpty {
-            let pending = sessions[sender]!.pending
-            sessions[sender]!.pending = []
-            sessions[sender]!.pendingBytes = 0
+        if !pending.isEmpty {
             waiting.remove(sender)
             for (item, _) in pending {
                 reception.flushed += seal(item, to: sender, recipientEpoch: header.senderEpoch)
@@ -256,7 +271,7 @@ public struct WireEndpoint: Sendable {
         case .hello:
             reception.deliveries.append(.hello(sender))
             if header.recipientEpoch != epoch {
-                sessions[sender]!.lastHelloSent = now
+                withSession(at: index) { $0.lastHelloSent = now }
                 reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
             }
         case let .message(channel, payload):
@@ -328,6 +343,12 @@ public struct WireEndpoint: Sendable {
         var reception = reception
         reception.rejection = reason
         return reception
+    }
+
+    /// Reads or changes a session in place. `sessions.values[index]` would copy the whole
+    /// session for a read (retaining its window and queue): a cost on every datagram.
+    private mutating func withSession<R>(at index: Dictionary<PeerID, Session>.Index, _ body: (inout Session) -> R) -> R {
+        body(&sessions.values[index])
     }
 
     private mutating func store(_ session: Session, for peer: PeerID) {

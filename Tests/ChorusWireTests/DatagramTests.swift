@@ -163,3 +163,17 @@ func chunksNeedASession() {
     let object = a.send(.object(PreparedObject(channel: 1, bytes: [1, 2, 3])), to: Fixture.bob.peerID, now: 0)
     #expect(b.receive(object[1], now: 0).rejection == .noSession)
 }
+
+@Test("a datagram with sender epoch 0 from a peer without a session is rejected, never a crash")
+func epochZeroFromAStranger() {
+    var b = Fixture.endpoint(Fixture.bob, epoch: 200)
+    for kind in [DatagramKind.message, .chunk] {
+        let header = DatagramHeader(kind: kind, keyID: Fixture.network.keyID, sender: Fixture.alice.peerID,
+                                    senderEpoch: 0, recipientEpoch: 200, counter: 1)
+        let body: DatagramBody = kind == .message
+            ? .message(channel: 2, payload: [1])
+            : .chunk(ObjectChunk(objectID: 1, totalLength: 3, chunkSize: 1000, index: 0, data: [1, 2, 3]))
+        let datagram = DatagramCodec.seal(header: header, body: body, identity: Fixture.alice, key: Fixture.network)
+        #expect(b.receive(datagram, now: 0).rejection == .noSession)
+    }
+}
