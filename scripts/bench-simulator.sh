@@ -38,7 +38,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 run() {  # peers duration → "wall_s cpu_s bytes_per_peer_per_s peak_kb"
-    /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$chorus" simulate --peers "$1" --duration "$2" --task "$task" \
+    CHORUS_PLOT=off /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$chorus" simulate --peers "$1" --duration "$2" --task "$task" \
         --crypto "$crypto" --loss "$loss" --sample-interval 10 --out "$work/run" >/dev/null 2>"$work/err" \
         || { cat "$work/err" >&2; exit 1; }
     read -r wall user sys kb < <(tail -1 "$work/time")

@@ -144,8 +144,8 @@ public final class PeerSimulation {
     /// Actions not yet seen by every live peer, by index into `events`.
     private var pending: [(event: Int, slot: Int?, kind: Schedule.Kind, incarnation: UInt64)] = []
     /// Shards whose peer is gone (crashed or left, not restarting), oldest first: joiners take them.
-    private var freeShards: [Int] = []
-    private var shardHolders: [Int: Int] = [:]
+    /// Who holds which data shard: joiners take the shards of departed peers (`ShardLedger`).
+    private var shards: ShardLedger
     /// Restarts waiting for their peer to come back, by slot: index into `events`.
     private var restartEvents: [Int: Int] = [:]
 
@@ -156,6 +156,7 @@ public final class PeerSimulation {
         self.seeds = SplitMix64(seed: options.seed ^ 0x9EE5)
         self.loss = options.link.loss
         self.startingPeers = options.peers
+        self.shards = ShardLedger(startingPeers: max(1, options.peers))
         self.verifier = ClaimVerifier(mode: options.crypto)
         var keySeed = SplitMix64(seed: options.seed ^ 0x4E7)
         let keyBytes = (0..<4).flatMap { _ in withUnsafeBytes(of: keySeed.next()) { Array($0) } }
@@ -222,7 +223,6 @@ public final class PeerSimulation {
         slots.append(Slot(name: "p\(index)", key: key, address: address, shard: shard))
         instances.append(nil)
         scheduledTick.append(.infinity)
-        shardHolders[shard, default: 0] += 1
         return index
     }
 
@@ -463,13 +463,7 @@ public final class PeerSimulation {
                 }
             }
         case .join:
-            let count: Int
-            switch action.target {
-            case let .count(n): count = n
-            case let .fraction(f): count = max(1, Int((f * Double(startingPeers)).rounded()))
-            default: count = 0
-            }
-            for _ in 0..<count { join() }
+            for _ in 0..<action.joinCount(startingPeers: startingPeers) { join() }
         case .partition:
             let side = Set(targets(action.target))
             endPartition()
@@ -500,13 +494,7 @@ public final class PeerSimulation {
     /// A new peer joins through a random live member, taking the shard of a departed peer when
     /// one is free (docs/experiments.md, "Data under churn").
     private func join() {
-        let shard: Int
-        if !freeShards.isEmpty {
-            shard = freeShards.removeFirst()
-        } else {
-            shard = (0..<startingPeers).min { (shardHolders[$0] ?? 0, $0) < (shardHolders[$1] ?? 0, $1) } ?? 0
-        }
-        let index = addSlot(shard: shard)
+        let index = addSlot(shard: shards.assignJoiner())
         let seed = randomLiveAddress(excluding: index)
         let event = note(.join, slot: index)
         boot(index, seeds: seed, fetchModel: options.task != .membership)
@@ -532,11 +520,7 @@ public final class PeerSimulation {
         guard running(index) else { return }
         instances[index] = nil
         scheduledTick[index] = .infinity
-        if !restarting {
-            let shard = slots[index].shard
-            shardHolders[shard, default: 1] -= 1
-            if shardHolders[shard] == 0 { freeShards.append(shard) }
-        }
+        if !restarting { shards.release(slots[index].shard) }
     }
 
     private func randomLiveAddress(excluding index: Int) -> [PeerAddress] {
@@ -546,31 +530,13 @@ public final class PeerSimulation {
     }
 
     private func targets(_ target: Schedule.Target?) -> [Int] {
-        let live = self.live
-        switch target {
-        case let .count(n): return pick(min(n, live.count), from: live)
-        case let .fraction(f): return pick(min(live.count, max(1, Int((f * Double(live.count)).rounded()))), from: live)
-        case let .names(names): return names.compactMap { Schedule.index(ofName: $0) }.filter { $0 < slots.count && running($0) }
-        case nil: return []
-        }
-    }
-
-    private func pick(_ count: Int, from live: [Int]) -> [Int] {
-        var pool = live
-        var out: [Int] = []
-        for _ in 0..<count {
-            let i = Int.random(in: 0..<pool.count, using: &scenarioRNG)
-            out.append(pool.remove(at: i))
-        }
-        return out.sorted()
+        target?.pick(from: live, using: &scenarioRNG) ?? []
     }
 
     private func schedulePoisson(after t: Double) {
-        guard let p = options.schedule.poisson else { return }
-        let perSecond = p.ratePerMinute * Double(startingPeers) / 60
-        let gap = -log(1 - Double.random(in: 0..<1, using: &scenarioRNG)) / perSecond
-        let at = t + gap
-        if at < p.end && at <= options.duration { queue.push(.poisson, at: at) }
+        guard let at = options.schedule.poisson?.nextEvent(after: t, startingPeers: startingPeers, duration: options.duration,
+                                                           using: &scenarioRNG) else { return }
+        queue.push(.poisson, at: at)
     }
 
     private func poissonEvent() {

@@ -4,6 +4,7 @@ import Foundation
 /// matplotlib are there; otherwise says how to draw it later. Never fails the run.
 enum Plot {
     static func draw(_ directory: String) {
+        if ProcessInfo.processInfo.environment["CHORUS_PLOT"] == "off" { return }  // benchmarks time the run alone
         guard let script = locateScript() else {
             return note("no plot: scripts/plot.py not found next to this chorus (run it from the repository: scripts/plot.py \(directory))")
         }
@@ -24,7 +25,7 @@ enum Plot {
         }
     }
 
-    /// `CHORUS_PLOT` if set, else scripts/plot.py in the current directory or above the executable
+    /// `CHORUS_PLOT` if set (a path, or "off" for no plot), else scripts/plot.py in the current directory or above the executable
     /// (.build/…/chorus inside a clone of the repository).
     static func locateScript() -> String? {
         if let path = ProcessInfo.processInfo.environment["CHORUS_PLOT"] {
