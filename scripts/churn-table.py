@@ -6,13 +6,14 @@ Each run directory holds series.csv, events.csv and summary.json (chorus simulat
 experiment). Runs are grouped by SETUP (a label) and ordered by churn rate; the rate-0 run of a
 setup is its baseline. For every other run:
 
-  recovery after an event  seconds from a crash/leave/join until consensus_max is back at or
-                           below 2 x the baseline's median consensus_max (the run's own noise
-                           floor without churn); "not recovered" when the next sample of that
-                           level never came before the run ended.
+  recovery after an event  the level is 2 x the baseline's median consensus_max (the noise
+                           floor without churn). An event "raised" consensus when consensus_max
+                           went above the level within 15 s after it; its recovery is the time
+                           from the event until consensus_max is back at or below the level
+                           after that peak (at the runs' sample resolution).
 
 Columns: final accuracy (mean, min), consensus_max (median and 95th percentile over the run
-after WARMUP seconds), recovery (median and max over events, and how many never recovered),
+after WARMUP seconds), how many events raised consensus and their recovery (median and max),
 detection (median seen_by_all_after of crashes), events.
 """
 
@@ -70,17 +71,26 @@ def steady_consensus(run, warmup):
     return [v for t, v in zip(run.times, run.series["consensus_max"]) if t >= warmup and v is not None]
 
 
-def recoveries(run, level):
-    """Seconds from each crash, leave or join until consensus_max <= level (None: never)."""
+EFFECT_WINDOW = 15.0  # seconds after an event in which a rise above the level counts as its effect
+
+
+def recoveries(run, level, warmup):
+    """For each crash, leave or join: None when consensus_max stayed at or below `level` for
+    EFFECT_WINDOW seconds after it (no visible effect); otherwise the seconds from the event
+    until consensus_max is back at or below the level after its peak (inf: never before the end)."""
     out = []
     pairs = [(t, v) for t, v in zip(run.times, run.series["consensus_max"]) if v is not None]
     for event in run.events:
-        if event.kind not in ("crash", "leave", "join"):
-            continue
+        if event.kind not in ("crash", "leave", "join") or event.time < warmup:
+            continue  # before the warm-up, consensus is still settling from the start
         start = event.time
-        # The first sample after the event that is back at the level.
-        back = next((t for t, v in pairs if t > start and v <= level), None)
-        out.append(None if back is None else back - start)
+        above = [(t, v) for t, v in pairs if start < t <= start + EFFECT_WINDOW and v > level]
+        if not above:
+            out.append(None)
+            continue
+        peak = max(above, key=lambda p: p[1])[0]
+        back = next((t for t, v in pairs if t > peak and v <= level), None)
+        out.append(float("inf") if back is None else back - start)
     return out
 
 
@@ -90,7 +100,7 @@ def fmt(value, pattern):
 
 def main() -> int:
     arguments = parse_arguments()
-    print("| setup | churn (of the peers per minute) | accuracy mean / min at the end | consensus_max median / p95 | recovery median / max (not recovered) | crash seen by all (median) | events |")
+    print("| setup | churn (of the peers per minute) | accuracy mean / min at the end | consensus_max median / p95 after warm-up | events that raised consensus_max above 2 × the no-churn median: recovery median / max | crash seen by all (median) | events |")
     print("|---|---|---|---|---|---|---|")
     for setup in arguments.setups:
         label, _, directories = setup.partition("=")
@@ -103,15 +113,17 @@ def main() -> int:
         for run in loaded:
             final = run.summary["final"]
             consensus = steady_consensus(run, arguments.warmup)
-            times = recoveries(run, level) if level is not None else []
-            recovered = [t for t in times if t is not None]
-            missed = len(times) - len(recovered)
+            times = recoveries(run, level, arguments.warmup) if level is not None else []
+            felt = [t for t in times if t is not None]
+            recovered = [t for t in felt if t != float("inf")]
+            missed = len(felt) - len(recovered)
             crashes = [e.seen_by_all_after for e in run.events
                        if e.kind == "crash" and e.seen_by_all_after is not None]
             accuracy = "–" if final["accuracyMean"] is None else \
                 f"{100 * final['accuracyMean']:.1f} % / {100 * final['accuracyMin']:.1f} %"
             recovery = "–" if not times else \
-                f"{fmt(median(recovered), '{:.1f} s')} / {fmt(max(recovered, default=None), '{:.1f} s')} ({missed})"
+                f"{len(felt)} of {len(times)}: {fmt(median(recovered), '{:.1f} s')} / " \
+                f"{fmt(max(recovered, default=None), '{:.1f} s')}" + (f", {missed} not by the end" if missed else "")
             print(f"| {label} | {100 * churn_rate(run):.1f} % | {accuracy} | "
                   f"{fmt(median(consensus), '{:.2g}')} / {fmt(percentile(consensus, 0.95), '{:.2g}')} | "
                   f"{recovery} | {fmt(median(crashes), '{:.1f} s')} | {len(run.events)} |")
