@@ -62,8 +62,9 @@ public final class Experiment {
     private var pending: [Pending] = []
     private var restarts: [(at: Double, member: Int)] = []
     private var nextPoisson = Double.infinity
-    /// Members told to leave: still running while they linger, but no longer targets.
-    private var leaving: Set<Int> = []
+    /// Members told to leave or killed: a killed process may not be reaped yet, and a leaving one
+    /// lingers, but neither may be a target or an entry point any more.
+    private var departing: Set<Int> = []
     private var latest: [Int: PeerStatus] = [:]
     /// Faults each member should have (partition side, loss) and what it was last given.
     private var loss = 0.0
@@ -146,7 +147,7 @@ public final class Experiment {
     private var live: [Int] { network.members.indices.filter { network.isRunning($0) } }
 
     /// Live peers that schedule actions may pick.
-    private var targetable: [Int] { live.filter { !leaving.contains($0) } }
+    private var targetable: [Int] { live.filter { !departing.contains($0) } }
 
     // MARK: Actions
 
@@ -182,6 +183,7 @@ public final class Experiment {
     private func crash(_ index: Int) {
         guard let pid = network.pid(index) else { return }
         kill(pid, SIGKILL)
+        departing.insert(index)
         network.departed(index)
         pending.append(Pending(event: note("crash", member: index), kind: .crash, member: index))
         say("\(network.members[index].name) killed (kill -9)")
@@ -190,7 +192,7 @@ public final class Experiment {
     private func leave(_ index: Int) {
         guard let pid = network.pid(index) else { return }
         kill(pid, SIGTERM)
-        leaving.insert(index)
+        departing.insert(index)
         network.departed(index)
         pending.append(Pending(event: note("leave", member: index), kind: .leave, member: index))
         say("\(network.members[index].name) asked to leave (SIGTERM)")
@@ -201,6 +203,7 @@ public final class Experiment {
         guard let pid = network.pid(index) else { return }
         let incarnation = latest[index]?.incarnation ?? 0
         kill(pid, SIGKILL)
+        departing.insert(index)
         pending.append(Pending(event: note("restart", member: index), kind: .restart, member: index, incarnation: incarnation))
         restarts.append((elapsed + down, index))
         restarts.sort { $0.at < $1.at }
@@ -213,12 +216,17 @@ public final class Experiment {
         applied[index] = nil
         counters[index] = nil
         do { try network.start(index) } catch { return say("could not restart \(network.members[index].name): \(error)") }
+        departing.remove(index)
         say("\(network.members[index].name) started again from its checkpoint")
     }
 
     /// A new peer joins through a random live member, with a shard of its own (`ShardLedger`).
     private func join() {
-        let candidates = targetable
+        // Through a peer that is part of the network: training, not alone. (A joiner started
+        // through a peer killed a moment ago, or through an earlier joiner that is itself still
+        // alone, would make an island.)
+        let settled = targetable.filter { latest[$0]?.phase == "training" && latest[$0]?.isolated == false }
+        let candidates = settled.isEmpty ? targetable : settled
         guard !candidates.isEmpty else { return say("join skipped: no live peer to join through") }
         let through = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
         let index: Int
