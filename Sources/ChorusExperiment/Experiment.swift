@@ -180,22 +180,19 @@ public final class Experiment {
         }
     }
 
-    private func crash(_ index: Int) {
-        guard let pid = network.pid(index) else { return }
-        kill(pid, SIGKILL)
-        departing.insert(index)
-        network.departed(index)
-        pending.append(Pending(event: note("crash", member: index), kind: .crash, member: index))
-        say("\(network.members[index].name) killed (kill -9)")
-    }
+    private func crash(_ index: Int) { depart(index, signal: SIGKILL, kind: .crash, saying: "killed (kill -9)") }
 
-    private func leave(_ index: Int) {
+    private func leave(_ index: Int) { depart(index, signal: SIGTERM, kind: .leave, saying: "asked to leave (SIGTERM)") }
+
+    /// A peer that goes for good: no longer a target or entry point, its shard free for a joiner,
+    /// and watched until every live peer has seen it go.
+    private func depart(_ index: Int, signal: Int32, kind: Schedule.Kind, saying what: String) {
         guard let pid = network.pid(index) else { return }
-        kill(pid, SIGTERM)
+        kill(pid, signal)
         departing.insert(index)
         network.departed(index)
-        pending.append(Pending(event: note("leave", member: index), kind: .leave, member: index))
-        say("\(network.members[index].name) asked to leave (SIGTERM)")
+        pending.append(Pending(event: note(kind.rawValue, member: index), kind: kind, member: index))
+        say("\(network.members[index].name) \(what)")
     }
 
     /// kill -9 now; the same configuration starts again after `down` seconds.
