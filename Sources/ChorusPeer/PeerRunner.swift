@@ -123,25 +123,23 @@ public enum PeerRunner {
         log.notice("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
 
         let reason = await shutdown.wait(exitWithParent: exitWithParent)
-        if let fatal = shutdown.fatal {
-            // No leave: the identity's "left" would be about the other, later process.
-            _ = try? await loop.submit { node.value.stop() }.get()
-            try? await admin.close()
-            await transport.close()
-            try? await group.shutdownGracefully()
-            throw StartupError(fatal)
-        }
-        log.notice("\(reason), leaving")
-        // Announce "left" and linger (still answering) until the instance says the news has spread.
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            loop.execute { node.value.leave { done.resume() } }
-        }
+        let fatal = shutdown.fatal
+        if fatal == nil {
+            log.notice("\(reason), leaving")
+            // Announce "left" and linger (still answering) until the instance says the news has spread.
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                loop.execute { node.value.leave { done.resume() } }
+            }
+        }  // else no leave: the identity's "left" would be about the other, later process
         let (checkpoint, writer) = try await loop.submit { node.value.stop() }.get()
         var saveError: Error?
-        do { try writer.saveNow(checkpoint) } catch { saveError = error }
+        if fatal == nil {
+            do { try writer.saveNow(checkpoint) } catch { saveError = error }
+        }
         try? await admin.close()
         await transport.close()
         try? await group.shutdownGracefully()
+        if let fatal { throw StartupError(fatal) }
         if let saveError {
             throw StartupError("\(config.checkpointPath): could not save checkpoint: \(saveError)")
         }
