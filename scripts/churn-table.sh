@@ -4,8 +4,9 @@
 #   real32      chorus experiment, 32 real processes              (about duration x 4 wall)
 #   sim256      chorus simulate, 256 training peers, --crypto simulated
 #   sim1024avg  chorus simulate, 1024 peers, --task average with 1 s gossip rounds, --crypto simulated
-# Runs already in OUT (a summary.json) are kept, so an interrupted table resumes where it
-# stopped. Prints the markdown table (scripts/churn-table.py) and each run's convergence.png.
+# Finished runs already in OUT (a summary.json whose "interruptedAt" is null) are kept, so an
+# interrupted table resumes where it stopped; an interrupted run starts again from zero.
+# Prints the markdown table (scripts/churn-table.py) and each run's convergence.png.
 #
 # Usage: scripts/churn-table.sh [--setups "real32 sim256 sim1024avg"] [--rates "0 1 5 10"]
 #                               [--duration 600] [--out runs/churn] [--seed 1]
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
         --duration) duration="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --seed) seed="$2"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "churn-table.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +45,10 @@ schedule() {  # rate in percent per minute -> schedule file
 run() {  # setup rate -> runs it unless done
     local dir="$out/$1-$2" file
     file="$(schedule "$2")"
-    if [ -f "$dir/summary.json" ]; then echo "churn-table.sh: $dir done already" >&2; return; fi
+    if [ -f "$dir/summary.json" ] && python3 -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1])).get("interruptedAt") is not None)' "$dir/summary.json"; then
+        echo "churn-table.sh: $dir done already" >&2; return
+    fi
     echo "churn-table.sh: $1 at $2 %/min for $duration s -> $dir ($(date +%H:%M))" >&2
     case "$1" in
         real32) "$chorus" experiment --peers 32 --duration "$duration" --seed "$seed" --schedule "$file" --out "$dir" --no-plot ;;
