@@ -95,6 +95,21 @@ public enum RunOutput {
         }
     }
 
+    /// What the peers sent over the whole run, added up over every peer that ran (crashed and
+    /// departed ones included): where the bytes and the protocol's work go. The simulator
+    /// fills it; a real experiment leaves it out (its peers' /metrics have the same counters).
+    public struct Totals: Sendable, Equatable, Codable {
+        public var datagramsSent = 0
+        public var bytesSent = 0
+        /// Payload bytes (without the datagram layer's headers, signatures and tags) by channel.
+        public var payloadBytesSent: [String: Int] = [:]
+        /// Membership protocol counters: probes, failedProbes, indirectProbes, directRetries,
+        /// suspicionsRaised, refutations, failuresDeclared, pausesDetected, messagesSent.
+        public var membership: [String: Int] = [:]
+
+        public init() {}
+    }
+
     public struct Summary: Sendable, Equatable, Codable {
         public var peers: Int
         public var seed: UInt64
@@ -113,10 +128,12 @@ public enum RunOutput {
         public var interruptedAt: Double?
         /// true for `chorus experiment` (real processes), false for the simulator.
         public var real: Bool
+        /// The simulator's totals (nil, and not written, for real experiments).
+        public var totals: Totals?
 
         public init(peers: Int, seed: UInt64, duration: Double, wallSeconds: Double, task: String, crypto: String, final: Final,
                     events: [Event], falseFailures: Int, violation: String? = nil, violationsPassed: Int = 0,
-                    interruptedAt: Double? = nil, real: Bool = false) {
+                    interruptedAt: Double? = nil, real: Bool = false, totals: Totals? = nil) {
             self.peers = peers
             self.seed = seed
             self.duration = duration
@@ -130,10 +147,11 @@ public enum RunOutput {
             self.violationsPassed = violationsPassed
             self.interruptedAt = interruptedAt
             self.real = real
+            self.totals = totals
         }
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -151,6 +169,7 @@ public enum RunOutput {
             try c.encode(violationsPassed, forKey: .violationsPassed)
             try c.encode(interruptedAt, forKey: .interruptedAt)
             try c.encode(real, forKey: .real)
+            try c.encodeIfPresent(totals, forKey: .totals)
         }
     }
 

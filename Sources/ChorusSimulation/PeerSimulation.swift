@@ -146,6 +146,8 @@ public final class PeerSimulation {
     /// Shards whose peer is gone (crashed or left, not restarting), oldest first: joiners take them.
     /// Who holds which data shard: joiners take the shards of departed peers (`ShardLedger`).
     private var shards: ShardLedger
+    /// Counters of the instances that stopped (added to the running ones' in the summary).
+    private var retired = RunOutput.Totals()
     /// Restarts waiting for their peer to come back, by slot: index into `events`.
     private var restartEvents: [Int: Int] = [:]
 
@@ -518,6 +520,7 @@ public final class PeerSimulation {
 
     private func stop(_ index: Int, restarting: Bool = false) {
         guard running(index) else { return }
+        peek(index) { Self.add($0, to: &retired) }
         instances[index] = nil
         scheduledTick[index] = .infinity
         if !restarting { shards.release(slots[index].shard) }
@@ -655,6 +658,25 @@ public final class PeerSimulation {
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
                          consensusMax: last?.consensusMax),
             events: events, falseFailures: falseFailures, violation: (violation ?? violationsPassed.first)?.description,
-            violationsPassed: violationsPassed.count, interruptedAt: interruptedAt)
+            violationsPassed: violationsPassed.count, interruptedAt: interruptedAt, totals: totals)
+    }
+
+    /// Every peer's counters added up: the stopped ones' and those running now.
+    public var totals: RunOutput.Totals {
+        var sum = retired
+        for index in live { peek(index) { Self.add($0, to: &sum) } }
+        return sum
+    }
+
+    private static func add(_ peer: PeerInstance, to totals: inout RunOutput.Totals) {
+        totals.datagramsSent += peer.traffic.datagramsSent
+        totals.bytesSent += peer.traffic.bytesSent
+        totals.payloadBytesSent.merge(peer.traffic.payloadBytesSent, uniquingKeysWith: +)
+        let s = peer.membership.stats
+        let counters = ["probes": s.probes, "failedProbes": s.failedProbes, "indirectProbes": s.indirectProbes,
+                        "directRetries": s.directRetries,
+                        "suspicionsRaised": s.suspicionsRaised, "refutations": s.refutations,
+                        "failuresDeclared": s.failuresDeclared, "pausesDetected": s.pausesDetected, "messagesSent": s.messagesSent]
+        totals.membership.merge(counters, uniquingKeysWith: +)
     }
 }
