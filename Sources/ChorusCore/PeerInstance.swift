@@ -196,7 +196,8 @@ public struct PeerInstance: Sendable {
     /// When `tick` must run next (calling it earlier is harmless).
     public var nextDeadline: Double {
         if phase == .stopped { return .infinity }
-        var t = min(membership.nextDeadline, nextHousekeepingAt)
+        var t = membership.nextDeadline
+        if wire.needsTick { t = min(t, nextHousekeepingAt) }  // idle housekeeping is skipped, not ticked
         switch phase {
         case .training:
             if !isLearning && settings.gossipRounds { t = min(t, nextRoundAt) }
@@ -225,8 +226,10 @@ public struct PeerInstance: Sendable {
         if now >= membership.nextDeadline { perform(membership.tick(now: now, rng: &rng), now: now, into: &out) }
         if now >= nextHousekeepingAt {
             nextHousekeepingAt = now + settings.housekeepingInterval
-            for (peer, hello) in wire.tick(now: now) {
-                if let address = addresses[peer] { emit([hello], to: address, peer: peer, into: &out) }
+            if wire.needsTick {
+                for (peer, hello) in wire.tick(now: now) {
+                    if let address = addresses[peer] { emit([hello], to: address, peer: peer, into: &out) }
+                }
             }
         }
         if othersLive == 0 && now >= nextSeedHelloAt {
@@ -401,7 +404,9 @@ public struct PeerInstance: Sendable {
         for directive in directives {
             switch directive {
             case let .send(message, to, address):
-                let destination = addresses[to] ?? address
+                // Membership names the address it knows (the member's claim, or where a seed's hello
+                // came from); the address book is only the fallback (one lookup fewer per message).
+                let destination = address.isEmpty ? addresses[to] ?? "" : address
                 guard !destination.isEmpty else { continue }
                 // A whole view may be large: it travels as a chunked object; the rest fit one datagram.
                 let item: Outgoing = message.isBulk

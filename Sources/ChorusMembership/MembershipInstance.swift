@@ -25,7 +25,7 @@ public struct MembershipInstance: Sendable {
     /// updated only when a member's liveness changes.
     private var liveIDs: [PeerID] = [] { didSet { timersDeadline = nil } }
     /// Failed and left members, with when they became so: the tombstones `tick` expires.
-    private var tombstones: [PeerID: Double] = [:]
+    private var tombstones: [PeerID: Double] = [:] { didSet { timersDeadline = nil } }
     /// Set while `preload` applies a whole view: the live index is rebuilt once at the end.
     private var bulkLoading = false
     /// XOR of `entryHash` over the live members: the view's digest without this peer's own entry.
@@ -40,6 +40,7 @@ public struct MembershipInstance: Sendable {
         public var probes = 0
         public var failedProbes = 0
         public var indirectProbes = 0
+        public var directRetries = 0
         public var suspicionsRaised = 0
         public var failuresDeclared = 0
         public var refutations = 0
@@ -60,12 +61,18 @@ public struct MembershipInstance: Sendable {
         var endAt: Double
         var acked = false
         var indirectSent = false
+        /// Direct retries sent so far, and when the next is due (`MembershipSettings.directRetries`).
+        var retriesSent = 0
+        var nextRetryAt = Double.infinity
         var nacksExpected = 0
         var relaysAsked: Set<PeerID> = []
         var relaysNacked: Set<PeerID> = []
         var nacksReceived: Int { relaysNacked.count }
-        /// When this probe's next step is due (indirect requests, then the end of the period).
-        var nextStepAt: Double { indirectSent || acked ? endAt : min(indirectAt, endAt) }
+        /// When this probe's next step is due (indirect requests, direct retries, the end of the period).
+        var nextStepAt: Double {
+            if acked { return endAt }
+            return min(indirectSent ? nextRetryAt : indirectAt, endAt)
+        }
     }
 
     struct Relay {
@@ -100,8 +107,8 @@ public struct MembershipInstance: Sendable {
     private var relays: [UInt32: Relay] = [:] { didSet { timersDeadline = nil } }
     private var sequence: UInt32 = 0
     private var suspicions: [PeerID: Suspicion] = [:] { didSet { timersDeadline = nil } }
-    /// The earliest relay or suspicion deadline, nil when it must be recomputed (any change to
-    /// either, or to the live count that scales suspicion timeouts). `nextDeadline` is read
+    /// The earliest relay, suspicion or tombstone deadline, nil when it must be recomputed (any
+    /// change to those tables, or to the live count that scales suspicion timeouts). `nextDeadline` is read
     /// after every event a peer handles; walking both tables each time was a cache miss or two
     /// per event in a large simulation.
     private var timersDeadline: Double?
@@ -109,10 +116,14 @@ public struct MembershipInstance: Sendable {
     private var queueOrder = 0
     /// The queue in dissemination order, so taking claims never sorts the whole queue.
     private var ranking = ClaimRanking()
+    /// The next gossip round. Rounds fall on a fixed grid (every `gossipInterval` from a phase
+    /// set by the id); a round with nothing to send passes without a tick (`passGossipRounds`).
     private var nextGossipAt: Double
     private var nextSyncAt: Double
     private var nextReconnectAt: Double
-    private var lastTick: Double
+    /// The deadline the shell was given at the end of the last call: a tick much later than it
+    /// means this peer was paused or starved (see `tick`).
+    private var promisedTick = Double.infinity
     private var seeds: [PeerID: String] = [:]
     private var nextJoinAttempt: Double = 0
     /// When we last answered an unknown sender with a sync (rate limit).
@@ -144,7 +155,6 @@ public struct MembershipInstance: Sendable {
         self.nextGossipAt = now + settings.gossipInterval * (1 + phase)
         self.nextSyncAt = now + settings.syncInterval
         self.nextReconnectAt = now + settings.reconnectInterval * (1 + phase)
-        self.lastTick = now
     }
 
     // MARK: Views
@@ -162,7 +172,8 @@ public struct MembershipInstance: Sendable {
 
     /// When `tick` must run next (the shell may call it more often).
     public var nextDeadline: Double {
-        var t = min(nextGossipAt, nextSyncAt)
+        var t = nextSyncAt
+        if !queue.isEmpty { t = min(t, nextGossipAt) }
         if !isLeaving { t = min(t, nextProbeAt) }
         if let step = probe?.nextStepAt { t = min(t, step) }
         t = min(t, timersDeadline ?? earliestTimer())
@@ -171,9 +182,10 @@ public struct MembershipInstance: Sendable {
         return t
     }
 
-    /// The earliest relay nack or suspicion timeout (see `timersDeadline`).
+    /// The earliest relay nack, suspicion timeout or tombstone expiry (see `timersDeadline`).
     private func earliestTimer() -> Double {
         var t = Double.infinity
+        for since in tombstones.values { t = min(t, since + settings.tombstoneTimeout) }
         for relay in relays.values { t = min(t, relay.deadline) }
         for (peer, s) in suspicions where !s.verifying {
             t = min(t, s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer))
@@ -181,9 +193,20 @@ public struct MembershipInstance: Sendable {
         return t
     }
 
-    /// Caches `earliestTimer()` at the end of every public mutating call.
+    /// Caches `earliestTimer()` at the end of every public mutating call, and notes the
+    /// deadline the shell now has.
     private mutating func cacheTimers() {
         if timersDeadline == nil { timersDeadline = earliestTimer() }
+        promisedTick = nextDeadline
+    }
+
+    /// Moves `nextGossipAt` to the first round on its grid after `now`. Rounds with an empty
+    /// queue are skipped this way rather than ticked (they were most of a large network's
+    /// events); a claim queued between rounds still waits for the next round, as if every
+    /// round had ticked.
+    private mutating func passGossipRounds(upTo now: Double) {
+        guard nextGossipAt <= now else { return }
+        nextGossipAt += (((now - nextGossipAt) / settings.gossipInterval).rounded(.down) + 1) * settings.gossipInterval
     }
 
     // MARK: Joining and leaving
@@ -205,6 +228,7 @@ public struct MembershipInstance: Sendable {
     /// for theirs. Repeated every second until some sync answer arrives.
     public mutating func join(seed: PeerID, address seedAddress: String, now: Double) -> [MembershipDirective] {
         defer { cacheTimers() }
+        if queue.isEmpty { passGossipRounds(upTo: now) }
         guard seed != me else { return [] }
         seeds[seed] = seedAddress
         nextJoinAttempt = now + settings.joinRetryInterval
@@ -217,6 +241,7 @@ public struct MembershipInstance: Sendable {
     /// by gossip; probing stops. The shell keeps the instance running briefly to spread it.
     public mutating func leave(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         defer { cacheTimers() }
+        if queue.isEmpty { passGossipRounds(upTo: now) }
         guard !isLeaving else { return [] }
         isLeaving = true
         probe = nil
@@ -235,13 +260,13 @@ public struct MembershipInstance: Sendable {
     public mutating func tick(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         defer { cacheTimers() }
         var out: [MembershipDirective] = []
-        let gap = now - lastTick
-        lastTick = now
-        if gap > 1.5 * settings.probeInterval {
-            // This peer was paused or starved: timers that ran out meanwhile say nothing about the
-            // others. Shift them (Lifeguard's spirit: a slow node must not accuse healthy ones).
+        let lateness = now - promisedTick
+        if lateness > settings.probeInterval {
+            // Ticked a probe interval or more after the deadline we gave: this peer was paused or
+            // starved, and timers that ran out meanwhile say nothing about the others. Shift them
+            // (Lifeguard's spirit: a slow node must not accuse healthy ones).
             stats.pausesDetected += 1
-            shiftDeadlines(by: gap)
+            shiftDeadlines(by: lateness)
             adjustHealth(+1)
         }
         if !seeds.isEmpty && now >= nextJoinAttempt {
@@ -269,7 +294,7 @@ public struct MembershipInstance: Sendable {
             }
         }
         if now >= nextGossipAt {
-            nextGossipAt = max(nextGossipAt + settings.gossipInterval, now)
+            passGossipRounds(upTo: now)
             if !queue.isEmpty {
                 for target in randomLiveMembers(count: settings.gossipFanout, excluding: [], rng: &rng) {
                     let claims = takeClaims(budget: settings.maxMessageBytes - 3)
@@ -293,8 +318,8 @@ public struct MembershipInstance: Sendable {
                 out.append(sendDigest(to: Contact(failed[Int.random(in: 0..<failed.count, using: &rng)])))
             }
         }
-        if !tombstones.isEmpty {
-            for peer in tombstones.keys.sorted() where now - tombstones[peer]! > settings.tombstoneTimeout {
+        if !tombstones.isEmpty && now >= timersDeadline ?? earliestTimer() {
+            for peer in tombstones.keys.sorted() where tombstones[peer]! + settings.tombstoneTimeout <= now {  // as in earliestTimer
                 forget(peer)
                 queue[peer] = nil
                 out.append(.event(.removed(peer)))
@@ -308,6 +333,7 @@ public struct MembershipInstance: Sendable {
         if var p = probe {
             if !p.acked && !p.indirectSent && now >= p.indirectAt {
                 p.indirectSent = true
+                p.nextRetryAt = settings.directRetries > 0 ? now : .infinity
                 if let target = members[p.target] {
                     let relays = randomLiveMembers(count: settings.indirectChecks, excluding: [p.target], rng: &rng)
                     p.nacksExpected = relays.count
@@ -317,9 +343,16 @@ public struct MembershipInstance: Sendable {
                         let message = MembershipMessage.pingRequest(sequence: p.sequence, target: p.target, address: target.address, claims: [])
                         out.append(send(withClaims(message), to: relay.id, address: relay.address))
                     }
-                    if settings.directRetry {
-                        out.append(send(withClaims(.ping(sequence: p.sequence, claims: buddyClaims(for: target))), to: target.id, address: target.address))
-                    }
+                }
+            }
+            if !p.acked && p.indirectSent && now >= p.nextRetryAt && now < p.endAt {
+                p.retriesSent += 1
+                stats.directRetries += 1
+                // The first retry goes with the indirect requests; the rest split what is left of the period.
+                let spacing = (p.endAt - p.indirectAt) / Double(settings.directRetries)
+                p.nextRetryAt = p.retriesSent < settings.directRetries ? p.indirectAt + Double(p.retriesSent) * spacing : .infinity
+                if let target = members[p.target] {
+                    out.append(send(withClaims(.ping(sequence: p.sequence, claims: buddyClaims(for: target))), to: target.id, address: target.address))
                 }
             }
             if now >= p.endAt {
@@ -383,6 +416,7 @@ public struct MembershipInstance: Sendable {
     private mutating func shiftDeadlines(by gap: Double) {
         if probe != nil {
             probe!.indirectAt += gap
+            probe!.nextRetryAt += gap
             probe!.endAt += gap
         }
         nextProbeAt += gap
@@ -415,6 +449,7 @@ public struct MembershipInstance: Sendable {
     public mutating func receive(_ message: MembershipMessage, from sender: PeerID, address source: String,
                                  now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         defer { cacheTimers() }
+        if queue.isEmpty { passGossipRounds(upTo: now) }
         var out: [MembershipDirective] = []
         let stranger = sender != me && members[sender] == nil
         if message.isBulk {
@@ -788,7 +823,8 @@ public struct MembershipInstance: Sendable {
     private mutating func store(_ member: Member) {
         let wasLive = members[member.id]?.isLive ?? false
         members[member.id] = member
-        tombstones[member.id] = member.isLive ? nil : member.since
+        let tombstone = member.isLive ? nil : member.since
+        if tombstones[member.id] != tombstone { tombstones[member.id] = tombstone }  // unchanged: keep timersDeadline
         if wasLive != member.isLive { liveness(of: member.id, changedTo: member.isLive) }
     }
 

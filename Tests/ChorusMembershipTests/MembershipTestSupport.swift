@@ -14,7 +14,7 @@ enum Fixture {
 
     /// Slow, round numbers that make hand-computed times exact: 1 s probes, 0.4 s direct timeout,
     /// k = 2 relays, suspicion min = max(1, log10 n) s and max = 6 × min, 2 expected confirmations.
-    /// Syncs are effectively off; gossip every 0.25 s keeps ticks frequent (no false pause detection).
+    /// Syncs are effectively off.
     static let hand = MembershipSettings(
         probeInterval: 1, probeTimeout: 0.4, indirectChecks: 2, suspicionMultiplier: 1, suspicionMaxMultiplier: 6,
         expectedConfirmations: 2, retransmitMultiplier: 3, gossipInterval: 0.25, gossipFanout: 2, syncInterval: 10_000,
@@ -23,7 +23,7 @@ enum Fixture {
     /// For tests about the first probe's failure itself: no second direct ping at the indirect stage.
     static let withoutDirectRetry: MembershipSettings = {
         var s = hand
-        s.directRetry = false
+        s.directRetries = 0
         return s
     }()
 

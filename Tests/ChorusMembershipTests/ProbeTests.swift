@@ -148,13 +148,31 @@ struct ProbeTests {
         #expect(retries[0].to == ping.to && retries[0].sequence == ping.sequence)
         // Only the retry's ack comes back (the first ping was lost): the probe succeeds, no suspicion.
         d.receive(.ack(sequence: ping.sequence, claims: []), from: ping.to, at: d.now + 0.01)
+        d.run(until: ping.time + 1 - 1e-6)
+        #expect(d.pings.count == 2, "no further retry once acked")
         d.run(until: ping.time + 1)
         #expect(d.instance.stats.failedProbes == 0)
         #expect(d.instance.status(of: ping.to) == .alive)
         #expect(d.events.allSatisfy { if case .suspected = $0.event { false } else { true } })
     }
 
-    @Test("with directRetry off, the indirect stage sends ping requests only")
+    @Test("an unanswered target gets directRetries pings spread over the rest of the period, then is suspected")
+    func directRetriesSpread() throws {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5, 6]))
+        #expect(Fixture.hand.directRetries == 2)
+        let ping = d.stepUntilPing()
+        d.run(until: ping.time + 1 - 1e-6)
+        let toTarget = d.pings.filter { $0.to == ping.to }
+        // 0.4 s: with the ping requests; then halfway through the 0.6 s left: 0.7 s.
+        #expect(toTarget.map { ($0.time - ping.time) * 1000 }.map { $0.rounded() } == [0, 400, 700])
+        #expect(toTarget.allSatisfy { $0.sequence == ping.sequence })
+        #expect(d.instance.stats.directRetries == 2)
+        d.run(until: ping.time + 1)
+        #expect(d.instance.stats.failedProbes == 1)
+        #expect(d.instance.status(of: ping.to) == .suspect)
+    }
+
+    @Test("with directRetries 0, the indirect stage sends ping requests only")
     func noDirectRetry() throws {
         var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5, 6], settings: Fixture.withoutDirectRetry))
         let ping = d.stepUntilPing()
