@@ -148,7 +148,9 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
 
     /// Mixes every fresh, unused contribution into `own`: own ← W_ii·own + Σ W_ij·x_j.
     @inlinable
-    public mutating func mix(_ own: inout [Float], now: Double) -> MixReport {
+    /// `measuringDistance`: also compute `MixReport.distanceToNeighbours` (a pass over every
+    /// contribution in double precision; a shell asks for it about once a second, not every round).
+    public mutating func mix(_ own: inout [Float], now: Double, measuringDistance: Bool = true) -> MixReport {
         precondition(own.count == dimension, "own vector has the wrong dimension")
         let ownDegree = degree(now: now)
         var weights: [Node: Double] = [:]
@@ -166,7 +168,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         }
         var distance: Double?
         if !weights.isEmpty {
-            distance = distanceToWeightedAverage(own, of: fresh, weights: weights)
+            if measuringDistance { distance = distanceToWeightedAverage(own, of: fresh, weights: weights) }
             let n = dimension
             own.withUnsafeMutableBufferPointer { x in
                 let ws = Float(selfWeight)

@@ -67,6 +67,8 @@ public struct PeerInstance: Sendable {
     /// This peer's distance to its neighbours' weighted average at the last mix that had any
     /// contribution, and when (see `MixReport.distanceToNeighbours`): convergence, seen locally.
     public private(set) var distanceToNeighbours: (value: Double, at: Double)?
+    /// When the next mix measures that distance (every `settings.distanceInterval`).
+    private var nextDistanceAt = -Double.infinity
 
     private var rng: Xoshiro256
     private var addresses: [PeerID: PeerAddress] = [:]
@@ -276,7 +278,9 @@ public struct PeerInstance: Sendable {
         var out: [PeerDirective] = []
         sendParameters(now: now, into: &out)
         var parameters = learner.parameters
-        let report = averager.mix(&parameters, now: now)
+        let measuring = now >= nextDistanceAt
+        if measuring { nextDistanceAt = now + settings.distanceInterval }
+        let report = averager.mix(&parameters, now: now, measuringDistance: measuring)
         lastMix = report
         if let distance = report.distanceToNeighbours { distanceToNeighbours = (distance, now) }
         if !report.weights.isEmpty { try? learner.replaceParameters(parameters) }  // the averager yields only finite vectors of the right length

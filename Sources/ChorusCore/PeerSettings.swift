@@ -32,6 +32,9 @@ public struct PeerSettings: Sendable, Equatable {
     /// Leaving: seconds the peer keeps answering after announcing "left", so the announcement
     /// spreads directly and by a few gossip rounds (0.2 s each) before it goes quiet.
     public var leaveLinger = 0.8
+    /// Seconds between measurements of the distance to the neighbours' average (a status gauge,
+    /// taken at the next mix): at every 0.1 s round it was 8 % of a 256-peer simulation's time.
+    public var distanceInterval = 1.0
     /// Seconds between housekeeping of the datagram layer (incomplete objects, hello retries).
     public var housekeepingInterval = 0.25
     /// While this peer knows no other member, seconds between hellos to its entry points (seeds
@@ -59,6 +62,7 @@ public struct PeerSettings: Sendable, Equatable {
         positive(modelRequestInterval, "modelRequestInterval")
         positive(modelWaitTimeout, "modelWaitTimeout")
         positive(housekeepingInterval, "housekeepingInterval")
+        positive(distanceInterval, "distanceInterval")
         positive(seedRetryInterval, "seedRetryInterval")
         positive(isolationWarningAfter, "isolationWarningAfter")
         positive(warningInterval, "warningInterval")

@@ -141,3 +141,20 @@ func distanceToNeighbours() {
     a.receive(from: "b", vector: own, degree: 2, now: 2)
     #expect(a.mix(&own, now: 2).distanceToNeighbours == 0)
 }
+
+@Test("a mix not measuring the distance mixes exactly the same and reports no distance")
+func mixWithoutDistance() {
+    func run(measuring: Bool) -> ([Float], Double?) {
+        var a = GossipAverager<String>(dimension: 3, neighbours: ["b", "c"])
+        var own: [Float] = [1, 2, 3]
+        a.receive(from: "b", vector: [0.5, -1, 4], degree: 3, now: 1)
+        a.receive(from: "c", vector: [2, 0, 1], degree: 1, now: 1)
+        let report = a.mix(&own, now: 1, measuringDistance: measuring)
+        return (own, report.distanceToNeighbours)
+    }
+    let (measured, distance) = run(measuring: true)
+    let (unmeasured, none) = run(measuring: false)
+    #expect(measured == unmeasured)
+    #expect(measured != [1, 2, 3])
+    #expect(distance != nil && none == nil)
+}
