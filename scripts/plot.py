@@ -3,7 +3,8 @@
 
 Panels (each omitted when its columns are empty, as in a membership run): consensus distance
 (log), test accuracy (mean and min-max band), live peers, view agreement. The schedule's
-events are vertical lines on every panel, one colour per action.
+events are vertical lines on every panel, one colour per action (short ticks along the
+bottom when there are more than 60, as with Poisson churn in a large network).
 """
 
 import argparse
@@ -81,14 +82,25 @@ def draw_view_agreement(ax, run: runs.Run):
     ax.set_ylim(-5, 105)
 
 
+# Beyond this many events, full-height lines would hide the curves (Poisson churn at 10 % of
+# 1024 peers per minute makes about 2000): each event becomes a short tick along the bottom.
+DENSE_EVENTS = 60
+
+
 def draw_events(axes, events: list[runs.Event]):
-    """Vertical lines on every panel; the legend (one entry per action) goes by the last one."""
+    """Vertical lines on every panel (ticks along the bottom when there are many); the legend
+    (one entry per action) goes by the last panel."""
     handles = []
+    dense = len(events) > DENSE_EVENTS
     for kind, times in runs.event_times_by_kind(events).items():
-        lines = [ax.axvline(time, color=runs.action_colour(kind), linestyle=":", linewidth=1.5)
-                 for ax in axes for time in times]
-        lines[0].set_label(kind)
-        handles.append(lines[0])
+        colour = runs.action_colour(kind)
+        if dense:
+            marks = [ax.vlines(times, 0, 0.06, transform=ax.get_xaxis_transform(), color=colour, linewidth=0.6)
+                     for ax in axes]
+        else:
+            marks = [ax.axvline(time, color=colour, linestyle=":", linewidth=1.5) for ax in axes for time in times]
+        marks[0].set_label(kind)
+        handles.append(marks[0])
     if handles:
         runs.legend_outside(axes[-1], handles=handles, title="events")
 

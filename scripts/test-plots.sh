@@ -120,6 +120,13 @@ else
     run scripts/plot.py "$work/one"
     expect_image "plot.py: one row, no events" "$work/one/convergence.png"
 
+    mkdir "$work/dense"
+    cp "$work/train/series.csv" "$work/train/summary.json" "$work/dense/"
+    { echo "$events_header"; for i in $(seq 0 199); do echo "$((i % 15)).$((i % 10))00,crash,p$i,"; done; } \
+        >"$work/dense/events.csv"
+    run scripts/plot.py "$work/dense"
+    expect_image "plot.py: 200 events, drawn as ticks" "$work/dense/convergence.png"
+
     run scripts/compare.py "$work/train" "$work/membership" "$work/one" --labels a,b,c \
         --out "$work/comparison.png"
     expect_image "compare.py: three runs" "$work/comparison.png"
