@@ -44,6 +44,7 @@ struct IndexAndDigestTests {
             #expect(m.liveMembers == Self.bruteLive(m))
             #expect(m.liveMemberCount == m.liveMembers.count)
             #expect(m.digest == Self.bruteDigest(m))
+            #expect(m.liveMembersDigest == MembershipInstance.setDigest(Self.bruteLive(m)))
         }
     }
 
