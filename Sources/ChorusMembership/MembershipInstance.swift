@@ -517,7 +517,7 @@ public struct MembershipInstance: Sendable {
             // timeout and closes the period at the probe interval, so a full timeout here would
             // always land too late to count (memberlist has the same trap).
             relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.relayNackFraction * settings.probeTimeout)
-            let first = members[target].map(buddyClaims(for:)) ?? []
+            let first = members[target].map { buddyClaims(for: $0) } ?? []  // a method reference would copy self
             out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: members[target]?.address ?? targetAddress))
         case let .nack(seq, _):
             // One nack per relay we asked: duplicates or strangers cannot hide a missing one.

@@ -130,10 +130,22 @@ public enum RunOutput {
         public var real: Bool
         /// The simulator's totals (nil, and not written, for real experiments).
         public var totals: Totals?
+        /// The simulator's CPU time: building the starting network, and the run itself (nil, and
+        /// not written, for real experiments). Like `wallSeconds`, not part of what a seed replays.
+        public var cpuSeconds: CPUSeconds?
+
+        public struct CPUSeconds: Sendable, Equatable, Codable {
+            public var startup: Double
+            public var run: Double
+            public init(startup: Double, run: Double) {
+                self.startup = startup
+                self.run = run
+            }
+        }
 
         public init(peers: Int, seed: UInt64, duration: Double, wallSeconds: Double, task: String, crypto: String, final: Final,
                     events: [Event], falseFailures: Int, violation: String? = nil, violationsPassed: Int = 0,
-                    interruptedAt: Double? = nil, real: Bool = false, totals: Totals? = nil) {
+                    interruptedAt: Double? = nil, real: Bool = false, totals: Totals? = nil, cpuSeconds: CPUSeconds? = nil) {
             self.peers = peers
             self.seed = seed
             self.duration = duration
@@ -148,10 +160,11 @@ public enum RunOutput {
             self.interruptedAt = interruptedAt
             self.real = real
             self.totals = totals
+            self.cpuSeconds = cpuSeconds
         }
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -170,6 +183,7 @@ public enum RunOutput {
             try c.encode(interruptedAt, forKey: .interruptedAt)
             try c.encode(real, forKey: .real)
             try c.encodeIfPresent(totals, forKey: .totals)
+            try c.encodeIfPresent(cpuSeconds, forKey: .cpuSeconds)
         }
     }
 

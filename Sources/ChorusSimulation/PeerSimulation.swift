@@ -175,7 +175,10 @@ public final class PeerSimulation {
     /// is polled every few thousand events: when it says so (Ctrl-C), the run ends where it is,
     /// with a last sample, so what was measured can still be written.
     public func run(progress: ((Double) -> Void)? = nil, shouldStop: () -> Bool = { false }) {
+        let before = Self.processCPUSeconds()
         start()
+        let started = Self.processCPUSeconds()
+        defer { cpuSeconds = .init(startup: started - before, run: Self.processCPUSeconds() - started) }
         var next = 10.0
         var handled = 0
         while violation == nil, let t = queue.nextTime, t <= options.duration {
@@ -195,6 +198,16 @@ public final class PeerSimulation {
         if violation == nil && interruptedAt == nil { now = options.duration }
         if samples.last?.time != now { sample() }
         checkPending()
+    }
+
+    /// CPU seconds of this process spent building the starting network and running, for
+    /// benchmarks (`scripts/bench-simulator.sh`): the start-up grows as n², the run should not.
+    public private(set) var cpuSeconds: RunOutput.Summary.CPUSeconds?
+
+    static func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     /// The simulated time at which the run was interrupted (nil: it ran to the end).
@@ -659,7 +672,7 @@ public final class PeerSimulation {
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
                          consensusMax: last?.consensusMax),
             events: events, falseFailures: falseFailures, violation: (violation ?? violationsPassed.first)?.description,
-            violationsPassed: violationsPassed.count, interruptedAt: interruptedAt, totals: totals)
+            violationsPassed: violationsPassed.count, interruptedAt: interruptedAt, totals: totals, cpuSeconds: cpuSeconds)
     }
 
     /// Every peer's counters added up: the stopped ones' and those running now.

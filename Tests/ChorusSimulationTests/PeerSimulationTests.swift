@@ -208,6 +208,28 @@ struct RunOutputTests {
         #expect(events.contains { $0["seenByAllAfter"] is NSNull }, "the 6 s run ends before the crashes are seen by all")
         let series = try String(contentsOfFile: directory + "/series.csv", encoding: .utf8)
         #expect(series.hasPrefix(RunOutput.seriesHeader + "\n"))
+        // Totals add up every peer that ran, crashed ones included; CPU time is split at the start-up.
+        let totals = try #require(json["totals"] as? [String: Any])
+        let membership = try #require(totals["membership"] as? [String: Int])
+        #expect((membership["probes"] ?? 0) > 0)
+        let payload = try #require(totals["payloadBytesSent"] as? [String: Int])
+        #expect((payload["parameters"] ?? 0) > 0 && (payload["membership"] ?? 0) > 0)
+        #expect((totals["bytesSent"] as? Int ?? 0) > payload.values.reduce(0, +), "datagrams carry headers and tags besides payload")
+        let cpu = try #require(json["cpuSeconds"] as? [String: Double])
+        #expect((cpu["startup"] ?? -1) >= 0 && (cpu["run"] ?? 0) > 0)
+    }
+
+    @Test("the totals keep the traffic of peers that crashed")
+    func totalsKeepCrashedPeers() throws {
+        var options = PeerSimulationTests.churnOptions(seed: 1)
+        options.duration = 6
+        options.schedule = Schedule(actions: [.init(time: 5, kind: .crash, target: .names((0..<10).map { "p\($0)" }))])
+        let simulation = try PeerSimulationTests.run(options)
+        #expect(simulation.samples.last?.livePeers == 0)
+        // Nobody runs at the end: everything counted is what the crashed peers sent.
+        #expect(simulation.totals.datagramsSent > 0)
+        #expect((simulation.totals.membership["probes"] ?? 0) >= 10 * 3, "10 peers probing for 5 s")
+        #expect(simulation.summary(wallSeconds: 0).totals == simulation.totals)
     }
 }
 
