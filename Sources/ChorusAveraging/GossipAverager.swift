@@ -147,9 +147,9 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// Mixes every fresh, unused contribution into `own`: own ← W_ii·own + Σ W_ij·x_j.
-    @inlinable
     /// `measuringDistance`: also compute `MixReport.distanceToNeighbours` (a pass over every
     /// contribution in double precision; a shell asks for it about once a second, not every round).
+    @inlinable
     public mutating func mix(_ own: inout [Float], now: Double, measuringDistance: Bool = true) -> MixReport {
         precondition(own.count == dimension, "own vector has the wrong dimension")
         let ownDegree = degree(now: now)

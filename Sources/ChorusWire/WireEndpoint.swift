@@ -284,12 +284,12 @@ public struct WireEndpoint: Sendable {
         return reception
     }
 
-    /// Periodic housekeeping: drops timed-out objects and stale queued items, and repeats hellos
-    /// to peers we still wait for. Returns datagrams to send to those peers' addresses.
     /// Whether `tick` has anything to do: objects being reassembled (which may expire) or
     /// items waiting for a peer's epoch (hellos to retry). A shell need not tick an idle endpoint.
     public var needsTick: Bool { !waiting.isEmpty || reassembler.objectsInProgress > 0 }
 
+    /// Periodic housekeeping: drops timed-out objects and stale queued items, and repeats hellos
+    /// to peers we still wait for. Returns datagrams to send to those peers' addresses.
     public mutating func tick(now: Double) -> [(PeerID, [UInt8])] {
         let expired = reassembler.expire(now: now)
         if expired > 0 { rejections[.objectTimedOut, default: 0] += expired }
