@@ -122,7 +122,7 @@ public struct WireEndpoint: Sendable {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
         }
         // The epoch read in place: binding the session would copy it (and retain its arrays).
-        if let index = sessions.index(forKey: peer), case let known = withSession(at: index) { $0.epoch }, known != 0 {
+        if let index = sessions.index(forKey: peer), case let known = withSession(at: index, { $0.epoch }), known != 0 {
             return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
