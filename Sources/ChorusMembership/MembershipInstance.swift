@@ -169,6 +169,8 @@ public struct MembershipInstance: Sendable {
     /// Live members including this peer (`liveMembers.count` without building the array).
     public var liveMemberCount: Int { clusterSize }
     public var pendingClaims: Int { queue.count }
+    /// When the next gossip round falls (it ticks only with claims queued).
+    var nextGossipRound: Double { nextGossipAt }
 
     /// When `tick` must run next (the shell may call it more often).
     public var nextDeadline: Double {

@@ -85,6 +85,8 @@ struct Driver {
     private(set) var now: Double
     var responsive: Set<PeerID> = []
     private(set) var log: [(time: Double, directive: MembershipDirective)] = []
+    /// Ticks so far (to check that idle instances are not ticked for nothing).
+    private(set) var ticks = 0
 
     init(_ instance: MembershipInstance, seed: UInt64 = 1, now: Double = 0) {
         self.instance = instance
@@ -98,6 +100,7 @@ struct Driver {
     mutating func tick(at time: Double) -> [MembershipDirective] {
         precondition(time >= now, "time runs forward")
         now = time
+        ticks += 1
         let out = instance.tick(now: time, rng: &rng)
         record(out)
         return out

@@ -264,6 +264,51 @@ struct LocalHealthTests {
         #expect(d.instance.localHealth == expectedHealth)
     }
 
+    @Test("a tick more than a probe interval later than the deadline given is a pause: +1 health, and the probe's deadlines move by the lateness")
+    func pauseByLateness() {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))  // nobody answers
+        let ping = d.stepUntilPing()
+        #expect(d.instance.nextDeadline.isClose(to: ping.time + 0.4), "the indirect stage is due next")
+        // Stopped for 2.5 s past that deadline: without the shift the probe would end (and fail) at
+        // once; shifted, it is at its indirect stage and nobody is suspected.
+        d.tick(at: ping.time + 0.4 + 2.5)
+        #expect(d.instance.stats.pausesDetected == 1)
+        #expect(d.instance.localHealth == 1)
+        #expect(d.instance.stats.failedProbes == 0)
+        #expect(d.instance.stats.indirectProbes == 1)
+    }
+
+    @Test("a tick up to a probe interval late, or after a long idle stretch, is no pause")
+    func noPauseWhenOnTime() {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
+        d.run(until: 30)
+        d.tick(at: d.instance.nextDeadline + 0.9)
+        d.run(until: 60)
+        #expect(d.instance.stats.pausesDetected == 0)
+        #expect(d.instance.localHealth == 0)
+    }
+
+    @Test("idle gossip rounds need no tick: with nothing queued the next deadline is the probe's, and a queued claim waits for the next round on the grid")
+    func idleRoundsSkipped() {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
+        d.run(until: 30)  // every join claim has been sent its retransmit limit: the queue is empty
+        #expect(d.instance.pendingClaims == 0)
+        let ticksBefore = d.ticks
+        d.run(until: 40)
+        // Only probe steps tick: about one per second, not four gossip rounds a second.
+        #expect(d.ticks - ticksBefore <= 11, "\(d.ticks - ticksBefore) ticks in 10 s")
+        // A claim arriving between rounds goes out at the next grid point, not at once.
+        let gossipGrid = d.instance.nextGossipRound
+        d.receive(.gossip(claims: [Fixture.alive(6)]), from: Fixture.id(2), at: 40.01)
+        #expect(d.instance.pendingClaims == 1)
+        let round = d.instance.nextGossipRound
+        #expect(round > 40.01 && round <= 40.01 + Fixture.hand.gossipInterval + 1e-9)
+        #expect(abs((round - gossipGrid).remainder(dividingBy: Fixture.hand.gossipInterval)) < 1e-9, "on the same grid")
+        #expect(d.instance.nextDeadline <= round)
+    }
+
     @Test("local health is capped at maxLocalHealth")
     func capped() {
         var settings = Fixture.hand
