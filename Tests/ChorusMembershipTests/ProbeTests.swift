@@ -156,17 +156,19 @@ struct ProbeTests {
         #expect(d.events.allSatisfy { if case .suspected = $0.event { false } else { true } })
     }
 
-    @Test("an unanswered target gets directRetries pings spread over the rest of the period, then is suspected")
-    func directRetriesSpread() throws {
-        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5, 6]))
-        #expect(Fixture.hand.directRetries == 2)
+    @Test("an unanswered target gets directRetries pings spread over the rest of the period, then is suspected",
+          arguments: [(1, [0, 400]), (2, [0, 400, 700]), (3, [0, 400, 600, 800])])
+    func directRetriesSpread(retries: Int, milliseconds: [Double]) throws {
+        var settings = Fixture.hand
+        settings.directRetries = retries
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5, 6], settings: settings))
         let ping = d.stepUntilPing()
         d.run(until: ping.time + 1 - 1e-6)
         let toTarget = d.pings.filter { $0.to == ping.to }
-        // 0.4 s: with the ping requests; then halfway through the 0.6 s left: 0.7 s.
-        #expect(toTarget.map { ($0.time - ping.time) * 1000 }.map { $0.rounded() } == [0, 400, 700])
+        // 0.4 s: with the ping requests; the others split the 0.6 s left of the period evenly.
+        #expect(toTarget.map { (($0.time - ping.time) * 1000).rounded() } == milliseconds)
         #expect(toTarget.allSatisfy { $0.sequence == ping.sequence })
-        #expect(d.instance.stats.directRetries == 2)
+        #expect(d.instance.stats.directRetries == retries)
         d.run(until: ping.time + 1)
         #expect(d.instance.stats.failedProbes == 1)
         #expect(d.instance.status(of: ping.to) == .suspect)
