@@ -55,29 +55,37 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
 
     public var status: MemberStatus {
         get { fields.status }
-        set { self = Claim(status: newValue, subject: subject, incarnation: incarnation, address: address, accuser: accuser, signature: signature) }
+        set { change { $0.status = newValue } }
     }
     public var subject: PeerID {
         get { fields.subject }
-        set { self = Claim(status: status, subject: newValue, incarnation: incarnation, address: address, accuser: accuser, signature: signature) }
+        set { change { $0.subject = newValue } }
     }
     public var incarnation: UInt64 {
         get { fields.incarnation }
-        set { self = Claim(status: status, subject: subject, incarnation: newValue, address: address, accuser: accuser, signature: signature) }
+        set { change { $0.incarnation = newValue } }
     }
     /// The subject's address ("HOST:PORT"); alive claims only.
     public var address: String {
         get { fields.address }
-        set { self = Claim(status: status, subject: subject, incarnation: incarnation, address: newValue, accuser: accuser, signature: signature) }
+        set { change { $0.address = newValue } }
     }
     /// Who makes the accusation; suspect and failed claims only.
     public var accuser: PeerID? {
         get { fields.accuser }
-        set { self = Claim(status: status, subject: subject, incarnation: incarnation, address: address, accuser: newValue, signature: signature) }
+        set { change { $0.accuser = newValue } }
     }
     public var signature: [UInt8] {
         get { fields.signature }
-        set { self = Claim(status: status, subject: subject, incarnation: incarnation, address: address, accuser: accuser, signature: newValue) }
+        set { change { $0.signature = newValue } }
+    }
+
+    /// The setters' one way in: the shared fields are immutable, so a change makes a new object.
+    private mutating func change(_ body: (inout (status: MemberStatus, subject: PeerID, incarnation: UInt64, address: String,
+                                                 accuser: PeerID?, signature: [UInt8])) -> Void) {
+        var f = (status: status, subject: subject, incarnation: incarnation, address: address, accuser: accuser, signature: signature)
+        body(&f)
+        self = Claim(status: f.status, subject: f.subject, incarnation: f.incarnation, address: f.address, accuser: f.accuser, signature: f.signature)
     }
 
     public static func == (a: Claim, b: Claim) -> Bool {
