@@ -28,10 +28,7 @@ if [ -n "$binary" ]; then
     chorus="$binary"
 else
     . scripts/lib/dependencies.sh
-    ensure_swift
-    ensure_libsodium
-    swift build -c release >&2
-    chorus="$(swift build -c release --show-bin-path)/chorus"
+    chorus="$(release_chorus)"
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -25,10 +25,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 . scripts/lib/dependencies.sh
-ensure_swift
-ensure_libsodium
-swift build -c release >&2
-chorus="$(swift build -c release --show-bin-path)/chorus"
+chorus="$(release_chorus)"
 mkdir -p "$out/schedules"
 
 schedule() {  # rate in percent per minute -> schedule file

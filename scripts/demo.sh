@@ -5,9 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/dependencies.sh
-ensure_swift
-ensure_libsodium
 
 echo "== building (release)" >&2
-swift build -c release >&2
-exec "$(swift build -c release --show-bin-path)/chorus" demo "$@"
+chorus="$(release_chorus)"
+exec "$chorus" demo "$@"

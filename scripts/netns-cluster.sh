@@ -35,10 +35,7 @@ if [ -n "${CHORUS_BIN:-}" ]; then
     chorus="$CHORUS_BIN"  # a binary already built (scripts/test.sh passes its debug build)
 else
     . scripts/lib/dependencies.sh
-    ensure_swift
-    ensure_libsodium
-    swift build -c release >&2
-    chorus="$(swift build -c release --show-bin-path)/chorus"
+    chorus="$(release_chorus)"
 fi
 
 name="chorus-$$"

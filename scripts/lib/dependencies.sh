@@ -1,4 +1,4 @@
-# Shared by scripts/test.sh and scripts/demo.sh: make sure the system dependency is present.
+# Shared by the scripts: make sure the system dependency is present, and build the release binary.
 # libsodium-dev (headers + pkg-config file) and pkg-config itself; installs them with apt-get when
 # running as root, otherwise prints the exact command and fails.
 
@@ -25,4 +25,15 @@ ensure_swift() {
         echo "chorus: the Swift toolchain (6.1 or later) is not on PATH; see https://www.swift.org/install/" >&2
         return 1
     fi
+}
+
+# Checks Swift and libsodium, builds the release binary (progress on stderr) and prints its path.
+# Each step is checked here: `chorus="$(release_chorus)"` runs it in a subshell without `set -e`.
+release_chorus() {
+    ensure_swift || return 1
+    ensure_libsodium || return 1
+    swift build -c release >&2 || return 1
+    local bin
+    bin="$(swift build -c release --show-bin-path)" || return 1
+    echo "$bin/chorus"
 }
