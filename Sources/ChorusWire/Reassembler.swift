@@ -1,6 +1,6 @@
 import ChorusCrypto
 
-/// An object whose manifest and every chunk arrived and whose BLAKE2b-256 matched the signed manifest.
+/// An object whose manifest (with chunk 0) and every further chunk arrived and whose BLAKE2b-256 matched the signed manifest.
 public struct CompletedObject: Sendable, Equatable {
     public var sender: PeerID
     public var channel: UInt8
@@ -42,16 +42,52 @@ public struct Reassembler: Sendable {
 
     struct Key: Hashable { var sender: PeerID; var objectID: UInt64 }
 
+    /// What an incomplete object is charged: its length, its chunk bitmap and the fixed overhead.
+    static func cost(totalLength: UInt32, chunkCount: Int) -> Int {
+        Int(totalLength) + ((chunkCount + 63) / 64) * 8 + entryOverhead
+    }
+
+    /// Which chunks of an object arrived: one inline word for up to 64 chunks (every parameter
+    /// vector: no second allocation per object), words in an array beyond.
+    struct ChunkSet {
+        private var first: UInt64 = 0
+        private var rest: [UInt64]
+
+        init(count: Int) { rest = count > 64 ? [UInt64](repeating: 0, count: (count - 1) / 64) : [] }
+
+        func contains(_ index: Int) -> Bool {
+            let bit = UInt64(1) << (index % 64)
+            return (index < 64 ? first : rest[index / 64 - 1]) & bit != 0
+        }
+
+        mutating func insert(_ index: Int) {
+            let bit = UInt64(1) << (index % 64)
+            if index < 64 { first |= bit } else { rest[index / 64 - 1] |= bit }
+        }
+    }
+
     struct Entry {
         var totalLength: UInt32
         var chunkSize: UInt16
         var buffer: [UInt8]
-        var received: [UInt64]
+        var received: ChunkSet
         var receivedCount = 0
         var chunkCount: Int
         var manifest: ObjectManifest?
         var created: Double
-        var cost: Int { buffer.count + received.count * 8 + Reassembler.entryOverhead }
+        var cost: Int { Reassembler.cost(totalLength: totalLength, chunkCount: chunkCount) }
+
+        /// Copies a piece (of the length its index requires, checked when decoded) into place.
+        mutating func place(_ data: ArraySlice<UInt8>, index: Int) {
+            let start = index * Int(chunkSize)
+            buffer.withUnsafeMutableBytes { buffer in
+                data.withUnsafeBytes { data in
+                    buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
+                }
+            }
+            received.insert(index)
+            receivedCount += 1
+        }
     }
 
     public let settings: Settings
@@ -68,18 +104,23 @@ public struct Reassembler: Sendable {
 
     public mutating func add(manifest: ObjectManifest, from sender: PeerID, now: Double) -> Outcome {
         let key = Key(sender: sender, objectID: manifest.objectID)
-        if manifest.totalLength == 0 {
+        if manifest.chunkCount <= 1 {
+            // The whole object is in the manifest: no entry, no buffer to fill.
             if entries[key] != nil { remove(key) }
-            return verify(bytes: [], manifest: manifest, sender: sender)
+            return verify(bytes: Array(manifest.firstChunk), manifest: manifest, sender: sender)
         }
         let slot: Dictionary<Key, Entry>.Index
         switch entry(for: key, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize, now: now) {
         case let .failure(reason): return .rejected(reason)
         case let .success(index): slot = index
         }
+        // Kept without its chunk, which is a slice of the whole datagram.
+        var fields = manifest
+        fields.firstChunk = []
         let consistent = withEntry(at: slot) { entry in
-            if let existing = entry.manifest, existing != manifest { return false }
-            entry.manifest = manifest
+            if let existing = entry.manifest { return existing == fields }  // a duplicate: chunk 0 is in already
+            entry.manifest = fields
+            if !entry.received.contains(0) { entry.place(manifest.firstChunk, index: 0) }
             return true
         }
         guard consistent else {
@@ -99,18 +140,10 @@ public struct Reassembler: Sendable {
         case let .success(index): slot = index
         }
         let index = Int(chunk.index)
-        let (word, mask) = (index / 64, UInt64(1) << (index % 64))
         let outcome: Outcome? = withEntry(at: slot) { entry in
-            guard index < entry.chunkCount else { return .rejected(.objectInconsistent) }
-            if entry.received[word] & mask != 0 { return .pending }  // duplicate piece, harmless
-            let start = index * Int(chunk.chunkSize)
-            entry.buffer.withUnsafeMutableBytes { buffer in
-                chunk.bytes.withUnsafeBytes { data in
-                    buffer.baseAddress!.advanced(by: start).copyMemory(from: data.baseAddress!, byteCount: data.count)
-                }
-            }
-            entry.received[word] |= mask
-            entry.receivedCount += 1
+            guard index > 0, index < entry.chunkCount else { return .rejected(.objectInconsistent) }  // 0: in the manifest
+            if entry.received.contains(index) { return .pending }  // duplicate piece, harmless
+            entry.place(chunk.bytes, index: index)
             return nil
         }
         return outcome ?? completeIfReady(slot)
@@ -139,7 +172,7 @@ public struct Reassembler: Sendable {
         }
         guard chunkSize > 0, Int(totalLength) <= settings.maxObjectBytes else { return .failure(.objectTooLarge) }
         let chunkCount = (Int(totalLength) + Int(chunkSize) - 1) / Int(chunkSize)
-        let cost = Int(totalLength) + ((chunkCount + 63) / 64) * 8 + Self.entryOverhead
+        let cost = Self.cost(totalLength: totalLength, chunkCount: chunkCount)
         guard cost <= settings.perSenderBudgetBytes, cost <= settings.budgetBytes else { return .failure(.objectOverBudget) }
         // Make room: first the sender's own oldest objects, then anyone's.
         while (perSender[key.sender] ?? 0) + cost > settings.perSenderBudgetBytes {
@@ -154,8 +187,9 @@ public struct Reassembler: Sendable {
         }
         let entry = Entry(
             totalLength: totalLength, chunkSize: chunkSize,
-            buffer: [UInt8](repeating: 0, count: Int(totalLength)),
-            received: [UInt64](repeating: 0, count: (chunkCount + 63) / 64),
+            // Not zeroed: the object is delivered only once every byte was written.
+            buffer: [UInt8](unsafeUninitializedCapacity: Int(totalLength)) { $1 = $0.count },
+            received: ChunkSet(count: chunkCount),
             chunkCount: chunkCount, created: now)
         bytesInUse += entry.cost
         perSender[key.sender, default: 0] += entry.cost

@@ -154,13 +154,14 @@ public struct WireEndpoint: Sendable {
             return [seal(.message(channel: channel, payload: payload), to: peer, recipientEpoch: recipientEpoch)]
         case let .object(object):
             let chunkSize = settings.chunkDataSize
+            let first = min(chunkSize, object.bytes.count)
             let manifest = ObjectManifest(
                 objectID: object.objectID, channel: object.channel, totalLength: UInt32(object.bytes.count),
-                chunkSize: UInt16(chunkSize), hash: object.hash)
+                chunkSize: UInt16(chunkSize), hash: object.hash, firstChunk: object.bytes[..<first])
             var out = [seal(.manifest(manifest), to: peer, recipientEpoch: recipientEpoch)]
-            out.reserveCapacity(1 + manifest.chunkCount)
-            var index = 0
-            var start = 0
+            out.reserveCapacity(manifest.chunkCount)
+            var index = 1
+            var start = first
             while start < object.bytes.count {
                 let end = min(start + chunkSize, object.bytes.count)
                 let header = nextHeader(.chunk, recipientEpoch: recipientEpoch)

@@ -51,9 +51,11 @@ public struct WireSettings: Sendable, Equatable {
         maxDatagramSize - DatagramHeader.byteCount - 1 - DatagramCodec.signatureByteCount - DatagramCodec.tagByteCount
     }
 
-    /// Data bytes per chunk of an object.
+    /// Data bytes per chunk of an object: what fits beside a signed manifest (which carries chunk
+    /// 0), so every chunk has the same size and a chunk's place is its index × this.
     public var chunkDataSize: Int {
-        min(Int(UInt16.max), maxDatagramSize - DatagramHeader.byteCount - ObjectChunk.headerByteCount - DatagramCodec.tagByteCount)
+        min(Int(UInt16.max), maxDatagramSize - DatagramHeader.byteCount - ObjectManifest.byteCount
+            - DatagramCodec.signatureByteCount - DatagramCodec.tagByteCount)
     }
 
     func reassembly(mode: CryptoMode) -> Reassembler.Settings {

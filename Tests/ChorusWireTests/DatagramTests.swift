@@ -7,7 +7,7 @@ private func validDatagrams() -> [(String, [UInt8])] {
     var (a, b) = Fixture.connectedPair()
     _ = b
     let message = a.send(.message(channel: 7, payload: Array("hello bob".utf8)), to: Fixture.bob.peerID, now: 1)[0]
-    let object = a.send(.object(PreparedObject(channel: 3, bytes: Array(repeating: 0x42, count: 1500), objectID: 9)), to: Fixture.bob.peerID, now: 1)
+    let object = a.send(.object(PreparedObject(channel: 3, bytes: Array(repeating: 0x42, count: 2500), objectID: 9)), to: Fixture.bob.peerID, now: 1)
     var fresh = Fixture.endpoint(Fixture.alice, epoch: 101)  // a later boot of Alice
     let hello = fresh.hello(now: 0)
     return [("hello", hello), ("message", message), ("manifest", object[0]), ("chunk", object[1]), ("last chunk", object[2])]
@@ -68,8 +68,10 @@ func oversized() {
 func unknownVersionAndKind() {
     let message = validDatagrams()[1].1
     var bob = freshBob()
-    var v = message; v[0] = 2
-    #expect(bob.receive(v, now: 1).rejection == .unsupportedVersion)
+    for version: UInt8 in [0, 1, 3, 255] {  // 1: the layout before chunk 0 moved into the manifest
+        var v = message; v[0] = version
+        #expect(bob.receive(v, now: 1).rejection == .unsupportedVersion)
+    }
     var k = message; k[1] = 9
     #expect(bob.receive(k, now: 1).rejection == .unknownKind)
 }
@@ -160,7 +162,7 @@ func chunksNeedASession() {
     // Alice learns Bob's epoch, but Bob never sees Alice's signed datagrams.
     let hello = b.send(.message(channel: 0, payload: []), to: Fixture.alice.peerID, now: 0)
     _ = a.receive(hello[0], now: 0)
-    let object = a.send(.object(PreparedObject(channel: 1, bytes: [1, 2, 3])), to: Fixture.bob.peerID, now: 0)
+    let object = a.send(.object(PreparedObject(channel: 1, bytes: [UInt8](repeating: 1, count: 2000))), to: Fixture.bob.peerID, now: 0)
     #expect(b.receive(object[1], now: 0).rejection == .noSession)
 }
 
@@ -172,8 +174,36 @@ func epochZeroFromAStranger() {
                                     senderEpoch: 0, recipientEpoch: 200, counter: 1)
         let body: DatagramBody = kind == .message
             ? .message(channel: 2, payload: [1])
-            : .chunk(ObjectChunk(objectID: 1, totalLength: 3, chunkSize: 1000, index: 0, data: [1, 2, 3]))
+            : .chunk(ObjectChunk(objectID: 1, totalLength: 1003, chunkSize: 1000, index: 1, data: [1, 2, 3]))
         let datagram = DatagramCodec.seal(header: header, body: body, identity: Fixture.alice, key: Fixture.network)
         #expect(b.receive(datagram, now: 0).rejection == .noSession)
     }
+}
+
+@Test("chunk 0 only in the manifest, and only of the length the object's layout gives it")
+func firstChunkLayoutIsStrict() {
+    func open(_ body: DatagramBody, _ kind: DatagramKind) -> WireRejection? {
+        let header = DatagramHeader(kind: kind, keyID: Fixture.network.keyID, sender: Fixture.alice.peerID,
+                                    senderEpoch: 100, recipientEpoch: 200, counter: 9)
+        let datagram = DatagramCodec.seal(header: header, body: body, identity: Fixture.alice, key: Fixture.network)
+        if case let .failure(reason) = DatagramCodec.open(datagram, keyring: NetworkKeyring([Fixture.network]),
+                                                           maxDatagramSize: 1200, maxObjectBytes: 1 << 20) { return reason }
+        return nil
+    }
+    func manifest(total: UInt32, first: Int) -> DatagramBody {
+        .manifest(ObjectManifest(objectID: 1, channel: 3, totalLength: total, chunkSize: 1000, hash: [UInt8](repeating: 0, count: 32),
+                                 firstChunk: [UInt8](repeating: 7, count: first)[...]))
+    }
+    #expect(open(manifest(total: 2000, first: 1000), .manifest) == nil)
+    #expect(open(manifest(total: 10, first: 10), .manifest) == nil)
+    #expect(open(manifest(total: 0, first: 0), .manifest) == nil)
+    #expect(open(manifest(total: 2000, first: 999), .manifest) == .malformedBody)
+    #expect(open(manifest(total: 10, first: 9), .manifest) == .malformedBody)
+    #expect(open(manifest(total: 0, first: 1), .manifest) == .malformedBody)
+    let chunk = { (index: UInt32, count: Int) in
+        DatagramBody.chunk(ObjectChunk(objectID: 1, totalLength: 2500, chunkSize: 1000, index: index, data: [UInt8](repeating: 7, count: count)))
+    }
+    #expect(open(chunk(1, 1000), .chunk) == nil)
+    #expect(open(chunk(2, 500), .chunk) == nil)
+    #expect(open(chunk(0, 1000), .chunk) == .malformedBody)  // chunk 0 travels in the manifest
 }

@@ -32,6 +32,48 @@ func roundTrip(size: Int) {
     #expect(transfer(bytes, shuffle: true) == bytes)
 }
 
+@Test("an object of n chunks is n datagrams: the signed manifest carries chunk 0", arguments: [0, 1, 1011, 1012, 2600, 3033, 3034])
+func oneDatagramPerChunk(size: Int) throws {
+    var (a, b) = Fixture.connectedPair()
+    let chunk = WireSettings().chunkDataSize
+    #expect(chunk == 1011)  // 1200 − header 62 − manifest fields 47 − signature 64 − tag 16
+    let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0) }
+    let datagrams = a.send(.object(PreparedObject(channel: 4, bytes: bytes)), to: Fixture.bob.peerID, now: 1)
+    #expect(datagrams.count == max(1, (size + chunk - 1) / chunk))
+    #expect(datagrams.allSatisfy { $0.count <= 1200 })
+    // The manifest alone completes an object of one chunk; otherwise the last chunk does.
+    var deliveries: [Delivery] = []
+    for (i, datagram) in datagrams.enumerated() {
+        let r = b.receive(datagram, now: 1)
+        #expect(r.deliveries.isEmpty == (i < datagrams.count - 1))
+        deliveries += r.deliveries
+    }
+    #expect(deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 4, bytes: bytes))])
+}
+
+@Test("a duplicated manifest or chunk is harmless and the object is delivered once")
+func duplicates() {
+    var (a, _) = Fixture.connectedPair()
+    let bytes = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+    let datagrams = a.send(.object(PreparedObject(channel: 4, bytes: bytes)), to: Fixture.bob.peerID, now: 1)
+    var reassembler = Reassembler(settings: WireSettings().reassembly(mode: .real))
+    var outcomes: [Reassembler.Outcome] = []
+    // The reassembler itself (the endpoint's replay window would drop a replayed datagram first).
+    for datagram in [datagrams[1], datagrams[0], datagrams[1], datagrams[0], datagrams[2]] {
+        guard case let .success(opened) = DatagramCodec.open(datagram, keyring: NetworkKeyring([Fixture.network]),
+                                                              maxDatagramSize: 1200, maxObjectBytes: 1 << 20)
+        else { Issue.record("did not open"); return }
+        switch opened.body {
+        case let .manifest(m): outcomes.append(reassembler.add(manifest: m, from: Fixture.alice.peerID, now: 1))
+        case let .chunk(c): outcomes.append(reassembler.add(chunk: c, from: Fixture.alice.peerID, now: 1))
+        default: Issue.record("not an object datagram")
+        }
+    }
+    #expect(outcomes.dropLast().allSatisfy { $0 == .pending })
+    #expect(outcomes.last == .complete(CompletedObject(sender: Fixture.alice.peerID, channel: 4, bytes: bytes)))
+    #expect(reassembler.objectsInProgress == 0 && reassembler.bytesInUse == 0)
+}
+
 @Test("a vector of 4 million float32s round-trips through 1200-byte datagrams")
 func fourMillionFloats() {
     let floats = (0..<4_000_000).map { Float($0) * 0.25 - 1 }
@@ -52,7 +94,8 @@ func hashMismatch() {
     chunk.data[0] ^= 0xff
     let substituted = DatagramCodec.seal(header: opened.header, body: .chunk(chunk), identity: nil, key: Fixture.network)
     var deliveries: [Delivery] = []
-    for datagram in [datagrams[0], datagrams[1], substituted, datagrams[3]] {
+    #expect(datagrams.count == 3)  // the manifest with chunk 0, then chunks 1 and 2
+    for datagram in [datagrams[0], datagrams[1], substituted] {
         deliveries += b.receive(datagram, now: 1).deliveries
     }
     #expect(deliveries.isEmpty)
@@ -87,7 +130,7 @@ func globalBudget() {
     var reassembler = Reassembler(settings: .init(maxObjectBytes: 1 << 20, budgetBytes: 3 << 20, perSenderBudgetBytes: 2 << 20, timeout: 5))
     for s in 0..<50 {
         let sender = try! PeerID(bytes: [UInt8](repeating: UInt8(s), count: 32))
-        let chunk = ObjectChunk(objectID: UInt64(s), totalLength: 1 << 20, chunkSize: 1000, index: 0, data: [UInt8](repeating: 0, count: 1000))
+        let chunk = ObjectChunk(objectID: UInt64(s), totalLength: 1 << 20, chunkSize: 1000, index: 1, data: [UInt8](repeating: 0, count: 1000))
         _ = reassembler.add(chunk: chunk, from: sender, now: Double(s))
         #expect(reassembler.bytesInUse <= 3 << 20)
     }
@@ -98,12 +141,12 @@ func globalBudget() {
 func inconsistentChunks() {
     var reassembler = Reassembler(settings: .init(maxObjectBytes: 1 << 20, budgetBytes: 8 << 20, perSenderBudgetBytes: 4 << 20, timeout: 5))
     let sender = Fixture.alice.peerID
-    let first = ObjectChunk(objectID: 1, totalLength: 2500, chunkSize: 1000, index: 0, data: [UInt8](repeating: 0, count: 1000))
+    let first = ObjectChunk(objectID: 1, totalLength: 2500, chunkSize: 1000, index: 1, data: [UInt8](repeating: 0, count: 1000))
     #expect(reassembler.add(chunk: first, from: sender, now: 0) == .pending)
-    let otherLength = ObjectChunk(objectID: 1, totalLength: 3000, chunkSize: 1000, index: 1, data: [UInt8](repeating: 0, count: 1000))
+    let otherLength = ObjectChunk(objectID: 1, totalLength: 3000, chunkSize: 1000, index: 2, data: [UInt8](repeating: 0, count: 1000))
     #expect(reassembler.add(chunk: otherLength, from: sender, now: 0) == .rejected(.objectInconsistent))
     #expect(reassembler.objectsInProgress == 0)
-    let tooLarge = ObjectChunk(objectID: 2, totalLength: 2 << 20, chunkSize: 1000, index: 0, data: [UInt8](repeating: 0, count: 1000))
+    let tooLarge = ObjectChunk(objectID: 2, totalLength: 2 << 20, chunkSize: 1000, index: 1, data: [UInt8](repeating: 0, count: 1000))
     #expect(reassembler.add(chunk: tooLarge, from: sender, now: 0) == .rejected(.objectTooLarge))
 }
 

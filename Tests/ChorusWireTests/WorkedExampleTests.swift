@@ -27,11 +27,12 @@ enum WorkedExamples {
                 body: .message(channel: 7, payload: Array("hi bob".utf8)), identity: Fixture.alice, key: Fixture.network)),
             ("manifest", DatagramCodec.seal(
                 header: header(.manifest, from: Fixture.alice, epoch: aliceEpoch, to: bobEpoch, counter: 3),
-                body: .manifest(ObjectManifest(objectID: 0x0102030405060708, channel: 3, totalLength: 10, chunkSize: 1104, hash: hash)),
+                body: .manifest(ObjectManifest(objectID: 0x0102030405060708, channel: 3, totalLength: 10, chunkSize: 8, hash: hash,
+                                               firstChunk: objectBytes[..<8])),
                 identity: Fixture.alice, key: Fixture.network)),
             ("chunk", DatagramCodec.seal(
                 header: header(.chunk, from: Fixture.alice, epoch: aliceEpoch, to: bobEpoch, counter: 4),
-                body: .chunk(ObjectChunk(objectID: 0x0102030405060708, totalLength: 10, chunkSize: 1104, index: 0, data: objectBytes)),
+                body: .chunk(ObjectChunk(objectID: 0x0102030405060708, totalLength: 10, chunkSize: 8, index: 1, data: Array(objectBytes[8...]))),
                 identity: nil, key: Fixture.network)),
         ]
     }
