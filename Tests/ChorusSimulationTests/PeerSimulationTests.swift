@@ -128,7 +128,7 @@ struct PeerSimulationTests {
         options.schedule = .steady
         let simulation = try PeerSimulation(options: options)
         var polls = 0
-        simulation.run(shouldStop: { polls += 1; return polls >= 3 })
+        simulation.run(shouldStop: { polls += 1; return polls >= 2 })
         let at = try #require(simulation.interruptedAt)
         #expect(at > 0 && at < options.duration)
         #expect(simulation.samples.last?.time == at)
