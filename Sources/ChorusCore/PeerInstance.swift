@@ -71,7 +71,13 @@ public struct PeerInstance: Sendable {
     private var nextDistanceAt = -Double.infinity
 
     private var rng: Xoshiro256
+    /// Addresses of peers membership does not (yet) name an address for: configured peers and
+    /// where hellos came from. Members' addresses are read from membership, not copied here (a
+    /// second table of every member's address was a sixth of a 4096-member simulation's memory).
     private var addresses: [PeerID: PeerAddress] = [:]
+    /// The neighbours' addresses, in `neighbours` order (nil: to be looked up again at the next
+    /// round, after a view or address change): one lookup per neighbour per view, not per round.
+    private var neighbourAddresses: [PeerAddress?]?
     private var seeds: [PeerAddress] = []
     /// Where to say hello while alone: the seeds and the configured neighbours' addresses.
     private var entryPoints: [PeerAddress] = []
@@ -162,7 +168,6 @@ public struct PeerInstance: Sendable {
         let others = claims.filter { $0.subject != id }
         membership.preload(others, now: now)
         for claim in others where claim.status == .alive && !claim.address.isEmpty {
-            addresses[claim.subject] = claim.address
             wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now)
         }
         recomputeNeighbours(now: now)
@@ -191,7 +196,7 @@ public struct PeerInstance: Sendable {
     }
 
     /// Where this peer reaches `peer` (from membership claims, hellos or configuration).
-    public func address(of peer: PeerID) -> PeerAddress? { addresses[peer] }
+    public func address(of peer: PeerID) -> PeerAddress? { membership.address(of: peer) ?? addresses[peer] }
 
     // MARK: Time
 
@@ -230,7 +235,7 @@ public struct PeerInstance: Sendable {
             nextHousekeepingAt = now + settings.housekeepingInterval
             if wire.needsTick {
                 for (peer, hello) in wire.tick(now: now) {
-                    if let address = addresses[peer] { emit([hello], to: address, peer: peer, into: &out) }
+                    if let address = address(of: peer) { emit([hello], to: address, peer: peer, into: &out) }
                 }
             }
         }
@@ -309,7 +314,7 @@ public struct PeerInstance: Sendable {
         }
         emit(reception.replies, to: source, peer: nil, into: &out)
         if let sender = reception.sender, !reception.flushed.isEmpty {
-            emit(reception.flushed, to: addresses[sender] ?? source, peer: sender, into: &out)
+            emit(reception.flushed, to: address(of: sender) ?? source, peer: sender, into: &out)
         }
         for delivery in reception.deliveries {
             switch delivery {
@@ -317,7 +322,10 @@ public struct PeerInstance: Sendable {
                 // Someone we may not know yet (a seed answering, a newcomer, a restarted peer):
                 // exchange views through it.
                 if membership.status(of: peer) == nil || entryPoints.contains(source) {
-                    if addresses[peer] == nil { addresses[peer] = source }
+                    if address(of: peer) == nil {
+                        addresses[peer] = source
+                        neighbourAddresses = nil
+                    }
                     perform(membership.join(seed: peer, address: source, now: now), now: now, into: &out)
                 }
             case let .message(from, channel, payload):
@@ -340,7 +348,7 @@ public struct PeerInstance: Sendable {
         case ChorusChannel.modelRequest:
             // Only a peer that is itself training has a model worth handing over.
             guard phase == .training else { return }
-            send(.object(parametersObject(channel: ChorusChannel.model, now: now)), to: sender, at: addresses[sender] ?? source, now: now, into: &out)
+            send(.object(parametersObject(channel: ChorusChannel.model, now: now)), to: sender, at: address(of: sender) ?? source, now: now, into: &out)
         default:
             count("channel.unknown")
         }
@@ -420,7 +428,8 @@ public struct PeerInstance: Sendable {
             case let .event(event):
                 switch event {
                 case let .joined(peer, address), let .addressChanged(peer, address):
-                    if !address.isEmpty { addresses[peer] = address }
+                    if !address.isEmpty { addresses[peer] = nil }  // membership names it from now on
+                    neighbourAddresses = nil
                 case let .removed(peer):
                     wire.forget(peer)
                     addresses[peer] = nil
@@ -449,6 +458,7 @@ public struct PeerInstance: Sendable {
         let next = settings.topology.neighbours(of: id, in: membership.liveMembers)
         guard next != neighbours else { return }
         neighbours = next
+        neighbourAddresses = nil
         averager.setNeighbours(next)
     }
 
@@ -467,7 +477,7 @@ public struct PeerInstance: Sendable {
         nextModelRequestAt = now + settings.modelRequestInterval
         let target = neighbours[modelRequests % neighbours.count]
         modelRequests += 1
-        guard let address = addresses[target] else { return }
+        guard let address = address(of: target) else { return }
         send(.message(channel: ChorusChannel.modelRequest, payload: []), to: target, at: address, now: now, into: &out)
     }
 
@@ -484,8 +494,9 @@ public struct PeerInstance: Sendable {
     private mutating func sendParameters(now: Double, into out: inout [PeerDirective]) {
         guard !neighbours.isEmpty else { return }
         let object = parametersObject(channel: ChorusChannel.parameters, now: now)  // hashed once for all neighbours
-        for neighbour in neighbours {
-            guard let address = addresses[neighbour] else { continue }
+        if neighbourAddresses == nil { neighbourAddresses = neighbours.map { address(of: $0) } }
+        for (neighbour, address) in zip(neighbours, neighbourAddresses!) {
+            guard let address else { continue }
             send(.object(object), to: neighbour, at: address, now: now, into: &out)
         }
     }

@@ -162,6 +162,13 @@ public struct MembershipInstance: Sendable {
     /// Members that are alive or suspect, plus this peer: the set neighbourhoods are computed from.
     public var liveMembers: [PeerID] { [me] + liveIDs }
     public func status(of peer: PeerID) -> MemberStatus? { peer == me ? (isLeaving ? .left : .alive) : members[peer]?.status }
+    /// The address a member's latest claim names (nil for strangers and empty addresses), read in
+    /// place: the datagram layer asks on its way to every member it sends to.
+    public func address(of peer: PeerID) -> String? {
+        guard let index = members.index(forKey: peer) else { return nil }
+        let address = members.values[index].address
+        return address.isEmpty ? nil : address
+    }
     /// Whether this peer's suspicion timer for `peer` ran out and it is probing it before declaring.
     func isVerifying(_ peer: PeerID) -> Bool { suspicions[peer]?.verifying ?? false }
     /// n for the protocol's formulas: live members including this peer.
