@@ -100,7 +100,14 @@ public struct MembershipInstance: Sendable {
         var order: Int
     }
 
-    private var probeOrder: [PeerID] = []
+    /// This round's probe order, as positions in `probeSnapshot` (then in `probeNewcomers`): 4
+    /// bytes a member, not a 32-byte id. The snapshot shares `liveIDs`' storage until the live set
+    /// changes, so a round no longer copies every id: at 4096 members those copies were half a
+    /// gigabyte of fresh pages in the first second of a simulation.
+    private var probeOrder: [UInt32] = []
+    private var probeSnapshot: [PeerID] = []
+    /// Members that became live during the round, after the snapshot was taken.
+    private var probeNewcomers: [PeerID] = []
     private var probeIndex = 0
     private var probe: Probe?
     private var nextProbeAt: Double
@@ -229,7 +236,7 @@ public struct MembershipInstance: Sendable {
         liveIDs = members.values.filter(\.isLive).map(\.id).sorted()
         queue.removeAll()
         ranking.removeAll()
-        probeOrder = []  // reshuffled (with the caller's randomness) at the first probe
+        (probeOrder, probeSnapshot, probeNewcomers) = ([], [], [])  // reshuffled (with the caller's randomness) at the first probe
         probeIndex = 0
     }
 
@@ -409,12 +416,13 @@ public struct MembershipInstance: Sendable {
         }
         for _ in 0..<2 {
             while probeIndex < probeOrder.count {
-                let id = probeOrder[probeIndex]
+                let id = probeID(at: probeIndex)
                 probeIndex += 1
                 if let m = members[id], m.isLive { return m }
             }
             // One pass done: reshuffle, so every member is probed once per round in random order.
-            probeOrder = liveIDs
+            (probeSnapshot, probeNewcomers) = (liveIDs, [])
+            probeOrder = Array(0..<UInt32(liveIDs.count))
             probeOrder.shuffle(using: &rng)
             probeIndex = 0
             if probeOrder.isEmpty { return nil }
@@ -800,9 +808,16 @@ public struct MembershipInstance: Sendable {
         // member stay spread out in time.
         var mix = peer.leadingWord ^ me.leadingWord
         mix = (mix ^ (mix >> 31)) &* 0x9E37_79B9_7F4A_7C15
-        if probeOrder[min(probeIndex, probeOrder.count)...].contains(peer) { return }  // still due this round
+        let start = min(probeIndex, probeOrder.count)
+        if (start..<probeOrder.count).contains(where: { probeID(at: $0) == peer }) { return }  // still due this round
         let remaining = probeOrder.count - probeIndex + 1
-        probeOrder.insert(peer, at: probeIndex + Int(mix % UInt64(max(1, remaining))))
+        probeNewcomers.append(peer)
+        probeOrder.insert(UInt32(probeSnapshot.count + probeNewcomers.count - 1), at: probeIndex + Int(mix % UInt64(max(1, remaining))))
+    }
+
+    private func probeID(at position: Int) -> PeerID {
+        let i = Int(probeOrder[position])
+        return i < probeSnapshot.count ? probeSnapshot[i] : probeNewcomers[i - probeSnapshot.count]
     }
 
     // MARK: The member indexes
