@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Simulator speed: CPU seconds per simulated second for N peers, with the start-up (building the
 # steady-state network, O(n²) claims) measured apart by the simulator itself (`cpuSeconds` in
-# summary.json), so one run per size suffices. CPU time is the figure to compare on a shared
-# machine; the "÷ n·log₂n" column is flat when the cost grows as n·log n.
+# summary.json). Each size runs --repeat times (default 3) and the median is reported: on a shared
+# machine one run of the small sizes, which anchor the relative column, varied by 15 %. CPU time
+# is the figure to compare; the "÷ n·log₂n" column is flat when the cost grows as n·log n.
 # Prints a markdown table for docs/performance.md.
 #
 # Usage: scripts/bench-simulator.sh [--task membership|average|train] [--crypto simulated|real]
 #                                   [--sizes "256 512 1024"] [--duration 120] [--loss 0.05]
-#                                   [--binary PATH]   (a chorus binary to time instead of building one)
-# Takes minutes (4096 membership peers: about 2 minutes of start-up and 10 GB of memory).
+#                                   [--repeat 3] [--binary PATH]   (a chorus binary to time instead of building one)
+# Takes minutes (4096 membership peers: about a minute of start-up and 8 GB of memory per run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=membership crypto=simulated sizes="256 512 1024" duration=120 loss=0.05 binary=""
+task=membership crypto=simulated sizes="256 512 1024" duration=120 loss=0.05 binary="" repeat=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --task) task="$2"; shift 2 ;;
@@ -20,7 +21,8 @@ while [ $# -gt 0 ]; do
         --duration) duration="$2"; shift 2 ;;
         --loss) loss="$2"; shift 2 ;;
         --binary) binary="$2"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --repeat) repeat="$2"; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "bench-simulator.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -34,13 +36,20 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 run() {  # peers → one markdown row (and the n·log n figure of the first size, before "|||")
-    CHORUS_PLOT=off /usr/bin/time -f "%M" -o "$work/time" "$chorus" simulate --peers "$1" --duration "$duration" --task "$task" \
-        --crypto "$crypto" --loss "$loss" --sample-interval 10 --out "$work/run" >/dev/null 2>"$work/err" \
-        || { cat "$work/err" >&2; exit 1; }
-    python3 - "$work/run" "$1" "$duration" "$(tail -1 "$work/time")" "$first" <<'PY'
-import csv, json, math, sys
-run, n, duration, kb, first = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-cpu = json.load(open(run + "/summary.json"))["cpuSeconds"]
+    rm -f "$work/cpu"
+    for _ in $(seq "$repeat"); do
+        CHORUS_PLOT=off /usr/bin/time -f "%M" -o "$work/time" "$chorus" simulate --peers "$1" --duration "$duration" --task "$task" \
+            --crypto "$crypto" --loss "$loss" --sample-interval 10 --out "$work/run" >/dev/null 2>"$work/err" \
+            || { cat "$work/err" >&2; exit 1; }
+        python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["cpuSeconds"]; print(c["startup"], c["run"], sys.argv[2])' \
+            "$work/run/summary.json" "$(tail -1 "$work/time")" >>"$work/cpu"
+    done
+    python3 - "$work/run" "$1" "$duration" "$work/cpu" "$first" <<'PY'
+import csv, math, statistics, sys
+run, n, duration, runs, first = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+measured = [tuple(map(float, line.split())) for line in open(runs)]
+cpu = {"startup": statistics.median(m[0] for m in measured), "run": statistics.median(m[1] for m in measured)}
+kb = max(m[2] for m in measured)
 rows = [r for r in csv.DictReader(open(run + "/series.csv")) if float(r["time"]) > 10]
 traffic = round(sum(float(r["bytes_per_peer_per_s"]) for r in rows) / max(1, len(rows)))
 per_second = cpu["run"] / duration
@@ -54,7 +63,7 @@ echo "| peers | start-up CPU (s) | CPU s per simulated s | CPU per peer (ms per 
 echo "|---|---|---|---|---|---|---|"
 first=""
 for n in $sizes; do
-    echo "bench-simulator: $n peers, $duration simulated s ($task, $crypto crypto)" >&2
+    echo "bench-simulator: $n peers, $duration simulated s ($task, $crypto crypto), median of $repeat" >&2
     line="$(run "$n")"
     [ -n "$first" ] || first="${line%%|||*}"
     echo "|${line#*|||}"
