@@ -30,6 +30,6 @@ struct UserError: Error, CustomStringConvertible {
 
 /// `chorus --version`: the release and the wire protocol version it speaks (docs/protocol.md).
 enum ChorusVersion {
-    static let release = "0.5.0"
+    static let release = "0.6.0"  // 0.6: wire protocol 2 (a 0.5 peer cannot talk to it)
     static var description: String { "chorus \(release) (wire protocol \(DatagramHeader.version))" }
 }
