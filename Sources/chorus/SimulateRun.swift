@@ -93,6 +93,7 @@ struct SimulateRun: ParsableCommand {
     }
 
     func run() throws {
+        HugePages.restartWithTunables()
         var options = SimulationOptions()
         options.peers = peers
         options.duration = duration
