@@ -283,3 +283,26 @@ func duplicateIdentity() throws {
     }
     #expect(whole, "views not whole 30 s after the duplicate started")
 }
+
+@Test("chorus simulate restarts itself with huge-page malloc settings without changing a byte of its output")
+func simulateRestartKeepsOutput() throws {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("chorus-hugepages-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: base) }
+    var outputs: [String: [Data]] = [:]
+    // Restarted (the default), left alone (CHORUS_HUGE_PAGES=0), and with tunables of the user's own.
+    for (name, extra) in [("restarted", [:]), ("off", ["CHORUS_HUGE_PAGES": "0"]), ("own", ["GLIBC_TUNABLES": "glibc.malloc.tcache_count=7"])] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["GLIBC_TUNABLES"] = nil
+        environment["CHORUS_HUGE_PAGES"] = nil
+        environment.merge(extra) { $1 }
+        let dir = base.appendingPathComponent(name).path
+        let result = try ChorusBinary.run(["simulate", "--peers", "12", "--duration", "20", "--task", "membership", "--crypto", "simulated",
+                                           "--loss", "0.05", "--sample-interval", "1", "--no-plot", "--out", dir],
+                                          environment: environment, timeout: 120)
+        #expect(result.status == 0, "\(name): \(result.stderr)")
+        #expect(result.stdout.contains("simulated 20 s of 12 peers"), "\(name): \(result.stdout)")
+        outputs[name] = try ["series.csv", "events.csv"].map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) }
+    }
+    #expect(outputs["restarted"] == outputs["off"] && outputs["own"] == outputs["off"])
+    #expect(outputs["off"]?.first?.isEmpty == false)
+}

@@ -67,12 +67,15 @@ enum ChorusBinary {
         return nil
     }
 
-    /// Runs chorus with arguments; returns exit status and standard error.
-    static func run(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stderr: String, stdout: String) {
+    /// Runs chorus with arguments (and `environment` instead of the tests' own, when given);
+    /// returns exit status and standard error.
+    static func run(_ arguments: [String], environment: [String: String]? = nil, timeout: Double = 60) throws
+        -> (status: Int32, stderr: String, stdout: String) {
         guard let path else { throw StartupError("chorus binary not found: run scripts/test.sh or swift build first") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let err = Pipe(), out = Pipe()
         process.standardError = err
         process.standardOutput = out
