@@ -368,7 +368,7 @@ public struct MembershipInstance: Sendable {
                 let spacing = (p.endAt - p.indirectAt) / Double(settings.directRetries)
                 p.nextRetryAt = p.retriesSent < settings.directRetries ? p.indirectAt + Double(p.retriesSent) * spacing : .infinity
                 if let target = members[p.target] {
-                    out.append(send(withClaims(.ping(sequence: p.sequence, claims: buddyClaims(for: target))), to: target.id, address: target.address))
+                    out.append(send(withClaims(.ping(sequence: p.sequence, claims: Self.buddyClaims(for: target))), to: target.id, address: target.address))
                 }
             }
             if now >= p.endAt {
@@ -390,35 +390,39 @@ public struct MembershipInstance: Sendable {
                 return out
             }
         }
-        guard now >= nextProbeAt, let target = nextProbeTarget(rng: &rng) else {
+        guard now >= nextProbeAt, let index = nextProbeTarget(rng: &rng) else {
             if now >= nextProbeAt { nextProbeAt = now + scaled(settings.probeInterval) }
             return out
         }
+        // Read in place: copying the member would retain its claims, objects shared by every
+        // simulated peer's view (a cache miss each at thousands of members).
+        let (target, buddies) = withMember(at: index) { (Contact($0), Self.buddyClaims(for: $0)) }
         sequence &+= 1
         let period = scaled(settings.probeInterval)
         probe = Probe(target: target.id, sequence: sequence, indirectAt: now + scaled(settings.probeTimeout), endAt: now + period)
         nextProbeAt = now + period
         stats.probes += 1
-        out.append(send(withClaims(.ping(sequence: sequence, claims: buddyClaims(for: target))), to: target.id, address: target.address))
+        out.append(send(withClaims(.ping(sequence: sequence, claims: buddies)), to: target.id, address: target.address))
         return out
     }
 
     /// Buddy system: a suspect hears about its suspicion first, so it can refute at once.
-    private func buddyClaims(for target: Member) -> [Claim] {
+    private static func buddyClaims(for target: Member) -> [Claim] {
         if target.status == .suspect, let claim = target.statusClaim { return [claim] }
         return []
     }
 
-    private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> Member? {
+    /// The next member to probe, as its index in `members`.
+    private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> Dictionary<PeerID, Member>.Index? {
         while !verifyNext.isEmpty {
             let id = verifyNext.removeFirst()
-            if let m = members[id], m.status == .suspect { return m }
+            if let i = members.index(forKey: id), members.values[i].status == .suspect { return i }
         }
         for _ in 0..<2 {
             while probeIndex < probeOrder.count {
                 let id = probeID(at: probeIndex)
                 probeIndex += 1
-                if let m = members[id], m.isLive { return m }
+                if let i = members.index(forKey: id), members.values[i].isLive { return i }
             }
             // One pass done: reshuffle, so every member is probed once per round in random order.
             (probeSnapshot, probeNewcomers) = (liveIDs, [])
@@ -468,7 +472,7 @@ public struct MembershipInstance: Sendable {
         defer { cacheTimers() }
         if queue.isEmpty { passGossipRounds(upTo: now) }
         var out: [MembershipDirective] = []
-        let stranger = sender != me && members[sender] == nil
+        let stranger = sender != me && members.index(forKey: sender) == nil
         if message.isBulk {
             out += merge(view: message.claims, now: now)
         } else {
@@ -534,7 +538,7 @@ public struct MembershipInstance: Sendable {
             // timeout and closes the period at the probe interval, so a full timeout here would
             // always land too late to count (memberlist has the same trap).
             relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.relayNackFraction * settings.probeTimeout)
-            let first = members[target].map { buddyClaims(for: $0) } ?? []  // a method reference would copy self
+            let first = members[target].map { Self.buddyClaims(for: $0) } ?? []
             out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: members[target]?.address ?? targetAddress))
         case let .nack(seq, _):
             // One nack per relay we asked: duplicates or strangers cannot hide a missing one.
