@@ -169,12 +169,10 @@ public struct MembershipInstance: Sendable {
     /// Members that are alive or suspect, plus this peer: the set neighbourhoods are computed from.
     public var liveMembers: [PeerID] { [me] + liveIDs }
     public func status(of peer: PeerID) -> MemberStatus? { peer == me ? (isLeaving ? .left : .alive) : members[peer]?.status }
-    /// The address a member's latest claim names (nil for strangers and empty addresses), read in
-    /// place: the datagram layer asks on its way to every member it sends to.
+    /// The address a member's latest claim names (nil for strangers and empty addresses).
     public func address(of peer: PeerID) -> String? {
-        guard let index = members.index(forKey: peer) else { return nil }
-        let address = members.values[index].address
-        return address.isEmpty ? nil : address
+        guard let address = members[peer]?.address, !address.isEmpty else { return nil }
+        return address
     }
     /// Whether this peer's suspicion timer for `peer` ran out and it is probing it before declaring.
     func isVerifying(_ peer: PeerID) -> Bool { suspicions[peer]?.verifying ?? false }
@@ -416,13 +414,13 @@ public struct MembershipInstance: Sendable {
     private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> Dictionary<PeerID, Member>.Index? {
         while !verifyNext.isEmpty {
             let id = verifyNext.removeFirst()
-            if let i = members.index(forKey: id), members.values[i].status == .suspect { return i }
+            if let i = members.index(forKey: id), withMember(at: i, { $0.status == .suspect }) { return i }
         }
         for _ in 0..<2 {
             while probeIndex < probeOrder.count {
                 let id = probeID(at: probeIndex)
                 probeIndex += 1
-                if let i = members.index(forKey: id), members.values[i].isLive { return i }
+                if let i = members.index(forKey: id), withMember(at: i, { $0.isLive }) { return i }
             }
             // One pass done: reshuffle, so every member is probed once per round in random order.
             (probeSnapshot, probeNewcomers) = (liveIDs, [])
@@ -485,7 +483,7 @@ public struct MembershipInstance: Sendable {
         }
         // The sender's entry after the claims, looked up once: nothing below changes `members`.
         let senderIndex = members.index(forKey: sender)
-        if let i = senderIndex, members.values[i].status == .failed, !isLeaving,
+        if let i = senderIndex, withMember(at: i, { $0.status == .failed }), !isLeaving,
            now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval,
            case let m = members.values[i], let verdict = m.statusClaim {
             // A member we hold failed talks to us (a healed partition, a peer that was paused):
@@ -501,7 +499,7 @@ public struct MembershipInstance: Sendable {
             }
             staleAccusers = []
         }
-        let replyAddress = senderIndex.map { members.values[$0].address } ?? source
+        let replyAddress = senderIndex.map { withMember(at: $0) { $0.address } } ?? source
         // Someone talks to us whom our view does not hold (gossip about it missed us): exchange
         // views with it now rather than at the next anti-entropy round. At most every strangerSyncInterval per peer.
         var answeredStranger = false
@@ -911,6 +909,8 @@ public struct MembershipInstance: Sendable {
         return withMember(at: index) { Contact($0) }
     }
 
+    /// Reads or changes a member in place (`members.values[index]` reads a copy: its claims
+    /// retained and released, cache misses on objects every simulated view shares).
     private mutating func withMember<R>(at index: Dictionary<PeerID, Member>.Index, _ body: (inout Member) -> R) -> R {
         body(&members.values[index])
     }
