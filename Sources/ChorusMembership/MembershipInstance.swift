@@ -365,8 +365,9 @@ public struct MembershipInstance: Sendable {
                 // The first retry goes with the indirect requests; the rest split what is left of the period.
                 let spacing = (p.endAt - p.indirectAt) / Double(settings.directRetries)
                 p.nextRetryAt = p.retriesSent < settings.directRetries ? p.indirectAt + Double(p.retriesSent) * spacing : .infinity
-                if let target = members[p.target] {
-                    out.append(send(withClaims(.ping(sequence: p.sequence, claims: Self.buddyClaims(for: target))), to: target.id, address: target.address))
+                if let index = members.index(forKey: p.target) {
+                    let (target, buddies) = pingTarget(at: index)
+                    out.append(send(withClaims(.ping(sequence: p.sequence, claims: buddies)), to: target.id, address: target.address))
                 }
             }
             if now >= p.endAt {
@@ -392,9 +393,7 @@ public struct MembershipInstance: Sendable {
             if now >= nextProbeAt { nextProbeAt = now + scaled(settings.probeInterval) }
             return out
         }
-        // Read in place: copying the member would retain its claims, objects shared by every
-        // simulated peer's view (a cache miss each at thousands of members).
-        let (target, buddies) = withMember(at: index) { (Contact($0), Self.buddyClaims(for: $0)) }
+        let (target, buddies) = pingTarget(at: index)
         sequence &+= 1
         let period = scaled(settings.probeInterval)
         probe = Probe(target: target.id, sequence: sequence, indirectAt: now + scaled(settings.probeTimeout), endAt: now + period)
@@ -402,6 +401,13 @@ public struct MembershipInstance: Sendable {
         stats.probes += 1
         out.append(send(withClaims(.ping(sequence: sequence, claims: buddies)), to: target.id, address: target.address))
         return out
+    }
+
+    /// Where to ping a member and the claims to put on the ping, read in place: copying the member
+    /// would retain its claims, objects shared by every simulated peer's view (a cache miss each
+    /// at thousands of members).
+    private mutating func pingTarget(at index: Dictionary<PeerID, Member>.Index) -> (Contact, [Claim]) {
+        withMember(at: index) { (Contact($0), Self.buddyClaims(for: $0)) }
     }
 
     /// Buddy system: a suspect hears about its suspicion first, so it can refute at once.
@@ -483,13 +489,15 @@ public struct MembershipInstance: Sendable {
         }
         // The sender's entry after the claims, looked up once: nothing below changes `members`.
         let senderIndex = members.index(forKey: sender)
-        if let i = senderIndex, withMember(at: i, { $0.status == .failed }), !isLeaving,
-           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval,
-           case let m = members.values[i], let verdict = m.statusClaim {
+        let failedVerdict = senderIndex.flatMap { i in
+            withMember(at: i) { m in m.status == .failed ? m.statusClaim.map { (claim: $0, address: m.address) } : nil }
+        }
+        if let failedVerdict, !isLeaving, now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
             // A member we hold failed talks to us (a healed partition, a peer that was paused):
             // tell it, so it refutes with a higher incarnation, which is what revives it here.
             lastStrangerSync[sender] = now
-            out.append(send(.gossip(claims: [verdict]), to: sender, address: m.address.isEmpty ? source : m.address))
+            let address = failedVerdict.address
+            out.append(send(.gossip(claims: [failedVerdict.claim]), to: sender, address: address.isEmpty ? source : address))
         }
         if !staleAccusers.isEmpty {
             for peer in staleAccusers.union([sender]).sorted() where !informed.contains(peer) {
@@ -536,8 +544,8 @@ public struct MembershipInstance: Sendable {
             // timeout and closes the period at the probe interval, so a full timeout here would
             // always land too late to count (memberlist has the same trap).
             relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.relayNackFraction * settings.probeTimeout)
-            let first = members[target].map { Self.buddyClaims(for: $0) } ?? []
-            out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: members[target]?.address ?? targetAddress))
+            let (contact, first) = members.index(forKey: target).map { pingTarget(at: $0) } ?? (Contact(id: target, address: targetAddress), [])
+            out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: contact.address))
         case let .nack(seq, _):
             // One nack per relay we asked: duplicates or strangers cannot hide a missing one.
             if var p = probe, p.sequence == seq, p.relaysAsked.contains(sender) {
@@ -900,6 +908,7 @@ public struct MembershipInstance: Sendable {
         var id: PeerID
         var address: String
         init(_ member: Member) { (id, address) = (member.id, member.address) }
+        init(id: PeerID, address: String) { (self.id, self.address) = (id, address) }
     }
 
     /// The contact of a member we hold, read in place: `members[id]` would copy the whole

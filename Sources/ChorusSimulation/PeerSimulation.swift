@@ -371,7 +371,7 @@ public final class PeerSimulation {
     private func transmit(_ datagrams: [[UInt8]], from index: Int, to address: PeerAddress) {
         let link = options.link
         guard link.bandwidth == nil, link.duplication == 0, link.reorder == 0 else {
-            for bytes in datagrams { transmit(bytes, from: index, to: address) }
+            for bytes in datagrams { transmitOne(bytes, from: index, to: address) }
             return
         }
         guard let target = slot(at: address), reachable(index, target) else { dropped += datagrams.count; return }
@@ -389,7 +389,9 @@ public final class PeerSimulation {
         queue.push(.deliver(to: target, datagrams: burst, from: slots[index].address), at: now + latency(link))
     }
 
-    private func transmit(_ bytes: [UInt8], from index: Int, to address: PeerAddress) {
+    /// One datagram on its own: its departure behind the sender's earlier ones (bandwidth), and
+    /// its own loss, duplication, latency and reordering.
+    private func transmitOne(_ bytes: [UInt8], from index: Int, to address: PeerAddress) {
         var departure = now
         if let bandwidth = options.link.bandwidth {
             departure = max(now, slots[index].linkFreeAt) + Double(bytes.count) / bandwidth
