@@ -1,18 +1,27 @@
 import ChorusCrypto
 
 /// What one peer knows about another member.
+///
+/// Only what the claims do not say is stored (32 bytes): every peer of a simulation holds one per
+/// member, n² of them, and their memory is what a large simulation's cache misses are made of. The
+/// id and address are read from the claims, the time of the last change from the tombstones.
 public struct Member: Sendable, Equatable {
-    public var id: PeerID
-    public var address: String
     public var incarnation: UInt64
-    public var status: MemberStatus
-    /// Local time of the last status change.
-    public var since: Double
     /// The latest alive claim signed by the member (where its address comes from).
     public var aliveClaim: Claim?
     /// The claim that set the current status when it is not alive.
     public var statusClaim: Claim?
+    public var status: MemberStatus
 
+    /// A member is known from an alive claim, or from the claim that made it a tombstone.
+    public init(incarnation: UInt64, status: MemberStatus, aliveClaim: Claim?, statusClaim: Claim?) {
+        precondition(aliveClaim != nil || statusClaim != nil, "a member is known from at least one claim")
+        (self.incarnation, self.status, self.aliveClaim, self.statusClaim) = (incarnation, status, aliveClaim, statusClaim)
+    }
+
+    public var id: PeerID { (aliveClaim ?? statusClaim)!.subject }
+    /// The address its latest alive claim names (empty when it never announced one).
+    public var address: String { aliveClaim?.address ?? "" }
     /// Alive or suspect: still probed, still a neighbour.
     public var isLive: Bool { status == .alive || status == .suspect }
 }

@@ -25,7 +25,7 @@ public struct MembershipInstance: Sendable {
     /// updated only when a member's liveness changes.
     private var liveIDs: [PeerID] = [] { didSet { timersDeadline = nil } }
     /// Failed and left members, with when they became so: the tombstones `tick` expires.
-    private var tombstones: [PeerID: Double] = [:] { didSet { timersDeadline = nil } }
+    private(set) var tombstones: [PeerID: Double] = [:] { didSet { timersDeadline = nil } }
     /// Set while `preload` applies a whole view: the live index is rebuilt once at the end.
     private var bulkLoading = false
     /// XOR of `entryHash` over the live members: the view's digest without this peer's own entry.
@@ -589,8 +589,7 @@ public struct MembershipInstance: Sendable {
             if let m = existing, claim.incarnation <= m.incarnation { return [] }
             let wasLive = existing?.isLive ?? false
             let wasSuspect = existing?.status == .suspect
-            store(Member(id: claim.subject, address: claim.address, incarnation: claim.incarnation,
-                         status: .alive, since: now, aliveClaim: claim, statusClaim: nil))
+            store(Member(incarnation: claim.incarnation, status: .alive, aliveClaim: claim, statusClaim: nil), as: claim.subject, now: now)
             suspicions[claim.subject] = nil
             enqueue(claim)
             if !wasLive {
@@ -607,12 +606,10 @@ public struct MembershipInstance: Sendable {
                 m.status = .left
                 m.incarnation = claim.incarnation
                 m.statusClaim = claim
-                m.since = now
-                store(m)
+                store(m, as: claim.subject, now: now)
             } else {
                 // A tombstone, so an older alive claim arriving late cannot bring it back.
-                store(Member(id: claim.subject, address: "", incarnation: claim.incarnation,
-                             status: .left, since: now, aliveClaim: nil, statusClaim: claim))
+                store(Member(incarnation: claim.incarnation, status: .left, aliveClaim: nil, statusClaim: claim), as: claim.subject, now: now)
             }
             suspicions[claim.subject] = nil
             enqueue(claim)
@@ -624,8 +621,7 @@ public struct MembershipInstance: Sendable {
             if claim.status == .failed {
                 m.status = .failed
                 m.statusClaim = claim
-                m.since = now
-                store(m)
+                store(m, as: claim.subject, now: now)
                 suspicions[claim.subject] = nil
                 enqueue(claim)
                 return [.event(.failed(claim.subject))]
@@ -641,8 +637,7 @@ public struct MembershipInstance: Sendable {
             }
             m.status = .suspect
             m.statusClaim = claim
-            m.since = now
-            store(m)
+            store(m, as: claim.subject, now: now)
             suspicions[claim.subject] = Suspicion(startedAt: now, incarnation: claim.incarnation, accusers: [accuser])
             enqueue(claim)
             return [.event(.suspected(claim.subject, by: accuser))]
@@ -862,12 +857,13 @@ public struct MembershipInstance: Sendable {
         return z ^ (z >> 31)
     }
 
-    private mutating func store(_ member: Member) {
-        let wasLive = members[member.id]?.isLive ?? false
-        members[member.id] = member
-        let tombstone = member.isLive ? nil : member.since
-        if tombstones[member.id] != tombstone { tombstones[member.id] = tombstone }  // unchanged: keep timersDeadline
-        if wasLive != member.isLive { liveness(of: member.id, changedTo: member.isLive) }
+    /// Stores `member`, whose status changed (or was learnt) at `now`.
+    private mutating func store(_ member: Member, as id: PeerID, now: Double) {
+        let wasLive = members[id]?.isLive ?? false
+        members[id] = member
+        let tombstone = member.isLive ? nil : now
+        if tombstones[id] != tombstone { tombstones[id] = tombstone }  // unchanged: keep timersDeadline
+        if wasLive != member.isLive { liveness(of: id, changedTo: member.isLive) }
     }
 
     private mutating func forget(_ peer: PeerID) {

@@ -37,7 +37,8 @@ struct IndexAndDigestTests {
             case 3: claim = Fixture.left(k, incarnation: incarnations[k]!)
             default:
                 _ = m.tick(now: now, rng: &rng)  // expires tombstones older than 30 s
-                #expect(!m.members.values.contains { !$0.isLive && now - $0.since > Fixture.hand.tombstoneTimeout })
+                #expect(!m.tombstones.values.contains { now - $0 > Fixture.hand.tombstoneTimeout })
+                #expect(Set(m.tombstones.keys) == Set(m.members.values.filter { !$0.isLive }.map(\.id)))
                 continue
             }
             _ = m.receive(.gossip(claims: [claim]), from: Fixture.id(k), address: "", now: now, rng: &rng)
@@ -114,4 +115,15 @@ struct IndexAndDigestTests {
         }
         #expect(s.problems().count == 1 && s.problems()[0].hasPrefix(field), "\(s.problems())")
     }
+}
+
+/// Every peer holds an entry for every member (n² in a simulation): id, address and the time of
+/// the last change are read from the claims and the tombstones instead of being stored again.
+@Test("a member entry stays 32 bytes, and its id and address come from its claims")
+func memberEntrySize() {
+    #expect(MemoryLayout<Member>.stride == 32)
+    let alive = Member(incarnation: Fixture.base, status: .alive, aliveClaim: Fixture.alive(3), statusClaim: nil)
+    #expect(alive.id == Fixture.id(3) && alive.address == Fixture.address(3))
+    let left = Member(incarnation: Fixture.base, status: .left, aliveClaim: nil, statusClaim: Fixture.left(4))
+    #expect(left.id == Fixture.id(4) && left.address == "")
 }
