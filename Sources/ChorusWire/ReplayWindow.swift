@@ -25,10 +25,13 @@ public struct ReplayWindow: Sendable, Equatable {
     }
 
     public private(set) var highest: UInt64 = 0
-    /// Seen counters inside the window, ascending, while the bitmap is not in use.
-    private var recent: [UInt64] = []
-    /// Bit `c % size` set when counter c (within the window) was seen; empty until needed.
-    private var bits: [UInt64] = []
+    /// One array for both forms (a window is 16 bytes): the seen counters inside the window,
+    /// ascending (at most `sparseLimit` of them), or, once there are more, the bitmap of
+    /// `bitmapWords` words with bit `c % size` set when counter c (within the window) was seen.
+    private var seen: [UInt64] = []
+    static let bitmapWords = Int(size / 64)
+    /// The list never reaches `bitmapWords` entries (`sparseLimit` is far below).
+    private var isDense: Bool { seen.count == Self.bitmapWords }
 
     public init() {}
 
@@ -36,33 +39,33 @@ public struct ReplayWindow: Sendable, Equatable {
         guard counter != 0, counter <= Self.counterLimit else { return .invalid }
         if counter > highest { return .fresh }
         if highest - counter >= Self.size { return .tooOld }
-        let seen = bits.isEmpty ? recent.contains(counter) : isSet(counter)
-        return seen ? .duplicate : .fresh
+        let wasSeen = isDense ? isSet(counter) : seen.contains(counter)
+        return wasSeen ? .duplicate : .fresh
     }
 
     /// Records `counter` as seen. Call only after `check` returned `.fresh` and the datagram verified.
     public mutating func commit(_ counter: UInt64) {
         precondition(check(counter) == .fresh, "commit of a counter that is not fresh")
-        if bits.isEmpty {
-            commitSparse(counter)
-        } else {
+        if isDense {
             commitDense(counter)
+        } else {
+            commitSparse(counter)
         }
     }
 
     private mutating func commitSparse(_ counter: UInt64) {
         if counter > highest {
             highest = counter
-            let outside = recent.prefix { highest - $0 >= Self.size }.count
-            if outside > 0 { recent.removeFirst(outside) }
-            recent.append(counter)
+            let outside = seen.prefix { highest - $0 >= Self.size }.count
+            if outside > 0 { seen.removeFirst(outside) }
+            seen.append(counter)
         } else {
-            recent.insert(counter, at: recent.firstIndex { $0 > counter } ?? recent.endIndex)
+            seen.insert(counter, at: seen.firstIndex { $0 > counter } ?? seen.endIndex)
         }
-        guard recent.count > Self.sparseLimit else { return }
-        bits = [UInt64](repeating: 0, count: Int(Self.size / 64))
-        for c in recent { set(c) }
-        recent = []
+        guard seen.count > Self.sparseLimit else { return }
+        let list = seen
+        seen = [UInt64](repeating: 0, count: Self.bitmapWords)
+        for c in list { set(c) }
     }
 
     private mutating func commitDense(_ counter: UInt64) {
@@ -70,9 +73,8 @@ public struct ReplayWindow: Sendable, Equatable {
             let advance = counter - highest
             if advance >= Self.size {
                 // Nothing seen is left in the window: back to the sparse form (and its memory).
-                bits = []
                 highest = counter
-                recent = [counter]
+                seen = [counter]
                 return
             } else {
                 // Clear the bits of highest+1 ..< counter: whole words at once (a sender's counter
@@ -82,10 +84,10 @@ public struct ReplayWindow: Sendable, Equatable {
                     let p = position(c)
                     let offset = c % 64
                     if offset == 0 && counter - c >= 64 {
-                        bits[p.word] = 0
+                        seen[p.word] = 0
                         c += 64
                     } else {
-                        bits[p.word] &= ~p.mask
+                        seen[p.word] &= ~p.mask
                         c += 1
                     }
                 }
@@ -99,6 +101,6 @@ public struct ReplayWindow: Sendable, Equatable {
         let bit = counter % Self.size
         return (Int(bit / 64), 1 << (bit % 64))
     }
-    private func isSet(_ c: UInt64) -> Bool { let p = position(c); return bits[p.word] & p.mask != 0 }
-    private mutating func set(_ c: UInt64) { let p = position(c); bits[p.word] |= p.mask }
+    private func isSet(_ c: UInt64) -> Bool { let p = position(c); return seen[p.word] & p.mask != 0 }
+    private mutating func set(_ c: UInt64) { let p = position(c); seen[p.word] |= p.mask }
 }

@@ -67,13 +67,18 @@ public struct Reception: Sendable {
 /// either side, a replay window per peer, Ed25519 signatures on hellos, messages and manifests,
 /// and bounded reassembly of chunked objects. See docs/protocol.md.
 public struct WireEndpoint: Sendable {
+    /// What this peer keeps of every peer it talks to (40 bytes: a simulation holds n² of them).
     struct Session {
         var epoch: UInt64 = 0  // 0: not yet known
-        var window = ReplayWindow()
         var lastHeard: Double
         var lastHelloSent = -Double.infinity
-        var pending: [(item: Outgoing, queuedAt: Double)] = []
-        var pendingBytes = 0
+        var window = ReplayWindow()
+    }
+
+    /// Items for a peer whose epoch is not known yet, sent when it answers (bounded).
+    struct Queue {
+        var items: [(item: Outgoing, queuedAt: Double)] = []
+        var bytes = 0
     }
 
     public let identity: SigningKey
@@ -87,8 +92,9 @@ public struct WireEndpoint: Sendable {
 
     private var nextCounter: UInt64 = 1
     private var sessions: [PeerID: Session] = [:]
-    /// Peers with items waiting for their epoch: `tick` visits only these, not every session.
-    private var waiting: Set<PeerID> = []
+    /// Peers with items waiting for their epoch, kept beside the sessions (few peers ever have
+    /// any): `tick` visits only these.
+    private var waiting: [PeerID: Queue] = [:]
     private var reassembler: Reassembler
     public private(set) var rejections: [WireRejection: Int] = [:]
     public private(set) var acceptedDatagrams = 0
@@ -126,10 +132,9 @@ public struct WireEndpoint: Sendable {
             return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
-        if session.pendingBytes + item.byteCount <= settings.pendingBytesPerPeer {
-            session.pending.append((item, now))
-            session.pendingBytes += item.byteCount
-            waiting.insert(peer)
+        if (waiting[peer]?.bytes ?? 0) + item.byteCount <= settings.pendingBytesPerPeer {
+            waiting[peer, default: Queue()].items.append((item, now))
+            waiting[peer]!.bytes += item.byteCount
         } else {
             rejections[.pendingOverflow, default: 0] += 1
         }
@@ -248,23 +253,19 @@ public struct WireEndpoint: Sendable {
         }
         let index = slot!
         if newEpoch && knownEpoch != 0 { reassembler.dropAll(from: sender) }
-        let pending = withSession(at: index) { session -> [(item: Outgoing, queuedAt: Double)] in
+        withSession(at: index) { session in
             if newEpoch {
                 session.epoch = header.senderEpoch
                 session.window = ReplayWindow()
             }
             session.window.commit(header.counter)
             session.lastHeard = now
-            guard !session.pending.isEmpty else { return [] }
-            defer { (session.pending, session.pendingBytes) = ([], 0) }
-            return session.pending
         }
         acceptedDatagrams += 1
         reception.sender = sender
 
-        if !pending.isEmpty {
-            waiting.remove(sender)
-            for (item, _) in pending {
+        if !waiting.isEmpty, let queue = waiting.removeValue(forKey: sender) {
+            for (item, _) in queue.items {
                 reception.flushed += seal(item, to: sender, recipientEpoch: header.senderEpoch)
             }
         }
@@ -296,19 +297,17 @@ public struct WireEndpoint: Sendable {
         if expired > 0 { rejections[.objectTimedOut, default: 0] += expired }
         var out: [(PeerID, [UInt8])] = []
         // Sorted: a simulator replaying a seed must see the hellos in the same order.
-        for peer in waiting.sorted() {
-            guard var session = sessions[peer], !session.pending.isEmpty else {
-                waiting.remove(peer)
-                continue
+        for peer in waiting.keys.sorted() {
+            guard var queue = waiting.removeValue(forKey: peer), var session = sessions[peer] else { continue }
+            let before = queue.items.count
+            queue.items.removeAll { now - $0.queuedAt > settings.pendingTimeout }
+            if queue.items.count < before {
+                rejections[.pendingOverflow, default: 0] += before - queue.items.count
+                queue.bytes = queue.items.reduce(0) { $0 + $1.item.byteCount }
             }
-            let before = session.pending.count
-            session.pending.removeAll { now - $0.queuedAt > settings.pendingTimeout }
-            if session.pending.count < before {
-                rejections[.pendingOverflow, default: 0] += before - session.pending.count
-                session.pendingBytes = session.pending.reduce(0) { $0 + $1.item.byteCount }
-                if session.pending.isEmpty { waiting.remove(peer) }
-            }
-            if !session.pending.isEmpty && now - session.lastHelloSent >= settings.helloInterval {
+            guard !queue.items.isEmpty else { continue }
+            waiting[peer] = queue
+            if now - session.lastHelloSent >= settings.helloInterval {
                 session.lastHelloSent = now
                 out.append((peer, seal(.hello, to: peer, recipientEpoch: 0)))
             }
@@ -329,7 +328,7 @@ public struct WireEndpoint: Sendable {
     /// Forgets a peer's session (it left or was declared failed).
     public mutating func forget(_ peer: PeerID) {
         sessions[peer] = nil
-        waiting.remove(peer)
+        waiting[peer] = nil
         reassembler.dropAll(from: peer)
     }
 

@@ -74,3 +74,12 @@ func randomAgainstReference(stride: UInt64) {
         }
     }
 }
+
+/// A peer keeps a session, with its window, for every peer it talks to: n² of them in a simulation
+/// of n peers, whose memory is what its cache misses are made of. A field added here should be a
+/// decision (see docs/performance.md).
+@Test("a session with its replay window stays 40 bytes")
+func sessionSize() {
+    #expect(MemoryLayout<ReplayWindow>.size == 16)
+    #expect(MemoryLayout<WireEndpoint.Session>.size == 40)
+}
