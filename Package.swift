@@ -38,7 +38,11 @@ let package = Package(
         .target(name: "ChorusAveraging"),
         .target(
             name: "ChorusMembership",
-            dependencies: ["ChorusCrypto", "ChorusWire", .product(name: "HeapModule", package: "swift-collections")]
+            dependencies: [
+                "ChorusCrypto", "ChorusWire",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ]
         ),
         .target(
             name: "ChorusCore",

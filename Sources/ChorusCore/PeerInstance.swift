@@ -164,9 +164,16 @@ public struct PeerInstance: Sendable {
     /// `claims` are the members' own alive claims (see `aliveClaim`). Their datagram sessions
     /// start as if hellos had been exchanged: a peer's incarnation starts at its epoch · 2¹⁶
     /// (see `init`), so each claim names its sender's epoch.
-    public mutating func preload(_ claims: [Claim], now: Double) {
+    ///
+    /// With `sharing`, an instance already preloaded with the same claims, the membership view
+    /// is taken from it and shares its memory (see `MembershipInstance.preload(sharing:now:)`).
+    public mutating func preload(_ claims: [Claim], sharing other: PeerInstance? = nil, now: Double) {
         let others = claims.filter { $0.subject != id }
-        membership.preload(others, now: now)
+        if let other {
+            membership.preload(sharing: other.membership, now: now)
+        } else {
+            membership.preload(others, now: now)
+        }
         for claim in others where claim.status == .alive && !claim.address.isEmpty {
             wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now)
         }

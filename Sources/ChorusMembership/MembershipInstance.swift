@@ -1,4 +1,5 @@
 import ChorusCrypto
+import HashTreeCollections
 import HeapModule
 
 /// SWIM with Lifeguard for one peer, as a pure state machine: no sockets, no clocks, no global
@@ -19,8 +20,10 @@ public struct MembershipInstance: Sendable {
     public private(set) var address: String
     public private(set) var incarnation: UInt64
     /// Every member this peer knows, by id. Written only through `store` and `forget`, which keep
-    /// the two indexes below in step, so no hot path scans all members.
-    public private(set) var members: [PeerID: Member] = [:]
+    /// the two indexes below in step, so no hot path scans all members. A hash tree rather than a
+    /// `Dictionary`: copies share their nodes and a change copies one path, so a simulation's
+    /// peers share the view they start from (`preload(sharing:now:)`): 4096 peers 5.4 → 3.7 GB.
+    public private(set) var members = TreeDictionary<PeerID, Member>()
     /// Live members other than this peer, sorted (deterministic random picks without re-sorting);
     /// updated only when a member's liveness changes.
     private var liveIDs: [PeerID] = [] { didSet { timersDeadline = nil } }
@@ -232,6 +235,29 @@ public struct MembershipInstance: Sendable {
         for claim in claims { _ = apply(claim, now: now) }
         bulkLoading = false
         liveIDs = members.values.filter(\.isLive).map(\.id).sorted()
+        endPreload()
+    }
+
+    /// The same start as `preload` with `other`'s view (and `other` itself), sharing its tree of
+    /// members: a simulation's peers all start from one view, and a shared tree keeps n views in
+    /// little more than the memory of one (a change copies only the path to the member changed).
+    public mutating func preload(sharing other: MembershipInstance, now: Double) {
+        defer { cacheTimers() }
+        precondition(members.isEmpty && other.tombstones.isEmpty, "preload(sharing:) starts an empty view from a steady one")
+        (members, othersDigest, liveIDs) = (other.members, other.othersDigest, other.liveIDs)
+        bulkLoading = true
+        _ = apply(other.myAliveClaim, now: now)
+        forget(me)
+        bulkLoading = false
+        if other.me != me {
+            liveIDs.insert(other.me, at: liveIndex(of: other.me))
+            let i = liveIndex(of: me)
+            if i < liveIDs.count && liveIDs[i] == me { liveIDs.remove(at: i) }
+        }
+        endPreload()
+    }
+
+    private mutating func endPreload() {
         queue.removeAll()
         ranking.removeAll()
         (probeOrder, probeSnapshot, probeNewcomers) = ([], [], [])  // reshuffled (with the caller's randomness) at the first probe
@@ -406,7 +432,7 @@ public struct MembershipInstance: Sendable {
     /// Where to ping a member and the claims to put on the ping, read in place: copying the member
     /// would retain its claims, objects shared by every simulated peer's view (a cache miss each
     /// at thousands of members).
-    private mutating func pingTarget(at index: Dictionary<PeerID, Member>.Index) -> (Contact, [Claim]) {
+    private mutating func pingTarget(at index: TreeDictionary<PeerID, Member>.Index) -> (Contact, [Claim]) {
         withMember(at: index) { (Contact($0), Self.buddyClaims(for: $0)) }
     }
 
@@ -417,7 +443,7 @@ public struct MembershipInstance: Sendable {
     }
 
     /// The next member to probe, as its index in `members`.
-    private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> Dictionary<PeerID, Member>.Index? {
+    private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> TreeDictionary<PeerID, Member>.Index? {
         while !verifyNext.isEmpty {
             let id = verifyNext.removeFirst()
             if let i = members.index(forKey: id), withMember(at: i, { $0.status == .suspect }) { return i }
@@ -916,8 +942,8 @@ public struct MembershipInstance: Sendable {
 
     /// Reads or changes a member in place (`members.values[index]` reads a copy: its claims
     /// retained and released, cache misses on objects every simulated view shares).
-    private mutating func withMember<R>(at index: Dictionary<PeerID, Member>.Index, _ body: (inout Member) -> R) -> R {
-        body(&members.values[index])
+    private func withMember<R>(at index: TreeDictionary<PeerID, Member>.Index, _ body: (Member) -> R) -> R {
+        body(members[index].value)
     }
 
     private mutating func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Contact] {

@@ -222,8 +222,10 @@ public final class PeerSimulation {
         // A network in steady state: every peer starts knowing all the others (as a configured
         // network's peers do after their first sync), without n² start-up syncs.
         let claims = order.map { peek($0) { $0.aliveClaim } }
+        var first: Int?
         for index in order {
-            instances[index]!.value.preload(claims, now: now)
+            instances[index]!.value.preload(claims, sharing: first.map { instances[$0]!.value }, now: now)
+            first = first ?? index
             schedule(index)
         }
         for (i, action) in options.schedule.actions.enumerated() { queue.push(.action(i), at: action.time) }

@@ -127,3 +127,27 @@ func memberEntrySize() {
     let left = Member(incarnation: Fixture.base, status: .left, aliveClaim: nil, statusClaim: Fixture.left(4))
     #expect(left.id == Fixture.id(4) && left.address == "")
 }
+
+/// A simulation starts every peer from one shared view: the result must be exactly the view the
+/// peer would have built from the claims, and stay its own when either side changes later.
+@Test("a view preloaded by sharing another equals one built from the claims, and changes apart from it")
+func preloadSharing() {
+    let everyone = Array(UInt8(1)...9)
+    let first = Fixture.instance(1, knowing: everyone)
+    var shared = MembershipInstance(key: Fixture.key(5), address: Fixture.address(5), incarnation: Fixture.base, settings: Fixture.hand,
+                                    now: 0, unixTimeAtZero: Fixture.unixTimeAtZero)
+    shared.preload(sharing: first, now: 0)
+    let built = Fixture.instance(5, knowing: everyone)
+    #expect(shared.liveMembers == built.liveMembers)
+    #expect(shared.digest == built.digest && shared.liveMembersDigest == built.liveMembersDigest)
+    #expect(shared.members[Fixture.id(5)] == nil && shared.members[Fixture.id(1)] != nil)
+    #expect(Set(shared.members.keys) == Set(built.members.keys))
+    #expect(shared.members.allSatisfy { built.members[$0.key] == $0.value })
+    #expect(IndexAndDigestTests.bruteLive(shared) == shared.liveMembers)
+
+    var rng = SplitMix(seed: 1)
+    _ = shared.receive(.gossip(claims: [Fixture.left(3)]), from: Fixture.id(2), address: "", now: 1, rng: &rng)
+    #expect(shared.status(of: Fixture.id(3)) == .left)
+    #expect(first.status(of: Fixture.id(3)) == .alive)
+    #expect(!shared.liveMembers.contains(Fixture.id(3)) && first.liveMembers.contains(Fixture.id(3)))
+}
