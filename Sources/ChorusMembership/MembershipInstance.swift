@@ -391,8 +391,8 @@ public struct MembershipInstance: Sendable {
                 // The first retry goes with the indirect requests; the rest split what is left of the period.
                 let spacing = (p.endAt - p.indirectAt) / Double(settings.directRetries)
                 p.nextRetryAt = p.retriesSent < settings.directRetries ? p.indirectAt + Double(p.retriesSent) * spacing : .infinity
-                if let index = members.index(forKey: p.target) {
-                    let (target, buddies) = pingTarget(at: index)
+                if let member = members[p.target] {
+                    let (target, buddies) = pingTarget(p.target, member)
                     out.append(send(withClaims(.ping(sequence: p.sequence, claims: buddies)), to: target.id, address: target.address))
                 }
             }
@@ -415,11 +415,11 @@ public struct MembershipInstance: Sendable {
                 return out
             }
         }
-        guard now >= nextProbeAt, let index = nextProbeTarget(rng: &rng) else {
+        guard now >= nextProbeAt, let (id, member) = nextProbeTarget(rng: &rng) else {
             if now >= nextProbeAt { nextProbeAt = now + scaled(settings.probeInterval) }
             return out
         }
-        let (target, buddies) = pingTarget(at: index)
+        let (target, buddies) = pingTarget(id, member)
         sequence &+= 1
         let period = scaled(settings.probeInterval)
         probe = Probe(target: target.id, sequence: sequence, indirectAt: now + scaled(settings.probeTimeout), endAt: now + period)
@@ -429,11 +429,9 @@ public struct MembershipInstance: Sendable {
         return out
     }
 
-    /// Where to ping a member and the claims to put on the ping, read in place: copying the member
-    /// would retain its claims, objects shared by every simulated peer's view (a cache miss each
-    /// at thousands of members).
-    private mutating func pingTarget(at index: TreeDictionary<PeerID, Member>.Index) -> (Contact, [Claim]) {
-        withMember(at: index) { (Contact($0), Self.buddyClaims(for: $0)) }
+    /// Where to ping a member and the claims to put on the ping.
+    private func pingTarget(_ id: PeerID, _ member: Member) -> (Contact, [Claim]) {
+        (Contact(id: id, address: member.address), Self.buddyClaims(for: member))
     }
 
     /// Buddy system: a suspect hears about its suspicion first, so it can refute at once.
@@ -443,16 +441,16 @@ public struct MembershipInstance: Sendable {
     }
 
     /// The next member to probe, as its index in `members`.
-    private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> TreeDictionary<PeerID, Member>.Index? {
+    private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> (PeerID, Member)? {
         while !verifyNext.isEmpty {
             let id = verifyNext.removeFirst()
-            if let i = members.index(forKey: id), withMember(at: i, { $0.status == .suspect }) { return i }
+            if let m = members[id], m.status == .suspect { return (id, m) }
         }
         for _ in 0..<2 {
             while probeIndex < probeOrder.count {
                 let id = probeID(at: probeIndex)
                 probeIndex += 1
-                if let i = members.index(forKey: id), withMember(at: i, { $0.isLive }) { return i }
+                if let m = members[id], m.isLive { return (id, m) }
             }
             // One pass done: reshuffle, so every member is probed once per round in random order.
             (probeSnapshot, probeNewcomers) = (liveIDs, [])
@@ -502,7 +500,7 @@ public struct MembershipInstance: Sendable {
         defer { cacheTimers() }
         if queue.isEmpty { passGossipRounds(upTo: now) }
         var out: [MembershipDirective] = []
-        let stranger = sender != me && members.index(forKey: sender) == nil
+        let stranger = sender != me && members[sender] == nil
         if message.isBulk {
             out += merge(view: message.claims, now: now)
         } else {
@@ -514,10 +512,8 @@ public struct MembershipInstance: Sendable {
             out += announceRefutation(accuser: accuser, messenger: sender, rng: &rng)
         }
         // The sender's entry after the claims, looked up once: nothing below changes `members`.
-        let senderIndex = members.index(forKey: sender)
-        let failedVerdict = senderIndex.flatMap { i in
-            withMember(at: i) { m in m.status == .failed ? m.statusClaim.map { (claim: $0, address: m.address) } : nil }
-        }
+        let senderEntry = members[sender]
+        let failedVerdict = senderEntry.flatMap { m in m.status == .failed ? m.statusClaim.map { (claim: $0, address: m.address) } : nil }
         if let failedVerdict, !isLeaving, now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
             // A member we hold failed talks to us (a healed partition, a peer that was paused):
             // tell it, so it refutes with a higher incarnation, which is what revives it here.
@@ -533,11 +529,11 @@ public struct MembershipInstance: Sendable {
             }
             staleAccusers = []
         }
-        let replyAddress = senderIndex.map { withMember(at: $0) { $0.address } } ?? source
+        let replyAddress = senderEntry?.address ?? source
         // Someone talks to us whom our view does not hold (gossip about it missed us): exchange
         // views with it now rather than at the next anti-entropy round. At most every strangerSyncInterval per peer.
         var answeredStranger = false
-        if stranger && senderIndex == nil && !isLeaving && !message.isBulk,
+        if stranger && senderEntry == nil && !isLeaving && !message.isBulk,
            now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
             answeredStranger = true
             lastStrangerSync[sender] = now
@@ -570,7 +566,7 @@ public struct MembershipInstance: Sendable {
             // timeout and closes the period at the probe interval, so a full timeout here would
             // always land too late to count (memberlist has the same trap).
             relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.relayNackFraction * settings.probeTimeout)
-            let (contact, first) = members.index(forKey: target).map { pingTarget(at: $0) } ?? (Contact(id: target, address: targetAddress), [])
+            let (contact, first) = members[target].map { pingTarget(target, $0) } ?? (Contact(id: target, address: targetAddress), [])
             out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: contact.address))
         case let .nack(seq, _):
             // One nack per relay we asked: duplicates or strangers cannot hide a missing one.
@@ -734,7 +730,7 @@ public struct MembershipInstance: Sendable {
         var targets = randomLiveMembers(count: settings.announceFanout, excluding: [accuser, messenger], rng: &rng)
         for peer in [messenger, accuser] where peer != me {
             if let m = members[peer], m.isLive || m.status == .failed, !m.address.isEmpty, !targets.contains(where: { $0.id == peer }) {
-                targets.insert(Contact(m), at: 0)
+                targets.insert(Contact(id: peer, address: m.address), at: 0)
             }
         }
         return targets.map { send(.gossip(claims: [myAliveClaim]), to: $0.id, address: $0.address) }
@@ -933,18 +929,11 @@ public struct MembershipInstance: Sendable {
         init(id: PeerID, address: String) { (self.id, self.address) = (id, address) }
     }
 
-    /// The contact of a member we hold, read in place: `members[id]` would copy the whole
-    /// member (its claims retained and released) for two fields, several times a tick.
-    private mutating func contact(of id: PeerID) -> Contact {
-        let index = members.index(forKey: id)!
-        return withMember(at: index) { Contact($0) }
+    /// The contact of a member we hold.
+    private func contact(of id: PeerID) -> Contact {
+        Contact(id: id, address: members[id]!.address)
     }
 
-    /// Reads or changes a member in place (`members.values[index]` reads a copy: its claims
-    /// retained and released, cache misses on objects every simulated view shares).
-    private func withMember<R>(at index: TreeDictionary<PeerID, Member>.Index, _ body: (Member) -> R) -> R {
-        body(members[index].value)
-    }
 
     private mutating func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Contact] {
         let available = liveIDs.count - excluding.reduce(0) { $0 + (isLiveOther($1) ? 1 : 0) }
