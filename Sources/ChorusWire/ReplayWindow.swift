@@ -24,10 +24,13 @@ public struct ReplayWindow: Sendable, Equatable {
         case invalid  // 0 or beyond `counterLimit`
     }
 
+    /// The highest counter seen (0: none yet). It is seen by definition, so it is not in the list.
     public private(set) var highest: UInt64 = 0
-    /// One array for both forms (a window is 16 bytes): the seen counters inside the window,
+    /// One array for both forms (a window is 16 bytes): the other seen counters inside the window,
     /// ascending (at most `sparseLimit` of them), or, once there are more, the bitmap of
     /// `bitmapWords` words with bit `c % size` set when counter c (within the window) was seen.
+    /// Most senders reach a peer once in a long while, so most windows hold `highest` alone and
+    /// allocate nothing.
     private var seen: [UInt64] = []
     static let bitmapWords = Int(size / 64)
     /// The list never reaches `bitmapWords` entries (`sparseLimit` is far below).
@@ -38,6 +41,7 @@ public struct ReplayWindow: Sendable, Equatable {
     public func check(_ counter: UInt64) -> Verdict {
         guard counter != 0, counter <= Self.counterLimit else { return .invalid }
         if counter > highest { return .fresh }
+        if counter == highest { return .duplicate }
         if highest - counter >= Self.size { return .tooOld }
         let wasSeen = isDense ? isSet(counter) : seen.contains(counter)
         return wasSeen ? .duplicate : .fresh
@@ -55,17 +59,21 @@ public struct ReplayWindow: Sendable, Equatable {
 
     private mutating func commitSparse(_ counter: UInt64) {
         if counter > highest {
+            if highest != 0 && counter - highest < Self.size { seen.append(highest) }
             highest = counter
             let outside = seen.prefix { highest - $0 >= Self.size }.count
-            if outside > 0 { seen.removeFirst(outside) }
-            seen.append(counter)
+            if outside == seen.count {
+                seen = []  // its memory too
+            } else if outside > 0 {
+                seen.removeFirst(outside)
+            }
         } else {
             seen.insert(counter, at: seen.firstIndex { $0 > counter } ?? seen.endIndex)
         }
         guard seen.count > Self.sparseLimit else { return }
         let list = seen
         seen = [UInt64](repeating: 0, count: Self.bitmapWords)
-        for c in list { set(c) }
+        for c in list + [highest] { set(c) }
     }
 
     private mutating func commitDense(_ counter: UInt64) {
@@ -74,7 +82,7 @@ public struct ReplayWindow: Sendable, Equatable {
             if advance >= Self.size {
                 // Nothing seen is left in the window: back to the sparse form (and its memory).
                 highest = counter
-                seen = [counter]
+                seen = []
                 return
             } else {
                 // Clear the bits of highest+1 ..< counter: whole words at once (a sender's counter
