@@ -27,19 +27,40 @@ public struct PeerInstance: Sendable {
     public struct Traffic: Sendable, Equatable {
         public var bytesSent = 0, bytesReceived = 0, datagramsSent = 0, datagramsReceived = 0
         /// Payload bytes (messages and objects, without the datagram layer's headers, hellos,
-        /// signatures and tags) by channel number, per recipient; an array, not a dictionary,
-        /// because it is updated for every message (the simulator's hot path).
-        public var payloadSentByChannel = [Int](repeating: 0, count: 256)
-        public var payloadReceivedByChannel = [Int](repeating: 0, count: 256)
+        /// signatures and tags) by channel number, per recipient.
+        public var payloadSentByChannel = ChannelCounts()
+        public var payloadReceivedByChannel = ChannelCounts()
 
         /// By channel name (`ChorusChannel.name`), channels with traffic only.
-        public var payloadBytesSent: [String: Int] { Self.named(payloadSentByChannel) }
-        public var payloadBytesReceived: [String: Int] { Self.named(payloadReceivedByChannel) }
+        public var payloadBytesSent: [String: Int] { payloadSentByChannel.named }
+        public var payloadBytesReceived: [String: Int] { payloadReceivedByChannel.named }
+    }
 
-        static func named(_ counts: [Int]) -> [String: Int] {
+    /// Counts by channel number, updated for every message (the simulator's hot path). The
+    /// channels in use are below 8 and counted inline: arrays of 256 counts on the heap were two
+    /// cache misses per datagram at thousands of simulated peers.
+    public struct ChannelCounts: Sendable, Equatable {
+        private var low = InlineArray<8, Int>(repeating: 0)
+        private var high: [UInt8: Int] = [:]
+
+        public init() {}
+
+        public subscript(channel: UInt8) -> Int {
+            get { channel < 8 ? low[Int(channel)] : high[channel, default: 0] }
+            set {
+                if channel < 8 { low[Int(channel)] = newValue } else { high[channel] = newValue }
+            }
+        }
+
+        /// By channel name (`ChorusChannel.name`), channels with a count only.
+        public var named: [String: Int] {
             var out: [String: Int] = [:]
-            for (channel, count) in counts.enumerated() where count > 0 { out[ChorusChannel.name(UInt8(channel))] = count }
+            for channel in UInt8(0)...255 where self[channel] != 0 { out[ChorusChannel.name(channel)] = self[channel] }
             return out
+        }
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.high == b.high && (0..<8).allSatisfy { a.low[$0] == b.low[$0] }
         }
     }
 
@@ -336,10 +357,10 @@ public struct PeerInstance: Sendable {
                     perform(membership.join(seed: peer, address: source, now: now), now: now, into: &out)
                 }
             case let .message(from, channel, payload):
-                traffic.payloadReceivedByChannel[Int(channel)] += payload.count
+                traffic.payloadReceivedByChannel[channel] += payload.count
                 handleMessage(from: from, channel: channel, payload: payload, source: source, now: now, into: &out)
             case let .object(object):
-                traffic.payloadReceivedByChannel[Int(object.channel)] += object.bytes.count
+                traffic.payloadReceivedByChannel[object.channel] += object.bytes.count
                 handleObject(object, source: source, now: now, into: &out)
             }
         }
@@ -533,7 +554,7 @@ public struct PeerInstance: Sendable {
     /// Seals `item` for `peer` (with a hello first when there is no session yet), counts its
     /// payload by channel, and hands the datagrams to the shell.
     private mutating func send(_ item: Outgoing, to peer: PeerID, at address: PeerAddress, now: Double, into out: inout [PeerDirective]) {
-        traffic.payloadSentByChannel[Int(item.channel)] += item.byteCount
+        traffic.payloadSentByChannel[item.channel] += item.byteCount
         emit(wire.send(item, to: peer, now: now), to: address, peer: peer, into: &out)
     }
 
