@@ -132,9 +132,11 @@ public struct WireEndpoint: Sendable {
             return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
-        if (waiting[peer]?.bytes ?? 0) + item.byteCount <= settings.pendingBytesPerPeer {
-            waiting[peer, default: Queue()].items.append((item, now))
-            waiting[peer]!.bytes += item.byteCount
+        var queue = waiting[peer] ?? Queue()
+        if queue.bytes + item.byteCount <= settings.pendingBytesPerPeer {
+            queue.items.append((item, now))
+            queue.bytes += item.byteCount
+            waiting[peer] = queue
         } else {
             rejections[.pendingOverflow, default: 0] += 1
         }
