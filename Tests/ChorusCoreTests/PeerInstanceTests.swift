@@ -180,3 +180,21 @@ struct PeerInstanceTests {
         #expect(!lone.peers[b].isolated)
     }
 }
+
+/// The per-channel payload counts behind status and metrics: inline below channel 8, in a table
+/// above, the same answers either way.
+@Test("payload counts by channel: inline and table channels add up and are named")
+func channelCounts() {
+    var counts = PeerInstance.ChannelCounts()
+    counts[ChorusChannel.membership] += 100
+    counts[ChorusChannel.membership] += 20
+    counts[7] += 1
+    counts[8] += 5
+    counts[255] += 2
+    #expect(counts[ChorusChannel.membership] == 120 && counts[7] == 1 && counts[8] == 5 && counts[255] == 2 && counts[0] == 0)
+    #expect(counts.named == ["membership": 120, "channel-7": 1, "channel-8": 5, "channel-255": 2])
+    var other = PeerInstance.ChannelCounts()
+    #expect(other != counts)
+    for channel in [ChorusChannel.membership, 7, 8, 255] as [UInt8] { other[channel] = counts[channel] }
+    #expect(other == counts)
+}
