@@ -3,8 +3,9 @@
 
 Panels (each omitted when its columns are empty, as in a membership run): consensus distance
 (log), test accuracy (mean and min-max band), live peers, view agreement. The schedule's
-events are vertical lines on every panel, one colour per action (short ticks along the
-bottom when there are more than 60, as with Poisson churn in a large network).
+events are vertical lines on every panel, one colour per action, dashes interleaved where
+actions share an instant (short ticks along the bottom when there are more than 60, as with
+Poisson churn in a large network).
 """
 
 import argparse
@@ -90,17 +91,24 @@ DENSE_EVENTS = 60
 def draw_events(axes, events: list[runs.Event]):
     """Vertical lines on every panel (ticks along the bottom when there are many); the legend
     (one entry per action) goes by the last panel."""
+    from matplotlib.lines import Line2D  # matplotlib is imported only once the input checked
+
     handles = []
     dense = len(events) > DENSE_EVENTS
-    for kind, times in runs.event_times_by_kind(events).items():
+    by_kind = runs.event_times_by_kind(events)
+    for kind, times in by_kind.items():
         colour = runs.action_colour(kind)
         if dense:
             marks = [ax.vlines(times, 0, 0.06, transform=ax.get_xaxis_transform(), color=colour, linewidth=0.6)
                      for ax in axes]
         else:
-            marks = [ax.axvline(time, color=colour, linestyle=":", linewidth=1.5) for ax in axes for time in times]
-        marks[0].set_label(kind)
-        handles.append(marks[0])
+            marks = [ax.axvline(time, color=colour, linestyle=runs.event_line_style(kind, time, by_kind), linewidth=1.5)
+                     for ax in axes for time in times]
+        if dense:
+            marks[0].set_label(kind)
+            handles.append(marks[0])
+        else:  # the legend shows the plain dotted line, whatever dashes a shared time got
+            handles.append(Line2D([], [], color=colour, linestyle=":", linewidth=1.5, label=kind))
     if handles:
         runs.legend_outside(axes[-1], handles=handles, title="events")
 

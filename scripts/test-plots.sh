@@ -106,6 +106,19 @@ expect_error "plot.py: malformed number" 2 "series.csv" "line 4 (row 3)" "accura
 expect_error "compare.py: malformed number" 2 "line 4 (row 3)" -- \
     scripts/compare.py "$work/train" "$work/malformed"
 
+echo "== event lines"
+run python3 -c '
+import sys
+sys.path.insert(0, "scripts/lib")
+import chorus_runs as runs
+by_kind = {"crash": [60.0, 90.0], "join": [60.0], "leave": [120.0]}
+crash, join = runs.event_line_style("crash", 60.0, by_kind), runs.event_line_style("join", 60.0, by_kind)
+assert crash != join and ":" not in (crash, join), (crash, join)
+assert crash[1] == join[1] and crash[0] != join[0], (crash, join)
+assert runs.event_line_style("crash", 90.0, by_kind) == ":" and runs.event_line_style("leave", 120.0, by_kind) == ":"
+'
+if [ "$status" = 0 ]; then pass "actions at one time get interleaved dashes, a lone one is dotted"; else fail "event line styles: $err"; fi
+
 echo "== drawing"
 run scripts/plot.py "$work/train"
 if [ "$status" = 3 ]; then

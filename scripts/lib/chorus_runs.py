@@ -346,6 +346,17 @@ def event_times_by_kind(events: list[Event]) -> dict[str, list[float]]:
     return by_kind
 
 
+def event_line_style(kind: str, time: float, by_kind: dict[str, list[float]]):
+    """Dotted for an action alone at its time. Where several actions share a time (a replace
+    schedule crashes some peers and adds others at once), each line gets dashes offset from the
+    others', so every colour shows instead of the last one drawn hiding the rest."""
+    sharing = [k for k, times in by_kind.items() if time in times]
+    if len(sharing) == 1:
+        return ":"
+    dash = 3
+    return (dash * sharing.index(kind), (dash, dash * (len(sharing) - 1)))
+
+
 def legend_outside(ax, **kwargs):
     """A legend to the right of the panel, where it cannot hide any data."""
     return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
