@@ -245,15 +245,10 @@ public struct MembershipInstance: Sendable {
         defer { cacheTimers() }
         precondition(members.isEmpty && other.tombstones.isEmpty, "preload(sharing:) starts an empty view from a steady one")
         (members, othersDigest, liveIDs) = (other.members, other.othersDigest, other.liveIDs)
-        bulkLoading = true
+        // Two changes, kept in step with the indexes as any other; endPreload then drops what
+        // they queued for gossip and for the probe order.
         _ = apply(other.myAliveClaim, now: now)
         forget(me)
-        bulkLoading = false
-        if other.me != me {
-            liveIDs.insert(other.me, at: liveIndex(of: other.me))
-            let i = liveIndex(of: me)
-            if i < liveIDs.count && liveIDs[i] == me { liveIDs.remove(at: i) }
-        }
         endPreload()
     }
 
@@ -440,7 +435,7 @@ public struct MembershipInstance: Sendable {
         return []
     }
 
-    /// The next member to probe, as its index in `members`.
+    /// The next member to probe, with its entry.
     private mutating func nextProbeTarget(rng: inout some RandomNumberGenerator) -> (PeerID, Member)? {
         while !verifyNext.isEmpty {
             let id = verifyNext.removeFirst()
@@ -933,7 +928,6 @@ public struct MembershipInstance: Sendable {
     private func contact(of id: PeerID) -> Contact {
         Contact(id: id, address: members[id]!.address)
     }
-
 
     private mutating func randomLiveMembers(count: Int, excluding: Set<PeerID>, rng: inout some RandomNumberGenerator) -> [Contact] {
         let available = liveIDs.count - excluding.reduce(0) { $0 + (isLiveOther($1) ? 1 : 0) }

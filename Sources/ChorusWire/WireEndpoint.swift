@@ -352,7 +352,7 @@ public struct WireEndpoint: Sendable {
     }
 
     /// Reads or changes a session in place. `sessions.values[index]` would copy the whole
-    /// session for a read (retaining its window and queue): a cost on every datagram.
+    /// session for a read (retaining its window): a cost on every datagram.
     private mutating func withSession<R>(at index: Dictionary<PeerID, Session>.Index, _ body: (inout Session) -> R) -> R {
         body(&sessions.values[index])
     }
