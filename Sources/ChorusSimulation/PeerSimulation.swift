@@ -415,36 +415,40 @@ public final class PeerSimulation {
         link.jitter > 0 ? link.base - link.jitter * log(1 - Double.random(in: 0..<1, using: &networkRNG)) : link.base
     }
 
-    /// Slot i listens at 10.x.y.z:7000 where x·65536 + y·256 + z = i: the address is read back
-    /// into the slot (every datagram sent needs it) instead of hashing it into a dictionary.
+    /// Slot i listens at 10.x.y.z:7000 where x·4096 + y·64 + z = i (y, z below 64): the address
+    /// is read back into the slot (every datagram sent needs it) instead of hashing it into a
+    /// dictionary, and up to 40 960 slots it is at most 15 bytes, which Swift keeps inside the
+    /// string value. (With bytes up to 255, a quarter of 4096 peers' addresses took 16 bytes: a
+    /// heap object retained, released and fetched from memory wherever the address went.)
     static func address(ofSlot index: Int) -> PeerAddress {
-        "10.\(index / 65_536 % 256).\(index / 256 % 256).\(index % 256):7000"
+        "10.\(index / 4096 % 256).\(index / 64 % 64).\(index % 64):7000"
     }
 
-    /// The slot listening at `address`, if any.
-    private func slot(at address: PeerAddress) -> Int? {
-        // "10." then three numbers below 256 separated by "." and ended by ":".
-        var index = 0, value = 0, numbers = 0
+    /// The slot listening at `address`, if any: read back from the text, which must be exactly
+    /// what `address(ofSlot:)` hands out (no leading zeros, port 7000). Every datagram sent asks,
+    /// so the slot table (a cache miss at thousands of peers) is not consulted.
+    private func slot(at address: PeerAddress) -> Int? { Self.slot(at: address, below: slots.count) }
+
+    static func slot(at address: PeerAddress, below slotCount: Int) -> Int? {
+        let zero = UInt8(ascii: "0"), nine = UInt8(ascii: "9")
+        var index = 0, value = 0, digits = 0, field = 0  // fields: 10 . x . y . z : port
         for byte in address.utf8 {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
-                guard value < 256 else { return nil }
-            case UInt8(ascii: "."), UInt8(ascii: ":"):
-                if numbers == 0 {
-                    guard value == 10 else { return nil }
-                } else {
-                    index = index * 256 + value
-                }
-                numbers += 1
-                value = 0
-            default:
-                return nil
+            if byte >= zero && byte <= nine {
+                guard digits == 0 || value > 0, digits < 4 else { return nil }  // a leading zero, or too long
+                value = value * 10 + Int(byte - zero)
+                digits += 1
+                continue
             }
-            if numbers == 4 { break }
+            guard digits > 0, byte == UInt8(ascii: field < 3 ? "." : ":") else { return nil }
+            switch field {
+            case 0: guard value == 10 else { return nil }
+            case 1: guard value < 256 else { return nil }
+            default: guard value < 64 else { return nil }
+            }
+            if field > 0 { index = index * 64 + value }
+            (field, value, digits) = (field + 1, 0, 0)
         }
-        // Only the very address handed out (no leading zeros, no other port) names the slot.
-        guard numbers == 4, index < slots.count, slots[index].address == address else { return nil }
+        guard field == 4, value == 7000, index < slotCount else { return nil }
         return index
     }
 

@@ -34,6 +34,21 @@ struct PeerSimulationTests {
         return simulation
     }
 
+    @Test("a slot's address reads back to the slot, and only that very text does")
+    func slotAddresses() {
+        for index in [0, 1, 63, 64, 255, 4095, 4096, 40_959, 100_000] {
+            let address = PeerSimulation.address(ofSlot: index)
+            #expect(PeerSimulation.slot(at: address, below: 200_000) == index, "\(address)")
+            #expect(PeerSimulation.slot(at: address, below: index) == nil)
+        }
+        // Up to 40 960 slots an address stays within the 15 bytes Swift keeps inside a string.
+        #expect(PeerSimulation.address(ofSlot: 40_959).utf8.count <= 15)
+        for other in ["10.0.1.5:7001", "10.0.01.5:7000", "10.0.1.5:07000", "10.0.1.64:7000", "11.0.1.5:7000",
+                      "10.0.1.5", "10.0.1.5:70000", "10.0.1:7000", "10..1.5:7000", "10.0.1.5.7000", " 10.0.1.5:7000", ""] {
+            #expect(PeerSimulation.slot(at: other, below: 200_000) == nil, "\(other)")
+        }
+    }
+
     @Test("the same seed gives byte-identical series.csv and events.csv; another seed differs")
     func determinism() throws {
         let a = try Self.run(Self.churnOptions(seed: 7))
