@@ -5,7 +5,8 @@ import PackageDescription
 /// CSodium ← ChorusCrypto ← ChorusWire ← ChorusMembership ─┬─ ChorusCore ─┬─ ChorusPeer (UDP shell) ─ ChorusExperiment ─┬─ chorus
 /// ChorusLearning, ChorusAveraging ────────────────────────┘              └─ ChorusSimulation (virtual) ─────────────────┘
 /// ChorusRuns (schedules in; series, events and summary out; who holds which data shard) is
-/// shared by the simulator, the local networks of real processes and real experiments.
+/// shared by the simulator, the local networks of real processes and real experiments. CPrefetch
+/// (a C inline prefetch hint) serves the simulator alone.
 let package = Package(
     name: "Chorus",
     platforms: [.macOS(.v14)],
@@ -48,11 +49,12 @@ let package = Package(
             name: "ChorusCore",
             dependencies: ["ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "ChorusMembership"]
         ),
+        .target(name: "CPrefetch"),
         .target(name: "ChorusRuns", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
         .target(
             name: "ChorusSimulation",
             dependencies: [
-                "ChorusRuns", "ChorusCore", "ChorusMembership", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging",
+                "ChorusRuns", "ChorusCore", "ChorusMembership", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusAveraging", "CPrefetch",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]

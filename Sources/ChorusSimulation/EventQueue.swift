@@ -36,6 +36,12 @@ struct EventQueue<Payload> {
         heap.insert(Entry(time: time, order: counter, index: index))
     }
 
+    /// Lets `body` look at the next event's payload without taking it (for prefetching).
+    func peekNext<T>(_ body: (borrowing Payload) -> T) -> T? {
+        guard let top = heap.min else { return nil }
+        return payloads[top.index].map { body($0) }
+    }
+
     mutating func pop() -> (time: Double, payload: Payload)? {
         guard let top = heap.popMin() else { return nil }
         let payload = payloads[top.index].take()!
