@@ -80,7 +80,6 @@ public final class PeerSimulation {
     struct Slot {
         var name: String
         var key: SigningKey
-        var address: PeerAddress
         var shard: Int
         /// Last checkpoint (restarts resume from it).
         var checkpoint: ModelSnapshot?
@@ -111,6 +110,9 @@ public final class PeerSimulation {
     public private(set) var violationsPassed: [Violation] = []
 
     private var slots: [Slot] = []
+    /// Each slot's address, apart from the rest of the slot: every datagram sent reads its
+    /// sender's, and 16-byte entries stay in cache where the slot table is a miss at thousands.
+    private var addresses: [PeerAddress] = []
     /// The running instance of each slot (nil: crashed, left, or down for a restart). Boxed, so
     /// reading one never copies the whole instance.
     private var instances: [Box?] = []
@@ -267,8 +269,8 @@ public final class PeerSimulation {
         var seedBytes: [UInt8] = []
         for _ in 0..<4 { withUnsafeBytes(of: seeds.next()) { seedBytes += $0 } }
         let key = try! SigningKey(seed: seedBytes, mode: options.crypto)  // 32 bytes by construction
-        let address = Self.address(ofSlot: index)
-        slots.append(Slot(name: "p\(index)", key: key, address: address, shard: shard))
+        slots.append(Slot(name: "p\(index)", key: key, shard: shard))
+        addresses.append(Self.address(ofSlot: index))
         instances.append(nil)
         scheduledTick.append(.infinity)
         return index
@@ -308,7 +310,7 @@ public final class PeerSimulation {
         if let saved = slot.checkpoint { try? learner.resume(parameters: saved.parameters, steps: saved.steps, epoch: saved.epoch) }
         let epoch = UInt64(unixTimeAtZero + now) + slot.bootCount  // grows across restarts
         var instance = PeerInstance(
-            identity: slot.key, keyring: keyring, epoch: epoch, address: slot.address, settings: settings, learner: learner,
+            identity: slot.key, keyring: keyring, epoch: epoch, address: addresses[index], settings: settings, learner: learner,
             now: now, unixTimeAtZero: unixTimeAtZero, seed: self.seeds.next(), claimVerifier: verifier)
         let directives = instance.start(seeds: seeds, knownPeers: [], now: now)
         slots[index] = slot
@@ -416,7 +418,7 @@ public final class PeerSimulation {
             if kept == 0 { return }
             burst.removeLast(burst.count - kept)
         }
-        queue.push(.deliver(to: target, datagrams: burst, from: slots[index].address), at: now + latency(link))
+        queue.push(.deliver(to: target, datagrams: burst, from: addresses[index]), at: now + latency(link))
     }
 
     /// One datagram on its own: its departure behind the sender's earlier ones (bandwidth), and
@@ -431,7 +433,7 @@ public final class PeerSimulation {
         if loss > 0 && Double.random(in: 0..<1, using: &networkRNG) < loss { dropped += 1; return }
         let link = options.link
         let copies = link.duplication > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.duplication ? 2 : 1
-        let from = slots[index].address
+        let from = addresses[index]
         for _ in 0..<copies {
             var delay = latency(link)
             if link.reorder > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.reorder { delay += link.reorderDelay }
@@ -611,7 +613,7 @@ public final class PeerSimulation {
     private func randomLiveAddress(excluding index: Int) -> [PeerAddress] {
         let candidates = live.filter { $0 != index }
         guard !candidates.isEmpty else { return [] }
-        return [slots[candidates[Int.random(in: 0..<candidates.count, using: &scenarioRNG)]].address]
+        return [addresses[candidates[Int.random(in: 0..<candidates.count, using: &scenarioRNG)]]]
     }
 
     private func targets(_ target: Schedule.Target?) -> [Int] {
