@@ -201,16 +201,17 @@ public struct PeerInstance: Sendable {
         recomputeNeighbours(now: now)
     }
 
-    /// This peer's signed statement that it is alive at its address and incarnation.
     /// Addresses and lengths of the heap memory a datagram or tick for this peer reads first, for
     /// a simulator to prefetch while it handles the event before (at thousands of peers each
     /// event's peer comes from memory, and these misses otherwise come one after the other).
-    /// Hints only: the addresses are not for reading, and a stale one costs nothing.
+    /// Hints only: the addresses are not for reading, and a wrong one costs nothing (they rely on
+    /// a `Dictionary` and a `TreeDictionary` starting with their storage's reference).
     public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
         wire.memoryHints(body)
         membership.memoryHints(body)
     }
 
+    /// This peer's signed statement that it is alive at its address and incarnation.
     public var aliveClaim: Claim { membership.fullState()[0] }
 
     /// Graceful leave: announce "left" (signed) to members directly and by gossip, hand the

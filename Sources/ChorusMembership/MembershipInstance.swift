@@ -169,13 +169,13 @@ public struct MembershipInstance: Sendable {
 
     // MARK: Views
 
-    /// Members that are alive or suspect, plus this peer: the set neighbourhoods are computed from.
     /// Where the members tree's root node is: the first heap memory a message or probe reads (a
     /// simulator prefetches it; `PeerInstance.memoryHints`).
     public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
         Swift.withUnsafeBytes(of: members) { $0.load(as: UnsafeRawPointer?.self).map { body($0, 128) } }
     }
 
+    /// Members that are alive or suspect, plus this peer: the set neighbourhoods are computed from.
     public var liveMembers: [PeerID] { [me] + liveIDs }
     public func status(of peer: PeerID) -> MemberStatus? { peer == me ? (isLeaving ? .left : .alive) : members[peer]?.status }
     /// The address a member's latest claim names (nil for strangers and empty addresses).

@@ -288,14 +288,14 @@ public struct WireEndpoint: Sendable {
         return reception
     }
 
-    /// Whether `tick` has anything to do: objects being reassembled (which may expire) or
-    /// items waiting for a peer's epoch (hellos to retry). A shell need not tick an idle endpoint.
     /// Where the session table starts: the first heap memory a datagram reads (a simulator
     /// prefetches it; `PeerInstance.memoryHints`).
     public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
         Swift.withUnsafeBytes(of: sessions) { $0.load(as: UnsafeRawPointer?.self).map { body($0, 192) } }
     }
 
+    /// Whether `tick` has anything to do: objects being reassembled (which may expire) or
+    /// items waiting for a peer's epoch (hellos to retry). A shell need not tick an idle endpoint.
     public var needsTick: Bool { !waiting.isEmpty || reassembler.objectsInProgress > 0 }
 
     /// Periodic housekeeping: drops timed-out objects and stale queued items, and repeats hellos
