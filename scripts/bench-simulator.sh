@@ -10,7 +10,7 @@
 # Usage: scripts/bench-simulator.sh [--task membership|average|train] [--crypto simulated|real]
 #                                   [--sizes "256 512 1024"] [--duration 120] [--loss 0.05]
 #                                   [--repeat 3] [--binary PATH]   (a chorus binary to time instead of building one)
-# Takes minutes (4096 membership peers: about 40 s of start-up and 5.5 GB of memory per run).
+# Takes minutes (4096 membership peers: about 20 s of start-up and 3.5 GB of memory per run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 task=membership crypto=simulated sizes="256 512 1024" duration=120 loss=0.05 binary="" repeat=3
