@@ -142,6 +142,8 @@ public final class PeerSimulation {
     private var healedAt = -Double.infinity
     private var shared: SharedData?
     private let startingPeers: Int
+    /// Whether the run prefetches (`prefetch(handling:)`): only from `prefetchFromPeers` on.
+    private let prefetching: Bool
     private var dropped = 0, droppedSeen = 0
     private var lastSampleAt = 0.0
     private let verifier: ClaimVerifier
@@ -164,6 +166,7 @@ public final class PeerSimulation {
         self.seeds = SplitMix64(seed: options.seed ^ 0x9EE5)
         self.loss = options.link.loss
         self.startingPeers = options.peers
+        self.prefetching = options.peers >= Self.prefetchFromPeers
         self.shards = ShardLedger(startingPeers: max(1, options.peers))
         self.verifier = ClaimVerifier(mode: options.crypto)
         var keySeed = SplitMix64(seed: options.seed ^ 0x4E7)
@@ -190,7 +193,7 @@ public final class PeerSimulation {
         while violation == nil, let t = queue.nextTime, t <= options.duration {
             let (time, event) = queue.pop()!
             now = time
-            prefetch(handling: event)
+            if prefetching { prefetch(handling: event) }
             handle(event)
             if now >= next {
                 progress?(now)
@@ -207,10 +210,16 @@ public final class PeerSimulation {
         checkPending()
     }
 
-    /// Prefetching: above a thousand peers every event's peer comes from memory. While one event
+    /// Prefetching: with thousands of peers every event's peer comes from memory. While one event
     /// is handled, the next one's peer instance is on its way to the caches; when its turn comes,
     /// the heap memory it reads first (its datagram, session table, members tree) is asked for at
     /// once, not one miss after another. Hints only: results do not depend on them.
+    ///
+    /// Where the peers' state still sits in the caches the hints are pure overhead: paired runs on
+    /// the project machine (32 MB of L3) measured +4 % at 256 to 1024 peers, −5 % at 2048 and
+    /// −10 % at 4096 (docs/performance.md), hence the threshold.
+    static let prefetchFromPeers = 1536
+
     private func prefetch(handling event: Event) {
         switch event {
         case let .tick(index):
