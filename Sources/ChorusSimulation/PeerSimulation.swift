@@ -98,6 +98,14 @@ public final class PeerSimulation {
         case restart(Int)
         case sample
         case check
+
+        /// The slot whose instance the event runs, if any.
+        var peer: Int? {
+            switch self {
+            case let .tick(index), let .deliver(index, _, _): index
+            default: nil
+            }
+        }
     }
 
     public let options: SimulationOptions
@@ -221,23 +229,13 @@ public final class PeerSimulation {
     static let prefetchFromPeers = 1536
 
     private func prefetch(handling event: Event) {
-        switch event {
-        case let .tick(index):
-            instances[index]?.read { $0.memoryHints { chorus_prefetch($0, $1) } }
-        case let .deliver(index, datagrams, _):
-            datagrams.first?.withUnsafeBytes { if let bytes = $0.baseAddress { chorus_prefetch(bytes, 64) } }
-            instances[index]?.read { $0.memoryHints { chorus_prefetch($0, $1) } }
-        default:
-            break
-        }
-        let next: Int? = queue.peekNext { event in
-            switch event {
-            case let .tick(index): index
-            case let .deliver(index, _, _): index
-            default: nil
+        if let index = event.peer, let box = instances[index] {
+            if case let .deliver(_, datagrams, _) = event {
+                datagrams.first?.withUnsafeBytes { if let bytes = $0.baseAddress { chorus_prefetch(bytes, 64) } }
             }
-        } ?? nil
-        if let next, let box = instances[next] {
+            box.read { $0.memoryHints { chorus_prefetch($0, $1) } }
+        }
+        if let next = queue.peekNext({ $0.peer }) ?? nil, let box = instances[next] {
             chorus_prefetch(Unmanaged.passUnretained(box).toOpaque(), 16 + MemoryLayout<PeerInstance>.size)
         }
     }
