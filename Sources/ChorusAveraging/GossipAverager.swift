@@ -141,7 +141,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         let active = activeNeighbours(now: now)
         var weights: [Node: Double] = [:]
         for node in active {
-            weights[node] = MetropolisHastings.weight(ownDegree: active.count, neighbourDegree: lastDegree[node] ?? 1)
+            weights[node] = WeightRule.metropolisHastings.weight(own: active.count, other: lastDegree[node] ?? 1, maxDegree: 0)
         }
         return (1 - weights.values.reduce(0, +), weights)
     }
@@ -161,7 +161,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         var mixWeights: [Float] = []
         mixWeights.reserveCapacity(fresh.count)
         for (node, contribution) in fresh {
-            let weight = MetropolisHastings.weight(ownDegree: ownDegree, neighbourDegree: contribution.degree)
+            let weight = WeightRule.metropolisHastings.weight(own: ownDegree, other: contribution.degree, maxDegree: 0)
             weights[node] = weight
             mixWeights.append(Float(weight))
             selfWeight -= weight

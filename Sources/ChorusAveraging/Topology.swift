@@ -1,99 +1,247 @@
-/// How peers are wired: a deterministic function of the member set, so every peer that sees the
-/// same members computes the same graph without talking to anyone.
-public enum Topology: Sendable, Equatable, CustomStringConvertible {
-    /// Symmetric exponential graph: i joins i ± 2^k (mod n) over members ordered by id.
-    /// Spectral gap stays large as n grows (σ₂ 0.5 at n = 16, 0.75 at n = 256) with degree ~2·log₂ n.
-    case exponential
+/// How peers are wired: a deterministic function of the member set (and, for time-varying
+/// graphs, of the round), so every peer that sees the same members computes the same graph
+/// without talking to anyone. Members are numbered 0…n−1 in id order.
+///
+/// Spectral figures for each kind (second-largest eigenvalue modulus of the mixing matrix,
+/// rounds to shrink consensus error by 10⁶): `chorus topology --kind K --peers N`, and the
+/// table in docs/convergence.md.
+public enum Topology: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// i joins i ± 1: cheap but slow to mix (σ₂ ≈ 0.997 at n = 64).
     case ring
+    /// A 2-D torus of r × c peers, r the largest divisor of n not above √n (4 × 4, 4 × 8, 8 × 8):
+    /// i joins its four grid neighbours with wrap-around. A prime n gives a 1 × n torus, a ring.
+    case torus
+    /// Symmetric exponential graph: i joins i ± 2^k (mod n). Degree about 2·log₂ n, and a
+    /// spectral gap that stays large as n grows (σ₂ 0.5 at n = 16 with Metropolis–Hastings).
+    case exponential
+    /// Directed exponential graph: i sends to i + 2^k (mod n) and hears from i − 2^k. Regular,
+    /// with in- and out-degree ⌈log₂ n⌉.
+    case directedExponential
+    /// Time-varying: in round t, i sends to i + 2^(t mod ⌈log₂ n⌉) only (one peer per round).
+    /// With weights ½–½ and n a power of two, ⌈log₂ n⌉ rounds give the exact average.
+    case onePeerExponential
+    /// A random k-regular undirected graph drawn from `seed` and n (every peer draws the same).
+    /// When n·k is odd one peer, chosen by the seed, has degree k + 1.
+    case randomRegular(k: Int, seed: UInt64)
     /// Everyone with everyone: exact averaging in one round, degree n − 1.
     case complete
-    /// Each member picks k others at random (seeded, over the ordered member list); edges are
-    /// made symmetric, so degrees are at least k.
-    case randomK(k: Int, seed: UInt64)
 
     public var description: String {
         switch self {
-        case .exponential: return "exponential"
-        case .ring: return "ring"
-        case .complete: return "complete"
-        case let .randomK(k, seed): return "random:\(k):\(seed)"
+        case .ring: "ring"
+        case .torus: "torus"
+        case .exponential: "exponential"
+        case .directedExponential: "directed-exponential"
+        case .onePeerExponential: "one-peer-exponential"
+        case let .randomRegular(k, seed): seed == 0 ? "random:\(k)" : "random:\(k):\(seed)"
+        case .complete: "complete"
         }
     }
 
-    public static let help = "exponential | ring | complete | random:K[:SEED]"
+    public static let help = "ring | torus | exponential | directed-exponential | one-peer-exponential | random:K[:SEED] | complete"
 
-    /// Parses "exponential", "ring", "complete", "random:K" or "random:K:SEED".
+    /// Every kind once (random with k = 4), for tables and tests.
+    public static let examples: [Topology] = [.ring, .torus, .exponential, .directedExponential, .onePeerExponential,
+                                              .randomRegular(k: 4, seed: 0), .complete]
+
+    /// Parses the names of `help`.
     public init?(parsing text: String) {
-        let parts = text.lowercased().split(separator: ":").map(String.init)
+        let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         switch parts.first {
-        case "exponential" where parts.count == 1: self = .exponential
         case "ring" where parts.count == 1: self = .ring
+        case "torus" where parts.count == 1: self = .torus
+        case "exponential" where parts.count == 1: self = .exponential
+        case "directed-exponential" where parts.count == 1: self = .directedExponential
+        case "one-peer-exponential" where parts.count == 1: self = .onePeerExponential
         case "complete" where parts.count == 1: self = .complete
         case "random" where parts.count == 2 || parts.count == 3:
-            guard let k = Int(parts[1]), k >= 1 else { return nil }
+            guard let k = Int(parts[1]), k >= 1, k <= 1024 else { return nil }
             let seed = parts.count == 3 ? UInt64(parts[2]) : 0
             guard let seed else { return nil }
-            self = .randomK(k: k, seed: seed)
+            self = .randomRegular(k: k, seed: seed)
         default: return nil
         }
     }
 
-    /// The neighbours of `node` among `members` (any order; duplicates ignored).
-    /// Returns [] when `node` is not a member.
-    public func neighbours<Node: Comparable & Hashable>(of node: Node, in members: some Sequence<Node>) -> [Node] {
-        let ordered = Array(Set(members)).sorted()
-        guard let i = ordered.firstIndex(of: node) else { return [] }
-        return neighbourIndices(of: i, count: ordered.count).sorted().map { ordered[$0] }
+    /// Whether an edge i → j may exist without j → i (Metropolis–Hastings needs undirected graphs).
+    public var isDirected: Bool {
+        switch self {
+        case .directedExponential, .onePeerExponential: true
+        default: false
+        }
     }
 
-    /// Neighbour indices of index `i` in a graph of `n` nodes.
-    public func neighbourIndices(of i: Int, count n: Int) -> Set<Int> {
-        guard n > 1 else { return [] }
-        var out = Set<Int>()
+    /// Whether the graph changes from round to round.
+    public var isTimeVarying: Bool { self == .onePeerExponential }
+
+    /// Rounds after which a time-varying graph repeats (1 for static ones).
+    public func period(count n: Int) -> Int {
+        isTimeVarying ? Self.log2Ceiling(n) : 1
+    }
+
+    // MARK: Neighbours by index
+
+    /// Whom peer `i` of `n` sends to in round `round` (sorted, without i).
+    public func outNeighbours(of i: Int, count n: Int, round: UInt64 = 0) -> [Int] {
+        neighbours(of: i, count: n, round: round, outgoing: true)
+    }
+
+    /// Whom peer `i` of `n` hears from in round `round` (sorted, without i).
+    public func inNeighbours(of i: Int, count n: Int, round: UInt64 = 0) -> [Int] {
+        neighbours(of: i, count: n, round: round, outgoing: false)
+    }
+
+    /// The out-neighbour lists of every peer (analysis and tests; random graphs are drawn once).
+    public func adjacency(count n: Int, round: UInt64 = 0) -> [[Int]] {
+        if case let .randomRegular(k, seed) = self {
+            return Self.randomRegularGraph(n: n, k: k, seed: seed).map { $0.sorted() }
+        }
+        return (0..<n).map { outNeighbours(of: $0, count: n, round: round) }
+    }
+
+    /// The largest in-degree of the graph (max-degree weights use it): a closed form for every
+    /// kind but random graphs.
+    public func maxDegree(count n: Int) -> Int {
+        guard n > 1 else { return 0 }
         switch self {
-        case .complete:
-            for j in 0..<n where j != i { out.insert(j) }
+        case .randomRegular(let k, _):
+            guard k < n - 1 else { return n - 1 }
+            return n * k % 2 == 1 ? k + 1 : k
+        case .complete: return n - 1
+        default: return inNeighbours(of: 0, count: n).count  // vertex-transitive: every peer alike
+        }
+    }
+
+    private func neighbours(of i: Int, count n: Int, round: UInt64, outgoing: Bool) -> [Int] {
+        guard n > 1, (0..<n).contains(i) else { return [] }
+        var out: [Int] = []
+        func add(_ j: Int) { out.append(((j % n) + n) % n) }
+        switch self {
         case .ring:
-            out.insert((i + 1) % n)
-            out.insert((i + n - 1) % n)
+            add(i + 1)
+            add(i - 1)
+        case .torus:
+            let (rows, columns) = Self.torusShape(n)
+            let (r, c) = (i / columns, i % columns)
+            out.append(((r + 1) % rows) * columns + c)
+            out.append(((r + rows - 1) % rows) * columns + c)
+            out.append(r * columns + (c + 1) % columns)
+            out.append(r * columns + (c + columns - 1) % columns)
         case .exponential:
             var step = 1
             while step < n {
-                out.insert((i + step) % n)
-                out.insert(((i - step) % n + n) % n)
+                add(i + step)
+                add(i - step)
                 step *= 2
             }
-        case let .randomK(k, seed):
-            let picks = Self.randomPicks(n: n, k: min(k, n - 1), seed: seed)
-            out.formUnion(picks[i])
-            for j in 0..<n where picks[j].contains(i) { out.insert(j) }
-        }
-        out.remove(i)
-        return out
-    }
-
-    /// The whole graph as adjacency sets (for analysis and tests).
-    public func adjacency(count n: Int) -> [Set<Int>] {
-        (0..<n).map { neighbourIndices(of: $0, count: n) }
-    }
-
-    private static func randomPicks(n: Int, k: Int, seed: UInt64) -> [Set<Int>] {
-        var state = seed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
-        func next() -> UInt64 {  // SplitMix64: stable across processes and platforms
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        return (0..<n).map { i in
-            var chosen = Set<Int>()
-            while chosen.count < k {
-                let j = Int(next() % UInt64(n))
-                if j != i { chosen.insert(j) }
+        case .directedExponential:
+            var step = 1
+            while step < n {
+                add(outgoing ? i + step : i - step)
+                step *= 2
             }
-            return chosen
+        case .onePeerExponential:
+            let step = 1 << Int(round % UInt64(Self.log2Ceiling(n)))
+            add(outgoing ? i + step : i - step)
+        case let .randomRegular(k, seed):
+            out = Array(Self.randomRegularGraph(n: n, k: k, seed: seed)[i])
+        case .complete:
+            out = Array(0..<n)
         }
+        return Set(out).subtracting([i]).sorted()
+    }
+
+    // MARK: Neighbours among members
+
+    /// The neighbours of `node` among `members` in round `round`: whom it sends to (`out`) and
+    /// hears from (`in`), each sorted. Both empty when `node` is not a member.
+    public func neighbours<Node: Comparable & Hashable>(of node: Node, in members: some Sequence<Node>,
+                                                       round: UInt64 = 0) -> (out: [Node], in: [Node]) {
+        let ordered = Array(Set(members)).sorted()
+        guard let i = ordered.firstIndex(of: node) else { return ([], []) }
+        let out = outNeighbours(of: i, count: ordered.count, round: round).map { ordered[$0] }
+        let into = isDirected ? inNeighbours(of: i, count: ordered.count, round: round).map { ordered[$0] } : out
+        return (out, into)
+    }
+
+    // MARK: Shapes
+
+    /// ⌈log₂ n⌉, at least 1.
+    static func log2Ceiling(_ n: Int) -> Int {
+        var k = 0
+        while (1 << k) < n { k += 1 }
+        return max(k, 1)
+    }
+
+    /// Rows and columns of the torus for n peers: rows the largest divisor of n with rows² ≤ n.
+    public static func torusShape(_ n: Int) -> (rows: Int, columns: Int) {
+        var rows = 1
+        var r = 1
+        while r * r <= n {
+            if n % r == 0 { rows = r }
+            r += 1
+        }
+        return (rows, n / rows)
+    }
+
+    /// A k-regular simple graph on n vertices, the same for the same (n, k, seed) on every
+    /// platform (SplitMix64). Edges are drawn by the pairing model one pair at a time, refusing
+    /// loops and double edges (Steger–Wormald), restarting when stuck. k ≥ n − 1 gives the
+    /// complete graph; with n·k odd the seed picks one vertex to take one more edge.
+    static func randomRegularGraph(n: Int, k: Int, seed: UInt64) -> [Set<Int>] {
+        guard n > 1 else { return Array(repeating: [], count: max(n, 0)) }
+        if k >= n - 1 { return (0..<n).map { i in Set(0..<n).subtracting([i]) } }
+        var rng = SplitMix(seed: seed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(k) << 48))
+        let extra = n * k % 2 == 1 ? Int(rng.next() % UInt64(n)) : -1
+        while true {
+            var stubs: [Int] = []
+            stubs.reserveCapacity(n * k + 1)
+            for v in 0..<n { for _ in 0..<(v == extra ? k + 1 : k) { stubs.append(v) } }
+            var adjacency = [Set<Int>](repeating: [], count: n)
+            var stuck = false
+            while !stubs.isEmpty && !stuck {
+                var paired = false
+                for _ in 0..<(50 + stubs.count) {
+                    let a = Int(rng.next() % UInt64(stubs.count))
+                    let b = Int(rng.next() % UInt64(stubs.count))
+                    let (u, v) = (stubs[a], stubs[b])
+                    guard a != b, u != v, !adjacency[u].contains(v) else { continue }
+                    adjacency[u].insert(v)
+                    adjacency[v].insert(u)
+                    for index in [max(a, b), min(a, b)] { stubs.swapAt(index, stubs.count - 1); stubs.removeLast() }
+                    paired = true
+                    break
+                }
+                if !paired {
+                    // Random tries failed: look for any suitable pair before giving up on this draw.
+                    var open: (Int, Int)?
+                    search: for a in stubs.indices {
+                        for b in stubs.indices where b > a && stubs[a] != stubs[b] && !adjacency[stubs[a]].contains(stubs[b]) {
+                            open = (a, b)
+                            break search
+                        }
+                    }
+                    guard let (a, b) = open else { stuck = true; continue }
+                    adjacency[stubs[a]].insert(stubs[b])
+                    adjacency[stubs[b]].insert(stubs[a])
+                    stubs.remove(at: b)
+                    stubs.remove(at: a)
+                }
+            }
+            if !stuck { return adjacency }
+        }
+    }
+}
+
+/// SplitMix64: a tiny generator whose output is the same on every platform and process.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

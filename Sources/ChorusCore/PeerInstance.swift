@@ -493,7 +493,7 @@ public struct PeerInstance: Sendable {
             aloneSince = now
             nextSeedHelloAt = now  // everyone went away: back to the entry points at once
         }
-        let next = settings.topology.neighbours(of: id, in: membership.liveMembers)
+        let next = settings.topology.neighbours(of: id, in: membership.liveMembers).out
         guard next != neighbours else { return }
         neighbours = next
         neighbourAddresses = nil
