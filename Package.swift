@@ -90,8 +90,8 @@ let package = Package(
         .testTarget(name: "ChorusLearningTests", dependencies: ["ChorusLearning"]),
         .testTarget(name: "ChorusAveragingTests", dependencies: ["ChorusAveraging"]),
         .testTarget(name: "ChorusMembershipTests", dependencies: ["ChorusMembership", "ChorusSimulation", "ChorusCrypto", "ChorusLearning"]),
-        .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusMembership", "ChorusLearning"]),
-        .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusCrypto", "ChorusLearning", "ChorusMembership", "ChorusWire"]),
+        .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusAveraging", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusMembership", "ChorusLearning"]),
+        .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusAveraging", "ChorusCrypto", "ChorusLearning", "ChorusMembership", "ChorusWire"]),
         .testTarget(
             name: "ChorusSimulationTests",
             dependencies: ["ChorusSimulation", "ChorusRuns", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership"]

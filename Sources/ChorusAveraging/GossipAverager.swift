@@ -1,218 +1,478 @@
 /// Settings of gossip averaging; every field has a default and a reason.
 public struct AveragingSettings: Sendable, Equatable {
-    /// Seconds without parameters from a neighbour before it is excluded from mixing and from our
-    /// advertised degree. Long enough to ride out a few lost rounds, short enough that a dead
-    /// neighbour stops holding weight quickly.
-    public var silenceTimeout = 3.0
-    /// Seconds after which a received vector is too stale to mix in (its weight stays with self).
-    public var maxContributionAge = 1.0
+    /// Plain (row-stochastic, the receiver's weights) or push-sum with running sums (keeps the
+    /// network average under loss). docs/averaging.md compares them.
+    public var mixing: MixingMode = .plain
+    /// How weights are chosen from degrees (docs/averaging.md, "Weights").
+    public var weights: WeightRule = .metropolisHastings
+    /// Plain mixing: values travel as float64 (exact averages to 1e-15, twice the bytes) rather
+    /// than float32 (a relative error of 6e-8 per round, below what training notices). Push-sum
+    /// always sends float64: its running sums grow without bound, and float32 would swallow the
+    /// increments.
+    public var float64Values = false
+    /// Push-sum: rounds a stream's last sums are sent again after it stopped carrying new mass
+    /// (the peer is no longer an out-neighbour, or this peer is leaving), so a lost datagram
+    /// cannot lose them: all 8 are lost with probability loss⁸ (4·10⁻⁶ at 20 % loss).
+    public var closingRounds = 8
+    /// Push-sum: seconds a stream is kept after it last carried mass (sender side) or was last
+    /// heard (receiver side). Longer than a false failure lasts (a suspicion is refuted within
+    /// seconds): when the peer comes back the stream goes on, so nothing sent to or by it is lost.
+    /// A receiver remembers a stream closed after that by its id only, and refuses (counts) what
+    /// still comes on it instead of adding it twice.
+    public var streamIdleTimeout = 60.0
 
-    public init(silenceTimeout: Double = 3.0, maxContributionAge: Double = 1.0) {
-        self.silenceTimeout = silenceTimeout
-        self.maxContributionAge = maxContributionAge
+    public init(mixing: MixingMode = .plain, weights: WeightRule = .metropolisHastings, float64Values: Bool = false,
+                closingRounds: Int = 8, streamIdleTimeout: Double = 60) {
+        self.mixing = mixing
+        self.weights = weights
+        self.float64Values = float64Values
+        self.closingRounds = closingRounds
+        self.streamIdleTimeout = streamIdleTimeout
     }
+
+    /// Whether values travel as float64.
+    public var sendsFloat64: Bool { mixing == .pushSum || float64Values }
 
     public func problems() -> [String] {
         var out: [String] = []
-        if !(silenceTimeout > 0) { out.append("silenceTimeout must be positive seconds, got \(silenceTimeout)") }
-        if !(maxContributionAge > 0) { out.append("maxContributionAge must be positive seconds, got \(maxContributionAge)") }
-        if maxContributionAge > silenceTimeout {
-            // A contribution must come from a neighbour that still counts in our degree, or a row could exceed one.
-            out.append("maxContributionAge (\(maxContributionAge) s) must not exceed silenceTimeout (\(silenceTimeout) s)")
+        if closingRounds < 0 || closingRounds > 1000 { out.append("closingRounds must be between 0 and 1000, got \(closingRounds)") }
+        if !(streamIdleTimeout > 0 && streamIdleTimeout.isFinite) {
+            out.append("streamIdleTimeout must be positive seconds, got \(streamIdleTimeout)")
         }
         return out
     }
 }
 
-/// Asynchronous gossip averaging for one peer: a pure state machine (time passed in, no I/O).
+/// Which running sum a push-sum share belongs to: the sender's boot epoch and a counter of the
+/// streams it opened in that boot. A receiver adds the difference between two shares of one
+/// stream; a later stream from the same sender starts again from zero.
+public struct StreamID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var epoch: UInt64
+    public var counter: UInt32
+
+    public init(epoch: UInt64, counter: UInt32) {
+        self.epoch = epoch
+        self.counter = counter
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.epoch, a.counter) < (b.epoch, b.counter) }
+    public var description: String { "\(epoch).\(counter)" }
+}
+
+/// What one peer sends one neighbour in one round.
+public struct Share: Sendable, Equatable {
+    /// The sender's round (rounds are aligned to the wall clock: docs/averaging.md).
+    public var round: UInt64
+    /// The sender's degree in the topology (Metropolis–Hastings weights need it).
+    public var degree: Int
+    /// Push-sum: the stream these running sums belong to (nil for plain mixing).
+    public var stream: StreamID?
+    /// Push-sum: the share's place in its stream (1, 2, …): a receiver applies only a share
+    /// later than the last it applied, so a duplicated or overtaken one changes nothing.
+    public var sequence: UInt64
+    /// Push-sum: the running total of weight sent on the stream; plain: 1.
+    public var weight: Double
+    /// Plain: the sender's value. Push-sum: the running total of value sent on the stream.
+    public var values: [Double]
+
+    public init(round: UInt64, degree: Int, stream: StreamID? = nil, sequence: UInt64 = 0, weight: Double = 1, values: [Double]) {
+        self.round = round
+        self.degree = degree
+        self.stream = stream
+        self.sequence = sequence
+        self.weight = weight
+        self.values = values
+    }
+}
+
+/// Gossip averaging for one peer: a pure state machine (no I/O, no clock; rounds come in).
 ///
-/// Peers send their parameters and their current degree to their neighbours every gossip
-/// interval; whatever arrived is mixed in with Metropolis–Hastings weights. There is no barrier:
-/// a slow or dead neighbour simply contributes nothing.
+/// Rounds are numbered by the caller and aligned across peers (docs/averaging.md). In round k a
+/// peer calls `beginRound` and sends what it returns; what arrives is handed to `receive`; at
+/// the round's collection deadline it calls `mix(round: k, …)`. So every mix uses the
+/// neighbours' values of the same round, and one round is exactly x ← W·x.
 ///
-/// The staleness rule: each received vector is used at most once (the latest per neighbour wins);
-/// a vector older than `maxContributionAge` when the peer mixes is discarded; a neighbour not heard
-/// from for `silenceTimeout` is left out of the peer's degree. Weight not given to a neighbour in a
-/// round stays with the peer itself, so every row is non-negative and sums to one.
+/// - Plain: the receiver weighs the round's contributions (rows of W sum to one); a contribution
+///   that is missing, late or from another round leaves its weight with the receiver.
+/// - Push-sum: the sender splits its (x, w) among itself and its out-neighbours (columns of W sum
+///   to one) and sends running totals; the receiver adds the difference to the last total it
+///   applied, so a lost share is made good by the next. The estimate is x / w.
 ///
-/// Generic over the node type, and called on every parameter vector a peer receives: its methods
-/// are `@inlinable` (state `@usableFromInline`) so callers in other modules get a version
-/// specialised for their node type instead of generic dictionary code through witness tables.
+/// Values are kept in double precision whatever travels on the wire.
 public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     public enum Rejection: String, Sendable, CaseIterable {
         case notANeighbour, wrongDimension, nonFinite, badDegree
+        /// Plain: a contribution for a round this peer already mixed (clocks apart by more than
+        /// the collection window, or a very slow path).
+        case late
+        /// Push-sum: a share of a stream older than one already applied, or not newer than the
+        /// last applied on its stream (duplicated or reordered; nothing is lost by dropping it).
+        case duplicate
+        /// Push-sum: a share of a stream this peer stopped tracking (its sender was silent for
+        /// `streamIdleTimeout`) or one that a later stream from the same sender replaced.
+        case closedStream
+        /// Push-sum: a running weight that went down (running sums only grow).
+        case negativeWeight
+        /// A push-sum share to a plain peer or the other way round: the network disagrees on
+        /// `gossip.mixing`.
+        case wrongMode
     }
 
-    public struct Contribution: Sendable {
-        public var vector: [Float]
-        public var degree: Int
-        public var receivedAt: Double
-
-        @inlinable init(vector: [Float], degree: Int, receivedAt: Double) {
-            self.vector = vector
-            self.degree = degree
-            self.receivedAt = receivedAt
-        }
-    }
-
-    /// What one call of `mix` did.
+    /// What one round did, for invariant checks and status: plain, the weights of the mix (each
+    /// row non-negative and summing to one); push-sum, the shares of the round's send (each
+    /// column non-negative and summing to one).
     public struct MixReport: Sendable, Equatable {
         public var selfWeight: Double
         public var weights: [Node: Double]
-        /// How far this peer was from its neighbours before mixing: ‖x − ȳ‖ / ‖ȳ‖, where ȳ is the
-        /// weighted average Σ w_j·y_j / Σ w_j of the contributions mixed in (nil when none was).
-        /// Every peer can report it without collecting anyone's parameters; it falls towards 0
-        /// as the network reaches consensus.
+        /// Plain: ‖x − ȳ‖ / ‖ȳ‖ before mixing, ȳ the weighted average of the contributions mixed
+        /// in (nil when none was, or not measured). Falls towards 0 as the network agrees.
         public var distanceToNeighbours: Double?
 
-        @inlinable public init(selfWeight: Double, weights: [Node: Double], distanceToNeighbours: Double? = nil) {
+        public init(selfWeight: Double, weights: [Node: Double], distanceToNeighbours: Double? = nil) {
             self.selfWeight = selfWeight
             self.weights = weights
             self.distanceToNeighbours = distanceToNeighbours
         }
     }
 
-    public let dimension: Int
-    public let settings: AveragingSettings
-    public var neighbours: Set<Node> { _neighbours }
-    public var lastHeard: [Node: Double] { _lastHeard }
-    public var lastDegree: [Node: Int] { _lastDegree }
-    public var rejections: [Rejection: Int] { _rejections }
-    public var mixes: Int { _mixes }
-    public var contributionsMixed: Int { _contributionsMixed }
+    /// One neighbour and its degree, as the caller's view of the topology gives it.
+    public typealias Neighbour = (node: Node, degree: Int)
 
-    @usableFromInline var _neighbours: Set<Node>
-    @usableFromInline var _lastHeard: [Node: Double] = [:]
-    @usableFromInline var _lastDegree: [Node: Int] = [:]
-    @usableFromInline var pending: [Node: Contribution] = [:]
-    @usableFromInline var _rejections: [Rejection: Int] = [:]
-    @usableFromInline var _mixes = 0
-    @usableFromInline var _contributionsMixed = 0
-
-    public init(dimension: Int, neighbours: some Sequence<Node>, settings: AveragingSettings = .init()) {
-        precondition(settings.problems().isEmpty, "invalid AveragingSettings: \(settings.problems())")
-        self.dimension = dimension
-        self._neighbours = Set(neighbours)
-        self.settings = settings
+    /// A share and whom to send it to (plain: one share for every out-neighbour).
+    public struct Outgoing: Sendable {
+        public var share: Share
+        public var targets: [Node]
     }
 
-    /// Replaces the neighbour set (membership changed); forgets everything about former neighbours.
-    @inlinable
-    public mutating func setNeighbours(_ new: some Sequence<Node>) {
-        _neighbours = Set(new)
-        for node in _lastHeard.keys where !_neighbours.contains(node) {
-            _lastHeard[node] = nil
-            _lastDegree[node] = nil
-            pending[node] = nil
+    struct Contribution: Sendable {
+        var round: UInt64
+        var degree: Int
+        var values: [Double]
+    }
+
+    struct OutStream: Sendable {
+        var id: StreamID
+        var sum: [Double]
+        var weight = 0.0
+        var sequence: UInt64 = 0
+        /// When it last carried mass.
+        var lastMass: Double
+        /// Rounds left to send the final sums again once the stream stopped carrying mass.
+        var closingLeft: Int
+    }
+
+    struct InStream: Sendable {
+        var id: StreamID
+        var sequence: UInt64
+        var sum: [Double]
+        var weight: Double
+        var lastHeard: Double
+    }
+
+    public let dimension: Int
+    public let settings: AveragingSettings
+    /// x: plain, the value itself; push-sum, the value mass.
+    public private(set) var value: [Double]
+    /// w: push-sum's weight mass (1 for plain).
+    public private(set) var weight: Double
+    public private(set) var rejections: [Rejection: Int] = [:]
+    /// Rounds mixed, contributions mixed in (plain) or shares applied (push-sum).
+    public private(set) var mixes = 0
+    public private(set) var contributionsMixed = 0
+    public private(set) var lastHeard: [Node: Double] = [:]
+    public private(set) var lastDegree: [Node: Int] = [:]
+    public private(set) var lastReport: MixReport?
+
+    private let epoch: UInt64
+    private var lastMixedRound: UInt64?
+    private var pending: [Node: [Contribution]] = [:]
+    private var outStreams: [Node: OutStream] = [:]
+    private var inStreams: [Node: InStream] = [:]
+    /// Push-sum: the last stream of each sender this peer no longer tracks (nothing on it, or
+    /// older, is applied again).
+    private var closedStreams: [Node: StreamID] = [:]
+    private var streamsOpened: UInt32 = 0
+
+    /// - Parameters:
+    ///   - initial: the starting value (plain) or estimate (push-sum).
+    ///   - weight: push-sum's starting weight: 1 for a peer that brings its value into the
+    ///     average, 0 for one that joins a running network (it takes the network's estimate
+    ///     without changing it). Ignored by plain mixing.
+    ///   - epoch: this boot's epoch (names push-sum streams; grows across restarts).
+    public init(initial: [Double], weight: Double = 1, epoch: UInt64 = 0, settings: AveragingSettings = .init()) {
+        precondition(settings.problems().isEmpty, "invalid AveragingSettings: \(settings.problems())")
+        self.dimension = initial.count
+        self.settings = settings
+        self.epoch = epoch
+        let w = settings.mixing == .pushSum ? weight : 1
+        self.weight = w
+        self.value = w == 1 ? initial : initial.map { $0 * w }
+    }
+
+    /// The current estimate of the network average: x (plain) or x / w (push-sum; nil while this
+    /// peer holds no weight yet).
+    public var estimate: [Double]? {
+        guard weight != 1 else { return value }
+        guard weight > 0 else { return nil }
+        let w = weight
+        return value.map { $0 / w }
+    }
+
+    // MARK: Rounds
+
+    /// Round `round` starts: what to send to whom. `out` are this round's out-neighbours with
+    /// their degrees (sorted), `ownDegree` this peer's degree, `maxDegree` the graph's largest.
+    /// `retained`: peers whose push-sum streams stay open although they are not out-neighbours
+    /// this round (a time-varying graph's other targets); other streams send their last sums
+    /// `closingRounds` more times, then wait silently for `streamIdleTimeout` in case the peer
+    /// comes back (a false failure), then close. `handOver`: push-sum only, give all of this
+    /// peer's mass to `out` (a graceful leave).
+    public mutating func beginRound(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
+                                    retained: Set<Node> = [], handOver: Bool = false, now: Double = 0) -> [Outgoing] {
+        switch settings.mixing {
+        case .plain:
+            guard !out.isEmpty else { return [] }
+            return [Outgoing(share: Share(round: round, degree: max(1, ownDegree), values: value), targets: out.map(\.node))]
+        case .pushSum:
+            return pushShares(round, out: out, ownDegree: ownDegree, maxDegree: maxDegree, retained: retained, handOver: handOver, now: now)
         }
     }
 
-    /// Neighbours heard from within `silenceTimeout`: the ones that count in our degree.
-    @inlinable
-    public func activeNeighbours(now: Double) -> [Node] {
-        neighbours.filter { node in lastHeard[node].map { now - $0 <= settings.silenceTimeout } ?? false }.sorted()
+    private mutating func pushShares(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
+                                     retained: Set<Node>, handOver: Bool, now: Double) -> [Outgoing] {
+        var sent: [Outgoing] = []
+        var shares: [Node: Double] = [:]
+        var selfShare = 1.0
+        for (node, degree) in out {
+            let a = handOver ? 1 / Double(out.count) : settings.weights.weight(own: ownDegree, other: degree, maxDegree: maxDegree)
+            shares[node] = a
+            selfShare -= a
+        }
+        if handOver || selfShare < 0 { selfShare = 0 }
+        for (node, _) in out {
+            let a = shares[node]!
+            var stream = outStreams.removeValue(forKey: node) ?? openStream(now: now)
+            stream.closingLeft = settings.closingRounds
+            stream.lastMass = now
+            add(a, of: value, to: &stream.sum)
+            stream.weight += a * weight
+            stream.sequence += 1
+            sent.append(Outgoing(share: Share(round: round, degree: max(1, ownDegree), stream: stream.id, sequence: stream.sequence,
+                                              weight: stream.weight, values: stream.sum), targets: [node]))
+            outStreams[node] = stream
+        }
+        // Streams that carried no mass this round: kept (retained), resent (closing), kept silently
+        // (the peer may come back), or closed.
+        for node in outStreams.keys.sorted() where shares[node] == nil && !retained.contains(node) {
+            var stream = outStreams[node]!
+            guard stream.closingLeft > 0 else {
+                if now - stream.lastMass > settings.streamIdleTimeout { outStreams[node] = nil }
+                continue
+            }
+            stream.closingLeft -= 1
+            stream.sequence += 1
+            sent.append(Outgoing(share: Share(round: round, degree: max(1, ownDegree), stream: stream.id, sequence: stream.sequence,
+                                              weight: stream.weight, values: stream.sum), targets: [node]))
+            outStreams[node] = stream
+        }
+        if selfShare != 1 {
+            for i in value.indices { value[i] *= selfShare }
+            weight *= selfShare
+        }
+        if !out.isEmpty { lastReport = MixReport(selfWeight: selfShare, weights: shares) }
+        return sent
     }
 
-    /// The degree this peer advertises with its parameters.
-    @inlinable
-    public func degree(now: Double) -> Int {
-        var count = 0
-        for node in neighbours where lastHeard[node].map({ now - $0 <= settings.silenceTimeout }) ?? false { count += 1 }
-        return count
+    private mutating func openStream(now: Double) -> OutStream {
+        streamsOpened &+= 1
+        return OutStream(id: StreamID(epoch: epoch, counter: streamsOpened), sum: [Double](repeating: 0, count: dimension),
+                         lastMass: now, closingLeft: settings.closingRounds)
     }
 
-    /// Records parameters received from a neighbour. Vectors of the wrong dimension or with NaN or
-    /// infinite values are rejected and counted; they never touch the state.
-    @discardableResult @inlinable
-    public mutating func receive(from node: Node, vector: [Float], degree: Int, now: Double) -> Rejection? {
-        guard neighbours.contains(node) else { return reject(.notANeighbour) }
-        guard vector.count == dimension else { return reject(.wrongDimension) }
-        guard degree >= 1 else { return reject(.badDegree) }
-        guard vector.allSatisfy(\.isFinite) else { return reject(.nonFinite) }
-        pending[node] = Contribution(vector: vector, degree: degree, receivedAt: now)
-        _lastHeard[node] = now
-        _lastDegree[node] = degree
+    /// y += a·x, element by element.
+    private func add(_ a: Double, of x: [Double], to y: inout [Double]) {
+        x.withUnsafeBufferPointer { x in
+            y.withUnsafeMutableBufferPointer { y in
+                for i in 0..<x.count { y[i] += a * x[i] }
+            }
+        }
+    }
+
+    // MARK: Receiving
+
+    /// Takes a neighbour's share. The caller checked that `node` is an authenticated peer (and,
+    /// for plain mixing, one of the in-neighbours of `share.round`). Shares with NaN or infinite
+    /// numbers, of the wrong length or mode, or stale are refused and counted, never applied.
+    @discardableResult
+    public mutating func receive(from node: Node, _ share: Share, now: Double) -> Rejection? {
+        guard share.values.count == dimension else { return reject(.wrongDimension) }
+        guard share.degree >= 1 else { return reject(.badDegree) }
+        guard share.weight.isFinite, share.values.allSatisfy(\.isFinite) else { return reject(.nonFinite) }
+        guard (share.stream != nil) == (settings.mixing == .pushSum) else { return reject(.wrongMode) }
+        if let rejection = settings.mixing == .plain ? store(share, from: node) : apply(share, from: node, now: now) {
+            return reject(rejection)
+        }
+        lastHeard[node] = now
+        lastDegree[node] = share.degree
         return nil
     }
 
-    /// The weights that would apply now if every active neighbour contributed (for status displays).
-    @inlinable
-    public func currentWeights(now: Double) -> (selfWeight: Double, weights: [Node: Double]) {
-        let active = activeNeighbours(now: now)
-        var weights: [Node: Double] = [:]
-        for node in active {
-            weights[node] = WeightRule.metropolisHastings.weight(own: active.count, other: lastDegree[node] ?? 1, maxDegree: 0)
-        }
-        return (1 - weights.values.reduce(0, +), weights)
+    private mutating func store(_ share: Share, from node: Node) -> Rejection? {
+        if let last = lastMixedRound, share.round <= last { return .late }
+        var list = pending.removeValue(forKey: node) ?? []
+        list.removeAll { $0.round == share.round }  // one per round: the latest
+        list.append(Contribution(round: share.round, degree: share.degree, values: share.values))
+        if list.count > 2 { list.removeFirst(list.count - 2) }  // the current round and the next, at most
+        pending[node] = list
+        return nil
     }
 
-    /// Mixes every fresh, unused contribution into `own`: own ← W_ii·own + Σ W_ij·x_j.
-    /// `measuringDistance`: also compute `MixReport.distanceToNeighbours` (a pass over every
-    /// contribution in double precision; a shell asks for it about once a second, not every round).
-    @inlinable
-    public mutating func mix(_ own: inout [Float], now: Double, measuringDistance: Bool = true) -> MixReport {
-        precondition(own.count == dimension, "own vector has the wrong dimension")
-        let ownDegree = degree(now: now)
+    private mutating func apply(_ share: Share, from node: Node, now: Double) -> Rejection? {
+        let id = share.stream!
+        if let closed = closedStreams[node], id <= closed { return .closedStream }
+        var stream: InStream
+        if let known = inStreams[node] {
+            if id < known.id { return .duplicate }
+            if id == known.id {
+                guard share.sequence > known.sequence else { return .duplicate }
+                guard share.weight >= known.weight else { return .negativeWeight }
+                stream = known
+            } else {
+                closedStreams[node] = known.id  // a later stream replaces it
+                stream = InStream(id: id, sequence: 0, sum: [Double](repeating: 0, count: dimension), weight: 0, lastHeard: now)
+            }
+        } else {
+            guard share.weight >= 0 else { return .negativeWeight }
+            stream = InStream(id: id, sequence: 0, sum: [Double](repeating: 0, count: dimension), weight: 0, lastHeard: now)
+        }
+        share.values.withUnsafeBufferPointer { new in
+            stream.sum.withUnsafeBufferPointer { old in
+                value.withUnsafeMutableBufferPointer { x in
+                    for i in 0..<x.count { x[i] += new[i] - old[i] }
+                }
+            }
+        }
+        weight += share.weight - stream.weight
+        stream.sum = share.values
+        stream.weight = share.weight
+        stream.sequence = share.sequence
+        stream.lastHeard = now
+        inStreams[node] = stream
+        contributionsMixed += 1
+        return nil
+    }
+
+    // MARK: Mixing
+
+    /// The collection deadline of round `round`: plain mixing combines the round's contributions
+    /// from `in` (this round's in-neighbours with their degrees) into the value,
+    /// x ← W_ii·x + Σ_j W_ij·x_j, a missing one's weight staying with self. Push-sum has applied
+    /// every share on arrival and only closes the round. `measuringDistance`: also compute
+    /// `MixReport.distanceToNeighbours` (a pass over every contribution).
+    public mutating func mix(round: UInt64, in neighbours: [Neighbour], ownDegree: Int, maxDegree: Int,
+                             measuringDistance: Bool = false) -> MixReport {
+        defer {
+            lastMixedRound = max(lastMixedRound ?? round, round)
+            mixes += 1
+        }
+        guard settings.mixing == .plain else {
+            return lastReport ?? MixReport(selfWeight: 1, weights: [:])
+        }
         var weights: [Node: Double] = [:]
-        // In node order: floating-point sums depend on order, and a seed must replay bit for bit.
-        // Each contribution read once, in place (a lookup per use copied it and its vector).
-        let fresh = pending.filter { now - $0.value.receivedAt <= settings.maxContributionAge }.sorted { $0.key < $1.key }
+        var used: [(weight: Double, values: [Double])] = []
         var selfWeight = 1.0
-        var mixWeights: [Float] = []
-        mixWeights.reserveCapacity(fresh.count)
-        for (node, contribution) in fresh {
-            let weight = WeightRule.metropolisHastings.weight(own: ownDegree, other: contribution.degree, maxDegree: 0)
-            weights[node] = weight
-            mixWeights.append(Float(weight))
-            selfWeight -= weight
+        for (node, _) in neighbours {
+            guard let contribution = pending[node]?.first(where: { $0.round == round }) else { continue }
+            let w = settings.weights.weight(own: ownDegree, other: contribution.degree, maxDegree: maxDegree)
+            weights[node] = w
+            used.append((w, contribution.values))
+            selfWeight -= w
+        }
+        for node in Array(pending.keys) {
+            pending[node]!.removeAll { $0.round <= round }
+            if pending[node]!.isEmpty { pending[node] = nil }
         }
         var distance: Double?
-        if !weights.isEmpty {
-            if measuringDistance { distance = distanceToWeightedAverage(own, of: fresh, weights: weights) }
-            let n = dimension
-            own.withUnsafeMutableBufferPointer { x in
-                let ws = Float(selfWeight)
-                for i in 0..<n { x[i] *= ws }
-                for (k, (_, contribution)) in fresh.enumerated() {
-                    let w = mixWeights[k]
-                    contribution.vector.withUnsafeBufferPointer { y in
-                        for i in 0..<n { x[i] += w * y[i] }
+        if !used.isEmpty {
+            if measuringDistance { distance = Self.distance(value, toWeightedAverageOf: used) }
+            let s = selfWeight
+            value.withUnsafeMutableBufferPointer { x in
+                for i in 0..<x.count { x[i] *= s }
+                for (w, values) in used {
+                    values.withUnsafeBufferPointer { y in
+                        for i in 0..<x.count { x[i] += w * y[i] }
                     }
                 }
             }
         }
-        _contributionsMixed += weights.count
-        pending.removeAll(keepingCapacity: true)
-        _mixes += 1
-        return MixReport(selfWeight: selfWeight, weights: weights, distanceToNeighbours: distance)
+        contributionsMixed += used.count
+        let report = MixReport(selfWeight: selfWeight, weights: weights, distanceToNeighbours: distance)
+        lastReport = report
+        return report
     }
 
-    /// ‖own − ȳ‖ / ‖ȳ‖ with ȳ = Σ w_j·y_j / Σ w_j over the contributions (in double precision;
-    /// 0 when both are 0).
-    @usableFromInline
-    func distanceToWeightedAverage(_ own: [Float], of fresh: [(key: Node, value: Contribution)], weights: [Node: Double]) -> Double {
-        var average = [Double](repeating: 0, count: dimension)
+    /// ‖x − ȳ‖ / ‖ȳ‖ with ȳ = Σ w_j·y_j / Σ w_j (0 when both are 0).
+    static func distance(_ x: [Double], toWeightedAverageOf contributions: [(weight: Double, values: [Double])]) -> Double {
+        var average = [Double](repeating: 0, count: x.count)
         var total = 0.0
-        for (node, contribution) in fresh {
-            let w = weights[node]!
+        for (w, y) in contributions {
             total += w
-            contribution.vector.withUnsafeBufferPointer { y in
-                for i in 0..<dimension { average[i] += w * Double(y[i]) }
-            }
+            for i in 0..<x.count { average[i] += w * y[i] }
         }
         var difference = 0.0, norm = 0.0
-        for i in 0..<dimension {
+        for i in 0..<x.count {
             let a = average[i] / total
-            let d = Double(own[i]) - a
-            difference += d * d
+            difference += (x[i] - a) * (x[i] - a)
             norm += a * a
         }
         return norm > 0 ? (difference / norm).squareRoot() : (difference > 0 ? .infinity : 0)
     }
 
-    @usableFromInline
-    mutating func reject(_ reason: Rejection) -> Rejection {
-        _rejections[reason, default: 0] += 1
+    // MARK: Local changes
+
+    /// Local training moved the estimate from `old` to `new`: x += w·(new − old), w the weight
+    /// the estimate had when training started (push-sum), 1 for plain. Shares that arrived
+    /// meanwhile are kept.
+    public mutating func applyLocalUpdate(from old: [Float], to new: [Float], weight w: Double) {
+        guard old.count == dimension, new.count == dimension, w > 0 else { return }
+        for i in 0..<dimension { value[i] += w * (Double(new[i]) - Double(old[i])) }
+    }
+
+    /// Starts over from `values` with weight `weight` (a model adopted from the network: plain
+    /// takes it as its value; push-sum with weight 0 leaves the network average unchanged).
+    public mutating func reset(to values: [Double], weight w: Double) {
+        precondition(values.count == dimension, "reset with the wrong dimension")
+        weight = settings.mixing == .pushSum ? w : 1
+        value = values.map { $0 * weight }
+    }
+
+    /// A peer left the view: its pending contributions go. Push-sum streams to and from it stay
+    /// for `streamIdleTimeout` (it may have been declared failed wrongly and come back); if it is
+    /// really gone, what it held and what was on its way to it are lost with it.
+    public mutating func forget(_ node: Node) {
+        pending[node] = nil
+        lastHeard[node] = nil
+        lastDegree[node] = nil
+    }
+
+    /// Drops the running sums of senders silent for `streamIdleTimeout`, remembering their stream ids.
+    public mutating func housekeeping(now: Double) {
+        for (node, stream) in inStreams where now - stream.lastHeard > settings.streamIdleTimeout {
+            closedStreams[node] = stream.id
+            inStreams[node] = nil
+        }
+    }
+
+    /// Push-sum streams open in each direction (status and tests).
+    public var streamCounts: (out: Int, in: Int) { (outStreams.count, inStreams.count) }
+
+    /// Counts a share the caller refused before handing it over (e.g. not from an in-neighbour).
+    public mutating func countRejection(_ reason: Rejection) {
+        rejections[reason, default: 0] += 1
+    }
+
+    private mutating func reject(_ reason: Rejection) -> Rejection {
+        rejections[reason, default: 0] += 1
         return reason
     }
 }

@@ -164,6 +164,38 @@ public enum Topology: Sendable, Equatable, Hashable, CustomStringConvertible {
         return (out, into)
     }
 
+    /// Everything a peer needs of the graph in one round: whom it sends to and hears from, with
+    /// their degrees, its own degrees, the graph's largest degree, and (time-varying graphs) every
+    /// peer it sends to in some round of the period. `members` must be sorted and unique.
+    public func neighbourhood<Node: Comparable & Hashable & Sendable>(of node: Node, inSorted members: [Node], round: UInt64) -> Neighbourhood<Node> {
+        guard let i = members.firstIndex(of: node), members.count > 1 else { return Neighbourhood() }
+        let n = members.count
+        var result = Neighbourhood<Node>()
+        if case let .randomRegular(k, seed) = self {
+            let graph = Self.randomRegularGraph(n: n, k: k, seed: seed)
+            let mine = graph[i].sorted()
+            result.out = mine.map { (members[$0], graph[$0].count) }
+            result.in = result.out
+            result.maxDegree = graph.map(\.count).max() ?? 0
+        } else {
+            // Every other kind is vertex-transitive: each peer has the degrees this one has.
+            let outs = outNeighbours(of: i, count: n, round: round)
+            let ins = isDirected ? inNeighbours(of: i, count: n, round: round) : outs
+            let degree = isDirected ? max(outs.count, ins.count) : outs.count
+            result.out = outs.map { (members[$0], degree) }
+            result.in = ins.map { (members[$0], degree) }
+            result.maxDegree = degree
+        }
+        if isTimeVarying {
+            let p = period(count: n)
+            let first = round - round % UInt64(p)
+            result.retained = Set((0..<p).flatMap { outNeighbours(of: i, count: n, round: first + UInt64($0)) }.map { members[$0] })
+        } else {
+            result.retained = Set(result.out.map(\.node))
+        }
+        return result
+    }
+
     // MARK: Shapes
 
     /// ⌈log₂ n⌉, at least 1.
@@ -243,5 +275,27 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// One peer's part of the graph in one round (see `Topology.neighbourhood`).
+public struct Neighbourhood<Node: Hashable & Comparable & Sendable>: Sendable {
+    /// Whom this peer sends to, and hears from, with each one's degree; sorted by node.
+    public var out: [(node: Node, degree: Int)] = []
+    public var `in`: [(node: Node, degree: Int)] = []
+    /// The graph's largest degree (max-degree weights).
+    public var maxDegree = 0
+    /// Everyone this peer sends to in some round of the graph's period (push-sum keeps their
+    /// streams open between turns).
+    public var retained: Set<Node> = []
+
+    public init() {}
+
+    public var outDegree: Int { out.count }
+    public var inDegree: Int { self.in.count }
+    /// Out- and in-neighbours together, sorted, each once.
+    public var all: [Node] {
+        var seen = Set<Node>()
+        return (out.map(\.node) + self.in.map(\.node)).filter { seen.insert($0).inserted }.sorted()
     }
 }

@@ -74,7 +74,10 @@ public struct PeerInstance: Sendable {
     public private(set) var averager: GossipAverager<PeerID>
     /// The model as of the last finished round (a job may be training a copy).
     public private(set) var learner: Learner
-    public private(set) var neighbours: [PeerID] = []
+    /// This round's part of the topology over the live view (whom it sends to and hears from).
+    public private(set) var neighbourhood = Neighbourhood<PeerID>()
+    /// Out- and in-neighbours together, sorted.
+    public var neighbours: [PeerID] { neighbourhood.all }
     public private(set) var lastEvaluation = Evaluation.none
     /// Exponential moving average of the training loss (NaN before the first round).
     public private(set) var trainLoss = Double.nan
@@ -83,8 +86,11 @@ public struct PeerInstance: Sendable {
     public private(set) var rejections: [String: Int] = [:]
     /// Whether a learning job is out with the shell.
     public private(set) var isLearning = false
-    /// The weights of the last mix (for invariant checks: non-negative, summing to one).
+    /// The weights of the last round (for invariant checks: non-negative, summing to one; plain
+    /// mixing reports its row, push-sum its column).
     public private(set) var lastMix: GossipAverager<PeerID>.MixReport?
+    /// Rounds skipped because the previous round's training had not finished (a slow host).
+    public private(set) var roundsSkipped = 0
     /// This peer's distance to its neighbours' weighted average at the last mix that had any
     /// contribution, and when (see `MixReport.distanceToNeighbours`): convergence, seen locally.
     public private(set) var distanceToNeighbours: (value: Double, at: Double)?
@@ -96,9 +102,11 @@ public struct PeerInstance: Sendable {
     /// where hellos came from. Members' addresses are read from membership, not copied here (a
     /// second table of every member's address was a sixth of a 4096-member simulation's memory).
     private var addresses: [PeerID: PeerAddress] = [:]
-    /// The neighbours' addresses, in `neighbours` order (nil: to be looked up again at the next
-    /// round, after a view or address change): one lookup per neighbour per view, not per round.
-    private var neighbourAddresses: [PeerAddress?]?
+    /// The neighbours' addresses (nil: to be looked up again at the next round, after a view or
+    /// address change): one lookup per neighbour per view, not per round.
+    private var neighbourAddresses: [PeerID: PeerAddress]?
+    /// The live members in id order (the topology numbers them so).
+    private var sortedMembers: [PeerID] = []
     private var seeds: [PeerAddress] = []
     /// Where to say hello while alone: the seeds and the configured neighbours' addresses.
     private var entryPoints: [PeerAddress] = []
@@ -112,7 +120,16 @@ public struct PeerInstance: Sendable {
     private var nextWarning: [String: Double] = [:]
     private var unknownKeyDatagrams = 0
     private var started = false
+    /// Gossip rounds are aligned to the wall clock (see `PeerSettings.gossipInterval`).
+    private let unixTimeAtZero: Double
+    private var nextRound: UInt64 = 0
     private var nextRoundAt: Double
+    /// The round whose contributions are being collected, and when they are mixed.
+    private var mixRound: UInt64?
+    private var mixAt = Double.infinity
+    /// The estimate handed to the learning job and the push-sum weight it had then: the job's
+    /// change is added to the averager's value when it returns.
+    private var learningStart: (parameters: [Float], weight: Double)?
     private var nextEvaluationAt: Double
     private var nextCheckpointAt: Double
     private var nextHousekeepingAt: Double
@@ -148,8 +165,11 @@ public struct PeerInstance: Sendable {
         self.membership = MembershipInstance(
             key: identity, address: address, incarnation: epoch << 16, settings: settings.membership, now: now,
             unixTimeAtZero: unixTimeAtZero, verifier: verifier)
-        self.averager = GossipAverager(dimension: learner.parameterCount, neighbours: [PeerID](), settings: settings.averaging)
-        self.nextRoundAt = now + settings.gossipInterval
+        self.averager = GossipAverager(initial: learner.parameters.map(Double.init), weight: settings.fetchModel ? 0 : 1,
+                                       epoch: epoch, settings: settings.averaging)
+        self.unixTimeAtZero = unixTimeAtZero
+        self.nextRound = Self.roundIndex(at: now, origin: unixTimeAtZero, interval: settings.gossipInterval) + 1
+        self.nextRoundAt = Double(nextRound) * settings.gossipInterval - unixTimeAtZero
         self.nextEvaluationAt = now
         self.nextCheckpointAt = settings.checkpointInterval > 0 ? now + settings.checkpointInterval : .infinity
         self.nextHousekeepingAt = now + settings.housekeepingInterval
@@ -224,7 +244,10 @@ public struct PeerInstance: Sendable {
         leaveEndsAt = now + settings.leaveLinger
         var out: [PeerDirective] = []
         perform(membership.leave(now: now, rng: &rng), now: now, into: &out)
-        if wasTraining { sendParameters(now: now, into: &out) }
+        // Push-sum hands all of this peer's mass to its out-neighbours now and every round of
+        // the linger (running sums: a lost share is made good by the next). Plain mixing has
+        // nothing to hand over: this peer's value is in its neighbours' last mixes.
+        if wasTraining && settings.averaging.mixing == .pushSum { sendShares(round: nextRound &- 1, handOver: true, now: now, into: &out) }
         return out
     }
 
@@ -245,13 +268,14 @@ public struct PeerInstance: Sendable {
         if wire.needsTick { t = min(t, nextHousekeepingAt) }  // idle housekeeping is skipped, not ticked
         switch phase {
         case .training:
-            if !isLearning && settings.gossipRounds { t = min(t, nextRoundAt) }
+            if settings.gossipRounds { t = min(t, nextRoundAt, mixAt) }
             t = min(t, nextCheckpointAt)
         case .joining:
             t = min(t, joinDeadline)
-            if !neighbours.isEmpty { t = min(t, nextModelRequestAt) }
+            if !neighbourhood.out.isEmpty || !neighbourhood.in.isEmpty { t = min(t, nextModelRequestAt) }
         case .leaving:
             t = min(t, leaveEndsAt)
+            if handsOverWhileLeaving { t = min(t, nextRoundAt) }
         case .stopped:
             break
         }
@@ -264,6 +288,8 @@ public struct PeerInstance: Sendable {
         var out: [PeerDirective] = []
         guard phase != .stopped else { return out }
         if phase == .leaving && now >= leaveEndsAt {
+            // The last hand-over: whatever arrived since the previous round goes on too.
+            if handsOverWhileLeaving { sendShares(round: nextRound &- 1, handOver: true, now: now, into: &out) }
             phase = .stopped
             out.append(.event(.stopped))
             return out
@@ -294,41 +320,109 @@ public struct PeerInstance: Sendable {
         case .joining:
             requestModel(now: now, into: &out)
         case .training:
-            if !isLearning && settings.gossipRounds && now >= nextRoundAt {
-                nextRoundAt = max(nextRoundAt + settings.gossipInterval, now)
-                let evaluate = settings.evaluationInterval > 0 && now >= nextEvaluationAt
-                if evaluate { nextEvaluationAt = now + settings.evaluationInterval }
-                isLearning = true
-                out.append(.learn(LearningJob(learner: learner, steps: settings.stepsPerRound, evaluate: evaluate)))
-            }
+            if settings.gossipRounds && now >= nextRoundAt { startRound(now: now, into: &out) }
+            if settings.gossipRounds && now >= mixAt { finishRound(now: now, into: &out) }
             if now >= nextCheckpointAt {
                 nextCheckpointAt = now + settings.checkpointInterval
                 out.append(.saveCheckpoint(snapshot))
             }
-        case .leaving, .stopped:
+        case .leaving:
+            if handsOverWhileLeaving && now >= nextRoundAt {
+                let round = advanceRound(now: now)
+                sendShares(round: round, handOver: true, now: now, into: &out)
+            }
+        case .stopped:
             break
         }
         return out
     }
 
-    /// The end of a round: take the trained model, send it to every neighbour, mix in what arrived.
+    // MARK: Gossip rounds
+
+    /// The round under way at `now`: rounds are aligned to the wall clock, so every peer whose
+    /// clock is right numbers them alike (docs/averaging.md).
+    private func roundIndex(at now: Double) -> UInt64 {
+        Self.roundIndex(at: now, origin: unixTimeAtZero, interval: settings.gossipInterval)
+    }
+
+    private static func roundIndex(at now: Double, origin: Double, interval: Double) -> UInt64 {
+        let t = ((origin + now) / interval).rounded(.down)
+        return t > 0 ? UInt64(t) : 0
+    }
+
+    /// When round `round` starts, in this peer's seconds.
+    private func roundStart(_ round: UInt64) -> Double {
+        Double(round) * settings.gossipInterval - unixTimeAtZero
+    }
+
+    /// Moves to the next round boundary; returns the round that starts now. Rounds missed while
+    /// the process stood still are skipped, not caught up.
+    private mutating func advanceRound(now: Double) -> UInt64 {
+        let round = max(nextRound, roundIndex(at: now))
+        nextRound = round + 1
+        nextRoundAt = roundStart(nextRound)
+        return round
+    }
+
+    private var handsOverWhileLeaving: Bool { settings.gossipRounds && settings.averaging.mixing == .pushSum }
+
+    /// A round starts: send this round's shares, and collect until `collectFraction` of the round.
+    /// If the last round's training has not come back, this round is skipped (counted).
+    private mutating func startRound(now: Double, into out: inout [PeerDirective]) {
+        let round = advanceRound(now: now)
+        if isLearning || mixRound != nil {
+            roundsSkipped += 1
+            return
+        }
+        if settings.topology.isTimeVarying { recomputeNeighbourhood(round: round) }
+        if settings.averaging.mixing == .pushSum { averager.housekeeping(now: now) }
+        sendShares(round: round, handOver: false, now: now, into: &out)
+        mixRound = round
+        mixAt = roundStart(round) + settings.collectFraction * settings.gossipInterval
+    }
+
+    /// The collection deadline: mix the round's contributions, take the estimate as the model,
+    /// and train on it until the next round.
+    private mutating func finishRound(now: Double, into out: inout [PeerDirective]) {
+        let round = mixRound!
+        mixRound = nil
+        mixAt = .infinity
+        if settings.topology.isTimeVarying { recomputeNeighbourhood(round: round) }
+        let measuring = settings.averaging.mixing == .plain && now >= nextDistanceAt
+        if measuring { nextDistanceAt = now + settings.distanceInterval }
+        let report = averager.mix(round: round, in: neighbourhood.in, ownDegree: neighbourhood.inDegree,
+                                  maxDegree: neighbourhood.maxDegree, measuringDistance: measuring)
+        lastMix = report
+        if let distance = report.distanceToNeighbours { distanceToNeighbours = (distance, now) }
+        // The averager holds only finite values of the right length; push-sum has an estimate once
+        // it holds weight (a joiner trains its adopted model until then).
+        if let estimate = averager.estimate { try? learner.replaceParameters(estimate.map(Float.init)) }
+        let evaluate = settings.evaluationInterval > 0 && now >= nextEvaluationAt
+        if evaluate { nextEvaluationAt = now + settings.evaluationInterval }
+        guard settings.stepsPerRound > 0 || evaluate else { return }
+        isLearning = true
+        learningStart = (learner.parameters, averager.weight)
+        out.append(.learn(LearningJob(learner: learner, steps: settings.stepsPerRound, evaluate: evaluate)))
+    }
+
+    /// The end of a round's training: the trained model becomes this peer's, and its change is
+    /// added to the averaged value (contributions that arrived meanwhile stay).
     public mutating func learningFinished(_ result: LearningResult, now: Double) -> [PeerDirective] {
         isLearning = false
         guard phase == .training else { return [] }  // left meanwhile: the result is moot
+        if let start = learningStart {
+            averager.applyLocalUpdate(from: start.parameters, to: result.learner.parameters, weight: start.weight)
+        }
+        learningStart = nil
         learner = result.learner
         if result.meanLoss.isFinite { trainLoss = trainLoss.isNaN ? result.meanLoss : 0.8 * trainLoss + 0.2 * result.meanLoss }
         if let evaluation = result.evaluation { lastEvaluation = evaluation }
-        var out: [PeerDirective] = []
-        sendParameters(now: now, into: &out)
-        var parameters = learner.parameters
-        let measuring = now >= nextDistanceAt
-        if measuring { nextDistanceAt = now + settings.distanceInterval }
-        let report = averager.mix(&parameters, now: now, measuringDistance: measuring)
-        lastMix = report
-        if let distance = report.distanceToNeighbours { distanceToNeighbours = (distance, now) }
-        if !report.weights.isEmpty { try? learner.replaceParameters(parameters) }  // the averager yields only finite vectors of the right length
-        return out
+        return []
     }
+
+    /// The network's average as this peer estimates it, in double precision (nil while a
+    /// push-sum joiner holds no weight yet).
+    public var estimate: [Double]? { averager.estimate }
 
     /// Evaluates the current model now (for a simulator's sampling; the real shell never calls this on its I/O loop).
     public func evaluate() -> Evaluation { learner.evaluate() }
@@ -395,11 +489,18 @@ public struct PeerInstance: Sendable {
     private mutating func handleObject(_ object: CompletedObject, source: PeerAddress, now: Double, into out: inout [PeerDirective]) {
         switch object.channel {
         case ChorusChannel.parameters:
-            guard phase == .training else { return }
+            // A leaving push-sum peer still takes shares: it hands them on with the rest of its mass.
+            guard phase == .training || (phase == .leaving && handsOverWhileLeaving) else { return }
             guard let message = ParametersMessage.decode(object.bytes) else { return count("parameters.malformed") }
-            if averager.receive(from: object.sender, vector: message.vector, degree: message.degree, now: now) == .wrongDimension,
-               warnOnce("otherModel", now: now) {
-                out.append(.event(.misconfiguredTraffic(.otherModel(from: object.sender, theirParameters: message.vector.count,
+            // Plain mixing weighs only its in-neighbours of that round; push-sum adds any
+            // authenticated peer's share (its sender already gave that mass away).
+            if settings.averaging.mixing == .plain && !isInNeighbour(object.sender, round: message.round) {
+                averager.countRejection(.notANeighbour)
+                return
+            }
+            let rejection = averager.receive(from: object.sender, message.share, now: now)
+            if rejection == .wrongDimension, warnOnce("otherModel", now: now) {
+                out.append(.event(.misconfiguredTraffic(.otherModel(from: object.sender, theirParameters: message.values.count,
                                                                     ours: learner.parameterCount))))
             }
         case ChorusChannel.membershipSync:
@@ -407,10 +508,12 @@ public struct PeerInstance: Sendable {
             perform(membership.receive(message, from: object.sender, address: source, now: now, rng: &rng), now: now, into: &out)
         case ChorusChannel.model:
             guard phase == .joining else { return }
-            guard let message = ParametersMessage.decode(object.bytes), message.vector.count == learner.parameterCount,
-                  message.vector.allSatisfy(\.isFinite),
-                  (try? learner.adopt(parameters: message.vector, step: message.step)) != nil
+            guard let message = ParametersMessage.decode(object.bytes), message.stream == nil,
+                  message.values.count == learner.parameterCount, message.values.allSatisfy(\.isFinite),
+                  (try? learner.adopt(parameters: message.parameters, step: message.step)) != nil
             else { return count("model.rejected") }
+            // Push-sum: the joiner holds no weight, so it leaves the network's average as it is.
+            averager.reset(to: message.values, weight: 0)
             becomeTraining(now: now)
             out.append(.event(.adoptedModel(from: object.sender, step: message.step)))
         default:
@@ -493,11 +596,24 @@ public struct PeerInstance: Sendable {
             aloneSince = now
             nextSeedHelloAt = now  // everyone went away: back to the entry points at once
         }
-        let next = settings.topology.neighbours(of: id, in: membership.liveMembers).out
-        guard next != neighbours else { return }
-        neighbours = next
+        let members = membership.liveMembers.sorted()
+        guard members != sortedMembers else { return }
+        let before = Set(sortedMembers)
+        sortedMembers = members
+        for peer in before.subtracting(members) { averager.forget(peer) }
+        recomputeNeighbourhood(round: mixRound ?? nextRound)
+    }
+
+    private mutating func recomputeNeighbourhood(round: UInt64) {
+        neighbourhood = settings.topology.neighbourhood(of: id, inSorted: sortedMembers, round: round)
         neighbourAddresses = nil
-        averager.setNeighbours(next)
+    }
+
+    /// Whether `peer` sends to this peer in `round` (plain mixing takes no one else's values).
+    private func isInNeighbour(_ peer: PeerID, round: UInt64) -> Bool {
+        guard settings.topology.isTimeVarying else { return neighbourhood.in.contains { $0.node == peer } }
+        guard let i = sortedMembers.firstIndex(of: id) else { return false }
+        return settings.topology.inNeighbours(of: i, count: sortedMembers.count, round: round).contains { sortedMembers[$0] == peer }
     }
 
     // MARK: Model handover
@@ -507,6 +623,8 @@ public struct PeerInstance: Sendable {
     /// starts from its own.
     private mutating func requestModel(now: Double, into out: inout [PeerDirective]) {
         if now >= joinDeadline {
+            // Nobody handed a model over: this peer's own start is its contribution to the average.
+            averager.reset(to: learner.parameters.map(Double.init), weight: 1)
             becomeTraining(now: now)
             out.append(.event(.startedAlone(waited: settings.modelWaitTimeout)))
             return
@@ -523,25 +641,34 @@ public struct PeerInstance: Sendable {
         phase = .training
         joinDeadline = .infinity
         nextModelRequestAt = .infinity
-        nextRoundAt = min(nextRoundAt, now)
         nextEvaluationAt = now  // the first round after joining reports its accuracy
     }
 
     // MARK: Sending
 
-    private mutating func sendParameters(now: Double, into out: inout [PeerDirective]) {
-        guard !neighbours.isEmpty else { return }
-        let object = parametersObject(channel: ChorusChannel.parameters, now: now)  // hashed once for all neighbours
-        if neighbourAddresses == nil { neighbourAddresses = neighbours.map { address(of: $0) } }
-        for (neighbour, address) in zip(neighbours, neighbourAddresses!) {
-            guard let address else { continue }
-            send(.object(object), to: neighbour, at: address, now: now, into: &out)
+    /// This round's shares to the out-neighbours (plain: one object, hashed once for all).
+    private mutating func sendShares(round: UInt64, handOver: Bool, now: Double, into out: inout [PeerDirective]) {
+        let outgoing = averager.beginRound(round, out: neighbourhood.out, ownDegree: neighbourhood.outDegree,
+                                           maxDegree: neighbourhood.maxDegree, retained: neighbourhood.retained, handOver: handOver,
+                                           now: now)
+        if averager.settings.mixing == .pushSum, let report = averager.lastReport { lastMix = report }
+        guard !outgoing.isEmpty else { return }
+        if neighbourAddresses == nil { neighbourAddresses = [:] }
+        for item in outgoing {
+            let message = ParametersMessage(share: item.share, step: learner.steps, float64: settings.averaging.sendsFloat64)
+            let object = prepared(channel: ChorusChannel.parameters, bytes: message.encoded())
+            for target in item.targets {
+                if neighbourAddresses![target] == nil, let address = address(of: target) { neighbourAddresses![target] = address }
+                guard let address = neighbourAddresses![target] else { continue }
+                send(.object(object), to: target, at: address, now: now, into: &out)
+            }
         }
     }
 
-    /// This peer's model with its step count and current degree (for averaging or a handover).
+    /// This peer's model with its step count (a handover to a joiner, float32).
     private mutating func parametersObject(channel: UInt8, now: Double) -> PreparedObject {
-        let message = ParametersMessage(step: learner.steps, degree: max(1, averager.degree(now: now)), vector: learner.parameters)
+        let message = ParametersMessage(round: nextRound &- 1, step: learner.steps, degree: max(1, neighbourhood.outDegree),
+                                        parameters: learner.parameters)
         return prepared(channel: channel, bytes: message.encoded())
     }
 

@@ -5,8 +5,14 @@ import ChorusWire
 /// Everything that times or shapes one peer's protocol, shared by the real shell and the
 /// simulator. Every field has a unit, a default and the reason for it.
 public struct PeerSettings: Sendable, Equatable {
-    /// Seconds between gossip rounds (local steps, send parameters, mix what arrived).
+    /// Seconds between gossip rounds (send, collect, mix, train). Rounds are aligned to the wall
+    /// clock: round r starts r·gossipInterval seconds after the Unix epoch on every peer.
     public var gossipInterval = 0.1
+    /// Fraction of a round after its start at which the round's contributions are mixed: what
+    /// the other peers sent at the round's start arrives within it (latency, clock offsets
+    /// between peers, timer delays on a busy host). The rest of the round trains. Half a round
+    /// (50 ms by default) covers NTP-synchronised clocks with room to spare (docs/averaging.md).
+    public var collectFraction = 0.5
     /// Whether the peer runs gossip rounds at all; off for membership-only simulations.
     public var gossipRounds = true
     /// Optimiser steps per round (0: average only, no training).
@@ -69,6 +75,10 @@ public struct PeerSettings: Sendable, Equatable {
         if !(seedRetryMaxInterval >= seedRetryInterval) {
             out.append("seedRetryMaxInterval (\(seedRetryMaxInterval) s) must be at least seedRetryInterval (\(seedRetryInterval) s)")
         }
+        if !(collectFraction > 0 && collectFraction < 1) {
+            out.append("collectFraction must be between 0 and 1 (exclusive), got \(collectFraction)")
+        }
+        if let problem = averaging.weights.problem(with: topology) { out.append("averaging.weights: " + problem) }
         if stepsPerRound < 0 { out.append("stepsPerRound must be 0 or more, got \(stepsPerRound)") }
         if !(evaluationInterval >= 0) { out.append("evaluationInterval must be 0 (off) or positive seconds, got \(evaluationInterval)") }
         if !(checkpointInterval >= 0) { out.append("checkpointInterval must be 0 (off) or positive seconds, got \(checkpointInterval)") }

@@ -6,6 +6,7 @@ extension PeerConfig {
     public var peerSettings: PeerSettings {
         var s = PeerSettings()
         s.gossipInterval = gossipInterval
+        s.collectFraction = collect / gossipInterval
         s.stepsPerRound = stepsPerRound
         s.evaluationInterval = evaluationInterval
         s.checkpointInterval = checkpointInterval

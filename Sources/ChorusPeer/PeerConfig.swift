@@ -67,6 +67,8 @@ public struct PeerConfig: Sendable {
     public var seed: UInt64
     // [gossip]
     public var gossipInterval: Double
+    /// Seconds after a round's start at which its contributions are mixed.
+    public var collect: Double
     public var averaging: AveragingSettings
     public var evaluationInterval: Double
     public var wire: WireSettings
@@ -216,18 +218,32 @@ public struct PeerConfig: Sendable {
 
         var gossip = try top.table("gossip") ?? TableReader(file: file, table: TOMLTable(), prefix: "gossip.")
         let interval = try gossip.optionalDouble("interval_ms", range: 1...600_000) ?? 100
-        let silence = try gossip.optionalDouble("silence_timeout_ms", range: 1...3_600_000) ?? 3000
-        let maxAge = try gossip.optionalDouble("max_contribution_age_ms", range: 1...3_600_000) ?? min(silence, max(1000, 3 * interval))
+        for removed in ["silence_timeout_ms", "max_contribution_age_ms"] {
+            guard try gossip.isPresent(removed) else { continue }
+            throw ConfigError(file: file, field: "gossip.\(removed)",
+                              "no longer used: rounds are aligned to the clock and a contribution is mixed only in its own round (docs/averaging.md); remove the line")
+        }
         let evaluation = try gossip.optionalDouble("evaluation_interval_ms", range: 10...3_600_000) ?? 1000
         var wire = WireSettings()
         wire.maxDatagramSize = try gossip.optionalInt("max_datagram_size", range: DatagramCodec.minimumDatagramSize...DatagramCodec.maximumDatagramSize) ?? 1200
-        try gossip.finish()
-        let averaging = AveragingSettings(silenceTimeout: silence / 1000, maxContributionAge: maxAge / 1000)
-        if maxAge > silence {
-            throw ConfigError(file: file, field: "gossip.max_contribution_age_ms",
-                              "must not exceed gossip.silence_timeout_ms (\(plain(silence)) ms), got \(plain(maxAge))")
+        var averaging = AveragingSettings()
+        let mixingText = try gossip.optionalString("mixing") ?? averaging.mixing.rawValue
+        guard let mixing = MixingMode(rawValue: mixingText) else {
+            throw ConfigError(file: file, field: "gossip.mixing", "expected \(MixingMode.help), got \"\(mixingText)\"")
         }
-        if let problem = averaging.problems().first { throw ConfigError(file: file, field: "gossip", problem) }
+        averaging.mixing = mixing
+        let weightsText = try gossip.optionalString("weights") ?? averaging.weights.rawValue
+        guard let weights = WeightRule(parsing: weightsText) else {
+            throw ConfigError(file: file, field: "gossip.weights", "expected \(WeightRule.help), got \"\(weightsText)\"")
+        }
+        averaging.weights = weights
+        averaging.float64Values = try gossip.optionalBool("float64") ?? false
+        let collect = try gossip.optionalDouble("collect_ms", range: 0.001...600_000) ?? interval / 2
+        guard collect < interval else {
+            throw ConfigError(file: file, field: "gossip.collect_ms", "must be shorter than gossip.interval_ms (\(plain(interval)) ms), got \(plain(collect))")
+        }
+        var topologyText = try gossip.optionalString("topology")
+        try gossip.finish()
         var member = try top.table("membership") ?? TableReader(file: file, table: TOMLTable(), prefix: "membership.")
         let profile = try member.optionalString("profile") ?? "lan"
         var membership: MembershipSettings
@@ -259,10 +275,19 @@ public struct PeerConfig: Sendable {
             }
             seeds.append(seed)
         }
-        let topologyText = try member.optionalString("topology") ?? "exponential"
-        guard let topology = Topology(parsing: topologyText) else {
-            throw ConfigError(file: file, field: "membership.topology", "expected \(Topology.help), got \"\(topologyText)\"")
+        // The topology moved to [gossip]; [membership] topology is still read (not both).
+        var topologyField = "gossip.topology"
+        if let old = try member.optionalString("topology") {
+            guard topologyText == nil else {
+                throw ConfigError(file: file, field: "membership.topology", "give the topology once, as gossip.topology")
+            }
+            topologyText = old
+            topologyField = "membership.topology"
         }
+        guard let topology = Topology(parsing: topologyText ?? "exponential") else {
+            throw ConfigError(file: file, field: topologyField, "expected \(Topology.help), got \"\(topologyText ?? "")\"")
+        }
+        if let problem = weights.problem(with: topology) { throw ConfigError(file: file, field: "gossip.weights", problem) }
         let fetchModel = try member.optionalBool("fetch_model") ?? false
         try member.finish()
 
@@ -291,7 +316,7 @@ public struct PeerConfig: Sendable {
             dataSource: dataSource, partition: partition, shard: shard, shards: shards, dataSeed: dataSeed,
             testFraction: testFraction, learningRate: learningRate, momentum: momentum, batchSize: batchSize,
             stepsPerRound: stepsPerRound, weightDecay: weightDecay, cosineSteps: cosineSteps, seed: seed,
-            gossipInterval: interval / 1000, averaging: averaging, evaluationInterval: evaluation / 1000, wire: wire,
+            gossipInterval: interval / 1000, collect: collect / 1000, averaging: averaging, evaluationInterval: evaluation / 1000, wire: wire,
             membership: membership, seeds: seeds, topology: topology, fetchModel: fetchModel, faults: faults)
     }
 }
@@ -360,6 +385,9 @@ struct TableReader {
         }
         return d
     }
+
+    /// Whether the key is there at all (marks it as read).
+    mutating func isPresent(_ key: String) throws(ConfigError) -> Bool { value(key) != nil }
 
     mutating func optionalBool(_ key: String) throws(ConfigError) -> Bool? {
         guard let v = value(key) else { return nil }

@@ -225,7 +225,8 @@ final class PeerNode {
         let averager = instance.averager
         let membership = instance.membership
         let learner = instance.learner
-        let (selfWeight, weights) = averager.currentWeights(now: t)
+        let selfWeight = instance.lastMix?.selfWeight ?? 1
+        let weights = instance.lastMix?.weights ?? [:]
         var rejections: [String: Int] = [:]
         for (reason, count) in instance.wire.rejections { rejections[reason.rawValue] = count }
         for (reason, count) in averager.rejections { rejections["parameters." + reason.rawValue] = count }

@@ -23,10 +23,15 @@ public enum RunOutput {
         public var datagramsDropped: Int
         /// Datagrams the receivers' datagram layer rejected during the interval.
         public var datagramsRejected: Int
+        /// `--task average`: the largest ‖z_i − x̄₀‖ / ‖x̄₀‖ over the live peers' estimates z_i,
+        /// x̄₀ the true average of the starting peers' initial vectors: drift that consensus
+        /// distance (to the current average) cannot show. nil for other tasks.
+        public var averageError: Double?
 
         public init(time: Double, livePeers: Int, consensusMean: Double? = nil, consensusMax: Double? = nil,
                     accuracyMean: Double? = nil, accuracyMin: Double? = nil, accuracyMax: Double? = nil, lossMean: Double? = nil,
-                    viewAgreement: Double, bytesPerPeerPerSecond: Double, datagramsDropped: Int, datagramsRejected: Int) {
+                    viewAgreement: Double, bytesPerPeerPerSecond: Double, datagramsDropped: Int, datagramsRejected: Int,
+                    averageError: Double? = nil) {
             self.time = time
             self.livePeers = livePeers
             self.consensusMean = consensusMean
@@ -39,6 +44,7 @@ public enum RunOutput {
             self.bytesPerPeerPerSecond = bytesPerPeerPerSecond
             self.datagramsDropped = datagramsDropped
             self.datagramsRejected = datagramsRejected
+            self.averageError = averageError
         }
     }
 
@@ -75,15 +81,19 @@ public enum RunOutput {
         public var accuracyMin: Double?
         public var accuracyMean: Double?
         public var consensusMax: Double?
+        /// `--task average`: the last sample's `averageError` (null for other tasks).
+        public var averageError: Double?
 
-        public init(livePeers: Int, accuracyMin: Double? = nil, accuracyMean: Double? = nil, consensusMax: Double? = nil) {
+        public init(livePeers: Int, accuracyMin: Double? = nil, accuracyMean: Double? = nil, consensusMax: Double? = nil,
+                    averageError: Double? = nil) {
             self.livePeers = livePeers
             self.accuracyMin = accuracyMin
             self.accuracyMean = accuracyMean
             self.consensusMax = consensusMax
+            self.averageError = averageError
         }
 
-        enum CodingKeys: String, CodingKey { case livePeers, accuracyMin, accuracyMean, consensusMax }
+        enum CodingKeys: String, CodingKey { case livePeers, accuracyMin, accuracyMean, consensusMax, averageError }
 
         /// `null` for what the task does not measure (e.g. accuracy in a membership run).
         public func encode(to encoder: any Encoder) throws {
@@ -92,6 +102,7 @@ public enum RunOutput {
             try c.encode(accuracyMin, forKey: .accuracyMin)
             try c.encode(accuracyMean, forKey: .accuracyMean)
             try c.encode(consensusMax, forKey: .consensusMax)
+            try c.encode(averageError, forKey: .averageError)
         }
     }
 
@@ -187,7 +198,7 @@ public enum RunOutput {
         }
     }
 
-    public static let seriesHeader = "time,live_peers,consensus_mean,consensus_max,accuracy_mean,accuracy_min,accuracy_max,loss_mean,view_agreement,bytes_per_peer_per_s,datagrams_dropped,datagrams_rejected"
+    public static let seriesHeader = "time,live_peers,consensus_mean,consensus_max,accuracy_mean,accuracy_min,accuracy_max,loss_mean,view_agreement,bytes_per_peer_per_s,datagrams_dropped,datagrams_rejected,average_error"
     public static let eventsHeader = "time,action,peer,seen_by_all_after"
 
     public static func seriesCSV(_ samples: [Sample]) -> String {
@@ -197,6 +208,7 @@ public enum RunOutput {
                 fixed(s.time, 3), "\(s.livePeers)", optional(s.consensusMean), optional(s.consensusMax),
                 optional(s.accuracyMean), optional(s.accuracyMin), optional(s.accuracyMax), optional(s.lossMean),
                 fixed(s.viewAgreement, 4), fixed(s.bytesPerPeerPerSecond, 1), "\(s.datagramsDropped)", "\(s.datagramsRejected)",
+                optional(s.averageError),
             ]
             lines.append(fields.joined(separator: ","))
         }

@@ -166,6 +166,8 @@ public final class PeerSimulation {
     private var retired = RunOutput.Totals()
     /// Restarts waiting for their peer to come back, by slot: index into `events`.
     private var restartEvents: [Int: Int] = [:]
+    /// `--task average`: the true average of the starting peers' initial vectors.
+    public private(set) var trueAverage: [Double]?
 
     public init(options: SimulationOptions) throws {
         self.options = options
@@ -256,6 +258,7 @@ public final class PeerSimulation {
     private func start() {
         for index in 0..<options.peers { _ = addSlot(shard: index) }
         for index in order { boot(index, seeds: [], fetchModel: false) }
+        if options.task == .average { trueAverage = Consensus.mean(order.map { peek($0) { $0.learner.parameters } }) }
         // A network in steady state: every peer starts knowing all the others (as a configured
         // network's peers do after their first sync), without n² start-up syncs.
         let claims = order.map { peek($0) { $0.aliveClaim } }
@@ -312,7 +315,10 @@ public final class PeerSimulation {
         settings.fetchModel = fetchModel
         settings.evaluationInterval = 0  // the simulator evaluates at its own sample times
         if options.task == .membership { settings.gossipRounds = false }
-        if options.task == .average { settings.stepsPerRound = 0 }
+        if options.task == .average {
+            settings.stepsPerRound = 0
+            settings.averaging.float64Values = true  // the exact averages the theory predicts, not float32's
+        }
         var learner = makeLearner(for: slot)
         if let saved = slot.checkpoint { try? learner.resume(parameters: saved.parameters, steps: saved.steps, epoch: saved.epoch) }
         let epoch = UInt64(unixTimeAtZero + now) + slot.bootCount  // grows across restarts
@@ -722,11 +728,15 @@ public final class PeerSimulation {
         droppedSeen = dropped
         if options.task != .membership {
             let holders = live.filter { peek($0) { $0.phase } == .training }
-            let vectors = holders.map { peek($0) { $0.learner.parameters } }
+            // Averaging alone is measured in double precision, on the estimates themselves.
+            let vectors: [[Double]] = options.task == .average
+                ? holders.compactMap { peek($0) { $0.estimate } }
+                : holders.map { peek($0) { $0.learner.parameters.map(Double.init) } }
             if !vectors.isEmpty {
                 let distances = Consensus.relativeDistances(vectors)
                 row.consensusMean = distances.reduce(0, +) / Double(distances.count)
                 row.consensusMax = distances.max()
+                if let trueAverage { row.averageError = Consensus.relativeDistances(vectors, to: trueAverage).max() }
             }
             if options.task == .train && !holders.isEmpty {
                 let evaluations = holders.map { peek($0) { $0.evaluate() } }
@@ -748,7 +758,7 @@ public final class PeerSimulation {
             peers: options.peers, seed: options.seed, duration: options.duration, wallSeconds: wallSeconds,
             task: options.task.rawValue, crypto: options.crypto.rawValue,
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
-                         consensusMax: last?.consensusMax),
+                         consensusMax: last?.consensusMax, averageError: last?.averageError),
             events: events, falseFailures: falseFailures, violation: (violation ?? violationsPassed.first)?.description,
             violationsPassed: violationsPassed.count, interruptedAt: interruptedAt, totals: totals, cpuSeconds: cpuSeconds)
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusAveraging
 import ChorusCore
 import ChorusCrypto
 import ChorusLearning
@@ -76,6 +77,15 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "Seconds between gossip rounds of each peer.")
     var gossipInterval: Double = 0.1
 
+    @Option(help: ArgumentHelp("How neighbours are drawn from the live view: \(Topology.help).", valueName: "topology"))
+    var topology = "exponential"
+
+    @Option(help: ArgumentHelp("Mixing: \(MixingMode.help) (docs/averaging.md).", valueName: "mixing"))
+    var mixing = AveragingSettings().mixing.rawValue
+
+    @Option(help: ArgumentHelp("Weights: \(WeightRule.help).", valueName: "rule"))
+    var weights = AveragingSettings().weights.rawValue
+
     @Option(help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant).", valueName: "fraction"))
     var cosineDecay: Double = 0
 
@@ -94,6 +104,10 @@ struct SimulateRun: ParsableCommand {
         guard sampleInterval > 0 else { throw ValidationError("--sample-interval must be positive seconds") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive seconds") }
+        guard let topology = Topology(parsing: topology) else { throw ValidationError("--topology: expected \(Topology.help), got \"\(self.topology)\"") }
+        guard MixingMode(rawValue: mixing) != nil else { throw ValidationError("--mixing: expected \(MixingMode.help), got \"\(mixing)\"") }
+        guard let rule = WeightRule(parsing: weights) else { throw ValidationError("--weights: expected \(WeightRule.help), got \"\(weights)\"") }
+        if let problem = rule.problem(with: topology) { throw ValidationError("--weights: \(problem)") }
     }
 
     func run() throws {
@@ -108,6 +122,9 @@ struct SimulateRun: ParsableCommand {
         options.stopOnViolation = !keepGoing
         options.link.loss = loss
         options.settings.gossipInterval = gossipInterval
+        options.settings.topology = Topology(parsing: topology)!
+        options.settings.averaging.mixing = MixingMode(rawValue: mixing)!
+        options.settings.averaging.weights = WeightRule(parsing: weights)!
         options.learning.cosineSteps = Int(duration * cosineDecay * Double(options.settings.stepsPerRound) / gossipInterval)
         do { options.model = try ModelSpec(parsing: model) } catch { throw UserError("--model: \(error)") }
         do { options.partition = try PartitionScheme(parsing: partition) } catch { throw UserError("--partition: \(error)") }

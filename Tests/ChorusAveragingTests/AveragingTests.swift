@@ -1,124 +1,277 @@
+import Foundation
 import Testing
 @testable import ChorusAveraging
 
-@Test("averaging over a connected graph converges to the exact average")
-func convergesToAverage() {
-    let n = 8
-    let adjacency = Topology.exponential.adjacency(count: n).map(Set.init)
-    var averagers = (0..<n).map { GossipAverager<Int>(dimension: 3, neighbours: adjacency[$0]) }
-    var x: [[Float]] = (0..<n).map { i in [Float(i), Float(i * i), -Float(i)] }
-    let mean = (0..<3).map { k in x.map { $0[k] }.reduce(0, +) / Float(n) }
-    for round in 0..<30 {
-        let now = Double(round) * 0.1
-        let degrees = averagers.map { _ in 0 }.indices.map { i in max(1, adjacency[i].count) }
-        for i in 0..<n { for j in adjacency[i] { averagers[j].receive(from: i, vector: x[i], degree: degrees[i], now: now) } }
-        for i in 0..<n { _ = averagers[i].mix(&x[i], now: now) }
+/// A deterministic generator for the tests (SplitMix64).
+struct TestRandom: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
-    for i in 0..<n { for k in 0..<3 { #expect(abs(x[i][k] - mean[k]) < 1e-4) } }
 }
 
-@Test("a silent neighbour is excluded from degree and weights after the silence timeout")
-func silentNeighbourExcluded() {
-    var a = GossipAverager<String>(dimension: 1, neighbours: ["b", "c"], settings: .init(silenceTimeout: 3, maxContributionAge: 1))
-    a.receive(from: "b", vector: [1], degree: 2, now: 0)
-    a.receive(from: "c", vector: [1], degree: 2, now: 0)
-    #expect(a.degree(now: 0.5) == 2)
-    #expect(a.currentWeights(now: 0.5).weights == ["b": 1.0 / 3, "c": 1.0 / 3])
-    // c falls silent; b keeps talking.
-    a.receive(from: "b", vector: [1], degree: 2, now: 2.9)
-    #expect(a.degree(now: 3.0) == 2)
-    #expect(a.degree(now: 3.01) == 1)
-    #expect(a.activeNeighbours(now: 3.01) == ["b"])
-    #expect(a.currentWeights(now: 3.01).weights == ["b": 1.0 / 3])
-    #expect(abs(a.currentWeights(now: 3.01).selfWeight - 2.0 / 3) < 1e-12)
-}
+/// n averagers over a topology, driven in synchronous rounds: every peer sends at the round's
+/// start, the network delivers (or loses, duplicates, reorders) the shares, every peer mixes.
+struct AveragingNetwork {
+    var peers: [GossipAverager<Int>]
+    let topology: Topology
+    var members: [Int]
+    var rng = TestRandom(state: 7)
+    var round: UInt64 = 100
 
-@Test("each contribution is mixed once; stale ones are dropped and their weight stays with self")
-func stalenessRule() {
-    var a = GossipAverager<String>(dimension: 1, neighbours: ["b"], settings: .init(silenceTimeout: 3, maxContributionAge: 1))
-    var x: [Float] = [0]
-    a.receive(from: "b", vector: [4], degree: 1, now: 0)
-    let first = a.mix(&x, now: 0.1)
-    #expect(first.weights == ["b": 0.5] && x == [2])
-    // Nothing new: a second mix changes nothing.
-    #expect(a.mix(&x, now: 0.2).weights.isEmpty && x == [2])
-    // A contribution that waited too long is not used.
-    a.receive(from: "b", vector: [100], degree: 1, now: 1)
-    #expect(a.mix(&x, now: 2.5).selfWeight == 1 && x == [2])
-}
-
-@Test("NaN, infinite, wrong-length and non-neighbour vectors are rejected without touching state")
-func badVectorsRejected() {
-    var a = GossipAverager<String>(dimension: 2, neighbours: ["b"])
-    #expect(a.receive(from: "b", vector: [.nan, 1], degree: 1, now: 0) == .nonFinite)
-    #expect(a.receive(from: "b", vector: [.infinity, 1], degree: 1, now: 0) == .nonFinite)
-    #expect(a.receive(from: "b", vector: [1], degree: 1, now: 0) == .wrongDimension)
-    #expect(a.receive(from: "z", vector: [1, 1], degree: 1, now: 0) == .notANeighbour)
-    #expect(a.receive(from: "b", vector: [1, 1], degree: 0, now: 0) == .badDegree)
-    var x: [Float] = [3, 3]
-    #expect(a.mix(&x, now: 0).selfWeight == 1 && x == [3, 3])
-    #expect(a.degree(now: 0) == 0)
-    #expect(a.rejections.values.reduce(0, +) == 5)
-}
-
-@Test("rows stay valid while peers disagree about degrees")
-func rowsValidUnderDisagreement() {
-    // b claims a degree of 1 while a has 3 active neighbours: weights follow max(d_i, d_j).
-    var a = GossipAverager<String>(dimension: 1, neighbours: ["b", "c", "d"])
-    var x: [Float] = [0]
-    a.receive(from: "b", vector: [1], degree: 1, now: 0)
-    a.receive(from: "c", vector: [1], degree: 50, now: 0)
-    a.receive(from: "d", vector: [1], degree: 3, now: 0)
-    let report = a.mix(&x, now: 0)
-    #expect(report.weights["b"] == 0.25 && report.weights["d"] == 0.25)
-    #expect(abs(report.weights["c"]! - 1.0 / 51) < 1e-15)
-    #expect(report.selfWeight > 0)
-    #expect(abs(report.selfWeight + report.weights.values.reduce(0, +) - 1) < 1e-12)
-}
-
-@Test("changing the neighbour set forgets former neighbours")
-func neighbourChange() {
-    var a = GossipAverager<String>(dimension: 1, neighbours: ["b", "c"])
-    a.receive(from: "b", vector: [1], degree: 1, now: 0)
-    a.setNeighbours(["c"])
-    #expect(a.degree(now: 0) == 0)
-    var x: [Float] = [0]
-    #expect(a.mix(&x, now: 0).weights.isEmpty)
-}
-
-@Test("averaging settings are validated by field name")
-func averagingSettingsValidation() {
-    #expect(AveragingSettings(silenceTimeout: 1, maxContributionAge: 2).problems().first?.hasPrefix("maxContributionAge") == true)
-    #expect(AveragingSettings(silenceTimeout: 0, maxContributionAge: 0).problems().count >= 2)
-}
-
-@Test("a mix reports the peer's distance to its neighbours' weighted average, before mixing")
-func distanceToNeighbours() {
-    var a = GossipAverager<String>(dimension: 2, neighbours: ["b", "c"])
-    var own: [Float] = [1, 1]
-    #expect(a.mix(&own, now: 0).distanceToNeighbours == nil, "nothing arrived: nothing to compare with")
-    a.receive(from: "b", vector: [3, 0], degree: 2, now: 1)
-    a.receive(from: "c", vector: [3, 0], degree: 2, now: 1)
-    // Both weigh the same: ȳ = (3, 0); ‖(1, 1) − (3, 0)‖ / ‖(3, 0)‖ = √5 / 3.
-    let report = a.mix(&own, now: 1)
-    #expect(abs((report.distanceToNeighbours ?? 0) - 5.0.squareRoot() / 3) < 1e-9)
-    a.receive(from: "b", vector: own, degree: 2, now: 2)
-    #expect(a.mix(&own, now: 2).distanceToNeighbours == 0)
-}
-
-@Test("a mix not measuring the distance mixes exactly the same and reports no distance")
-func mixWithoutDistance() {
-    func run(measuring: Bool) -> ([Float], Double?) {
-        var a = GossipAverager<String>(dimension: 3, neighbours: ["b", "c"])
-        var own: [Float] = [1, 2, 3]
-        a.receive(from: "b", vector: [0.5, -1, 4], degree: 3, now: 1)
-        a.receive(from: "c", vector: [2, 0, 1], degree: 1, now: 1)
-        let report = a.mix(&own, now: 1, measuringDistance: measuring)
-        return (own, report.distanceToNeighbours)
+    init(values: [[Double]], topology: Topology, settings: AveragingSettings) {
+        peers = values.enumerated().map { GossipAverager(initial: $0.element, epoch: UInt64($0.offset + 1), settings: settings) }
+        self.topology = topology
+        members = Array(values.indices)
     }
-    let (measured, distance) = run(measuring: true)
-    let (unmeasured, none) = run(measuring: false)
-    #expect(measured == unmeasured)
-    #expect(measured != [1, 2, 3])
-    #expect(distance != nil && none == nil)
+
+    /// One round. `fate(from, to)` says how many copies of a share arrive (0: lost).
+    mutating func step(fate: (Int, Int, inout TestRandom) -> Int = { _, _, _ in 1 }, now: Double = 0) {
+        var inFlight: [(from: Int, to: Int, share: Share)] = []
+        for i in members {
+            let hood = topology.neighbourhood(of: i, inSorted: members, round: round)
+            for item in peers[i].beginRound(round, out: hood.out, ownDegree: hood.outDegree, maxDegree: hood.maxDegree,
+                                            retained: hood.retained, now: now) {
+                for target in item.targets { inFlight.append((i, target, item.share)) }
+            }
+        }
+        inFlight.shuffle(using: &rng)  // arrival order is not send order
+        for message in inFlight {
+            for _ in 0..<fate(message.from, message.to, &rng) { peers[message.to].receive(from: message.from, message.share, now: now) }
+        }
+        for i in members {
+            let hood = topology.neighbourhood(of: i, inSorted: members, round: round)
+            _ = peers[i].mix(round: round, in: hood.in, ownDegree: hood.inDegree, maxDegree: hood.maxDegree)
+        }
+        round += 1
+    }
+
+    var estimates: [[Double]] { members.compactMap { peers[$0].estimate } }
+
+    /// max_i ‖z_i − c‖ / ‖c‖.
+    func error(to c: [Double]) -> Double {
+        let norm = c.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return estimates.map { z in zip(z, c).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / norm }.max() ?? .infinity
+    }
+
+    /// max_i ‖z_i − z̄‖ (consensus, whatever the value).
+    var spread: Double {
+        let z = estimates
+        let mean = (0..<z[0].count).map { k in z.map { $0[k] }.reduce(0, +) / Double(z.count) }
+        return z.map { v in zip(v, mean).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() }.max()!
+    }
+}
+
+func randomValues(_ n: Int, dimension: Int, seed: UInt64) -> [[Double]] {
+    var rng = TestRandom(state: seed)
+    return (0..<n).map { _ in (0..<dimension).map { _ in Double.random(in: -1...1, using: &rng) } }
+}
+
+func mean(_ values: [[Double]]) -> [Double] {
+    (0..<values[0].count).map { k in values.map { $0[k] }.reduce(0, +) / Double(values.count) }
+}
+
+let ringSLEM16: Double = 1.0 / 3 + 2.0 / 3 * cos(2 * Double.pi / 16)
+
+@Test("plain mixing contracts the consensus error by the second-largest eigenvalue modulus every round",
+      arguments: [(Topology.exponential, 16, 0.5), (Topology.ring, 16, ringSLEM16), (Topology.exponential, 8, 1.0 / 3)] as [(Topology, Int, Double)])
+func plainContractsBySLEM(topology: Topology, n: Int, slem: Double) {
+    var network = AveragingNetwork(values: randomValues(n, dimension: 5, seed: 3), topology: topology, settings: .init())
+    for _ in 0..<15 { network.step() }
+    let before = network.spread
+    for _ in 0..<15 { network.step() }
+    let rate = pow(network.spread / before, 1.0 / 15)
+    #expect(abs(rate - slem) < 0.02 * slem, "measured \(rate) per round, expected \(slem)")
+}
+
+@Test("on the complete graph one round of plain mixing gives every peer the exact average")
+func completeGraphAveragesInOneRound() {
+    let values = randomValues(7, dimension: 4, seed: 5)
+    var network = AveragingNetwork(values: values, topology: .complete, settings: .init())
+    network.step()
+    #expect(network.error(to: mean(values)) < 1e-14)
+}
+
+@Test("one-peer exponential with uniform weights gives the exact average in log₂ n rounds", arguments: [
+    (MixingMode.plain, 8), (.plain, 16), (.pushSum, 16), (.pushSum, 32),
+])
+func onePeerExponentialIsExact(mixing: MixingMode, n: Int) {
+    let values = randomValues(n, dimension: 3, seed: 11)
+    var network = AveragingNetwork(values: values, topology: .onePeerExponential, settings: .init(mixing: mixing, weights: .uniform))
+    network.round = 0  // the schedule starts with 2⁰
+    var k = 0
+    while 1 << k < n { k += 1 }
+    for _ in 0..<(k - 1) { network.step() }
+    #expect(network.error(to: mean(values)) > 1e-3)
+    network.step()
+    #expect(network.error(to: mean(values)) <= 1e-12)
+}
+
+@Test("on an irregular graph plain Metropolis–Hastings mixing converges to the true mean")
+func irregularGraphKeepsTheMean() {
+    // random:3 over 15 peers: n·k is odd, so one peer has degree 4.
+    let topology = Topology.randomRegular(k: 3, seed: 2)
+    let degrees = topology.adjacency(count: 15).map(\.count)
+    #expect(Set(degrees) == [3, 4])
+    let values = randomValues(15, dimension: 3, seed: 13)
+    var network = AveragingNetwork(values: values, topology: topology, settings: .init())
+    for _ in 0..<300 { network.step() }
+    #expect(network.error(to: mean(values)) < 1e-12)
+}
+
+@Test("push-sum keeps the exact average under loss, duplication and reordering; plain mixing does not")
+func pushSumSurvivesLoss() {
+    let values = randomValues(16, dimension: 6, seed: 17)
+    let lossy: (Int, Int, inout TestRandom) -> Int = { _, to, rng in
+        let loss = to == 3 ? 0.5 : 0.3  // peer 3 loses half of what it receives
+        let r = Double.random(in: 0..<1, using: &rng)
+        return r < loss ? 0 : (r < loss + 0.1 ? 2 : 1)
+    }
+    var push = AveragingNetwork(values: values, topology: .exponential, settings: .init(mixing: .pushSum))
+    var plain = AveragingNetwork(values: values, topology: .exponential, settings: .init(mixing: .plain))
+    for _ in 0..<400 {
+        push.step(fate: lossy)
+        plain.step(fate: lossy)
+    }
+    #expect(push.error(to: mean(values)) < 1e-12)
+    #expect(plain.spread < 1e-9)  // plain agrees on a value…
+    #expect(plain.error(to: mean(values)) > 1e-3)  // …that is not the average
+}
+
+@Test("a push-sum peer that leaves hands its whole mass over, even when shares are lost")
+func pushSumLeaveHandsOver() {
+    let values = randomValues(8, dimension: 4, seed: 19)
+    var network = AveragingNetwork(values: values, topology: .exponential, settings: .init(mixing: .pushSum))
+    for _ in 0..<3 { network.step() }
+    // Peer 5 leaves: it hands over at once and during its linger; its shares are half lost.
+    let leaver = 5
+    let lossy: (Int, Int, inout TestRandom) -> Int = { from, _, rng in from == leaver && Double.random(in: 0..<1, using: &rng) < 0.5 ? 0 : 1 }
+    for lingerRound in 0..<8 {
+        var inFlight: [(Int, Share)] = []
+        let hood = network.topology.neighbourhood(of: leaver, inSorted: network.members, round: network.round)
+        for item in network.peers[leaver].beginRound(network.round, out: hood.out, ownDegree: hood.outDegree, maxDegree: hood.maxDegree,
+                                                     handOver: true) {
+            for target in item.targets { inFlight.append((target, item.share)) }
+        }
+        if lingerRound == 0 { network.members.removeAll { $0 == leaver } }  // the others see "left" at once
+        for (target, share) in inFlight where lossy(leaver, target, &network.rng) > 0 {
+            network.peers[target].receive(from: leaver, share, now: 0)
+        }
+        network.step(fate: lossy)
+    }
+    #expect(network.peers[leaver].weight == 0)
+    for _ in 0..<100 { network.step() }
+    #expect(network.error(to: mean(values)) < 1e-12)
+}
+
+@Test("a push-sum joiner with no weight leaves the network's average as it was")
+func pushSumJoinerAddsNoMass() {
+    let values = randomValues(8, dimension: 4, seed: 23)
+    var network = AveragingNetwork(values: values, topology: .exponential, settings: .init(mixing: .pushSum))
+    for _ in 0..<5 { network.step() }
+    network.peers.append(GossipAverager(initial: [9, 9, 9, 9], weight: 0, epoch: 99, settings: .init(mixing: .pushSum)))
+    #expect(network.peers[8].estimate == nil)
+    network.members.append(8)
+    for _ in 0..<100 { network.step() }
+    #expect(network.error(to: mean(values)) < 1e-12)
+    #expect(network.estimates.count == 9)
+}
+
+@Test("push-sum keeps the average across a false failure: streams go on when the peer comes back")
+func pushSumSurvivesFalseFailure() {
+    let values = randomValues(8, dimension: 4, seed: 29)
+    var network = AveragingNetwork(values: values, topology: .exponential, settings: .init(mixing: .pushSum))
+    for _ in 0..<3 { network.step() }
+    // Everyone but peer 2 drops peer 6 from its view for a few rounds; peer 6 still runs.
+    let everyone = network.members
+    for i in everyone where i != 6 { network.peers[i].forget(6) }
+    for _ in 0..<12 {
+        // Peer 6 still sends on its own view; the others route around it.
+        network.members = everyone.filter { $0 != 6 }
+        network.step()
+        network.members = everyone
+        let hood = network.topology.neighbourhood(of: 6, inSorted: everyone, round: network.round)
+        for item in network.peers[6].beginRound(network.round, out: hood.out, ownDegree: hood.outDegree, maxDegree: hood.maxDegree) {
+            for target in item.targets { network.peers[target].receive(from: 6, item.share, now: 0) }
+        }
+    }
+    network.members = everyone
+    for _ in 0..<200 { network.step() }
+    #expect(network.error(to: mean(values)) < 1e-12)
+}
+
+@Test("shares with NaN, the wrong length or the wrong mode are refused and change nothing")
+func badSharesRejected() {
+    var a = GossipAverager<String>(initial: [1, 2], settings: .init(mixing: .pushSum))
+    let before = (a.value, a.weight)
+    #expect(a.receive(from: "b", Share(round: 1, degree: 1, stream: StreamID(epoch: 1, counter: 1), sequence: 1, weight: 0.5,
+                                       values: [.nan, 0]), now: 0) == .nonFinite)
+    #expect(a.receive(from: "b", Share(round: 1, degree: 1, stream: StreamID(epoch: 1, counter: 1), sequence: 1, weight: .infinity,
+                                       values: [0, 0]), now: 0) == .nonFinite)
+    #expect(a.receive(from: "b", Share(round: 1, degree: 1, stream: StreamID(epoch: 1, counter: 1), sequence: 1, weight: 0.5,
+                                       values: [0]), now: 0) == .wrongDimension)
+    #expect(a.receive(from: "b", Share(round: 1, degree: 1, values: [0, 0]), now: 0) == .wrongMode)
+    #expect(a.receive(from: "b", Share(round: 1, degree: 0, stream: StreamID(epoch: 1, counter: 1), sequence: 1, weight: 0.5,
+                                       values: [0, 0]), now: 0) == .badDegree)
+    #expect(a.value == before.0 && a.weight == before.1)
+    #expect(a.rejections == [.nonFinite: 2, .wrongDimension: 1, .wrongMode: 1, .badDegree: 1])
+}
+
+@Test("push-sum applies each share once: duplicates, overtaken shares, old and closed streams change nothing")
+func pushSumStreamRules() {
+    var a = GossipAverager<String>(initial: [0], settings: .init(mixing: .pushSum, streamIdleTimeout: 10))
+    func share(_ counter: UInt32, _ sequence: UInt64, _ total: Double) -> Share {
+        Share(round: sequence, degree: 1, stream: StreamID(epoch: 5, counter: counter), sequence: sequence, weight: total, values: [total])
+    }
+    #expect(a.receive(from: "b", share(1, 2, 1.0), now: 0) == nil)
+    #expect(a.value == [1] && a.weight == 2)
+    #expect(a.receive(from: "b", share(1, 2, 1.0), now: 0) == .duplicate)  // the same share twice
+    #expect(a.receive(from: "b", share(1, 1, 0.5), now: 0) == .duplicate)  // overtaken by the later one
+    #expect(a.receive(from: "b", share(1, 4, 0.75), now: 0) == .negativeWeight)  // running sums never shrink
+    #expect(a.receive(from: "b", share(1, 3, 1.5), now: 0) == nil)  // adds the difference, 0.5
+    #expect(a.value == [1.5] && a.weight == 2.5)
+    #expect(a.receive(from: "b", share(2, 1, 0.25), now: 1) == nil)  // a later stream starts from zero
+    #expect(a.value == [1.75] && a.weight == 2.75)
+    #expect(a.receive(from: "b", share(1, 9, 3.0), now: 1) == .closedStream)  // the replaced stream is over
+    a.housekeeping(now: 20)  // silent for longer than the idle timeout: closed
+    #expect(a.receive(from: "b", share(2, 2, 0.5), now: 20) == .closedStream)
+    #expect(a.value == [1.75] && a.weight == 2.75)
+}
+
+@Test("plain mixing uses only the round's contributions; a missing or late one leaves its weight with self")
+func plainRoundRule() {
+    var a = GossipAverager<String>(initial: [0], settings: .init())
+    #expect(a.receive(from: "b", Share(round: 7, degree: 2, values: [3]), now: 0) == nil)
+    #expect(a.receive(from: "c", Share(round: 8, degree: 2, values: [6]), now: 0) == nil)  // early: kept for round 8
+    let report = a.mix(round: 7, in: [("b", 2), ("c", 2)], ownDegree: 2, maxDegree: 2)
+    #expect(report.weights == ["b": 1.0 / 3])
+    #expect(abs(report.selfWeight - 2.0 / 3) < 1e-15)
+    #expect(a.value == [1])
+    #expect(a.receive(from: "b", Share(round: 7, degree: 2, values: [30]), now: 0) == .late)
+    let next = a.mix(round: 8, in: [("b", 2), ("c", 2)], ownDegree: 2, maxDegree: 2)
+    #expect(next.weights == ["c": 1.0 / 3])
+    #expect(abs(a.value[0] - (2.0 / 3 * 1 + 2)) < 1e-15)
+}
+
+@Test("training's change is added to the value with the weight the estimate had, keeping shares that arrived meanwhile")
+func localUpdate() {
+    var a = GossipAverager<String>(initial: [1, 1], weight: 0.5, settings: .init(mixing: .pushSum))
+    #expect(a.estimate == [1, 1])
+    a.applyLocalUpdate(from: [1, 1], to: [3, 0], weight: 0.5)
+    #expect(a.estimate == [3, 0])
+    var plain = GossipAverager<String>(initial: [1, 1], settings: .init())
+    plain.applyLocalUpdate(from: [1, 1], to: [2, 1], weight: 1)
+    #expect(plain.estimate == [2, 1])
+}
+
+@Test("averaging settings report bad values by name")
+func settingsProblems() {
+    #expect(AveragingSettings(closingRounds: -1).problems().first?.hasPrefix("closingRounds") == true)
+    #expect(AveragingSettings(streamIdleTimeout: 0).problems().first?.hasPrefix("streamIdleTimeout") == true)
+    #expect(AveragingSettings().problems().isEmpty)
+    #expect(AveragingSettings(mixing: .pushSum).sendsFloat64 && !AveragingSettings().sendsFloat64)
 }

@@ -1,3 +1,4 @@
+import ChorusAveraging
 import ChorusCore
 import ChorusCrypto
 import ChorusMembership
@@ -24,7 +25,9 @@ enum PayloadExamples {
             ("claim-alive", encoded(alive)),
             ("claim-suspect", encoded(suspect)),
             ("membership-ping", MembershipMessage.ping(sequence: 7, claims: [suspect]).encoded()),
-            ("parameters", ParametersMessage(step: 1234, degree: 3, vector: [1.0, -0.5, 0.25]).encoded()),
+            ("parameters", ParametersMessage(round: 17_800_000_000, step: 1234, degree: 3, parameters: [1.0, -0.5, 0.25]).encoded()),
+            ("parameters-push-sum", ParametersMessage(round: 17_800_000_000, step: 1234, degree: 3, stream: StreamID(epoch: 1_780_000_000, counter: 2),
+                                                      sequence: 41, weight: 10.5, values: [20.0, -5.0], float64: true).encoded()),
         ]
     }
 
@@ -70,5 +73,8 @@ func payloadExamplesMatchTheDocs() throws {
     let suspect = try #require(Claim.read(from: &reader))
     #expect(suspect.signatureIsValid() && suspect.accuser == PayloadExamples.bob.peerID)
     #expect(MembershipMessage.decode(try #require(docs["membership-ping"])) == .ping(sequence: 7, claims: [suspect]))
-    #expect(ParametersMessage.decode(try #require(docs["parameters"]))?.vector == [1.0, -0.5, 0.25])
+    #expect(ParametersMessage.decode(try #require(docs["parameters"]))?.parameters == [1.0, -0.5, 0.25])
+    let pushBytes = try #require(docs["parameters-push-sum"])
+    let push = try #require(ParametersMessage.decode(pushBytes))
+    #expect(push.stream == StreamID(epoch: 1_780_000_000, counter: 2) && push.sequence == 41 && push.weight == 10.5 && push.values == [20, -5])
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ChorusAveraging
 import ChorusCore
 @testable import ChorusPeer
 
@@ -52,24 +53,34 @@ func bootEpochs() throws {
     #expect(try BootEpoch.next(stateFile: file, now: Date(timeIntervalSince1970: 3_000_000_000)) == 3_000_000_000)
 }
 
-@Test("parameter messages decode strictly")
-func parametersMessage() {
-    let message = ParametersMessage(step: 9, degree: 3, vector: [1, -2, .pi])
+@Test("parameter messages decode strictly, plain and push-sum", arguments: [
+    ParametersMessage(round: 5, step: 9, degree: 3, parameters: [1, -2, .pi]),
+    ParametersMessage(round: 5, step: 9, degree: 3, values: [1, -2, .pi], float64: true),
+    ParametersMessage(round: 5, step: 9, degree: 3, stream: StreamID(epoch: 7, counter: 1), sequence: 3, weight: 0.25,
+                      values: [1, -2, .pi], float64: true),
+])
+func parametersMessage(message: ParametersMessage) {
     let bytes = message.encoded()
     #expect(ParametersMessage.decode(bytes) == message)
     #expect(ParametersMessage.decode(bytes + [0]) == nil)
     #expect(ParametersMessage.decode(Array(bytes.dropLast())) == nil)
-    var version = bytes; version[0] = 2
+    var version = bytes; version[0] = 1  // version 1 (one round late, float32 only) is refused
     #expect(ParametersMessage.decode(version) == nil)
+    var flags = bytes; flags[1] |= 4  // an unknown flag
+    #expect(ParametersMessage.decode(flags) == nil)
+    if message.stream != nil {
+        var float32 = bytes; float32[1] &= ~2  // push-sum running sums only travel as float64
+        #expect(ParametersMessage.decode(float32) == nil)
+    }
     #expect(ParametersMessage.decode([]) == nil)
 }
 
 @Test("relative distance to the average is zero in consensus and scale-free")
 func consensusDistance() {
-    #expect(Consensus.relativeDistances([[1, 2], [1, 2]]) == [0, 0])
-    let d = Consensus.relativeDistances([[0, 0], [2, 0]])
+    #expect(Consensus.relativeDistances([[1, 2], [1, 2]] as [[Float]]) == [0, 0])
+    let d = Consensus.relativeDistances([[0, 0], [2, 0]] as [[Float]])
     #expect(d == [1, 1])
-    let scaled = Consensus.relativeDistances([[0, 0], [200, 0]])
+    let scaled = Consensus.relativeDistances([[0, 0], [200, 0]] as [[Float]])
     #expect(scaled == d)
 }
 

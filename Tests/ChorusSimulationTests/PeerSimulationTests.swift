@@ -191,13 +191,13 @@ struct PeerSimulationTests {
 struct RunOutputTests {
     @Test("series.csv and events.csv have the documented columns, in order")
     func headers() throws {
-        #expect(RunOutput.seriesHeader == "time,live_peers,consensus_mean,consensus_max,accuracy_mean,accuracy_min,accuracy_max,loss_mean,view_agreement,bytes_per_peer_per_s,datagrams_dropped,datagrams_rejected")
+        #expect(RunOutput.seriesHeader == "time,live_peers,consensus_mean,consensus_max,accuracy_mean,accuracy_min,accuracy_max,loss_mean,view_agreement,bytes_per_peer_per_s,datagrams_dropped,datagrams_rejected,average_error")
         #expect(RunOutput.eventsHeader == "time,action,peer,seen_by_all_after")
         let sample = RunOutput.Sample(time: 5, livePeers: 3, consensusMean: 0.5, consensusMax: 1e-7, viewAgreement: 1,
                                       bytesPerPeerPerSecond: 12.25, datagramsDropped: 2, datagramsRejected: 0)
         let lines = RunOutput.seriesCSV([sample]).split(separator: "\n")
         #expect(lines.count == 2)
-        #expect(lines[1] == "5.000,3,0.5,1e-07,,,,,1.0000,12.2,2,0")
+        #expect(lines[1] == "5.000,3,0.5,1e-07,,,,,1.0000,12.2,2,0,")
         #expect(lines[1].split(separator: ",", omittingEmptySubsequences: false).count == lines[0].split(separator: ",").count)
         let events = RunOutput.eventsCSV([.init(time: 1, action: "crash", peer: "p1", seenByAllAfter: 2.5), .init(time: 2, action: "join", peer: "p9")])
         #expect(events == "time,action,peer,seen_by_all_after\n1.000,crash,p1,2.500\n2.000,join,p9,\n")
