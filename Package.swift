@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusAveraging", "ChorusCrypto", "ChorusLearning", "ChorusMembership", "ChorusWire"]),
         .testTarget(
             name: "ChorusSimulationTests",
-            dependencies: ["ChorusSimulation", "ChorusRuns", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership"]
+            dependencies: ["ChorusSimulation", "ChorusRuns", "ChorusCore", "ChorusAveraging", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership"]
         ),
         .testTarget(
             name: "ChorusExperimentTests",

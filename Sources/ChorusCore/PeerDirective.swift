@@ -8,8 +8,10 @@ public typealias PeerAddress = String
 
 /// What a `PeerInstance` asks its shell to do.
 public enum PeerDirective: Sendable {
-    /// Send these datagrams to `address` (`peer` when known, for fault injection by peer).
-    case send([[UInt8]], to: PeerAddress, peer: PeerID?)
+    /// Send these datagrams to `address` (`peer` when known, for fault injection by peer;
+    /// `channel`, the application channel they carry, nil for hellos and the datagram layer's
+    /// own replies: a simulator can lose one kind of traffic only).
+    case send([[UInt8]], to: PeerAddress, peer: PeerID?, channel: UInt8?)
     /// Run this job off the I/O path and hand the result to `learningFinished`.
     case learn(LearningJob)
     /// Save this progress (a crash then loses at most `checkpointInterval` of training).

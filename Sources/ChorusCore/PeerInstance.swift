@@ -692,14 +692,15 @@ public struct PeerInstance: Sendable {
     /// payload by channel, and hands the datagrams to the shell.
     private mutating func send(_ item: Outgoing, to peer: PeerID, at address: PeerAddress, now: Double, into out: inout [PeerDirective]) {
         traffic.payloadSentByChannel[item.channel] += item.byteCount
-        emit(wire.send(item, to: peer, now: now), to: address, peer: peer, into: &out)
+        emit(wire.send(item, to: peer, now: now), to: address, peer: peer, channel: item.channel, into: &out)
     }
 
-    private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, into out: inout [PeerDirective]) {
+    private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, channel: UInt8? = nil,
+                               into out: inout [PeerDirective]) {
         guard !datagrams.isEmpty else { return }
         traffic.datagramsSent += datagrams.count
         for d in datagrams { traffic.bytesSent += d.count }
-        out.append(.send(datagrams, to: address, peer: peer))
+        out.append(.send(datagrams, to: address, peer: peer, channel: channel))
     }
 }
 

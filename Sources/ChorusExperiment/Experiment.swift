@@ -28,6 +28,10 @@ public final class Experiment {
         public var model: ModelSpec = .softmax
         public var partition: PartitionScheme = .iid
         public var topology: Topology = .exponential
+        public var averaging = AveragingSettings()
+        /// Average only (`--task average`): no training; every peer starts from its own random
+        /// values, and series.csv's average_error says how far the estimates are from their mean.
+        public var averageOnly = false
         public var sampleInterval = 1.0
         /// The learning rate decays to zero by a cosine over this fraction of the run (0: constant,
         /// as in the simulator by default; the demo uses 0.85 so that its end is pure averaging).
@@ -66,8 +70,11 @@ public final class Experiment {
     /// lingers, but neither may be a target or an entry point any more.
     private var departing: Set<Int> = []
     private var latest: [Int: PeerStatus] = [:]
-    /// Faults each member should have (partition side, loss) and what it was last given.
+    /// Faults each member should have (partition side, loss, per-peer and per-link loss and
+    /// delay) and what it was last given.
     private var loss = 0.0
+    private var lossIn: [Int: Double] = [:], lossOut: [Int: Double] = [:], delayOut: [Int: Double] = [:]
+    private var links: [Int: [Int: LinkFault]] = [:]
     private var partitionSide: Set<Int>?
     /// The sides of the last partition and when it healed: verdicts across it are not false failures.
     private var lastPartition: (side: Set<Int>, healedAt: Double)?
@@ -75,6 +82,7 @@ public final class Experiment {
     private var counters: [Int: (bytes: Int, rejected: Int, faulted: Int)] = [:]
     private var lastSampleAt = 0.0
     private var falseFailures: Set<String> = []
+    private var startingAverage: [Double]?
     private var violation: String?
 
     /// - Parameter progress: a line for standard error, and whether it is transient (overwritten).
@@ -88,6 +96,8 @@ public final class Experiment {
         local.partition = options.partition
         local.seed = options.seed
         local.topology = options.topology
+        local.averaging = options.averaging
+        local.averageOnly = options.averageOnly
         local.hosts = options.hosts
         local.directory = options.workDirectory ?? NSTemporaryDirectory() + "chorus-experiment-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let stepsPerSecond = Double(local.stepsPerRound) * 1000 / Double(local.gossipIntervalMs)
@@ -134,7 +144,7 @@ public final class Experiment {
         let last = samples.last
         let summary = RunOutput.Summary(
             peers: options.peers, seed: options.seed, duration: options.duration, wallSeconds: Date().timeIntervalSince(wallStart),
-            task: "train", crypto: "real",
+            task: options.averageOnly ? "average" : "train", crypto: "real",
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
                          consensusMax: last?.consensusMax),
             events: events, falseFailures: falseFailures.count, violation: violation, interruptedAt: interruptedAt, real: true)
@@ -173,10 +183,45 @@ public final class Experiment {
             if let last = lastPartition, last.healedAt == .infinity { lastPartition = (last.side, elapsed) }
             pending.append(Pending(event: note("heal", peer: "network"), kind: .heal))
             reconcileFaults()
-        case .loss:
-            loss = action.probability
-            note("loss:\(action.probability)", peer: "network")
+        case .loss, .delay:
+            applyLossOrDelay(action)
             reconcileFaults()
+        }
+    }
+
+    /// Loss everywhere, on some peers' traffic, or on a link; delay on some peers' outgoing
+    /// traffic or on a link. Real peers fault what they send (and, for `in`, what they receive):
+    /// a delay on what a peer receives is put on what every other peer sends it.
+    private func applyLossOrDelay(_ action: Schedule.Action) {
+        let value = action.kind == .loss ? action.probability : action.delayMs
+        if let names = action.link, let a = Schedule.index(ofName: names[0]), let b = Schedule.index(ofName: names[1]) {
+            for (from, to) in action.direction == .both ? [(a, b), (b, a)] : [(a, b)] {
+                var fault = links[from]?[to] ?? LinkFault()
+                if action.kind == .loss { fault.drop = value } else { fault.delayMs = value }
+                links[from, default: [:]][to] = fault
+            }
+            note(action.label, peer: action.linkName ?? "network")
+        } else if let target = action.target {
+            let chosen = targets(target)
+            for index in chosen {
+                if action.kind == .loss {
+                    if action.direction != .out { lossIn[index] = value }
+                    if action.direction != .in { lossOut[index] = value }
+                } else {
+                    if action.direction != .in { delayOut[index] = value }
+                    if action.direction != .out {
+                        for other in network.members.indices where other != index {
+                            var fault = links[other]?[index] ?? LinkFault()
+                            fault.delayMs = value
+                            links[other, default: [:]][index] = fault
+                        }
+                    }
+                }
+            }
+            note(action.label, peer: chosen.map { network.members[$0].name }.joined(separator: " "))
+        } else {
+            loss = action.probability
+            note(action.label, peer: "network")
         }
     }
 
@@ -279,7 +324,12 @@ public final class Experiment {
     /// The faults member `index` should have now: the loss, and the other side of a partition.
     private func desiredFaults(_ index: Int) -> FaultSettings {
         var faults = FaultSettings()
-        faults.drop = loss
+        faults.drop = 1 - (1 - loss) * (1 - (lossOut[index] ?? 0))
+        faults.dropIn = lossIn[index] ?? 0
+        if let ms = delayOut[index], ms > 0 { faults.delay = ms / 1000...ms / 1000 }
+        for (to, fault) in links[index] ?? [:] where fault != LinkFault() && to < network.members.count {
+            faults.links[network.members[to].id] = fault
+        }
         if let side = partitionSide {
             let mine = side.contains(index)
             faults.blocked = Set(network.members.indices.filter { side.contains($0) != mine }.map { network.members[$0].id })
@@ -345,7 +395,7 @@ public final class Experiment {
                 guard let row = latest[q]!.members.first(where: { $0.id == id }) else { return false }
                 return (row.status == "alive" || row.status == "suspect") && row.incarnation > entry.incarnation
             }
-        case .partition, .loss:
+        case .partition, .loss, .delay:
             return true
         }
     }
@@ -384,6 +434,18 @@ public final class Experiment {
 
     // MARK: Sampling
 
+    /// `averageOnly`: the mean of the starting peers' random values (each peer draws them from
+    /// its learning seed, as its configuration says: `LocalNetwork.config`).
+    private func trueAverage(dimension: Int) -> [Double]? {
+        guard options.averageOnly else { return nil }
+        if let cached = startingAverage, cached.count == dimension { return cached }
+        let starts = (0..<options.peers).map { index in
+            Learner.randomValues(count: dimension, seed: network.learningSeed(of: index)).map(Double.init)
+        }
+        startingAverage = Consensus.mean(starts)
+        return startingAverage
+    }
+
     private func sample() {
         let now = elapsed
         let live = self.live
@@ -418,6 +480,9 @@ public final class Experiment {
             let distances = Consensus.relativeDistances(vectors)
             row.consensusMean = distances.reduce(0, +) / Double(distances.count)
             row.consensusMax = distances.max()
+            if let trueAverage = trueAverage(dimension: vectors[0].count) {
+                row.averageError = Consensus.relativeDistances(vectors.map { $0.map(Double.init) }, to: trueAverage).max()
+            }
         }
         let evaluated = holders.compactMap { latest[$0] }.filter { !$0.loss.isNaN }
         if !evaluated.isEmpty {
@@ -428,6 +493,12 @@ public final class Experiment {
             row.lossMean = evaluated.map(\.loss).reduce(0, +) / Double(evaluated.count)
         }
         samples.append(row)
+        if options.averageOnly {
+            progress(String(format: "%7.1f s   %d live   consensus max %@   error to the true average %@   views agree %3.0f %%",
+                            now, live.count, row.consensusMax.map { String(format: "%.2e", $0) } ?? "   -    ",
+                            row.averageError.map { String(format: "%.2e", $0) } ?? "   -    ", row.viewAgreement * 100), true)
+            return
+        }
         func percent(_ x: Double?) -> String { x.map { String(format: "%5.1f %%", $0 * 100) } ?? "    - " }
         progress(String(format: "%7.1f s   %d live   accuracy mean %@ min %@   consensus max %@   views agree %3.0f %%",
                         now, live.count, percent(row.accuracyMean), percent(row.accuracyMin),

@@ -110,6 +110,13 @@ public struct Learner: Sendable {
         self.settings = settings
     }
 
+    /// `count` values uniform in [−1, 1] from `seed`: the starting point of an averaging
+    /// experiment (`--task average`, `model.start = "random"`), the same on every platform.
+    public static func randomValues(count: Int, seed: UInt64) -> [Float] {
+        var rng = Xoshiro256(seed: seed ^ 0xA7E2_A6E5)
+        return (0..<count).map { _ in Float.random(in: -1...1, using: &rng) }
+    }
+
     /// Replaces the parameters (a gossip average); refuses a wrong length or a non-finite value.
     public mutating func replaceParameters(_ new: [Float]) throws(TrainerError) {
         try trainer.replaceParameters(new)

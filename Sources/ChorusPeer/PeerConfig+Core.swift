@@ -38,7 +38,11 @@ extension PeerConfig {
         do { shard = try data.shard(self.shard, of: shards, scheme: partition, seed: dataSeed) } catch {
             throw StartupError("\(file): field 'data': \(error)")
         }
-        do { return try Learner(shard: shard, test: data.test, settings: learningSettings) } catch {
+        do {
+            var learner = try Learner(shard: shard, test: data.test, settings: learningSettings)
+            if randomStart { try learner.replaceParameters(Learner.randomValues(count: learner.parameterCount, seed: seed)) }
+            return learner
+        } catch {
             throw StartupError("\(file): field 'learning': \(error)")
         }
     }

@@ -49,6 +49,9 @@ public struct PeerConfig: Sendable {
     public var neighbours: [NeighbourConfig]
     // [model]
     public var model: ModelSpec
+    /// Every peer starts from the same parameters (false), or from its own random values in
+    /// [−1, 1] drawn from `learning.seed` (averaging experiments: the network must find their mean).
+    public var randomStart: Bool
     // [data]
     public var dataSource: DataSource
     public var partition: PartitionScheme
@@ -174,6 +177,10 @@ public struct PeerConfig: Sendable {
             }
             if case let .mlp(_, activation) = model { model = .mlp(hidden: hidden, activation: activation) }
         }
+        let startText = try modelTable.optionalString("start") ?? "shared"
+        guard startText == "shared" || startText == "random" else {
+            throw ConfigError(file: file, field: "model.start", "expected \"shared\" (every peer starts from the same parameters) or \"random\" (each from its own random values, for averaging experiments), got \"\(startText)\"")
+        }
         try modelTable.finish()
 
         var dataTable = try top.table("data") ?? TableReader(file: file, table: TOMLTable(), prefix: "data.")
@@ -210,7 +217,7 @@ public struct PeerConfig: Sendable {
         let learningRate = try learn.optionalDouble("learning_rate", range: 1e-9...100, exclusiveLower: true) ?? 0.05
         let momentum = try learn.optionalDouble("momentum", range: 0...0.999) ?? 0.9
         let batchSize = try learn.optionalInt("batch_size", range: 1...65_536) ?? 32
-        let stepsPerRound = try learn.optionalInt("steps_per_round", range: 1...100_000) ?? 5
+        let stepsPerRound = try learn.optionalInt("steps_per_round", range: 0...100_000) ?? 5
         let weightDecay = try learn.optionalDouble("weight_decay", range: 0...1) ?? 0
         let cosineSteps = try learn.optionalInt("cosine_steps", range: 0...Int(Int32.max)) ?? 0
         let seed = UInt64(try learn.optionalInt("seed", range: 0...Int.max) ?? Int(shard + 1))
@@ -294,6 +301,7 @@ public struct PeerConfig: Sendable {
         var faultTable = try top.table("faults") ?? TableReader(file: file, table: TOMLTable(), prefix: "faults.")
         var faults = FaultSettings()
         faults.drop = try faultTable.optionalDouble("drop", range: 0...1) ?? 0
+        faults.dropIn = try faultTable.optionalDouble("drop_in", range: 0...1) ?? 0
         faults.duplicate = try faultTable.optionalDouble("duplicate", range: 0...1) ?? 0
         let delayMin = try faultTable.optionalDouble("delay_min_ms", range: 0...60_000) ?? 0
         let delayMax = try faultTable.optionalDouble("delay_max_ms", range: 0...60_000) ?? delayMin
@@ -312,7 +320,7 @@ public struct PeerConfig: Sendable {
 
         return PeerConfig(
             file: file, bind: bind, advertise: advertise, identityPath: identity, networkKeyPath: networkKey,
-            admin: admin, adminTokenPath: adminToken, checkpointPath: checkpoint, checkpointInterval: checkpointInterval, neighbours: neighbours, model: model,
+            admin: admin, adminTokenPath: adminToken, checkpointPath: checkpoint, checkpointInterval: checkpointInterval, neighbours: neighbours, model: model, randomStart: startText == "random",
             dataSource: dataSource, partition: partition, shard: shard, shards: shards, dataSeed: dataSeed,
             testFraction: testFraction, learningRate: learningRate, momentum: momentum, batchSize: batchSize,
             stepsPerRound: stepsPerRound, weightDecay: weightDecay, cosineSteps: cosineSteps, seed: seed,

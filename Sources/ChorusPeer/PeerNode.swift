@@ -93,7 +93,7 @@ final class PeerNode {
     // MARK: Inputs
 
     func receive(_ bytes: [UInt8], from address: SocketAddress) {
-        if faults.blocks(incoming: bytes) {
+        if faults.filtersIncoming && faults.blocks(incoming: bytes, using: &faultRNG) {
             datagramsFaulted += 1
             return
         }
@@ -115,7 +115,7 @@ final class PeerNode {
     private func run(_ directives: [PeerDirective]) {
         for directive in directives {
             switch directive {
-            case let .send(datagrams, address, peer):
+            case let .send(datagrams, address, peer, _):
                 guard let destination = resolve(address) else { continue }
                 send(datagrams, to: destination, peer: peer)
             case let .learn(job):

@@ -17,8 +17,20 @@ public struct Schedule: Sendable, Equatable {
         case partition
         /// Remove every partition.
         case heal
-        /// Set the probability that a datagram is lost.
+        /// Set the probability that a datagram is lost: everywhere, or on the targets' traffic
+        /// (`direction`), or on one link.
         case loss
+        /// Add latency: on the targets' traffic (`direction`) or on one link.
+        case delay
+    }
+
+    /// Which of a peer's datagrams a loss or delay applies to.
+    public enum Direction: String, Sendable, CaseIterable {
+        /// What it receives.
+        case `in`
+        /// What it sends.
+        case out
+        case both
     }
 
     /// Which peers an action applies to. Peers are named `p0`, `p1`, … in start order; joiners
@@ -37,13 +49,41 @@ public struct Schedule: Sendable, Equatable {
         public var down: Double
         /// loss: the new loss probability.
         public var probability: Double
+        /// loss, delay with a target: the targets' inbound, outbound or all datagrams.
+        public var direction: Direction
+        /// loss, delay: only datagrams from the first peer to the second (and back with
+        /// direction both).
+        public var link: [String]?
+        /// delay: extra one-way milliseconds (0 removes the delay).
+        public var delayMs: Double
 
-        public init(time: Double, kind: Kind, target: Target? = nil, down: Double = 5, probability: Double = 0) {
+        public init(time: Double, kind: Kind, target: Target? = nil, down: Double = 5, probability: Double = 0,
+                    direction: Direction = .both, link: [String]? = nil, delayMs: Double = 0) {
             self.time = time
             self.kind = kind
             self.target = target
             self.down = down
             self.probability = probability
+            self.direction = direction
+            self.link = link
+            self.delayMs = delayMs
+        }
+
+        /// The name events.csv gives the action's subject: the link "p1>p2" (or "p1-p2" both
+        /// ways), else nil (the targets' names, or "network").
+        public var linkName: String? {
+            guard let link, link.count == 2 else { return nil }
+            return link[0] + (direction == .both ? "-" : ">") + link[1]
+        }
+
+        /// events.csv's action column: "loss:0.3", "loss:0.3:in", "delay:50ms:out", "crash", …
+        public var label: String {
+            let side = target != nil && direction != .both ? ":\(direction.rawValue)" : ""
+            switch kind {
+            case .loss: return "loss:\(probability)" + side
+            case .delay: return "delay:\(delayMs)ms" + side
+            default: return kind.rawValue
+            }
         }
     }
 
@@ -120,7 +160,7 @@ public struct Schedule: Sendable, Equatable {
     }
 
     private static func parseAction(_ table: TOMLTable, field: String, fail: (String?, String) -> ParseError) throws(ParseError) -> Action {
-        let known: Set<String> = ["at", "action", "count", "fraction", "peers", "down", "probability"]
+        let known: Set<String> = ["at", "action", "count", "fraction", "peers", "down", "probability", "direction", "link", "ms"]
         if let unknown = table.keys.sorted().first(where: { !known.contains($0) }) {
             throw fail("\(field).\(unknown)", "unknown key (expected \(known.sorted().joined(separator: ", ")))")
         }
@@ -154,18 +194,49 @@ public struct Schedule: Sendable, Equatable {
         }
         if targets.count > 1 { throw fail(field, "give one of count, fraction or peers, not several") }
         let target = targets.first
+        var link: [String]?
+        if let v = table["link"] {
+            guard kind == .loss || kind == .delay else { throw fail("\(field).link", "only loss and delay take 'link'") }
+            guard let array = v.array, array.count == 2, let a = array[0].string, let b = array[1].string,
+                  Self.index(ofName: a) != nil, Self.index(ofName: b) != nil, a != b
+            else { throw fail("\(field).link", "expected two different peer names, from and to, such as [\"p1\", \"p2\"]") }
+            guard target == nil else { throw fail(field, "give a link or targets (count, fraction, peers), not both") }
+            link = [a, b]
+        }
+        var direction = Direction.both
+        if let v = table["direction"] {
+            guard kind == .loss || kind == .delay else { throw fail("\(field).direction", "only loss and delay take 'direction'") }
+            guard let text = v.string, let d = Direction(rawValue: text) else {
+                throw fail("\(field).direction", "expected \"in\", \"out\" or \"both\", got \(v)")
+            }
+            guard target != nil || link != nil else { throw fail("\(field).direction", "needs targets (peers, count, fraction) or a link") }
+            guard link == nil || d != .in else { throw fail("\(field).direction", "a link goes from its first peer to its second: \"out\" (one way) or \"both\"") }
+            direction = d
+        }
         switch kind {
         case .crash, .leave, .join, .restart, .partition:
             guard target != nil else { throw fail(field, "\(kind.rawValue) needs count, fraction or peers") }
             if kind == .join, case .names = target { throw fail("\(field).peers", "join makes new peers: give count or fraction") }
-        case .heal, .loss:
-            guard target == nil else { throw fail(field, "\(kind.rawValue) applies to the whole network: remove count, fraction or peers") }
+        case .heal:
+            guard target == nil else { throw fail(field, "heal applies to the whole network: remove count, fraction or peers") }
+        case .loss:
+            break  // the whole network, the targets' traffic, or one link
+        case .delay:
+            guard target != nil || link != nil else { throw fail(field, "delay needs targets (peers, count, fraction) or a link") }
         }
         var down = 5.0
         if let d = try number(table, "down", field: field, fail: fail) {
             guard kind == .restart else { throw fail("\(field).down", "only restart takes 'down'") }
             guard d >= 0 else { throw fail("\(field).down", "must be 0 or more seconds, got \(d)") }
             down = d
+        }
+        var delayMs = 0.0
+        if let ms = try number(table, "ms", field: field, fail: fail) {
+            guard kind == .delay else { throw fail("\(field).ms", "only delay takes 'ms'") }
+            guard ms >= 0 && ms <= 60_000 else { throw fail("\(field).ms", "expected 0 to 60000 milliseconds, got \(ms)") }
+            delayMs = ms
+        } else if kind == .delay {
+            throw fail("\(field).ms", "missing: the extra one-way delay in milliseconds, e.g. 50")
         }
         var probability = 0.0
         if let p = try number(table, "probability", field: field, fail: fail) {
@@ -175,7 +246,8 @@ public struct Schedule: Sendable, Equatable {
         } else if kind == .loss {
             throw fail("\(field).probability", "missing: the loss probability, e.g. 0.05")
         }
-        return Action(time: time, kind: kind, target: target, down: down, probability: probability)
+        return Action(time: time, kind: kind, target: target, down: down, probability: probability, direction: direction,
+                      link: link, delayMs: delayMs)
     }
 
     private static func parsePoisson(_ table: TOMLTable, fail: (String?, String) -> ParseError) throws(ParseError) -> Poisson {

@@ -34,6 +34,9 @@ public struct LinkModel: Sendable, Equatable {
     public var reorderDelay = 0.005
     /// Bytes per second each peer can send (nil: unlimited). Datagrams queue behind each other.
     public var bandwidth: Double?
+    /// The application channels injected loss applies to (nil: every datagram). E.g. only the
+    /// parameters, to study averaging under loss without membership losing its messages.
+    public var lossChannels: Set<UInt8>?
 
     public init() {}
 }
@@ -142,7 +145,8 @@ public final class PeerSimulation {
     private var networkRNG: Xoshiro256
     private var scenarioRNG: Xoshiro256
     private var seeds: SplitMix64
-    private var loss: Double
+    /// Loss and delay as the schedule last set them (`--loss`, `loss` and `delay` actions).
+    private var faults: NetworkFaults
     private var sides: [Int: Int] = [:]  // slot → partition side (absent: side 0); empty when healed
     /// The sides of the last partition and when it ended: suspicions raised across it may still
     /// run out (and be declared) shortly after the heal, which is no false failure.
@@ -174,7 +178,7 @@ public final class PeerSimulation {
         self.networkRNG = Xoshiro256(seed: options.seed)
         self.scenarioRNG = Xoshiro256(seed: options.seed ^ 0x5CE7_A210)
         self.seeds = SplitMix64(seed: options.seed ^ 0x9EE5)
-        self.loss = options.link.loss
+        self.faults = NetworkFaults(loss: options.link.loss)
         self.startingPeers = options.peers
         self.prefetching = options.peers >= Self.prefetchFromPeers
         self.shards = ShardLedger(startingPeers: max(1, options.peers))
@@ -295,9 +299,8 @@ public final class PeerSimulation {
             ?? data.train
         var learner = try! Learner(shard: shard, test: data.test, settings: settings)  // shapes agree by construction
         if options.task == .average {
-            var rng = Xoshiro256(seed: options.seed ^ UInt64(slot.shard) &* 0x9E37_79B9)
-            let v = (0..<learner.parameterCount).map { _ in Float.random(in: -1...1, using: &rng) }
-            try! learner.replaceParameters(v)
+            try! learner.replaceParameters(Learner.randomValues(count: learner.parameterCount,
+                                                                seed: options.seed ^ UInt64(slot.shard) &* 0x9E37_79B9))
         }
         return learner
     }
@@ -375,8 +378,8 @@ public final class PeerSimulation {
         var i = 0
         while i < work.count {
             switch work[i] {
-            case let .send(datagrams, address, _):
-                transmit(datagrams, from: index, to: address)
+            case let .send(datagrams, address, _, channel):
+                transmit(datagrams, from: index, to: address, channel: channel)
             case let .learn(job):
                 let result = job.run()
                 let more = instances[index]!.value.learningFinished(result, now: now)
@@ -413,14 +416,15 @@ public final class PeerSimulation {
     /// travel as one burst: each may be lost, the rest share one latency and arrive in order (one
     /// event instead of one per datagram: a quarter of a training simulation's time was spent
     /// queueing, delivering and scheduling datagrams one by one).
-    private func transmit(_ datagrams: [[UInt8]], from index: Int, to address: PeerAddress) {
+    private func transmit(_ datagrams: [[UInt8]], from index: Int, to address: PeerAddress, channel: UInt8?) {
         let link = options.link
         guard link.bandwidth == nil, link.duplication == 0, link.reorder == 0 else {
-            for bytes in datagrams { transmitOne(bytes, from: index, to: address) }
+            for bytes in datagrams { transmitOne(bytes, from: index, to: address, channel: channel) }
             return
         }
         guard let target = slot(at: address), reachable(index, target) else { dropped += datagrams.count; return }
         var burst = datagrams  // shared, not copied, unless one is lost
+        let loss = lossProbability(from: index, to: target, channel: channel)
         if loss > 0 {
             var kept = 0
             for (i, bytes) in datagrams.enumerated() where Double.random(in: 0..<1, using: &networkRNG) >= loss {
@@ -431,24 +435,31 @@ public final class PeerSimulation {
             if kept == 0 { return }
             burst.removeLast(burst.count - kept)
         }
-        queue.push(.deliver(to: target, datagrams: burst, from: addresses[index]), at: now + latency(link))
+        queue.push(.deliver(to: target, datagrams: burst, from: addresses[index]),
+                   at: now + latency(link) + faults.extraDelay(from: index, to: target))
+    }
+
+    private func lossProbability(from: Int, to: Int, channel: UInt8?) -> Double {
+        if let only = options.link.lossChannels, !(channel.map(only.contains) ?? false) { return 0 }
+        return faults.lossProbability(from: from, to: to)
     }
 
     /// One datagram on its own: its departure behind the sender's earlier ones (bandwidth), and
     /// its own loss, duplication, latency and reordering.
-    private func transmitOne(_ bytes: [UInt8], from index: Int, to address: PeerAddress) {
+    private func transmitOne(_ bytes: [UInt8], from index: Int, to address: PeerAddress, channel: UInt8?) {
         var departure = now
         if let bandwidth = options.link.bandwidth {
             departure = max(now, slots[index].linkFreeAt) + Double(bytes.count) / bandwidth
             slots[index].linkFreeAt = departure
         }
         guard let target = slot(at: address), reachable(index, target) else { dropped += 1; return }
+        let loss = lossProbability(from: index, to: target, channel: channel)
         if loss > 0 && Double.random(in: 0..<1, using: &networkRNG) < loss { dropped += 1; return }
         let link = options.link
         let copies = link.duplication > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.duplication ? 2 : 1
         let from = addresses[index]
         for _ in 0..<copies {
-            var delay = latency(link)
+            var delay = latency(link) + faults.extraDelay(from: index, to: target)
             if link.reorder > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.reorder { delay += link.reorderDelay }
             queue.push(.deliver(to: target, datagrams: [bytes], from: from), at: departure + delay)
         }
@@ -572,9 +583,18 @@ public final class PeerSimulation {
             endPartition()
             events.append(.init(time: now, action: "heal", peer: "network"))
             pending.append((events.count - 1, nil, .heal, 0))
-        case .loss:
-            loss = action.probability
-            events.append(.init(time: now, action: "loss:\(action.probability)", peer: "network"))
+        case .loss, .delay:
+            if let names = action.link, let a = Schedule.index(ofName: names[0]), let b = Schedule.index(ofName: names[1]) {
+                faults.set(action, link: (a, b))
+                events.append(.init(time: now, action: action.label, peer: action.linkName ?? "network"))
+            } else if let target = action.target {
+                let chosen = targets(target)
+                for index in chosen { faults.set(action, peer: index) }
+                events.append(.init(time: now, action: action.label, peer: chosen.map { slots[$0].name }.joined(separator: " ")))
+            } else {
+                faults.loss = action.probability
+                events.append(.init(time: now, action: action.label, peer: "network"))
+            }
         }
     }
 
@@ -688,7 +708,7 @@ public final class PeerSimulation {
                 guard let m = peek(q, { $0.membership.members[id] }) else { return false }
                 return m.isLive && m.incarnation >= entry.incarnation
             }
-        case .partition, .loss:
+        case .partition, .loss, .delay:
             return true
         }
     }
@@ -780,5 +800,48 @@ public final class PeerSimulation {
                         "suspicionsRaised": s.suspicionsRaised, "refutations": s.refutations,
                         "failuresDeclared": s.failuresDeclared, "pausesDetected": s.pausesDetected, "messagesSent": s.messagesSent]
         totals.membership.merge(counters, uniquingKeysWith: +)
+    }
+}
+
+/// Loss and extra delay as a run's schedule sets them: on every datagram, on what given peers
+/// send or receive, or on one link (slot to slot). Probabilities combine as independent drops.
+struct NetworkFaults {
+    var loss: Double
+    var lossIn: [Int: Double] = [:], lossOut: [Int: Double] = [:]
+    var delayIn: [Int: Double] = [:], delayOut: [Int: Double] = [:]
+    var linkLoss: [Link: Double] = [:], linkDelay: [Link: Double] = [:]
+
+    struct Link: Hashable { var from: Int, to: Int }
+
+    init(loss: Double) { self.loss = loss }
+
+    func lossProbability(from: Int, to: Int) -> Double {
+        guard !(loss == 0 && lossIn.isEmpty && lossOut.isEmpty && linkLoss.isEmpty) else { return 0 }
+        var kept = 1 - loss
+        kept *= 1 - (lossOut[from] ?? 0)
+        kept *= 1 - (lossIn[to] ?? 0)
+        kept *= 1 - (linkLoss[Link(from: from, to: to)] ?? 0)
+        return 1 - kept
+    }
+
+    /// Seconds added to a datagram's latency.
+    func extraDelay(from: Int, to: Int) -> Double {
+        guard !(delayIn.isEmpty && delayOut.isEmpty && linkDelay.isEmpty) else { return 0 }
+        return (delayOut[from] ?? 0) + (delayIn[to] ?? 0) + (linkDelay[Link(from: from, to: to)] ?? 0)
+    }
+
+    /// A loss or delay action on one peer's traffic.
+    mutating func set(_ action: Schedule.Action, peer: Int) {
+        let value = action.kind == .loss ? action.probability : action.delayMs / 1000
+        if action.direction != .out { action.kind == .loss ? (lossIn[peer] = value) : (delayIn[peer] = value) }
+        if action.direction != .in { action.kind == .loss ? (lossOut[peer] = value) : (delayOut[peer] = value) }
+    }
+
+    /// A loss or delay action on one link (both ways with direction both).
+    mutating func set(_ action: Schedule.Action, link: (Int, Int)) {
+        let value = action.kind == .loss ? action.probability : action.delayMs / 1000
+        var links = [Link(from: link.0, to: link.1)]
+        if action.direction == .both { links.append(Link(from: link.1, to: link.0)) }
+        for l in links { action.kind == .loss ? (linkLoss[l] = value) : (linkDelay[l] = value) }
     }
 }

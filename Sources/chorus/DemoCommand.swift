@@ -53,6 +53,7 @@ struct DemoCommand: ParsableCommand {
         var options = LocalNetwork.Options(executable: try Self.executablePath())
         options.peers = peers
         (options.model, options.partition, options.topology) = training.parsed
+        options.averaging = training.averaging
         options.seed = training.seed
         let stepsPerSecond = Double(options.stepsPerRound) * 1000 / Double(options.gossipIntervalMs)
         options.cosineSteps = Int(duration * 0.85 * stepsPerSecond)
@@ -62,7 +63,7 @@ struct DemoCommand: ParsableCommand {
         cleanup.installSignalHandlers()
         defer { cleanup.run() }
 
-        progress("chorus demo: \(peers) peers, \(options.model), \(options.partition), \(options.topology) topology, \(Int(duration)) s; files in \(network.directory)")
+        progress("chorus demo: \(peers) peers, \(options.model), \(options.partition), \(options.topology) topology, \(options.averaging.mixing) mixing with \(options.averaging.weights) weights, \(Int(duration)) s; files in \(network.directory)")
         do {
             for index in network.members.indices { try network.start(index) }
             try network.waitUntilReady(Array(network.members.indices))

@@ -46,6 +46,14 @@ struct ExperimentCommand: ParsableCommand {
 
     @OptionGroup var training: TrainingOptions
 
+    @Option(help: "train (learn and average) | average (no training: each peer starts from its own random values; series.csv's average_error says how far the estimates are from their true mean).")
+    var task = "train"
+
+    @Option(help: "Probability that a datagram is lost, from the start (every peer drops that fraction of what it sends; a schedule's loss action changes it).")
+    var loss = 0.0
+
+    @OptionGroup(title: "Faults from the start (on top of the schedule)") var faults: FaultOptions
+
     @Option(help: "Seconds between rows of series.csv.")
     var sampleInterval: Double = 1
 
@@ -64,6 +72,8 @@ struct ExperimentCommand: ParsableCommand {
     func validate() throws {
         guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64 real processes, got \(peers) (use chorus simulate for more)") }
         guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
+        guard (0..<1).contains(loss) else { throw ValidationError("--loss must be in [0, 1), got \(loss)") }
+        guard task == "train" || task == "average" else { throw ValidationError("--task: expected train or average, got \"\(task)\"") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         guard sampleInterval >= 0.25 else { throw ValidationError("--sample-interval must be at least 0.25 s, got \(sampleInterval)") }
         for text in netns where LocalNetwork.Host(parsing: text) == nil {
@@ -78,12 +88,16 @@ struct ExperimentCommand: ParsableCommand {
         options.duration = duration
         options.seed = training.seed
         (options.model, options.partition, options.topology) = training.parsed
+        options.averaging = training.averaging
+        options.averageOnly = task == "average"
         options.sampleInterval = sampleInterval
         options.cosineFraction = cosineDecay
         options.hosts = netns.compactMap(LocalNetwork.Host.init(parsing:))
         if let schedule {
             do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
         }
+        let initialLoss = loss > 0 ? [Schedule.Action(time: 0, kind: .loss, probability: loss)] : []
+        options.schedule = Schedule(actions: initialLoss + (try faults.actions()) + options.schedule.actions, poisson: options.schedule.poisson)
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
             throw UserError("--out \(out): cannot create the directory: \(error)")
         }

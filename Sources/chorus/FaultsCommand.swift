@@ -11,14 +11,17 @@ struct FaultsCommand: ParsableCommand {
             Without a change option, prints the peer's current faults. With one, replaces \
             them all at once (POST /faults on the admin endpoint) and prints what the peer \
             now applies; options not given are cleared. Faults act in the peer's transport: \
-            drop, delay and duplicate apply to what it sends, a blocked peer's datagrams \
-            are dropped in both directions. Blocking each side's peers on the other side \
+            drop, delay and duplicate apply to what it sends, --drop-in to what it receives, \
+            --link to what it sends one peer, and a blocked peer's datagrams are dropped in \
+            both directions. Blocking each side's peers on the other side \
             makes a partition on a running network; --clear heals it.
 
             Examples:
               chorus faults --admin 127.0.0.1:8001                          # show
               chorus faults --admin 127.0.0.1:8001 --admin-token Peers/local/keys/peer1/admin.token \\
                   --drop 0.05 --delay-ms 10-50
+              chorus faults --admin … --admin-token … --drop-in 0.3           # loses 30 % of what it receives
+              chorus faults --admin … --admin-token … --link 3f9c…e1=0.5:20   # half of what goes to one peer, 20 ms late
               chorus faults --admin … --admin-token … --block 3f9c…e1 --block 77ab…02
               chorus faults --admin … --admin-token … --clear
 
@@ -31,6 +34,12 @@ struct FaultsCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Drop this fraction of outgoing datagrams (0–1).", valueName: "p"))
     var drop: Double?
+
+    @Option(help: ArgumentHelp("Drop this fraction of incoming datagrams (0–1).", valueName: "p"))
+    var dropIn: Double?
+
+    @Option(help: ArgumentHelp("Fault the link to one peer: PEER-ID=DROP[:DELAY-MS], on what this peer sends it. Repeatable.", valueName: "peer-id=p[:ms]"))
+    var link: [String] = []
 
     @Option(help: ArgumentHelp("Delay outgoing datagrams by MIN or MIN-MAX milliseconds.", valueName: "ms"))
     var delayMs: String?
@@ -47,13 +56,14 @@ struct FaultsCommand: ParsableCommand {
     @Flag(help: "Print the JSON the peer answered.")
     var json = false
 
-    var changes: Bool { clear || drop != nil || delayMs != nil || duplicate != nil || !block.isEmpty }
+    var changes: Bool { clear || drop != nil || dropIn != nil || delayMs != nil || duplicate != nil || !block.isEmpty || !link.isEmpty }
 
     func validate() throws {
-        if clear && (drop != nil || delayMs != nil || duplicate != nil || !block.isEmpty) {
+        if clear && (drop != nil || dropIn != nil || delayMs != nil || duplicate != nil || !block.isEmpty || !link.isEmpty) {
             throw ValidationError("--clear removes every fault: give it alone")
         }
         if let drop, !(0...1).contains(drop) { throw ValidationError("--drop must be in [0, 1], got \(drop)") }
+        if let dropIn, !(0...1).contains(dropIn) { throw ValidationError("--drop-in must be in [0, 1], got \(dropIn)") }
         if let duplicate, !(0...1).contains(duplicate) { throw ValidationError("--duplicate must be in [0, 1], got \(duplicate)") }
         _ = try requested()
     }
@@ -62,6 +72,15 @@ struct FaultsCommand: ParsableCommand {
     func requested() throws -> FaultSettings {
         var faults = FaultSettings()
         faults.drop = drop ?? 0
+        faults.dropIn = dropIn ?? 0
+        for text in link {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            let values = parts.count == 2 ? parts[1].split(separator: ":").map { Double($0) } : []
+            guard parts.count == 2, let id = PeerID(text: parts[0]), (1...2).contains(values.count), let p = values[0], (0...1).contains(p),
+                  let ms = values.count == 2 ? values[1] : 0, (0...60_000).contains(ms)
+            else { throw ValidationError("--link: expected PEER-ID=DROP[:DELAY-MS] (a 64-hex peer id, a probability in [0, 1], 0–60000 ms), got \"\(text)\"") }
+            faults.links[id] = LinkFault(drop: p, delayMs: ms)
+        }
         faults.duplicate = duplicate ?? 0
         if let delayMs {
             let parts = delayMs.split(separator: "-", omittingEmptySubsequences: false).map { Double($0) }

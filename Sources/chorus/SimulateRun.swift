@@ -89,6 +89,11 @@ struct SimulateRun: ParsableCommand {
     @Option(help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant).", valueName: "fraction"))
     var cosineDecay: Double = 0
 
+    @Option(help: ArgumentHelp("Lose only the traffic of these channels, comma-separated: parameters, membership, membership_sync, model_request, model (default: every datagram).", valueName: "channels"))
+    var lossOnly: String?
+
+    @OptionGroup(title: "Faults from the start (on top of the schedule)") var faults: FaultOptions
+
     @Flag(help: "Record invariant violations in summary.json and go on instead of stopping.")
     var keepGoing = false
 
@@ -103,11 +108,24 @@ struct SimulateRun: ParsableCommand {
         guard CryptoMode(rawValue: crypto) != nil else { throw ValidationError("--crypto: expected real or simulated, got \"\(crypto)\"") }
         guard sampleInterval > 0 else { throw ValidationError("--sample-interval must be positive seconds") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
+        if let lossOnly { _ = try Self.channels(lossOnly) }
         guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive seconds") }
         guard let topology = Topology(parsing: topology) else { throw ValidationError("--topology: expected \(Topology.help), got \"\(self.topology)\"") }
         guard MixingMode(rawValue: mixing) != nil else { throw ValidationError("--mixing: expected \(MixingMode.help), got \"\(mixing)\"") }
         guard let rule = WeightRule(parsing: weights) else { throw ValidationError("--weights: expected \(WeightRule.help), got \"\(weights)\"") }
         if let problem = rule.problem(with: topology) { throw ValidationError("--weights: \(problem)") }
+    }
+
+    /// "parameters,membership" → their channel numbers.
+    static func channels(_ text: String) throws -> Set<UInt8> {
+        var out = Set<UInt8>()
+        for name in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let channel = (UInt8(1)...5).first(where: { ChorusChannel.name($0) == name }) else {
+                throw ValidationError("--loss-only: unknown channel \"\(name)\" (known: \((UInt8(1)...5).map(ChorusChannel.name).joined(separator: ", ")))")
+            }
+            out.insert(channel)
+        }
+        return out
     }
 
     func run() throws {
@@ -131,6 +149,8 @@ struct SimulateRun: ParsableCommand {
         if let schedule {
             do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
         }
+        options.schedule = Schedule(actions: try faults.actions() + options.schedule.actions, poisson: options.schedule.poisson)
+        if let lossOnly { options.link.lossChannels = try Self.channels(lossOnly) }
         let problems = options.settings.problems()
         guard problems.isEmpty else { throw UserError("settings: \(problems.joined(separator: "; "))") }
 

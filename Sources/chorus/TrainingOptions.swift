@@ -14,13 +14,27 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Topology: \(Topology.help).", valueName: "topology"))
     var topology = "exponential"
 
+    @Option(help: ArgumentHelp("Mixing: \(MixingMode.help) (docs/averaging.md).", valueName: "mixing"))
+    var mixing = AveragingSettings().mixing.rawValue
+
+    @Option(help: ArgumentHelp("Weights: \(WeightRule.help).", valueName: "rule"))
+    var weights = AveragingSettings().weights.rawValue
+
     @Option(help: "Seed for the data split, the initial parameters (and an experiment's choice of peers).")
     var seed: UInt64 = 1
 
     func validate() throws {
         guard (try? ModelSpec(parsing: model)) != nil else { throw ValidationError("--model: expected softmax, mlp or mlp:HIDDEN, got \"\(model)\"") }
         guard (try? PartitionScheme(parsing: partition)) != nil else { throw ValidationError("--partition: expected iid or dirichlet:ALPHA, got \"\(partition)\"") }
-        guard Topology(parsing: topology) != nil else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
+        guard let parsedTopology = Topology(parsing: topology) else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
+        guard MixingMode(rawValue: mixing) != nil else { throw ValidationError("--mixing: expected \(MixingMode.help), got \"\(mixing)\"") }
+        guard let rule = WeightRule(parsing: weights) else { throw ValidationError("--weights: expected \(WeightRule.help), got \"\(weights)\"") }
+        if let problem = rule.problem(with: parsedTopology) { throw ValidationError("--weights: \(problem)") }
+    }
+
+    /// The averaging settings the options name (`validate` has checked them).
+    var averaging: AveragingSettings {
+        AveragingSettings(mixing: MixingMode(rawValue: mixing)!, weights: WeightRule(parsing: weights)!)
     }
 
     /// The parsed values (`validate` has checked them).

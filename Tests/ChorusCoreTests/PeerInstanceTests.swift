@@ -34,7 +34,7 @@ struct Bench {
     mutating func run(_ directives: [PeerDirective], by i: Int) {
         for d in directives {
             switch d {
-            case let .send(datagrams, address, _):
+            case let .send(datagrams, address, _, _):
                 guard let j = index(of: address) else { continue }
                 for bytes in datagrams { run(peers[j].receive(bytes, from: peers[i].address, now: now), by: j) }
             case let .learn(job):
@@ -155,7 +155,7 @@ struct PeerInstanceTests {
         var hellos: [Double] = [], warnings: [Double] = []
         func note(_ directives: [PeerDirective], at t: Double) {
             for d in directives {
-                if case let .send(_, address, _) = d, address == seed { hellos.append(t) }
+                if case let .send(_, address, _, _) = d, address == seed { hellos.append(t) }
                 if case .event(.isolated) = d { warnings.append(t) }
             }
         }

@@ -44,10 +44,38 @@ func faultBlocking() throws {
     // Incoming: the sender id sits at bytes 6..<38 of the datagram header.
     var datagram = [UInt8](repeating: 0, count: 80)
     datagram.replaceSubrange(6..<38, with: blocked.bytes)
-    #expect(faults.blocks(incoming: datagram))
+    #expect(faults.blocks(incoming: datagram, using: &rng))
     datagram.replaceSubrange(6..<38, with: other.bytes)
-    #expect(!faults.blocks(incoming: datagram))
-    #expect(!faults.blocks(incoming: [1, 2, 3]))
+    #expect(!faults.blocks(incoming: datagram, using: &rng))
+    #expect(!faults.blocks(incoming: [1, 2, 3], using: &rng))
+}
+
+@Test("incoming loss and per-link loss and delay act at their rates, on their traffic only")
+func inboundAndLinkFaults() throws {
+    let lossy = SigningKey.generate().peerID
+    let other = SigningKey.generate().peerID
+    var faults = FaultSettings()
+    faults.dropIn = 0.3
+    faults.links[lossy] = LinkFault(drop: 0.5, delayMs: 20)
+    #expect(faults.isActive && faults.filtersIncoming)
+    var rng = Counter(state: 3)
+    var droppedIn = 0, droppedToLossy = 0, wrongPlans = 0
+    for _ in 0..<20_000 {
+        if faults.blocks(incoming: [UInt8](repeating: 0, count: 80), using: &rng) { droppedIn += 1 }
+        let plan = faults.plan(to: lossy, using: &rng)
+        if plan.isEmpty { droppedToLossy += 1 } else if plan != [0.020] { wrongPlans += 1 }
+        if faults.plan(to: other, using: &rng) != [0] { wrongPlans += 1 }
+    }
+    #expect(wrongPlans == 0)
+    #expect(abs(Double(droppedIn) / 20_000 - 0.3) < 0.02)
+    #expect(abs(Double(droppedToLossy) / 20_000 - 0.5) < 0.02)
+    let decoded = try FaultSettings.parse(json: Array(try JSONEncoder().encode(faults))).get()
+    #expect(decoded == faults)
+    guard case let .failure(error) = FaultSettings.parse(json: Array(#"{"links": {"\#(lossy)": {"drop": 1.5, "delayMs": 0}}}"#.utf8)) else {
+        Issue.record("accepted a link drop of 1.5")
+        return
+    }
+    #expect(error.description.contains("field 'links'"))
 }
 
 @Test("faults travel as JSON for the admin endpoint; a bad field is named, never applied")
