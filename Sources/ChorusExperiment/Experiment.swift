@@ -109,6 +109,18 @@ public final class Experiment {
 
     var elapsed: Double { Date().timeIntervalSince(start) }
 
+    /// How the peers learn (their configurations say the same), for a baseline to match.
+    public var learningSettings: LearningSettings {
+        var l = LearningSettings(model: options.model, cosineSteps: network.options.cosineSteps, seed: options.seed, initialSeed: options.seed)
+        if let lr = network.options.learningRate { l.learningRate = lr }
+        return l
+    }
+
+    /// The most steps a starting peer trained itself, by its last status.
+    public var stepsPerStartingPeer: Int {
+        latest.filter { $0.key < options.peers }.map(\.value.stepsTrained).max() ?? 0
+    }
+
     /// Starts the peers, applies the schedule for `duration` seconds (or until `interrupted`
     /// returns true), stops every peer and returns what was measured. Never leaves a child running.
     public func run(interrupted: () -> Bool) throws -> (samples: [RunOutput.Sample], summary: RunOutput.Summary) {

@@ -141,9 +141,25 @@ public enum RunOutput {
         public var real: Bool
         /// The simulator's totals (nil, and not written, for real experiments).
         public var totals: Totals?
+        /// With `--baseline`: what one process reaches with the same model, data, steps and
+        /// schedule (`chorus baseline`), beside the run's own accuracy.
+        public var baseline: BaselineAccuracy?
         /// The simulator's CPU time: building the starting network, and the run itself (nil, and
         /// not written, for real experiments). Like `wallSeconds`, not part of what a seed replays.
         public var cpuSeconds: CPUSeconds?
+
+        public struct BaselineAccuracy: Sendable, Equatable, Codable {
+            /// One learner on the union of the shards, the same samples seen.
+            public var centralised: Double
+            /// One learner per shard, exactly averaged every round (a parameter server).
+            public var dataParallel: Double
+            public var stepsPerPeer: Int
+            public init(centralised: Double, dataParallel: Double, stepsPerPeer: Int) {
+                self.centralised = centralised
+                self.dataParallel = dataParallel
+                self.stepsPerPeer = stepsPerPeer
+            }
+        }
 
         public struct CPUSeconds: Sendable, Equatable, Codable {
             public var startup: Double
@@ -175,7 +191,7 @@ public enum RunOutput {
         }
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds, baseline
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -195,6 +211,7 @@ public enum RunOutput {
             try c.encode(real, forKey: .real)
             try c.encodeIfPresent(totals, forKey: .totals)
             try c.encodeIfPresent(cpuSeconds, forKey: .cpuSeconds)
+            try c.encodeIfPresent(baseline, forKey: .baseline)
         }
     }
 

@@ -783,6 +783,12 @@ public final class PeerSimulation {
             violationsPassed: violationsPassed.count, interruptedAt: interruptedAt, totals: totals, cpuSeconds: cpuSeconds)
     }
 
+    /// The most optimiser steps a starting peer still running has taken itself (what a baseline
+    /// must match: `chorus simulate --baseline`).
+    public var stepsPerStartingPeer: Int {
+        live.filter { $0 < startingPeers }.map { peek($0) { $0.learner.ownSteps } }.max() ?? 0
+    }
+
     /// Every peer's counters added up: the stopped ones' and those running now.
     public var totals: RunOutput.Totals {
         var sum = retired

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChorusLearning
+import ChorusRuns
 import Foundation
 
 struct BaselineCommand: ParsableCommand {
@@ -165,5 +166,36 @@ struct BaselineCommand: ParsableCommand {
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// `--baseline` of simulate, experiment and demo: the same model, data split, peers, steps and
+/// learning-rate schedule trained by `chorus baseline`, printed beside the run's own accuracy.
+enum BaselineComparison {
+    static func run(model: ModelSpec, partition: PartitionScheme, peers: Int, stepsPerPeer: Int, stepsPerRound: Int,
+                    learning: LearningSettings, dataSeed: UInt64) throws -> RunOutput.Summary.BaselineAccuracy {
+        var settings = learning
+        settings.model = model
+        settings.seed = dataSeed
+        settings.initialSeed = dataSeed
+        Progress.line("baseline: \(peers) peers × \(stepsPerPeer) steps of \(model), \(partition), data seed \(dataSeed) in one process…", transient: false)
+        let report: Baseline.Report
+        do {
+            report = try Baseline.run(BaselineSettings(source: .digits, testFraction: 0.2, dataSeed: dataSeed, partition: partition, peers: peers,
+                                                      learning: settings, stepsPerPeer: max(1, stepsPerPeer), stepsPerRound: max(1, stepsPerRound)))
+        } catch {
+            throw UserError("--baseline: \(error)")
+        }
+        return .init(centralised: report.centralised.testAccuracy, dataParallel: report.dataParallel.testAccuracy, stepsPerPeer: stepsPerPeer)
+    }
+
+    /// "baseline (chorus baseline …): centralised 96.94 %, data-parallel 96.10 %; this run's minimum 96.66 % (−0.28 / +0.56 points)".
+    static func line(_ b: RunOutput.Summary.BaselineAccuracy, runMinimum: Double?, command: String) -> String {
+        var text = String(format: "baseline (%@): centralised %.2f %%, data-parallel %.2f %%", command, b.centralised * 100, b.dataParallel * 100)
+        if let m = runMinimum {
+            text += String(format: "; this run's minimum %.2f %% (%+.2f points against centralised, %+.2f against data-parallel)",
+                           m * 100, (m - b.centralised) * 100, (m - b.dataParallel) * 100)
+        }
+        return text
     }
 }

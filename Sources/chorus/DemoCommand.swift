@@ -4,6 +4,7 @@ import ChorusCore
 import ChorusCrypto
 import ChorusLearning
 import ChorusPeer
+import ChorusRuns
 import Foundation
 
 struct DemoCommand: ParsableCommand {
@@ -42,6 +43,9 @@ struct DemoCommand: ParsableCommand {
 
     @Flag(help: "Do not crash, remove or add peers during the run.")
     var noChurn = false
+
+    @Flag(help: "Also train the same model on the same data in one process (chorus baseline: centralised and data-parallel) and print its accuracy beside the peers'.")
+    var baseline = false
 
     func validate() throws {
         guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64, got \(peers)") }
@@ -89,11 +93,22 @@ struct DemoCommand: ParsableCommand {
         progress("")
         last = Snapshot.take(network)
         network.stopAll()
+        var reference: RunOutput.Summary.BaselineAccuracy?
+        if baseline {
+            let steps = last.rows.prefix(peers).compactMap { $0.status?.stepsTrained }.max() ?? 0
+            reference = try BaselineComparison.run(
+                model: options.model, partition: options.partition, peers: peers, stepsPerPeer: steps, stepsPerRound: options.stepsPerRound,
+                learning: LearningSettings(model: options.model, cosineSteps: options.cosineSteps), dataSeed: training.seed)
+        }
         if json {
-            print(last.json(events: churn.events))
+            print(last.json(events: churn.events, baseline: reference))
         } else {
             print(last.table())
             if !churn.events.isEmpty { print(churn.table()) }
+            if let reference {
+                print(BaselineComparison.line(reference, runMinimum: last.minAccuracy,
+                                              command: "chorus baseline --model \(training.model) --partition \(training.partition) --peers \(peers) --steps \(reference.stepsPerPeer) --seed \(training.seed)"))
+            }
         }
         if keep { progress("kept \(network.directory)") }
     }
@@ -162,7 +177,7 @@ struct Snapshot {
         return out.joined(separator: "\n")
     }
 
-    func json(events: [ChurnPlan.Event]) -> String {
+    func json(events: [ChurnPlan.Event], baseline: RunOutput.Summary.BaselineAccuracy? = nil) -> String {
         let peers: [[String: Any]] = rows.map { r in
             [
                 "peerId": r.status?.peerId ?? "", "name": r.name, "steps": Int(r.status?.step ?? 0),
@@ -172,12 +187,15 @@ struct Snapshot {
                 "relativeDistance": finite(r.distance),
             ]
         }
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "peers": peers, "meanAccuracy": meanAccuracy, "minAccuracy": minAccuracy, "maxRelativeDistance": finite(maxDistance),
             "events": events.map { e -> [String: Any] in
                 ["action": e.action.rawValue, "peerId": e.peerId, "at": finite(e.at), "seenByAllAfter": finite(e.seenByAllAfter)]
             },
         ]
+        if let baseline {
+            object["baseline"] = ["centralised": baseline.centralised, "dataParallel": baseline.dataParallel, "stepsPerPeer": baseline.stepsPerPeer]
+        }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

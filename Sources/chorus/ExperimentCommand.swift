@@ -49,6 +49,9 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "train (learn and average) | average (no training: each peer starts from its own random values; series.csv's average_error says how far the estimates are from their true mean).")
     var task = "train"
 
+    @Flag(help: "Also train the same model on the same data in one process (chorus baseline: centralised and data-parallel) and print its accuracy beside the peers'.")
+    var baseline = false
+
     @Option(help: "Probability that a datagram is lost, from the start (every peer drops that fraction of what it sends; a schedule's loss action changes it).")
     var loss = 0.0
 
@@ -117,16 +120,26 @@ struct ExperimentCommand: ParsableCommand {
             throw UserError("experiment: \(error)")
         }
         Progress.line("", transient: false)
-        do { try RunOutput.write(samples: result.samples, summary: result.summary, to: out) } catch {
+        var summary = result.summary
+        if baseline && task == "train" {
+            summary.baseline = try BaselineComparison.run(model: options.model, partition: options.partition, peers: peers,
+                                                          stepsPerPeer: experiment.stepsPerStartingPeer, stepsPerRound: 5,
+                                                          learning: experiment.learningSettings, dataSeed: training.seed)
+        }
+        do { try RunOutput.write(samples: result.samples, summary: summary, to: out) } catch {
             throw UserError("--out \(out): cannot write the results: \(error)")
         }
-        let s = result.summary
+        let s = summary
         var line = "experiment: \(peers) peers for \(Int(s.interruptedAt ?? duration)) s (\(String(format: "%.0f", s.wallSeconds)) s wall): \(s.final.livePeers) live peers"
         if let a = s.final.accuracyMin, let m = s.final.accuracyMean { line += String(format: ", accuracy min %.1f %% mean %.1f %%", a * 100, m * 100) }
         if let c = s.final.consensusMax { line += String(format: ", consensus max %.3g", c) }
         let seen = s.events.filter { $0.seenByAllAfter != nil }.count
         line += ", \(seen) of \(s.events.count) actions seen by all, \(s.falseFailures) false failures"
         print(line)
+        if let b = s.baseline {
+            print(BaselineComparison.line(b, runMinimum: s.final.accuracyMin,
+                                          command: "chorus baseline --model \(training.model) --partition \(training.partition) --peers \(peers) --steps \(b.stepsPerPeer) --cosine-decay \(cosineDecay) --seed \(training.seed)"))
+        }
         print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
         if keepPeers { print("kept the peers' configs, keys, logs and checkpoints in \(out)/peers") }
         if !noPlot { Plot.draw(out) }

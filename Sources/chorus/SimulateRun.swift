@@ -86,6 +86,15 @@ struct SimulateRun: ParsableCommand {
     @Option(help: ArgumentHelp("Weights: \(WeightRule.help).", valueName: "rule"))
     var weights = AveragingSettings().weights.rawValue
 
+    @Option(help: "Seed of the data: the train/test split, the partition into shards and the shared starting parameters (chorus baseline's --seed).")
+    var dataSeed: UInt64 = 1
+
+    @Flag(help: "Also train the same model on the same data in one process (chorus baseline: centralised and data-parallel) and print its accuracy beside the peers'.")
+    var baseline = false
+
+    @Option(help: "Base learning rate of every peer's SGD.")
+    var learningRate = LearningSettings().learningRate
+
     @Option(help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant).", valueName: "fraction"))
     var cosineDecay: Double = 0
 
@@ -107,6 +116,7 @@ struct SimulateRun: ParsableCommand {
         guard SimulationTask(rawValue: task) != nil else { throw ValidationError("--task: expected train, average or membership, got \"\(task)\"") }
         guard CryptoMode(rawValue: crypto) != nil else { throw ValidationError("--crypto: expected real or simulated, got \"\(crypto)\"") }
         guard sampleInterval > 0 else { throw ValidationError("--sample-interval must be positive seconds") }
+        guard learningRate > 0 && learningRate <= 100 else { throw ValidationError("--learning-rate must be in (0, 100], got \(learningRate)") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         if let lossOnly { _ = try Self.channels(lossOnly) }
         guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive seconds") }
@@ -143,6 +153,8 @@ struct SimulateRun: ParsableCommand {
         options.settings.topology = Topology(parsing: topology)!
         options.settings.averaging.mixing = MixingMode(rawValue: mixing)!
         options.settings.averaging.weights = WeightRule(parsing: weights)!
+        options.learning.learningRate = learningRate
+        options.learning.initialSeed = dataSeed
         options.learning.cosineSteps = Int(duration * cosineDecay * Double(options.settings.stepsPerRound) / gossipInterval)
         do { options.model = try ModelSpec(parsing: model) } catch { throw UserError("--model: \(error)") }
         do { options.partition = try PartitionScheme(parsing: partition) } catch { throw UserError("--partition: \(error)") }
@@ -171,7 +183,12 @@ struct SimulateRun: ParsableCommand {
         }, shouldStop: { interrupt.requested })
         FileHandle.standardError.write(Data("\n".utf8))
         let wall = Date().timeIntervalSince(started)
-        let summary = simulation.summary(wallSeconds: wall)
+        var summary = simulation.summary(wallSeconds: wall)
+        if baseline && options.task == .train {
+            summary.baseline = try BaselineComparison.run(model: options.model, partition: options.partition, peers: peers,
+                                                          stepsPerPeer: simulation.stepsPerStartingPeer, stepsPerRound: options.settings.stepsPerRound,
+                                                          learning: options.learning, dataSeed: dataSeed)
+        }
         do { try RunOutput.write(samples: simulation.samples, summary: summary, to: out) } catch {
             throw UserError("--out \(out): cannot write the results: \(error)")
         }
@@ -183,6 +200,10 @@ struct SimulateRun: ParsableCommand {
         let seen = summary.events.filter { $0.seenByAllAfter != nil }.count
         line += ", \(seen) of \(summary.events.count) actions seen by all, \(summary.falseFailures) false failures"
         print(line)
+        if let b = summary.baseline {
+            print(BaselineComparison.line(b, runMinimum: f.accuracyMin,
+                                          command: "chorus baseline --model \(model) --partition \(partition) --peers \(peers) --steps \(b.stepsPerPeer) --learning-rate \(learningRate) --cosine-decay \(cosineDecay) --seed \(dataSeed)"))
+        }
         print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
         if !noPlot { Plot.draw(out) }
         if let violation = simulation.violation {
