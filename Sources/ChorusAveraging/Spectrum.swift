@@ -571,3 +571,142 @@ struct SquareMatrix {
         }
     }
 }
+
+// MARK: - Mixing analysis
+
+/// How fast a mixing matrix W (x(k+1) = W·x(k), `MixingMatrix.build`) drives peers to
+/// consensus: the spectral figures `chorus topology` prints.
+///
+/// The consensus error shrinks like |λ₂|ᵏ, λ₂ the eigenvalue of second-largest modulus (the
+/// largest is the eigenvalue 1 of the consensus vector), so `slem` = |λ₂| decides the rounds.
+/// ‖W − J‖₂ (J = 11ᵀ/n) bounds the error of every single round, not just asymptotically, but
+/// only means that for doubly stochastic W; for symmetric doubly stochastic W it equals slem,
+/// for directed graphs it can be larger (the bound is pessimistic, the rate is |λ₂|).
+///
+/// Time-varying topologies (one-peer exponential) are analysed over one period: P = W(r+p−1)···W(r)
+/// is a fixed matrix again, and the per-round rate is slem(P)^(1/p). The stochastic and symmetric
+/// flags describe the single round's W(r), the matrix the peers apply.
+public struct MixingAnalysis: Sendable, Equatable {
+    /// Tolerance for row and column sums, symmetry, and "the matrix is J".
+    public static let tolerance = 1e-12
+    /// An eigenvalue this close to the unit circle counts as modulus one (disconnected or periodic).
+    public static let unitTolerance = 1e-9
+    /// The error reduction `roundsTo1e6` aims at.
+    public static let target = 1e-6
+
+    public let peers: Int
+    /// Rounds after which the graph repeats (1 for static graphs).
+    public let period: Int
+    /// Every row sums to one (plain mixing: each peer takes a weighted mean of what it receives).
+    public let rowStochastic: Bool
+    /// Every column sums to one (push-sum: each peer hands out exactly what it has, so the sum is
+    /// conserved).
+    public let columnStochastic: Bool
+    public let symmetric: Bool
+    /// Per-round second-largest eigenvalue modulus |λ₂|: the largest modulus once one eigenvalue
+    /// 1 is set aside; 1 when another eigenvalue has modulus ~1 (the graph is disconnected, or
+    /// periodic, and never mixes); 0 when the matrix (or period product) is J.
+    public let slem: Double
+    /// Per-round ‖W − J‖₂, the largest singular value (for time-varying graphs ‖P − J‖₂^(1/p)).
+    public let spectralNorm: Double
+    /// The matrix (time-varying: the period's product) is exactly J to `tolerance`: one round
+    /// (one period) gives every peer the average.
+    public let exact: Bool
+    /// Whole rounds until the consensus error shrinks by 10⁶: ⌈ln 10⁻⁶ / ln slem⌉, the smallest
+    /// k with slemᵏ ≤ 10⁻⁶ (an asymptotic figure). 1 when W = J, the period when the period's
+    /// product is J, 0 for a single peer, nil when slem ≥ 1 (never).
+    public let roundsTo1e6: Int?
+
+    /// ln 10⁻⁶ / ln slem before rounding up (nil where `roundsTo1e6` is nil or set by rule).
+    public var rateRounds: Double? {
+        guard !exact, slem > 0, slem < 1, peers > 1 else { return nil }
+        return log(Self.target) / log(slem)
+    }
+
+    /// Analyses W for `topology` on n peers in `round` (and, for time-varying graphs, the period
+    /// from `round` on). `progress` hears a stage name and the fraction of it done (large n).
+    public init(topology: Topology, count n: Int, weights: WeightRule, mixing: MixingMode, round: UInt64 = 0,
+                progress: ((String, Double) -> Void)? = nil) throws {
+        let w = MixingMatrix.build(topology: topology, count: n, weights: weights, mixing: mixing, round: round)
+        guard topology.isTimeVarying else {
+            try self.init(matrix: w, progress: progress)
+            return
+        }
+        let period = topology.period(count: n)
+        let product = MixingMatrix.product(topology: topology, count: n, weights: weights, mixing: mixing, from: round, rounds: period)
+        try self.init(matrix: w, periodProduct: product, period: period, progress: progress)
+    }
+
+    /// Analyses one fixed mixing matrix (applied every round).
+    public init(matrix w: [[Double]], progress: ((String, Double) -> Void)? = nil) throws {
+        try self.init(matrix: w, periodProduct: w, period: 1, progress: progress)
+    }
+
+    /// Analyses a periodic sequence: `w` one round's matrix (for the flags), `product` the
+    /// product over `period` rounds (for the rates).
+    public init(matrix w: [[Double]], periodProduct product: [[Double]], period: Int,
+                progress: ((String, Double) -> Void)? = nil) throws {
+        let n = w.count
+        for row in w + product where row.count != n { throw SpectrumError.notSquare(rows: n, columns: row.count) }
+        let tolerance = Self.tolerance
+        peers = n
+        self.period = max(period, 1)
+        rowStochastic = w.allSatisfy { abs($0.reduce(0, +) - 1) <= tolerance }
+        columnStochastic = (0..<n).allSatisfy { j in abs(w.reduce(0) { $0 + $1[j] } - 1) <= tolerance }
+        symmetric = Self.isSymmetric(w)
+        let deviation = Self.minusAverage(product)
+        exact = deviation.allSatisfy { $0.allSatisfy { abs($0) <= tolerance } }
+        if n <= 1 {
+            (slem, spectralNorm, roundsTo1e6) = (0, 0, 0)
+            return
+        }
+        if exact {
+            (slem, spectralNorm, roundsTo1e6) = (0, 0, self.period)
+            return
+        }
+        let productSymmetric = Self.isSymmetric(product)
+        let eigenvalues: [Eigenvalue]
+        if productSymmetric {
+            eigenvalues = try Spectrum.symmetricEigenvalues(of: product) { progress?("eigenvalues", $0) }.map { Eigenvalue(re: $0) }
+        } else {
+            eigenvalues = try Spectrum.eigenvalues(of: product) { progress?("eigenvalues", $0) }
+        }
+        let periodSLEM = Self.secondLargestModulus(eigenvalues)
+        let norm = try Spectrum.spectralNorm(of: deviation, symmetric: productSymmetric) { progress?("singular values", $0) }
+        let root = 1 / Double(self.period)
+        slem = periodSLEM >= 1 ? 1 : pow(periodSLEM, root)
+        spectralNorm = pow(norm, root)
+        roundsTo1e6 = Self.rounds(slem: slem)
+    }
+
+    /// |λ₂|: the largest modulus after removing the eigenvalue nearest 1; 1 when that is within
+    /// `unitTolerance` of the unit circle.
+    public static func secondLargestModulus(_ eigenvalues: [Eigenvalue]) -> Double {
+        guard eigenvalues.count > 1 else { return 0 }
+        var rest = eigenvalues
+        let one = rest.indices.min { hypot(rest[$0].re - 1, rest[$0].im) < hypot(rest[$1].re - 1, rest[$1].im) }!
+        rest.remove(at: one)
+        let largest = rest.map(\.modulus).max()!
+        return largest >= 1 - unitTolerance ? 1 : largest
+    }
+
+    /// ⌈ln 10⁻⁶ / ln slem⌉, at least 1; nil when slem ≥ 1. (The quotient is nudged down by 10⁻⁹
+    /// so that an exact power such as slem = 0.1, six rounds, is not rounded up to seven.)
+    public static func rounds(slem: Double) -> Int? {
+        guard slem < 1 else { return nil }
+        guard slem > 0 else { return 1 }
+        let quotient = log(target) / log(slem)
+        return max(1, Int((quotient - 1e-9).rounded(.up)))
+    }
+
+    static func isSymmetric(_ a: [[Double]]) -> Bool {
+        for i in a.indices { for j in 0..<i where abs(a[i][j] - a[j][i]) > tolerance { return false } }
+        return true
+    }
+
+    /// A − J, J the matrix with every entry 1/n.
+    static func minusAverage(_ a: [[Double]]) -> [[Double]] {
+        let average = 1 / Double(max(a.count, 1))
+        return a.map { $0.map { $0 - average } }
+    }
+}
