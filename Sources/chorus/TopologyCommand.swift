@@ -26,13 +26,15 @@ struct TopologyCommand: ParsableCommand {
 
             Examples:
               chorus topology --kind exponential --peers 16
-              chorus topology --kind ring --peers 16                   # slem 1/3 + 2/3·cos(2π/16)
-              chorus topology --kind directed-exponential --peers 32 --weights uniform --mixing push-sum
-              chorus topology --kind one-peer-exponential --peers 8 --weights uniform --round 1
-              chorus topology --kind random:4:7 --peers 64 --weights max-degree --format json
+              chorus topology --kind ring --peers 16      # slem 1/3 + 2/3·cos(2π/16)
+              chorus topology --kind directed-exponential --peers 32 \\
+                  --weights uniform --mixing push-sum
+              chorus topology --kind one-peer-exponential --peers 8 \\
+                  --weights uniform --round 1
+              chorus topology --kind random:4:7 --peers 64 --format json
 
             Matrices above 32 peers are shown in part (the JSON has them whole). The work is \
-            O(n³): 1024 peers take seconds in a release build, 4096 several minutes.
+            O(n³): 1024 peers take seconds in a release build, 4096 minutes.
             """
     )
 
@@ -86,7 +88,7 @@ struct TopologyCommand: ParsableCommand {
         let mode = MixingMode(rawValue: mixing.lowercased())!
         let slow = peers > Self.slowPeers
         if slow {
-            note("chorus topology: \(peers) peers: the O(n³) eigenvalue computation takes a while (several minutes at 4096 in a release build)")
+            note("chorus topology: \(peers) peers: the O(n³) eigenvalue computation takes a while (at 4096 peers, a minute or more for symmetric matrices, several for others, in a release build)")
         }
         let w = MixingMatrix.build(topology: topology, count: peers, weights: rule, mixing: mode, round: round)
         let period = topology.period(count: peers)
