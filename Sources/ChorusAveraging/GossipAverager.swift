@@ -14,6 +14,11 @@ public struct AveragingSettings: Sendable, Equatable {
     /// (the peer is no longer an out-neighbour, or this peer is leaving), so a lost datagram
     /// cannot lose them: all 8 are lost with probability loss⁸ (4·10⁻⁶ at 20 % loss).
     public var closingRounds = 8
+    /// Push-sum on undirected graphs: rounds without a share from an out-neighbour (which also
+    /// sends to this peer every round) before it gets no new mass. Three rounds (0.3 s by
+    /// default) bound what a crashed neighbour swallows before membership notices it, seconds
+    /// later; a live one that lost a few shares gets mass again as soon as it is heard.
+    public var silentRounds = 3
     /// Push-sum: seconds a stream is kept after it last carried mass (sender side) or was last
     /// heard (receiver side). Longer than a false failure lasts (a suspicion is refuted within
     /// seconds): when the peer comes back the stream goes on, so nothing sent to or by it is lost.
@@ -35,6 +40,7 @@ public struct AveragingSettings: Sendable, Equatable {
 
     public func problems() -> [String] {
         var out: [String] = []
+        if silentRounds < 1 { out.append("silentRounds must be at least 1, got \(silentRounds)") }
         if closingRounds < 0 || closingRounds > 1000 { out.append("closingRounds must be between 0 and 1000, got \(closingRounds)") }
         if !(streamIdleTimeout > 0 && streamIdleTimeout.isFinite) {
             out.append("streamIdleTimeout must be positive seconds, got \(streamIdleTimeout)")
@@ -155,8 +161,9 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         var sum: [Double]
         var weight = 0.0
         var sequence: UInt64 = 0
-        /// When it last carried mass.
+        /// When it last carried mass, and when it was opened.
         var lastMass: Double
+        var opened: Double
         /// Rounds left to send the final sums again once the stream stopped carrying mass.
         var closingLeft: Int
     }
@@ -227,30 +234,47 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// `closingRounds` more times, then wait silently for `streamIdleTimeout` in case the peer
     /// comes back (a false failure), then close. `handOver`: push-sum only, give all of this
     /// peer's mass to `out` (a graceful leave).
+    ///
+    /// Push-sum gives no new mass to an out-neighbour in `held` (e.g. suspected by membership), nor
+    /// to one it has heard nothing from for `silence` seconds (undirected graphs, where every
+    /// out-neighbour also sends): mass sent to a crashed peer is lost, and without this each peer
+    /// would lose its share to it every round until the crash is detected, seconds later. The
+    /// stream still goes out (with its old totals), so the other side hears from this one.
     public mutating func beginRound(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
-                                    retained: Set<Node> = [], handOver: Bool = false, now: Double = 0) -> [Outgoing] {
+                                    retained: Set<Node> = [], handOver: Bool = false, now: Double = 0,
+                                    held: Set<Node> = [], silence: Double? = nil) -> [Outgoing] {
         switch settings.mixing {
         case .plain:
             guard !out.isEmpty else { return [] }
             return [Outgoing(share: Share(round: round, degree: max(1, ownDegree), values: value), targets: out.map(\.node))]
         case .pushSum:
-            return pushShares(round, out: out, ownDegree: ownDegree, maxDegree: maxDegree, retained: retained, handOver: handOver, now: now)
+            return pushShares(round, out: out, ownDegree: ownDegree, maxDegree: maxDegree, retained: retained, handOver: handOver,
+                              now: now, held: held, silence: silence)
         }
     }
 
     private mutating func pushShares(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
-                                     retained: Set<Node>, handOver: Bool, now: Double) -> [Outgoing] {
+                                     retained: Set<Node>, handOver: Bool, now: Double, held: Set<Node>,
+                                     silence: Double?) -> [Outgoing] {
         var sent: [Outgoing] = []
         var shares: [Node: Double] = [:]
         var selfShare = 1.0
-        for (node, degree) in out {
-            let a = handOver ? 1 / Double(out.count) : settings.weights.weight(own: ownDegree, other: degree, maxDegree: maxDegree)
+        func quiet(_ node: Node) -> Bool {
+            if held.contains(node) { return true }
+            guard let silence else { return false }
+            // Never heard: quiet once its stream has been open that long.
+            let since = lastHeard[node] ?? outStreams[node]?.opened ?? now
+            return now - since > silence
+        }
+        let receiving = out.filter { !quiet($0.node) }
+        for (node, degree) in receiving {
+            let a = handOver ? 1 / Double(receiving.count) : settings.weights.weight(own: ownDegree, other: degree, maxDegree: maxDegree)
             shares[node] = a
             selfShare -= a
         }
         if handOver || selfShare < 0 { selfShare = 0 }
         for (node, _) in out {
-            let a = shares[node]!
+            let a = shares[node] ?? 0
             var stream = outStreams.removeValue(forKey: node) ?? openStream(now: now)
             stream.closingLeft = settings.closingRounds
             stream.lastMass = now
@@ -263,7 +287,8 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         }
         // Streams that carried no mass this round: kept (retained), resent (closing), kept silently
         // (the peer may come back), or closed.
-        for node in outStreams.keys.sorted() where shares[node] == nil && !retained.contains(node) {
+        let current = Set(out.map(\.node))
+        for node in outStreams.keys.sorted() where !current.contains(node) && !retained.contains(node) {
             var stream = outStreams[node]!
             guard stream.closingLeft > 0 else {
                 if now - stream.lastMass > settings.streamIdleTimeout { outStreams[node] = nil }
@@ -286,7 +311,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     private mutating func openStream(now: Double) -> OutStream {
         streamsOpened &+= 1
         return OutStream(id: StreamID(epoch: epoch, counter: streamsOpened), sum: [Double](repeating: 0, count: dimension),
-                         lastMass: now, closingLeft: settings.closingRounds)
+                         lastMass: now, opened: now, closingLeft: settings.closingRounds)
     }
 
     /// y += a·x, element by element.

@@ -55,7 +55,8 @@ public enum Topology: Sendable, Equatable, Hashable, CustomStringConvertible {
         case "one-peer-exponential" where parts.count == 1: self = .onePeerExponential
         case "complete" where parts.count == 1: self = .complete
         case "random" where parts.count == 2 || parts.count == 3:
-            guard let k = Int(parts[1]), k >= 1, k <= 1024 else { return nil }
+            guard parts.dropFirst().allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+                  let k = Int(parts[1]), k >= 1, k <= 1024 else { return nil }
             let seed = parts.count == 3 ? UInt64(parts[2]) : 0
             guard let seed else { return nil }
             self = .randomRegular(k: k, seed: seed)
@@ -219,16 +220,27 @@ public enum Topology: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// A k-regular simple graph on n vertices, the same for the same (n, k, seed) on every
     /// platform (SplitMix64). Edges are drawn by the pairing model one pair at a time, refusing
     /// loops and double edges (Steger–Wormald), restarting when stuck. k ≥ n − 1 gives the
-    /// complete graph; with n·k odd the seed picks one vertex to take one more edge.
+    /// complete graph; with n·k odd the seed picks one vertex to take one more edge. Above
+    /// k = (n − 1)/2 the pairing would restart for ever (almost every pair is taken): the graph is
+    /// then the complement of a sparse one of degree n − 1 − k.
     static func randomRegularGraph(n: Int, k: Int, seed: UInt64) -> [Set<Int>] {
         guard n > 1 else { return Array(repeating: [], count: max(n, 0)) }
         if k >= n - 1 { return (0..<n).map { i in Set(0..<n).subtracting([i]) } }
-        var rng = SplitMix(seed: seed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(k) << 48))
+        if 2 * k > n - 1 {
+            let sparse = pairing(n: n, k: n - 1 - k, seed: seed, odd: -1, tag: UInt64(k))
+            return (0..<n).map { i in Set(0..<n).subtracting(sparse[i]).subtracting([i]) }
+        }
+        return pairing(n: n, k: k, seed: seed, odd: +1, tag: UInt64(k))
+    }
+
+    /// A simple graph with every degree k, but one vertex k + `odd` when n·k is odd.
+    private static func pairing(n: Int, k: Int, seed: UInt64, odd: Int, tag: UInt64) -> [Set<Int>] {
+        var rng = SplitMix(seed: seed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15) ^ (tag << 48))
         let extra = n * k % 2 == 1 ? Int(rng.next() % UInt64(n)) : -1
         while true {
             var stubs: [Int] = []
             stubs.reserveCapacity(n * k + 1)
-            for v in 0..<n { for _ in 0..<(v == extra ? k + 1 : k) { stubs.append(v) } }
+            for v in 0..<n { for _ in 0..<(v == extra ? k + odd : k) { stubs.append(v) } }
             var adjacency = [Set<Int>](repeating: [], count: n)
             var stuck = false
             while !stubs.isEmpty && !stuck {

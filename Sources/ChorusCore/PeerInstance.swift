@@ -648,9 +648,12 @@ public struct PeerInstance: Sendable {
 
     /// This round's shares to the out-neighbours (plain: one object, hashed once for all).
     private mutating func sendShares(round: UInt64, handOver: Bool, now: Double, into out: inout [PeerDirective]) {
+        var held = Set<PeerID>()
+        for (peer, _) in neighbourhood.out where membership.status(of: peer) != .alive { held.insert(peer) }
+        let silence = settings.topology.isDirected ? nil : Double(settings.averaging.silentRounds) * settings.gossipInterval
         let outgoing = averager.beginRound(round, out: neighbourhood.out, ownDegree: neighbourhood.outDegree,
                                            maxDegree: neighbourhood.maxDegree, retained: neighbourhood.retained, handOver: handOver,
-                                           now: now)
+                                           now: now, held: held, silence: silence)
         if averager.settings.mixing == .pushSum, let report = averager.lastReport { lastMix = report }
         guard !outgoing.isEmpty else { return }
         if neighbourAddresses == nil { neighbourAddresses = [:] }

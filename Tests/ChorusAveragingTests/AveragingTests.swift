@@ -275,3 +275,24 @@ func settingsProblems() {
     #expect(AveragingSettings().problems().isEmpty)
     #expect(AveragingSettings(mixing: .pushSum).sendsFloat64 && !AveragingSettings().sendsFloat64)
 }
+
+@Test("push-sum gives no new mass to a neighbour it has not heard from for the silence, nor to one held back, but keeps its stream going")
+func pushSumHoldsMassFromSilentNeighbours() {
+    var a = GossipAverager<String>(initial: [4], settings: .init(mixing: .pushSum))
+    let out: [(node: String, degree: Int)] = [("b", 2), ("c", 2)]
+    // Round 1: both new, both get a third.
+    var sent = a.beginRound(1, out: out, ownDegree: 2, maxDegree: 2, now: 0, silence: 0.3)
+    let third: Double = 1.0 / 3
+    #expect(sent.map(\.share.weight) == [third, third])
+    a.receive(from: "b", Share(round: 1, degree: 2, stream: StreamID(epoch: 1, counter: 1), sequence: 1, weight: 0, values: [0]), now: 0.05)
+    // 0.5 s later c has said nothing since its stream opened: it gets nothing new, b a third.
+    let before: Double = a.weight
+    let total: Double = 1.0 / 3 + (1.0 / 3) * before
+    sent = a.beginRound(6, out: out, ownDegree: 2, maxDegree: 2, now: 0.5, held: [], silence: 1.0)
+    #expect(sent.allSatisfy { abs($0.share.weight - total) < 1e-15 })  // within the silence: both
+    sent = a.beginRound(7, out: out, ownDegree: 2, maxDegree: 2, now: 0.6, held: ["b"], silence: 0.3)
+    #expect(sent.count == 2)  // both streams still go out…
+    #expect(abs(sent[0].share.weight - total) < 1e-15)  // …b held back: no new mass
+    #expect(abs(sent[1].share.weight - total) < 1e-15)  // c silent for 0.6 s: no new mass
+    #expect(a.lastReport?.selfWeight == 1)
+}
