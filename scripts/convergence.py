@@ -55,6 +55,11 @@ def shown(args):
     return "chorus " + " ".join(text)
 
 
+def sim(args):
+    """How a reader runs these simulate arguments."""
+    return shown(["simulate"] + args)
+
+
 def simulate(args, name):
     out = os.path.join(WORK, name)
     run(["simulate"] + args + ["--out", out, "--no-plot", "--keep-going"])
@@ -136,7 +141,7 @@ def main():
             ratio = rate / predicted if rate and predicted else None
             if ratio:
                 worst = max(worst, abs(ratio - 1))
-            rows_out.append((kind, weights, mixing, n, predicted, spectrum["roundsTo1e-6"], rate, ratio, shown(args)))
+            rows_out.append((kind, weights, mixing, n, predicted, spectrum["roundsTo1e-6"], rate, ratio, sim(args)))
     add("## Contraction: measured against the spectrum\n")
     add("`--task average`: every peer starts from its own random vector (650 values, the softmax model's size) and only averages; "
         "consensus distance (`consensus_max`, the largest ‖x_i − x̄‖ / ‖x̄‖) is sampled every round. *Predicted* is the "
@@ -167,7 +172,7 @@ def main():
             # Rounds start at 0.1 s and mix at 0.15 s: the sample at 0.2 s follows round 1.
             errors = [r["average_error"] for r in rows]
             exact = next((i - 1 for i, e in enumerate(errors) if i >= 2 and e is not None and e <= 1e-12), None)
-            add(f"| {kind} | {n} | {weights} | {fmt(errors[2])} | {exact if exact is not None else 'not within 2.5 s'} | `{shown(args)}` |")
+            add(f"| {kind} | {n} | {weights} | {fmt(errors[2])} | {exact if exact is not None else 'not within 2.5 s'} | `{sim(args)}` |")
     add("\nWith n a power of two the one-peer exponential graph averages exactly in log₂ n rounds (its matrices' product over a "
         "period is 11ᵀ/n); with 24 peers a period's product is not, and the error only shrinks geometrically.\n")
     add("### Irregular graphs keep the true mean\n")
@@ -179,7 +184,7 @@ def main():
         args = ["--task", "average", "--peers", 15, "--topology", "random:3", "--weights", weights, "--duration", 30,
                 "--sample-interval", 1, "--crypto", "simulated"]
         rows, summary = simulate(args, f"irregular-{weights}")
-        add(f"| {weights} | {fmt(summary['final']['averageError'])} | {fmt(summary['final']['consensusMax'])} | `{shown(args)}` |")
+        add(f"| {weights} | {fmt(summary['final']['averageError'])} | {fmt(summary['final']['consensusMax'])} | `{sim(args)}` |")
     add("\nUniform weights with plain mixing are row-stochastic but not column-stochastic on an irregular graph: the peers agree, "
         "on a weighted mean (push-sum with uniform weights is column-stochastic and keeps the mean).\n")
 
@@ -209,7 +214,7 @@ def main():
             rows, summary = simulate(args, f"loss-{n}-{loss}-{on.replace(' ', '')}-{mixing}")
             f = summary["final"]
             add(f"| {n} | {loss:g} | {on} | {mixing} | {duration} | {fmt(f['averageError'])} | {fmt(f['consensusMax'])} | "
-                f"{summary['falseFailures']} | `{shown(args)}` |")
+                f"{summary['falseFailures']} | `{sim(args)}` |")
     add("\nPush-sum's estimates agree with the true average to float64 precision under loss of any kind, given time: what a lost "
         "share carried comes with the next share on its stream. Plain mixing agrees just as fast, on a value that is not the "
         "average (a lost contribution's weight stays with the receiver).\n")
@@ -223,7 +228,7 @@ def main():
                 "--sample-interval", 30, "--crypto", "simulated"]
         _, summary = simulate(args, f"membership-loss-{loss}")
         add(f"| {loss:g} | {summary['falseFailures']} | {summary['totals']['membership'].get('suspicionsRaised', 0)} | "
-            f"{fmt(summary['final']['averageError'])} | `{shown(args)}` |")
+            f"{fmt(summary['final']['averageError'])} | `{sim(args)}` |")
     add("\nA probe round fails when the direct ping or its ack is lost and each of the 3 indirect probes (4 datagrams each) "
         "fails too: at loss p that is (1 − (1−p)²)·(1 − (1−p)⁴)³, 0.6 % at 10 %, 6 % at 20 %, 19 % at 30 %, 62 % at 50 %. "
         "Every failed round raises a suspicion that the subject must refute before it times out; above 20 % loss refutations "
@@ -239,22 +244,29 @@ def main():
         "A leaving push-sum peer hands all its mass to its out-neighbours, every round of its 0.8 s linger (a lost hand-over "
         "is made good by the next); a joiner starts with weight 0 and takes the network's estimate without changing it. "
         "Plain mixing has no mass: the network agrees on some average of whoever is live.\n")
-    leave = os.path.join(WORK, "leave-quarter.toml")
-    with open(leave, "w") as f:
-        f.write('[[action]]\nat = 60\naction = "leave"\nfraction = 0.25\n\n[[action]]\nat = 120\naction = "join"\nfraction = 0.25\n')
-    root = os.path.join(os.path.dirname(__file__), "schedules")
+    schedules = {
+        "crash-early": '[[action]]\nat = 0.55\naction = "crash"\nfraction = 0.25\n\n[[action]]\nat = 1.05\naction = "join"\nfraction = 0.25\n',
+        "leave-early": '[[action]]\nat = 0.55\naction = "leave"\nfraction = 0.25\n\n[[action]]\nat = 1.05\naction = "join"\nfraction = 0.25\n',
+    }
+    add("Churn after the peers agree changes nothing (they all hold the average already), so here a quarter of the 64 peers "
+        "crash (or leave) at 0.55 s, in the fifth round, while consensus distance is still about 10 %, and as many join at 1.05 s. "
+        "*Average error* is against the true average of all 64 starting vectors.\n")
     add("| schedule | mixing | average error at the end | consensus | command |")
     add("|---|---|---|---|---|")
-    for name, path in [("replace-quarter (a quarter crash at 60 s, as many join at 90 s)", os.path.join(root, "replace-quarter.toml")),
-                       ("a quarter leave at 60 s, as many join at 120 s", leave)]:
+    for name, text in schedules.items():
+        path = os.path.join(WORK, name + ".toml")
+        with open(path, "w") as f:
+            f.write(text)
         for mixing in ["plain", "push-sum"]:
-            args = ["--task", "average", "--peers", 64, "--mixing", mixing, "--schedule", path, "--duration", 150 if quick else 300,
-                    "--sample-interval", 10, "--crypto", "simulated"]
-            _, summary = simulate(args, f"churn-{mixing}-{os.path.basename(path)}")
-            shown_args = shown(args).replace(leave, "leave-quarter.toml").replace(os.path.abspath(root) + "/", "scripts/schedules/")
-            add(f"| {name} | {mixing} | {fmt(summary['final']['averageError'])} | {fmt(summary['final']['consensusMax'])} | `{shown_args}` |")
-    add("\n(`leave-quarter.toml`: `[[action]] at = 60, action = \"leave\", fraction = 0.25` and `[[action]] at = 120, action = "
-        "\"join\", fraction = 0.25`.)\n")
+            args = ["--task", "average", "--peers", 64, "--mixing", mixing, "--schedule", path, "--duration", 30,
+                    "--sample-interval", 1, "--crypto", "simulated"]
+            _, summary = simulate(args, f"churn-{mixing}-{name}")
+            add(f"| {name} | {mixing} | {fmt(summary['final']['averageError'])} | {fmt(summary['final']['consensusMax'])} | "
+                f"`{sim(args).replace(path, name + '.toml')}` |")
+    add("\n`crash-early.toml`: `[[action]] at = 0.55, action = \"crash\", fraction = 0.25` and `[[action]] at = 1.05, "
+        "action = \"join\", fraction = 0.25`; `leave-early.toml` the same with `leave`. A crash takes the crashed peers' values "
+        "with them in both modes (and, with push-sum, up to three rounds of shares sent to them); a push-sum leave hands its "
+        "mass over, so the network keeps the true average; a plain leave, like a crash, does not.\n")
 
     # 5. Training against the baselines.
     say("== training against the baselines")
@@ -282,7 +294,7 @@ def main():
                     gap = mine - b["centralised"]
                     gaps.setdefault((model, partition, lr), []).append((gap, mine - b["dataParallel"]))
                     add(f"| {model} | {partition} | {lr:g} | {seed} | {pct(mine)} | {pct(b['centralised'])} | {pct(b['dataParallel'])} | "
-                        f"{gap * 100:+.2f} | `{shown(args)}` |")
+                        f"{gap * 100:+.2f} | `{sim(args)}` |")
     add("\nMean over the data seeds (points; against centralised / against data-parallel):\n")
     add("| model | partition | learning rate | peers − centralised (mean, worst) | peers − data-parallel (mean, worst) |")
     add("|---|---|---|---|---|")

@@ -272,7 +272,8 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             shares[node] = a
             selfShare -= a
         }
-        if handOver || selfShare < 0 { selfShare = 0 }
+        // A hand-over gives everything away, but only to someone: with nobody to take it the mass stays.
+        if (handOver && !receiving.isEmpty) || selfShare < 0 { selfShare = 0 }
         for (node, _) in out {
             let a = shares[node] ?? 0
             var stream = outStreams.removeValue(forKey: node) ?? openStream(now: now)

@@ -489,8 +489,9 @@ public struct PeerInstance: Sendable {
     private mutating func handleObject(_ object: CompletedObject, source: PeerAddress, now: Double, into out: inout [PeerDirective]) {
         switch object.channel {
         case ChorusChannel.parameters:
-            // A leaving push-sum peer still takes shares: it hands them on with the rest of its mass.
-            guard phase == .training || (phase == .leaving && handsOverWhileLeaving) else { return }
+            // Push-sum takes shares in every phase but stopped: their mass was given away, and a
+            // joining peer keeps it for when it trains, a leaving one hands it on.
+            guard phase == .training || (settings.averaging.mixing == .pushSum && phase != .stopped) else { return }
             guard let message = ParametersMessage.decode(object.bytes) else { return count("parameters.malformed") }
             // Plain mixing weighs only its in-neighbours of that round; push-sum adds any
             // authenticated peer's share (its sender already gave that mass away).
@@ -512,8 +513,10 @@ public struct PeerInstance: Sendable {
                   message.values.count == learner.parameterCount, message.values.allSatisfy(\.isFinite),
                   (try? learner.adopt(parameters: message.parameters, step: message.step)) != nil
             else { return count("model.rejected") }
-            // Push-sum: the joiner holds no weight, so it leaves the network's average as it is.
-            averager.reset(to: message.values, weight: 0)
+            // Plain: the model is the value. Push-sum: the joiner keeps the mass it was sent while
+            // joining (none of its own: it leaves the network's average as it is); its estimate
+            // replaces the adopted model at its first round.
+            if settings.averaging.mixing == .plain { averager.reset(to: message.values, weight: 1) }
             becomeTraining(now: now)
             out.append(.event(.adoptedModel(from: object.sender, step: message.step)))
         default:

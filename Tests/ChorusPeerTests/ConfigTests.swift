@@ -62,8 +62,18 @@ let configMistakes: [ConfigMistake] = [
           field: "gossip.max_datagram_size", fragment: "expected at least"),
     .init(name: "probe timeout not shorter than the profile's probe interval", edit: { $0 + "\n[membership]\nprobe_interval_ms = 400\n" },
           field: "membership.probe_timeout_ms", fragment: "must be shorter than membership.probe_interval_ms (400 ms"),
-    .init(name: "contributions older than the silence timeout", edit: { $0 + "\n[gossip]\nsilence_timeout_ms = 500\nmax_contribution_age_ms = 800\n" },
-          field: "gossip.max_contribution_age_ms", fragment: "must not exceed gossip.silence_timeout_ms (500 ms), got 800"),
+    .init(name: "a staleness setting of the one-round-late rule", edit: { $0 + "\n[gossip]\nmax_contribution_age_ms = 800\n" },
+          field: "gossip.max_contribution_age_ms", fragment: "no longer used: rounds are aligned"),
+    .init(name: "an unknown mixing", edit: { $0 + "\n[gossip]\nmixing = \"pull\"\n" },
+          field: "gossip.mixing", fragment: "expected plain | push-sum, got \"pull\""),
+    .init(name: "Metropolis–Hastings on a directed topology", edit: { $0 + "\n[gossip]\ntopology = \"one-peer-exponential\"\n" },
+          field: "gossip.weights", fragment: "need an undirected topology"),
+    .init(name: "a collection window as long as the round", edit: { $0 + "\n[gossip]\ninterval_ms = 100\ncollect_ms = 100\n" },
+          field: "gossip.collect_ms", fragment: "must be shorter than gossip.interval_ms (100 ms)"),
+    .init(name: "the topology in both sections", edit: { $0 + "\n[gossip]\ntopology = \"ring\"\n[membership]\ntopology = \"ring\"\n" },
+          field: "membership.topology", fragment: "give the topology once"),
+    .init(name: "an unknown start", edit: { $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = \"softmax\"\nstart = \"zeros\"") },
+          field: "model.start", fragment: "expected \"shared\""),
 ]
 
 @Test("each kind of configuration mistake gives one line naming the file and the field", arguments: configMistakes)

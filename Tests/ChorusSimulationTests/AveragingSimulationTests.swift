@@ -94,4 +94,31 @@ struct AveragingSimulationTests {
         #expect(simulation.totals.membership["suspicionsRaised"] == 0)
         #expect(simulation.samples.reduce(0) { $0 + $1.datagramsDropped } > 0)
     }
+
+    @Test("a quarter leaving while the peers still disagree: push-sum hands their mass over and keeps the average; plain does not")
+    func leavesHandOverMass() throws {
+        func run(_ mixing: MixingMode) throws -> Double {
+            var options = Self.averageOptions(peers: 32, duration: 15, mixing: mixing)
+            options.sampleInterval = 1
+            options.schedule = Schedule(actions: [.init(time: 0.55, kind: .leave, target: .fraction(0.25)),
+                                                  .init(time: 1.05, kind: .join, target: .fraction(0.25))])
+            let simulation = try Self.run(options)
+            #expect(simulation.violation == nil)
+            #expect(simulation.samples.last!.consensusMax! < 1e-12)
+            return simulation.summary(wallSeconds: 0).final.averageError!
+        }
+        #expect(try run(.pushSum) < 1e-6)
+        #expect(try run(.plain) > 1e-4)
+    }
+
+    @Test("a crash costs push-sum a bounded part of the mass, not all of it: the survivors still agree")
+    func crashesCostBoundedMass() throws {
+        var options = Self.averageOptions(peers: 32, duration: 15, mixing: .pushSum)
+        options.sampleInterval = 1
+        options.schedule = Schedule(actions: [.init(time: 0.55, kind: .crash, target: .fraction(0.25))])
+        let simulation = try Self.run(options)
+        #expect(simulation.samples.last!.consensusMax! < 1e-12)
+        // The crashed quarter's values (and three rounds of shares to them) are gone, no more.
+        #expect(simulation.summary(wallSeconds: 0).final.averageError! < 0.1)
+    }
 }

@@ -40,6 +40,36 @@ struct ScheduleTests {
         ])
     }
 
+    @Test("loss and delay take targets with a direction, or a link; their labels say so")
+    func targetedFaults() throws {
+        let s = try Schedule.parse("""
+            [[action]]
+            at = 0
+            action = "loss"
+            probability = 0.3
+            peers = ["p3"]
+            direction = "in"
+            [[action]]
+            at = 5
+            action = "delay"
+            ms = 40
+            link = ["p1", "p2"]
+            direction = "out"
+            [[action]]
+            at = 6
+            action = "loss"
+            probability = 0.5
+            link = ["p4", "p5"]
+            """, file: "s.toml")
+        #expect(s.actions == [
+            .init(time: 0, kind: .loss, target: .names(["p3"]), probability: 0.3, direction: .in),
+            .init(time: 5, kind: .delay, direction: .out, link: ["p1", "p2"], delayMs: 40),
+            .init(time: 6, kind: .loss, probability: 0.5, link: ["p4", "p5"]),
+        ])
+        #expect(s.actions.map(\.label) == ["loss:0.3:in", "delay:40.0ms", "loss:0.5"])
+        #expect(s.actions.map(\.linkName) == [nil, "p1>p2", "p4-p5"])
+    }
+
     static let mistakes: [(String, String, String)] = [
         ("[[action]]\naction = \"crash\"\ncount = 1", "'action[0].at'", "missing"),
         ("[[action]]\nat = -1\naction = \"crash\"\ncount = 1", "'action[0].at'", "0 or more"),
@@ -60,6 +90,13 @@ struct ScheduleTests {
         ("[poisson]\nrate_per_minute = 0.1\nmode = \"swap\"", "'poisson.mode'", "replace, crash, leave"),
         ("[poisson]\nrate_per_minute = 0.1\nstart = 50\nend = 10", "'poisson.end'", "after poisson.start"),
         ("peers = 3", "'peers'", "unknown key"),
+        ("[[action]]\nat = 1\naction = \"delay\"\npeers = [\"p1\"]", "'action[0].ms'", "missing"),
+        ("[[action]]\nat = 1\naction = \"delay\"\nms = 5", "'action[0]'", "needs targets"),
+        ("[[action]]\nat = 1\naction = \"loss\"\nprobability = 0.1\nlink = [\"p1\"]", "'action[0].link'", "two different peer names"),
+        ("[[action]]\nat = 1\naction = \"loss\"\nprobability = 0.1\nlink = [\"p1\", \"p2\"]\npeers = [\"p3\"]", "'action[0]'", "not both"),
+        ("[[action]]\nat = 1\naction = \"loss\"\nprobability = 0.1\ndirection = \"in\"", "'action[0].direction'", "needs targets"),
+        ("[[action]]\nat = 1\naction = \"loss\"\nprobability = 0.1\npeers = [\"p3\"]\ndirection = \"sideways\"", "'action[0].direction'", "\"in\", \"out\" or \"both\""),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\nms = 5", "'action[0].ms'", "only delay"),
         ("[[action]\nat = 1", "invalid TOML", "at line"),
     ]
 
