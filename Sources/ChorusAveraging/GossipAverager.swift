@@ -481,9 +481,11 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         lastDegree[node] = nil
     }
 
-    /// Drops the running sums of senders silent for `streamIdleTimeout`, remembering their stream ids.
-    public mutating func housekeeping(now: Double) {
-        for (node, stream) in inStreams where now - stream.lastHeard > settings.streamIdleTimeout {
+    /// Drops the running sums of senders silent for `streamIdleTimeout`, remembering their stream
+    /// ids; never those of senders `keep` names (live members: a stream can be silent for a long
+    /// time under heavy loss, and what it still carries would be lost with it).
+    public mutating func housekeeping(now: Double, keep: (Node) -> Bool = { _ in false }) {
+        for (node, stream) in inStreams where now - stream.lastHeard > settings.streamIdleTimeout && !keep(node) {
             closedStreams[node] = stream.id
             inStreams[node] = nil
         }

@@ -375,7 +375,10 @@ public struct PeerInstance: Sendable {
             return
         }
         if settings.topology.isTimeVarying { recomputeNeighbourhood(round: round) }
-        if settings.averaging.mixing == .pushSum { averager.housekeeping(now: now) }
+        if settings.averaging.mixing == .pushSum {
+            let membership = self.membership
+            averager.housekeeping(now: now) { membership.status(of: $0).map { $0 == .alive || $0 == .suspect } ?? false }
+        }
         sendShares(round: round, handOver: false, now: now, into: &out)
         mixRound = round
         mixAt = roundStart(round) + settings.collectFraction * settings.gossipInterval

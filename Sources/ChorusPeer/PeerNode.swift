@@ -233,6 +233,7 @@ final class PeerNode {
         for (reason, count) in membership.rejections { rejections["claims." + reason.rawValue] = count }
         for (reason, count) in instance.rejections { rejections[reason] = count }
         if datagramsFaulted > 0 { rejections["faults.injected"] = datagramsFaulted }
+        if instance.roundsSkipped > 0 { rejections["rounds.skipped"] = instance.roundsSkipped }  // training outlasted a round
         let neighbourRows = instance.neighbours.map { id in
             PeerStatus.Neighbour(
                 id: id.description, address: membership.members[id]?.address ?? instance.address(of: id) ?? "",
