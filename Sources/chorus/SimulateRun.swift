@@ -26,6 +26,15 @@ struct SimulateRun: ParsableCommand {
                   --schedule scripts/schedules/replace-quarter.toml --seed 1 --out runs/rq
               chorus simulate --peers 1024 --duration 3600 --task membership \\
                   --loss 0.05 --crypto simulated --out runs/m1024
+              chorus simulate --peers 16 --duration 60 --task average --mixing push-sum \\
+                  --loss 0.2 --peer-loss p3=0.3:in --crypto simulated --out runs/avg
+              chorus simulate --peers 16 --duration 40 --cosine-decay 0.85 --baseline \\
+                  --crypto simulated --out runs/train16
+
+            With --task average every peer starts from its own random vector and only \
+            averages; series.csv's average_error is the largest distance of a peer's \
+            estimate from the true average of the starting vectors (docs/averaging.md, \
+            docs/convergence.md).
 
             Outputs (docs/experiments.md): DIR/series.csv (one row per --sample-interval), \
             DIR/events.csv (each schedule action and when every live peer saw it), \
@@ -77,14 +86,7 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "Seconds between gossip rounds of each peer.")
     var gossipInterval: Double = 0.1
 
-    @Option(help: ArgumentHelp("How neighbours are drawn from the live view: \(Topology.help).", valueName: "topology"))
-    var topology = "exponential"
-
-    @Option(help: ArgumentHelp("Mixing: \(MixingMode.help) (docs/averaging.md).", valueName: "mixing"))
-    var mixing = AveragingSettings().mixing.rawValue
-
-    @Option(help: ArgumentHelp("Weights: \(WeightRule.help).", valueName: "rule"))
-    var weights = AveragingSettings().weights.rawValue
+    @OptionGroup var averaging: AveragingOptions
 
     @Option(help: "Seed of the data: the train/test split, the partition into shards and the shared starting parameters (chorus baseline's --seed).")
     var dataSeed: UInt64 = 1
@@ -120,10 +122,6 @@ struct SimulateRun: ParsableCommand {
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         if let lossOnly { _ = try Self.channels(lossOnly) }
         guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive seconds") }
-        guard let topology = Topology(parsing: topology) else { throw ValidationError("--topology: expected \(Topology.help), got \"\(self.topology)\"") }
-        guard MixingMode(rawValue: mixing) != nil else { throw ValidationError("--mixing: expected \(MixingMode.help), got \"\(mixing)\"") }
-        guard let rule = WeightRule(parsing: weights) else { throw ValidationError("--weights: expected \(WeightRule.help), got \"\(weights)\"") }
-        if let problem = rule.problem(with: topology) { throw ValidationError("--weights: \(problem)") }
     }
 
     /// "parameters,membership" → their channel numbers.
@@ -150,9 +148,9 @@ struct SimulateRun: ParsableCommand {
         options.stopOnViolation = !keepGoing
         options.link.loss = loss
         options.settings.gossipInterval = gossipInterval
-        options.settings.topology = Topology(parsing: topology)!
-        options.settings.averaging.mixing = MixingMode(rawValue: mixing)!
-        options.settings.averaging.weights = WeightRule(parsing: weights)!
+        options.settings.topology = averaging.parsedTopology
+        options.settings.averaging.mixing = averaging.settings.mixing
+        options.settings.averaging.weights = averaging.settings.weights
         options.learning.learningRate = learningRate
         options.learning.initialSeed = dataSeed
         options.learning.cosineSteps = Int(duration * cosineDecay * Double(options.settings.stepsPerRound) / gossipInterval)
