@@ -158,7 +158,7 @@ public final class Experiment {
             peers: options.peers, seed: options.seed, duration: options.duration, wallSeconds: Date().timeIntervalSince(wallStart),
             task: options.averageOnly ? "average" : "train", crypto: "real",
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
-                         consensusMax: last?.consensusMax),
+                         consensusMax: last?.consensusMax, averageError: last?.averageError),
             events: events, falseFailures: falseFailures.count, violation: violation, interruptedAt: interruptedAt, real: true)
         return (samples, summary)
     }
@@ -496,7 +496,8 @@ public final class Experiment {
                 row.averageError = Consensus.relativeDistances(vectors.map { $0.map(Double.init) }, to: trueAverage).max()
             }
         }
-        let evaluated = holders.compactMap { latest[$0] }.filter { !$0.loss.isNaN }
+        // Averaging alone trains nothing: its accuracy columns stay empty, as in the simulator.
+        let evaluated = options.averageOnly ? [] : holders.compactMap { latest[$0] }.filter { !$0.loss.isNaN }
         if !evaluated.isEmpty {
             let accuracies = evaluated.map(\.testAccuracy)
             row.accuracyMean = accuracies.reduce(0, +) / Double(accuracies.count)

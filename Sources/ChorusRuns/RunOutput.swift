@@ -64,6 +64,10 @@ public enum RunOutput {
             self.seenByAllAfter = seenByAllAfter
         }
 
+        /// Whether the run watches it spread (crashes, leaves, joins, restarts, heals): faults
+        /// such as loss and delay are not "seen" by anyone.
+        public var isWatched: Bool { ["crash", "leave", "join", "restart", "heal"].contains(action) }
+
         enum CodingKeys: String, CodingKey { case time, action, peer, seenByAllAfter }
 
         /// Every key is written, `null` where there is no value, so readers see one shape.

@@ -134,7 +134,7 @@ struct ExperimentCommand: ParsableCommand {
         if let a = s.final.accuracyMin, let m = s.final.accuracyMean { line += String(format: ", accuracy min %.1f %% mean %.1f %%", a * 100, m * 100) }
         if let c = s.final.consensusMax { line += String(format: ", consensus max %.3g", c) }
         let seen = s.events.filter { $0.seenByAllAfter != nil }.count
-        line += ", \(seen) of \(s.events.count) actions seen by all, \(s.falseFailures) false failures"
+        line += ", \(seen) of \(s.events.filter(\.isWatched).count) watched actions seen by all, \(s.falseFailures) false failures"
         print(line)
         if let b = s.baseline {
             print(BaselineComparison.line(b, runMinimum: s.final.accuracyMin,

@@ -196,7 +196,7 @@ struct SimulateRun: ParsableCommand {
         if let a = f.accuracyMin, let m = f.accuracyMean { line += String(format: ", accuracy min %.1f %% mean %.1f %%", a * 100, m * 100) }
         if let c = f.consensusMax { line += String(format: ", consensus max %.3g", c) }
         let seen = summary.events.filter { $0.seenByAllAfter != nil }.count
-        line += ", \(seen) of \(summary.events.count) actions seen by all, \(summary.falseFailures) false failures"
+        line += ", \(seen) of \(summary.events.filter(\.isWatched).count) watched actions seen by all, \(summary.falseFailures) false failures"
         print(line)
         if let b = summary.baseline {
             print(BaselineComparison.line(b, runMinimum: f.accuracyMin,

@@ -59,6 +59,7 @@ struct PeerSimulationTests {
         #expect(RunOutput.eventsCSV(a.events) == RunOutput.eventsCSV(b.events))
         #expect(RunOutput.seriesCSV(a.samples) != RunOutput.seriesCSV(c.samples))
         #expect(a.events.map(\.action) == ["crash", "crash", "join", "join", "restart", "leave", "loss:0.05"])
+        #expect(a.events.filter(\.isWatched).count == 6)  // loss is not "seen" by anyone
     }
 
     @Test("churn is seen by every live peer, and the network keeps learning through it")
