@@ -36,7 +36,9 @@ let package = Package(
             exclude: ["Resources/ATTRIBUTION.md"],
             resources: [.copy("Resources/digits.csv")]
         ),
-        .target(name: "ChorusAveraging"),
+        // Cross-module optimisation: its generic averager is specialised for the peer id in ChorusCore
+        // (the simulator's hot path) instead of running through generic metadata and witness tables.
+        .target(name: "ChorusAveraging", swiftSettings: [.unsafeFlags(["-cross-module-optimization"])]),
         .target(
             name: "ChorusMembership",
             dependencies: [

@@ -134,7 +134,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         /// in (nil when none was, or not measured). Falls towards 0 as the network agrees.
         public var distanceToNeighbours: Double?
 
-        public init(selfWeight: Double, weights: [Node: Double], distanceToNeighbours: Double? = nil) {
+        @inlinable public init(selfWeight: Double, weights: [Node: Double], distanceToNeighbours: Double? = nil) {
             self.selfWeight = selfWeight
             self.weights = weights
             self.distanceToNeighbours = distanceToNeighbours
@@ -148,57 +148,92 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     public struct Outgoing: Sendable {
         public var share: Share
         public var targets: [Node]
+        @inlinable public init(share: Share, targets: [Node]) {
+            self.share = share
+            self.targets = targets
+        }
     }
 
-    struct Contribution: Sendable {
-        var round: UInt64
-        var degree: Int
-        var values: [Double]
+    @usableFromInline struct Contribution: Sendable {
+        @usableFromInline var round: UInt64
+        @usableFromInline var degree: Int
+        @usableFromInline var values: [Double]
+        @inlinable init(round: UInt64, degree: Int, values: [Double]) {
+            self.round = round
+            self.degree = degree
+            self.values = values
+        }
     }
 
-    struct OutStream: Sendable {
-        var id: StreamID
-        var sum: [Double]
-        var weight = 0.0
-        var sequence: UInt64 = 0
+    @usableFromInline struct OutStream: Sendable {
+        @usableFromInline var id: StreamID
+        @usableFromInline var sum: [Double]
+        @usableFromInline var weight = 0.0
+        @usableFromInline var sequence: UInt64 = 0
         /// When it last carried mass, and when it was opened.
-        var lastMass: Double
-        var opened: Double
+        @usableFromInline var lastMass: Double
+        @usableFromInline var opened: Double
         /// Rounds left to send the final sums again once the stream stopped carrying mass.
-        var closingLeft: Int
+        @usableFromInline var closingLeft: Int
+        @inlinable init(id: StreamID, sum: [Double], lastMass: Double, opened: Double, closingLeft: Int) {
+            self.id = id
+            self.sum = sum
+            self.lastMass = lastMass
+            self.opened = opened
+            self.closingLeft = closingLeft
+        }
     }
 
-    struct InStream: Sendable {
-        var id: StreamID
-        var sequence: UInt64
-        var sum: [Double]
-        var weight: Double
-        var lastHeard: Double
+    @usableFromInline struct InStream: Sendable {
+        @usableFromInline var id: StreamID
+        @usableFromInline var sequence: UInt64
+        @usableFromInline var sum: [Double]
+        @usableFromInline var weight: Double
+        @usableFromInline var lastHeard: Double
+        @inlinable init(id: StreamID, sequence: UInt64, sum: [Double], weight: Double, lastHeard: Double) {
+            self.id = id
+            self.sequence = sequence
+            self.sum = sum
+            self.weight = weight
+            self.lastHeard = lastHeard
+        }
     }
 
     public let dimension: Int
     public let settings: AveragingSettings
     /// x: plain, the value itself; push-sum, the value mass.
-    public private(set) var value: [Double]
+    public var value: [Double] { _value }
     /// w: push-sum's weight mass (1 for plain).
-    public private(set) var weight: Double
-    public private(set) var rejections: [Rejection: Int] = [:]
+    public var weight: Double { _weight }
+    public var rejections: [Rejection: Int] { _rejections }
     /// Rounds mixed, contributions mixed in (plain) or shares applied (push-sum).
-    public private(set) var mixes = 0
-    public private(set) var contributionsMixed = 0
-    public private(set) var lastHeard: [Node: Double] = [:]
-    public private(set) var lastDegree: [Node: Int] = [:]
-    public private(set) var lastReport: MixReport?
+    public var mixes: Int { _mixes }
+    public var contributionsMixed: Int { _contributionsMixed }
+    public var lastHeard: [Node: Double] { _lastHeard }
+    public var lastDegree: [Node: Int] { _lastDegree }
+    public var lastReport: MixReport? { _lastReport }
 
-    private let epoch: UInt64
-    private var lastMixedRound: UInt64?
-    private var pending: [Node: [Contribution]] = [:]
-    private var outStreams: [Node: OutStream] = [:]
-    private var inStreams: [Node: InStream] = [:]
+    // State `@usableFromInline` and methods `@inlinable`: ChorusCore gets a version specialised
+    // for its peer ids, not generic dictionary code through witness tables (every share a peer
+    // receives comes through here).
+    @usableFromInline var _value: [Double]
+    @usableFromInline var _weight: Double
+    @usableFromInline var _rejections: [Rejection: Int] = [:]
+    @usableFromInline var _mixes = 0
+    @usableFromInline var _contributionsMixed = 0
+    @usableFromInline var _lastHeard: [Node: Double] = [:]
+    @usableFromInline var _lastDegree: [Node: Int] = [:]
+    @usableFromInline var _lastReport: MixReport?
+
+    @usableFromInline let epoch: UInt64
+    @usableFromInline var lastMixedRound: UInt64?
+    @usableFromInline var pending: [Node: [Contribution]] = [:]
+    @usableFromInline var outStreams: [Node: OutStream] = [:]
+    @usableFromInline var inStreams: [Node: InStream] = [:]
     /// Push-sum: the last stream of each sender this peer no longer tracks (nothing on it, or
     /// older, is applied again).
-    private var closedStreams: [Node: StreamID] = [:]
-    private var streamsOpened: UInt32 = 0
+    @usableFromInline var closedStreams: [Node: StreamID] = [:]
+    @usableFromInline var streamsOpened: UInt32 = 0
 
     /// - Parameters:
     ///   - initial: the starting value (plain) or estimate (push-sum).
@@ -206,23 +241,23 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     ///     average, 0 for one that joins a running network (it takes the network's estimate
     ///     without changing it). Ignored by plain mixing.
     ///   - epoch: this boot's epoch (names push-sum streams; grows across restarts).
-    public init(initial: [Double], weight: Double = 1, epoch: UInt64 = 0, settings: AveragingSettings = .init()) {
+    @inlinable public init(initial: [Double], weight: Double = 1, epoch: UInt64 = 0, settings: AveragingSettings = .init()) {
         precondition(settings.problems().isEmpty, "invalid AveragingSettings: \(settings.problems())")
         self.dimension = initial.count
         self.settings = settings
         self.epoch = epoch
         let w = settings.mixing == .pushSum ? weight : 1
-        self.weight = w
-        self.value = w == 1 ? initial : initial.map { $0 * w }
+        self._weight = w
+        self._value = w == 1 ? initial : initial.map { $0 * w }
     }
 
     /// The current estimate of the network average: x (plain) or x / w (push-sum; nil while this
     /// peer holds no weight yet).
-    public var estimate: [Double]? {
-        guard weight != 1 else { return value }
-        guard weight > 0 else { return nil }
-        let w = weight
-        return value.map { $0 / w }
+    @inlinable public var estimate: [Double]? {
+        guard _weight != 1 else { return _value }
+        guard _weight > 0 else { return nil }
+        let w = _weight
+        return _value.map { $0 / w }
     }
 
     // MARK: Rounds
@@ -240,20 +275,20 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// out-neighbour also sends): mass sent to a crashed peer is lost, and without this each peer
     /// would lose its share to it every round until the crash is detected, seconds later. The
     /// stream still goes out (with its old totals), so the other side hears from this one.
-    public mutating func beginRound(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
+    @inlinable public mutating func beginRound(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
                                     retained: Set<Node> = [], handOver: Bool = false, now: Double = 0,
                                     held: Set<Node> = [], silence: Double? = nil) -> [Outgoing] {
         switch settings.mixing {
         case .plain:
             guard !out.isEmpty else { return [] }
-            return [Outgoing(share: Share(round: round, degree: max(1, ownDegree), values: value), targets: out.map(\.node))]
+            return [Outgoing(share: Share(round: round, degree: max(1, ownDegree), values: _value), targets: out.map(\.node))]
         case .pushSum:
             return pushShares(round, out: out, ownDegree: ownDegree, maxDegree: maxDegree, retained: retained, handOver: handOver,
                               now: now, held: held, silence: silence)
         }
     }
 
-    private mutating func pushShares(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
+    @inlinable mutating func pushShares(_ round: UInt64, out: [Neighbour], ownDegree: Int, maxDegree: Int,
                                      retained: Set<Node>, handOver: Bool, now: Double, held: Set<Node>,
                                      silence: Double?) -> [Outgoing] {
         var sent: [Outgoing] = []
@@ -263,7 +298,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             if held.contains(node) { return true }
             guard let silence else { return false }
             // Never heard: quiet once its stream has been open that long.
-            let since = lastHeard[node] ?? outStreams[node]?.opened ?? now
+            let since = _lastHeard[node] ?? outStreams[node]?.opened ?? now
             return now - since > silence
         }
         let receiving = out.filter { !quiet($0.node) }
@@ -279,8 +314,8 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             var stream = outStreams.removeValue(forKey: node) ?? openStream(now: now)
             stream.closingLeft = settings.closingRounds
             stream.lastMass = now
-            add(a, of: value, to: &stream.sum)
-            stream.weight += a * weight
+            add(a, of: _value, to: &stream.sum)
+            stream.weight += a * _weight
             stream.sequence += 1
             sent.append(Outgoing(share: Share(round: round, degree: max(1, ownDegree), stream: stream.id, sequence: stream.sequence,
                                               weight: stream.weight, values: stream.sum), targets: [node]))
@@ -302,21 +337,21 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             outStreams[node] = stream
         }
         if selfShare != 1 {
-            for i in value.indices { value[i] *= selfShare }
-            weight *= selfShare
+            for i in _value.indices { _value[i] *= selfShare }
+            _weight *= selfShare
         }
-        if !out.isEmpty { lastReport = MixReport(selfWeight: selfShare, weights: shares) }
+        if !out.isEmpty { _lastReport = MixReport(selfWeight: selfShare, weights: shares) }
         return sent
     }
 
-    private mutating func openStream(now: Double) -> OutStream {
+    @inlinable mutating func openStream(now: Double) -> OutStream {
         streamsOpened &+= 1
         return OutStream(id: StreamID(epoch: epoch, counter: streamsOpened), sum: [Double](repeating: 0, count: dimension),
                          lastMass: now, opened: now, closingLeft: settings.closingRounds)
     }
 
     /// y += a·x, element by element.
-    private func add(_ a: Double, of x: [Double], to y: inout [Double]) {
+    @inlinable func add(_ a: Double, of x: [Double], to y: inout [Double]) {
         x.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { y in
                 for i in 0..<x.count { y[i] += a * x[i] }
@@ -330,7 +365,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// for plain mixing, one of the in-neighbours of `share.round`). Shares with NaN or infinite
     /// numbers, of the wrong length or mode, or stale are refused and counted, never applied.
     @discardableResult
-    public mutating func receive(from node: Node, _ share: Share, now: Double) -> Rejection? {
+    @inlinable public mutating func receive(from node: Node, _ share: Share, now: Double) -> Rejection? {
         guard share.values.count == dimension else { return reject(.wrongDimension) }
         guard share.degree >= 1 else { return reject(.badDegree) }
         guard share.weight.isFinite, share.values.allSatisfy(\.isFinite) else { return reject(.nonFinite) }
@@ -338,12 +373,12 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         if let rejection = settings.mixing == .plain ? store(share, from: node) : apply(share, from: node, now: now) {
             return reject(rejection)
         }
-        lastHeard[node] = now
-        lastDegree[node] = share.degree
+        _lastHeard[node] = now
+        _lastDegree[node] = share.degree
         return nil
     }
 
-    private mutating func store(_ share: Share, from node: Node) -> Rejection? {
+    @inlinable mutating func store(_ share: Share, from node: Node) -> Rejection? {
         if let last = lastMixedRound, share.round <= last { return .late }
         var list = pending.removeValue(forKey: node) ?? []
         list.removeAll { $0.round == share.round }  // one per round: the latest
@@ -353,7 +388,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         return nil
     }
 
-    private mutating func apply(_ share: Share, from node: Node, now: Double) -> Rejection? {
+    @inlinable mutating func apply(_ share: Share, from node: Node, now: Double) -> Rejection? {
         let id = share.stream!
         if let closed = closedStreams[node], id <= closed { return .closedStream }
         var stream: InStream
@@ -373,18 +408,18 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         }
         share.values.withUnsafeBufferPointer { new in
             stream.sum.withUnsafeBufferPointer { old in
-                value.withUnsafeMutableBufferPointer { x in
+                _value.withUnsafeMutableBufferPointer { x in
                     for i in 0..<x.count { x[i] += new[i] - old[i] }
                 }
             }
         }
-        weight += share.weight - stream.weight
+        _weight += share.weight - stream.weight
         stream.sum = share.values
         stream.weight = share.weight
         stream.sequence = share.sequence
         stream.lastHeard = now
         inStreams[node] = stream
-        contributionsMixed += 1
+        _contributionsMixed += 1
         return nil
     }
 
@@ -395,14 +430,14 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// x ← W_ii·x + Σ_j W_ij·x_j, a missing one's weight staying with self. Push-sum has applied
     /// every share on arrival and only closes the round. `measuringDistance`: also compute
     /// `MixReport.distanceToNeighbours` (a pass over every contribution).
-    public mutating func mix(round: UInt64, in neighbours: [Neighbour], ownDegree: Int, maxDegree: Int,
+    @inlinable public mutating func mix(round: UInt64, in neighbours: [Neighbour], ownDegree: Int, maxDegree: Int,
                              measuringDistance: Bool = false) -> MixReport {
         defer {
             lastMixedRound = max(lastMixedRound ?? round, round)
-            mixes += 1
+            _mixes += 1
         }
         guard settings.mixing == .plain else {
-            return lastReport ?? MixReport(selfWeight: 1, weights: [:])
+            return _lastReport ?? MixReport(selfWeight: 1, weights: [:])
         }
         var weights: [Node: Double] = [:]
         var used: [(weight: Double, values: [Double])] = []
@@ -420,9 +455,9 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         }
         var distance: Double?
         if !used.isEmpty {
-            if measuringDistance { distance = Self.distance(value, toWeightedAverageOf: used) }
+            if measuringDistance { distance = Self.distance(_value, toWeightedAverageOf: used) }
             let s = selfWeight
-            value.withUnsafeMutableBufferPointer { x in
+            _value.withUnsafeMutableBufferPointer { x in
                 for i in 0..<x.count { x[i] *= s }
                 for (w, values) in used {
                     values.withUnsafeBufferPointer { y in
@@ -431,14 +466,14 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
                 }
             }
         }
-        contributionsMixed += used.count
+        _contributionsMixed += used.count
         let report = MixReport(selfWeight: selfWeight, weights: weights, distanceToNeighbours: distance)
-        lastReport = report
+        _lastReport = report
         return report
     }
 
     /// ‖x − ȳ‖ / ‖ȳ‖ with ȳ = Σ w_j·y_j / Σ w_j (0 when both are 0).
-    static func distance(_ x: [Double], toWeightedAverageOf contributions: [(weight: Double, values: [Double])]) -> Double {
+    @inlinable static func distance(_ x: [Double], toWeightedAverageOf contributions: [(weight: Double, values: [Double])]) -> Double {
         var average = [Double](repeating: 0, count: x.count)
         var total = 0.0
         for (w, y) in contributions {
@@ -459,32 +494,32 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// Local training moved the estimate from `old` to `new`: x += w·(new − old), w the weight
     /// the estimate had when training started (push-sum), 1 for plain. Shares that arrived
     /// meanwhile are kept.
-    public mutating func applyLocalUpdate(from old: [Float], to new: [Float], weight w: Double) {
+    @inlinable public mutating func applyLocalUpdate(from old: [Float], to new: [Float], weight w: Double) {
         guard old.count == dimension, new.count == dimension, w > 0 else { return }
-        for i in 0..<dimension { value[i] += w * (Double(new[i]) - Double(old[i])) }
+        for i in 0..<dimension { _value[i] += w * (Double(new[i]) - Double(old[i])) }
     }
 
     /// Starts over from `values` with weight `weight` (a model adopted from the network: plain
     /// takes it as its value; push-sum with weight 0 leaves the network average unchanged).
-    public mutating func reset(to values: [Double], weight w: Double) {
+    @inlinable public mutating func reset(to values: [Double], weight w: Double) {
         precondition(values.count == dimension, "reset with the wrong dimension")
-        weight = settings.mixing == .pushSum ? w : 1
-        value = values.map { $0 * weight }
+        _weight = settings.mixing == .pushSum ? w : 1
+        _value = values.map { $0 * _weight }
     }
 
     /// A peer left the view: its pending contributions go. Push-sum streams to and from it stay
     /// for `streamIdleTimeout` (it may have been declared failed wrongly and come back); if it is
     /// really gone, what it held and what was on its way to it are lost with it.
-    public mutating func forget(_ node: Node) {
+    @inlinable public mutating func forget(_ node: Node) {
         pending[node] = nil
-        lastHeard[node] = nil
-        lastDegree[node] = nil
+        _lastHeard[node] = nil
+        _lastDegree[node] = nil
     }
 
     /// Drops the running sums of senders silent for `streamIdleTimeout`, remembering their stream
     /// ids; never those of senders `keep` names (live members: a stream can be silent for a long
     /// time under heavy loss, and what it still carries would be lost with it).
-    public mutating func housekeeping(now: Double, keep: (Node) -> Bool = { _ in false }) {
+    @inlinable public mutating func housekeeping(now: Double, keep: (Node) -> Bool = { _ in false }) {
         for (node, stream) in inStreams where now - stream.lastHeard > settings.streamIdleTimeout && !keep(node) {
             closedStreams[node] = stream.id
             inStreams[node] = nil
@@ -495,12 +530,12 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     public var streamCounts: (out: Int, in: Int) { (outStreams.count, inStreams.count) }
 
     /// Counts a share the caller refused before handing it over (e.g. not from an in-neighbour).
-    public mutating func countRejection(_ reason: Rejection) {
-        rejections[reason, default: 0] += 1
+    @inlinable public mutating func countRejection(_ reason: Rejection) {
+        _rejections[reason, default: 0] += 1
     }
 
-    private mutating func reject(_ reason: Rejection) -> Rejection {
-        rejections[reason, default: 0] += 1
+    @inlinable mutating func reject(_ reason: Rejection) -> Rejection {
+        _rejections[reason, default: 0] += 1
         return reason
     }
 }

@@ -102,11 +102,13 @@ public struct ParametersMessage: Equatable, Sendable {
                 initialized = Int(count)
             }
         } else {
-            let floats = [Float](unsafeUninitializedCapacity: Int(count)) { out, initialized in
-                raw.withUnsafeBytes { UnsafeMutableRawBufferPointer(out).copyMemory(from: $0) }
+            // Straight from the bytes to doubles, one pass: every peer decodes one per neighbour per round.
+            values = [Double](unsafeUninitializedCapacity: Int(count)) { out, initialized in
+                raw.withUnsafeBytes { bytes in
+                    for i in 0..<Int(count) { out[i] = Double(bytes.loadUnaligned(fromByteOffset: i * 4, as: Float.self)) }
+                }
                 initialized = Int(count)
             }
-            values = floats.map(Double.init)
         }
         return ParametersMessage(round: round, step: step, degree: Int(degree), stream: stream, sequence: sequence, weight: weight,
                                  values: values, float64: float64)

@@ -72,10 +72,12 @@ public struct LearningJob: Sendable {
     public var steps: Int
     public var evaluate: Bool
 
+    /// Evaluates the model as handed over (the last mix's, what the network agreed on), then trains.
     public func run() -> LearningResult {
         var learner = self.learner
+        let evaluation = evaluate ? learner.evaluate() : nil
         let loss = learner.train(steps: steps)
-        return LearningResult(learner: learner, meanLoss: loss, evaluation: evaluate ? learner.evaluate() : nil)
+        return LearningResult(learner: learner, meanLoss: loss, evaluation: evaluation)
     }
 }
 

@@ -130,6 +130,8 @@ public struct PeerInstance: Sendable {
     /// The estimate handed to the learning job and the push-sum weight it had then: the job's
     /// change is added to the averager's value when it returns.
     private var learningStart: (parameters: [Float], weight: Double)?
+    /// The round whose shares go out when its training comes back.
+    private var sendRound: UInt64?
     private var nextEvaluationAt: Double
     private var nextCheckpointAt: Double
     private var nextHousekeepingAt: Double
@@ -366,8 +368,11 @@ public struct PeerInstance: Sendable {
 
     private var handsOverWhileLeaving: Bool { settings.gossipRounds && settings.averaging.mixing == .pushSum }
 
-    /// A round starts: send this round's shares, and collect until `collectFraction` of the round.
-    /// If the last round's training has not come back, this round is skipped (counted).
+    /// A round starts: train (adapt), send the trained shares as soon as training is back, and
+    /// collect until `collectFraction` of the round, then mix (combine). So the model between a
+    /// mix and the next round's start is the combined one: what status, checkpoints, hand-overs
+    /// and evaluations see. If the last round's training has not come back, this round is
+    /// skipped (counted).
     private mutating func startRound(now: Double, into out: inout [PeerDirective]) {
         let round = advanceRound(now: now)
         if isLearning || mixRound != nil {
@@ -379,13 +384,21 @@ public struct PeerInstance: Sendable {
             let membership = self.membership
             averager.housekeeping(now: now) { membership.status(of: $0).map { $0 == .alive || $0 == .suspect } ?? false }
         }
-        sendShares(round: round, handOver: false, now: now, into: &out)
         mixRound = round
         mixAt = roundStart(round) + settings.collectFraction * settings.gossipInterval
+        let evaluate = settings.evaluationInterval > 0 && now >= nextEvaluationAt
+        if evaluate { nextEvaluationAt = now + settings.evaluationInterval }
+        guard settings.stepsPerRound > 0 || evaluate else {
+            sendShares(round: round, handOver: false, now: now, into: &out)
+            return
+        }
+        isLearning = true
+        sendRound = round
+        learningStart = (learner.parameters, averager.weight)
+        out.append(.learn(LearningJob(learner: learner, steps: settings.stepsPerRound, evaluate: evaluate)))
     }
 
-    /// The collection deadline: mix the round's contributions, take the estimate as the model,
-    /// and train on it until the next round.
+    /// The collection deadline: mix the round's contributions and take the estimate as the model.
     private mutating func finishRound(now: Double, into out: inout [PeerDirective]) {
         let round = mixRound!
         mixRound = nil
@@ -397,19 +410,18 @@ public struct PeerInstance: Sendable {
                                   maxDegree: neighbourhood.maxDegree, measuringDistance: measuring)
         lastMix = report
         if let distance = report.distanceToNeighbours { distanceToNeighbours = (distance, now) }
-        // The averager holds only finite values of the right length; push-sum has an estimate once
-        // it holds weight (a joiner trains its adopted model until then).
-        if let estimate = averager.estimate { try? learner.replaceParameters(estimate.map(Float.init)) }
-        let evaluate = settings.evaluationInterval > 0 && now >= nextEvaluationAt
-        if evaluate { nextEvaluationAt = now + settings.evaluationInterval }
-        guard settings.stepsPerRound > 0 || evaluate else { return }
-        isLearning = true
-        learningStart = (learner.parameters, averager.weight)
-        out.append(.learn(LearningJob(learner: learner, steps: settings.stepsPerRound, evaluate: evaluate)))
+        takeEstimate()
     }
 
-    /// The end of a round's training: the trained model becomes this peer's, and its change is
-    /// added to the averaged value (contributions that arrived meanwhile stay).
+    /// The averager's estimate becomes the model (it holds only finite values of the right
+    /// length; push-sum has an estimate once it holds weight: a joiner trains its adopted model
+    /// until then).
+    private mutating func takeEstimate() {
+        if let estimate = averager.estimate { try? learner.replaceParameters(estimate.map(Float.init)) }
+    }
+
+    /// A round's training is back: its change is added to the averaged value (contributions that
+    /// arrived meanwhile stay), and the round's shares go out if the round still collects.
     public mutating func learningFinished(_ result: LearningResult, now: Double) -> [PeerDirective] {
         isLearning = false
         guard phase == .training else { return [] }  // left meanwhile: the result is moot
@@ -420,7 +432,17 @@ public struct PeerInstance: Sendable {
         learner = result.learner
         if result.meanLoss.isFinite { trainLoss = trainLoss.isNaN ? result.meanLoss : 0.8 * trainLoss + 0.2 * result.meanLoss }
         if let evaluation = result.evaluation { lastEvaluation = evaluation }
-        return []
+        var out: [PeerDirective] = []
+        if let round = sendRound {
+            sendRound = nil
+            if mixRound == round {
+                sendShares(round: round, handOver: false, now: now, into: &out)
+            } else {
+                roundsSkipped += 1  // training outlasted the collection: this round's shares would be late
+                takeEstimate()  // the mix happened meanwhile: the model is the mixed value plus this change
+            }
+        }
+        return out
     }
 
     /// The network's average as this peer estimates it, in double precision (nil while a

@@ -160,7 +160,12 @@ public final class PeerSimulation {
     private var lastSampleAt = 0.0
     private let verifier: ClaimVerifier
     private let keyring: NetworkKeyring
-    private let unixTimeAtZero = 1_800_000_000.0
+    /// The shared clock's Unix time at 0 s. Gossip rounds are aligned to it (round r starts at
+    /// r · interval, Unix time): it is chosen so that rounds start a quarter round after each
+    /// multiple of the interval (here 0.025 s, 0.125 s, …) and mix half a round later, so samples
+    /// taken at multiples of the interval see every peer's model as of its last mix, never
+    /// half-way through a round. (A fraction of a second here changes nothing else.)
+    private let unixTimeAtZero: Double
     /// Actions not yet seen by every live peer, by index into `events`.
     private var pending: [(event: Int, slot: Int?, kind: Schedule.Kind, incarnation: UInt64)] = []
     /// Shards whose peer is gone (crashed or left, not restarting), oldest first: joiners take them.
@@ -181,6 +186,8 @@ public final class PeerSimulation {
         self.faults = NetworkFaults(loss: options.link.loss)
         self.startingPeers = options.peers
         self.prefetching = options.peers >= Self.prefetchFromPeers
+        let interval = options.settings.gossipInterval
+        self.unixTimeAtZero = (1_800_000_000 / interval).rounded() * interval - (1 - options.settings.collectFraction) * interval / 2
         self.shards = ShardLedger(startingPeers: max(1, options.peers))
         self.verifier = ClaimVerifier(mode: options.crypto)
         var keySeed = SplitMix64(seed: options.seed ^ 0x4E7)
