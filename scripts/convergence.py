@@ -148,7 +148,7 @@ def main():
         "second-largest eigenvalue modulus of the round's mixing matrix (`chorus topology --kind K --peers N --weights W "
         "--format json`); *measured* is the per-round factor fitted to the logarithm of consensus_max, from the rounds where it has "
         "fallen below half its start to where it meets float64's floor (1e-11), the first third left out as transient. "
-        f"Largest deviation: **{worst * 100:.1f} %** (the target is 5 %).\n")
+        f"Largest deviation: **at most {math.ceil(worst * 1000) / 10:.1f} %** (the target is 5 %).\n")
     add("| topology | weights | mixing | n | predicted σ₂ | rounds to 1e-6 | measured per round | measured / predicted |")
     add("|---|---|---|---|---|---|---|---|")
     for kind, weights, mixing, n, predicted, rounds, rate, ratio, _ in rows_out:
