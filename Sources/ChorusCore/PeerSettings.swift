@@ -5,13 +5,13 @@ import ChorusWire
 /// Everything that times or shapes one peer's protocol, shared by the real shell and the
 /// simulator. Every field has a unit, a default and the reason for it.
 public struct PeerSettings: Sendable, Equatable {
-    /// Seconds between gossip rounds (send, collect, mix, train). Rounds are aligned to the wall
+    /// Seconds between gossip rounds (train, send, collect, mix). Rounds are aligned to the wall
     /// clock: round r starts r·gossipInterval seconds after the Unix epoch on every peer.
     public var gossipInterval = 0.1
     /// Fraction of a round after its start at which the round's contributions are mixed: what
-    /// the other peers sent at the round's start arrives within it (latency, clock offsets
-    /// between peers, timer delays on a busy host). The rest of the round trains. Half a round
-    /// (50 ms by default) covers NTP-synchronised clocks with room to spare (docs/averaging.md).
+    /// the other peers trained and sent at the round's start arrives within it (training time,
+    /// latency, clock offsets between peers, timer delays on a busy host). Half a round (50 ms by
+    /// default) covers NTP-synchronised clocks with room to spare (docs/averaging.md).
     public var collectFraction = 0.5
     /// Whether the peer runs gossip rounds at all; off for membership-only simulations.
     public var gossipRounds = true
