@@ -526,9 +526,6 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         }
     }
 
-    /// Push-sum streams open in each direction (status and tests).
-    public var streamCounts: (out: Int, in: Int) { (outStreams.count, inStreams.count) }
-
     /// Counts a share the caller refused before handing it over (e.g. not from an in-neighbour).
     @inlinable public mutating func countRejection(_ reason: Rejection) {
         _rejections[reason, default: 0] += 1

@@ -380,7 +380,7 @@ public struct PeerInstance: Sendable {
             return
         }
         if settings.topology.isTimeVarying { recomputeNeighbourhood(round: round) }
-        if settings.averaging.mixing == .pushSum {
+        if settings.averaging.mixing == .pushSum && round % 10 == 0 {  // the idle timeout is a minute: once a second is plenty
             let membership = self.membership
             averager.housekeeping(now: now) { membership.status(of: $0).map { $0 == .alive || $0 == .suspect } ?? false }
         }
@@ -505,7 +505,7 @@ public struct PeerInstance: Sendable {
         case ChorusChannel.modelRequest:
             // Only a peer that is itself training has a model worth handing over.
             guard phase == .training else { return }
-            send(.object(parametersObject(channel: ChorusChannel.model, now: now)), to: sender, at: address(of: sender) ?? source, now: now, into: &out)
+            send(.object(modelObject()), to: sender, at: address(of: sender) ?? source, now: now, into: &out)
         default:
             count("channel.unknown")
         }
@@ -676,9 +676,13 @@ public struct PeerInstance: Sendable {
 
     /// This round's shares to the out-neighbours (plain: one object, hashed once for all).
     private mutating func sendShares(round: UInt64, handOver: Bool, now: Double, into out: inout [PeerDirective]) {
+        // Push-sum only: who gets no new mass (plain mixing sends its value to every out-neighbour).
         var held = Set<PeerID>()
-        for (peer, _) in neighbourhood.out where membership.status(of: peer) != .alive { held.insert(peer) }
-        let silence = settings.topology.isDirected ? nil : Double(settings.averaging.silentRounds) * settings.gossipInterval
+        var silence: Double?
+        if settings.averaging.mixing == .pushSum {
+            for (peer, _) in neighbourhood.out where membership.status(of: peer) != .alive { held.insert(peer) }
+            if !settings.topology.isDirected { silence = Double(settings.averaging.silentRounds) * settings.gossipInterval }
+        }
         let outgoing = averager.beginRound(round, out: neighbourhood.out, ownDegree: neighbourhood.outDegree,
                                            maxDegree: neighbourhood.maxDegree, retained: neighbourhood.retained, handOver: handOver,
                                            now: now, held: held, silence: silence)
@@ -696,11 +700,11 @@ public struct PeerInstance: Sendable {
         }
     }
 
-    /// This peer's model with its step count (a handover to a joiner, float32).
-    private mutating func parametersObject(channel: UInt8, now: Double) -> PreparedObject {
+    /// This peer's model with its step count, float32: the answer to a joiner's model request.
+    private mutating func modelObject() -> PreparedObject {
         let message = ParametersMessage(round: nextRound &- 1, step: learner.steps, degree: max(1, neighbourhood.outDegree),
                                         parameters: learner.parameters)
-        return prepared(channel: channel, bytes: message.encoded())
+        return prepared(channel: ChorusChannel.model, bytes: message.encoded())
     }
 
     /// An object ready to send: its id from this peer's generator (so a seed replays it), its

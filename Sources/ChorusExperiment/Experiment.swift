@@ -116,6 +116,9 @@ public final class Experiment {
         return l
     }
 
+    /// Optimiser steps per gossip round of every peer.
+    public var stepsPerRound: Int { network.options.stepsPerRound }
+
     /// The most steps a starting peer trained itself, by its last status.
     public var stepsPerStartingPeer: Int {
         latest.filter { $0.key < options.peers }.map(\.value.stepsTrained).max() ?? 0

@@ -123,7 +123,7 @@ struct ExperimentCommand: ParsableCommand {
         var summary = result.summary
         if baseline && task == "train" {
             summary.baseline = try BaselineComparison.run(model: options.model, partition: options.partition, peers: peers,
-                                                          stepsPerPeer: experiment.stepsPerStartingPeer, stepsPerRound: 5,
+                                                          stepsPerPeer: experiment.stepsPerStartingPeer, stepsPerRound: experiment.stepsPerRound,
                                                           learning: experiment.learningSettings, dataSeed: training.seed)
         }
         do { try RunOutput.write(samples: result.samples, summary: summary, to: out) } catch {
