@@ -112,6 +112,10 @@ public struct MembershipInstance: Sendable {
     /// Members that became live during the round, after the snapshot was taken.
     private var probeNewcomers: [PeerID] = []
     private var probeIndex = 0
+    /// The first round starts at a random place in its order, so peers started together do not
+    /// begin (and end) their rounds together. Synchronised rounds leave a member that crashes
+    /// late in a round unprobed until the next round begins: everyone has probed it already.
+    private var firstRound = true
     private var probe: Probe?
     private var nextProbeAt: Double
     private var relays: [UInt32: Relay] = [:] { didSet { timersDeadline = nil } }
@@ -185,6 +189,10 @@ public struct MembershipInstance: Sendable {
     }
     /// Whether this peer's suspicion timer for `peer` ran out and it is probing it before declaring.
     func isVerifying(_ peer: PeerID) -> Bool { suspicions[peer]?.verifying ?? false }
+    func isVerifyingNext(_ peer: PeerID) -> Bool { verifyNext.contains(peer) }
+    /// Probes left in this round, and whether `peer` is among them (tests).
+    var probesLeftInRound: Int { max(0, probeOrder.count - probeIndex) }
+    func isDueThisRound(_ peer: PeerID) -> Bool { (probeIndex..<probeOrder.count).contains { probeID(at: $0) == peer } }
     /// n for the protocol's formulas: live members including this peer.
     var clusterSize: Int { 1 + liveIDs.count }
     /// Live members including this peer (`liveMembers.count` without building the array).
@@ -217,10 +225,14 @@ public struct MembershipInstance: Sendable {
     }
 
     /// Caches `earliestTimer()` at the end of every public mutating call, and notes the
-    /// deadline the shell now has.
-    private mutating func cacheTimers() {
+    /// deadline the shell now has. A deadline already past (a timer left stale while idle, such
+    /// as `nextReconnectAt` before the first tombstone) is a tick due now, not a promise made
+    /// in the past: taking it as one made the first tombstone after a quiet minute look like a
+    /// minute-long pause, and the peer shifted its probes a minute ahead (the detection tail
+    /// of issue 19).
+    private mutating func cacheTimers(now: Double) {
         if timersDeadline == nil { timersDeadline = earliestTimer() }
-        promisedTick = nextDeadline
+        promisedTick = max(nextDeadline, now)
     }
 
     /// Moves `nextGossipAt` to the first round on its grid after `now`. Rounds with an empty
@@ -236,7 +248,7 @@ public struct MembershipInstance: Sendable {
 
     /// Starts from a known view without gossiping it (a simulation's steady state, or tests).
     public mutating func preload(_ claims: [Claim], now: Double) {
-        defer { cacheTimers() }
+        defer { cacheTimers(now: now) }
         bulkLoading = true
         for claim in claims { _ = apply(claim, now: now) }
         bulkLoading = false
@@ -248,7 +260,7 @@ public struct MembershipInstance: Sendable {
     /// members: a simulation's peers all start from one view, and a shared tree keeps n views in
     /// little more than the memory of one (a change copies only the path to the member changed).
     public mutating func preload(sharing other: MembershipInstance, now: Double) {
-        defer { cacheTimers() }
+        defer { cacheTimers(now: now) }
         precondition(members.isEmpty && other.tombstones.isEmpty, "preload(sharing:) starts an empty view from a steady one")
         (members, othersDigest, liveIDs) = (other.members, other.othersDigest, other.liveIDs)
         // Two changes, kept in step with the indexes as any other; endPreload then drops what
@@ -262,13 +274,13 @@ public struct MembershipInstance: Sendable {
         queue.removeAll()
         ranking.removeAll()
         (probeOrder, probeSnapshot, probeNewcomers) = ([], [], [])  // reshuffled (with the caller's randomness) at the first probe
-        probeIndex = 0
+        (probeIndex, firstRound) = (0, true)
     }
 
     /// Contacts a seed (its id learned from the datagram layer's hello): sends our view and asks
     /// for theirs. Repeated every second until some sync answer arrives.
     public mutating func join(seed: PeerID, address seedAddress: String, now: Double) -> [MembershipDirective] {
-        defer { cacheTimers() }
+        defer { cacheTimers(now: now) }
         if queue.isEmpty { passGossipRounds(upTo: now) }
         guard seed != me else { return [] }
         seeds[seed] = seedAddress
@@ -281,7 +293,7 @@ public struct MembershipInstance: Sendable {
     /// Graceful leave: announce a signed "left" claim directly to up to `announceFanout` members and
     /// by gossip; probing stops. The shell keeps the instance running briefly to spread it.
     public mutating func leave(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
-        defer { cacheTimers() }
+        defer { cacheTimers(now: now) }
         if queue.isEmpty { passGossipRounds(upTo: now) }
         guard !isLeaving else { return [] }
         isLeaving = true
@@ -299,7 +311,7 @@ public struct MembershipInstance: Sendable {
     // MARK: Timers
 
     public mutating func tick(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
-        defer { cacheTimers() }
+        defer { cacheTimers(now: now) }
         var out: [MembershipDirective] = []
         let lateness = now - promisedTick
         if lateness > settings.probeInterval {
@@ -376,7 +388,7 @@ public struct MembershipInstance: Sendable {
                 p.indirectSent = true
                 p.nextRetryAt = settings.directRetries > 0 ? now : .infinity
                 if let target = members[p.target] {
-                    let relays = randomLiveMembers(count: settings.indirectChecks, excluding: [p.target], rng: &rng)
+                    let relays = randomRelays(for: p.target, rng: &rng)
                     p.nacksExpected = relays.count
                     p.relaysAsked = Set(relays.map(\.id))
                     stats.indirectProbes += 1
@@ -401,8 +413,14 @@ public struct MembershipInstance: Sendable {
                 probe = nil
                 if !p.acked {
                     stats.failedProbes += 1
-                    // Lifeguard: a failed probe, and every nack that did not come, count against our own health.
-                    adjustHealth(1 + max(0, p.nacksExpected - p.nacksReceived))
+                    // Lifeguard: a failed probe, and every nack that did not come, count against
+                    // our own health. A failed probe of a member someone else already suspects
+                    // is corroborated, not a hint that we are slow, and is not charged: after a
+                    // mass crash, charging it stretched every prober's period just when the
+                    // crashed members needed probing. (memberlist charges only missing nacks;
+                    // that shortened the crash tail but raised false failures under 20–30 % loss.)
+                    let corroborated = suspicions[p.target]?.accusers.contains { $0 != me } == true
+                    adjustHealth((corroborated ? 0 : 1) + max(0, p.nacksExpected - p.nacksReceived))
                     if let target = members[p.target], target.isLive {
                         out += suspect(p.target, incarnation: target.incarnation, now: now)
                         suspicions[p.target]?.secondHand = false  // now we saw it fail ourselves
@@ -457,7 +475,8 @@ public struct MembershipInstance: Sendable {
             (probeSnapshot, probeNewcomers) = (liveIDs, [])
             probeOrder = Array(0..<UInt32(liveIDs.count))
             probeOrder.shuffle(using: &rng)
-            probeIndex = 0
+            probeIndex = firstRound && !probeOrder.isEmpty ? Int.random(in: 0..<probeOrder.count, using: &rng) : 0
+            firstRound = false
             if probeOrder.isEmpty { return nil }
         }
         return nil
@@ -498,7 +517,7 @@ public struct MembershipInstance: Sendable {
 
     public mutating func receive(_ message: MembershipMessage, from sender: PeerID, address source: String,
                                  now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
-        defer { cacheTimers() }
+        defer { cacheTimers(now: now) }
         if queue.isEmpty { passGossipRounds(upTo: now) }
         var out: [MembershipDirective] = []
         let stranger = sender != me && members[sender] == nil
@@ -663,6 +682,7 @@ public struct MembershipInstance: Sendable {
             store(m, as: claim.subject, now: now)
             suspicions[claim.subject] = Suspicion(startedAt: now, incarnation: claim.incarnation, accusers: [accuser])
             enqueue(claim)
+            if accuser != me && probesSuspectAtOnce(claim.subject, incarnation: claim.incarnation) { verifyNext.append(claim.subject) }
             return [.event(.suspected(claim.subject, by: accuser))]
         }
     }
@@ -735,6 +755,20 @@ public struct MembershipInstance: Sendable {
             }
         }
         return targets.map { send(.gossip(claims: [myAliveClaim]), to: $0.id, address: $0.address) }
+    }
+
+    /// Whether this member probes a new suspect next rather than when its round comes: true for
+    /// about `suspicionProbes` of the members who hear the accusation (a hash of both ids and
+    /// the incarnation, so the choice needs no randomness and differs between suspicions).
+    /// Their probes are the independent confirmations Lifeguard's timeout waits for; left to
+    /// the round-robin order they came about one every 1.3 s at 64 members, and a crash took
+    /// most of its detection time waiting for the second and third.
+    private func probesSuspectAtOnce(_ peer: PeerID, incarnation: UInt64) -> Bool {
+        guard settings.suspicionProbes > 0 else { return false }
+        let share = Double(settings.suspicionProbes) / Double(max(1, clusterSize - 2))
+        if share >= 1 { return true }
+        let draw = Self.mix(me.leadingWord ^ Self.mix(peer.leadingWord ^ Self.mix(incarnation)))
+        return Double(draw >> 11) / Double(1 << 53) < share
     }
 
     private mutating func suspect(_ peer: PeerID, incarnation: UInt64, now: Double) -> [MembershipDirective] {
@@ -946,6 +980,22 @@ public struct MembershipInstance: Sendable {
             if !chosen.contains(i) && !excluding.contains(liveIDs[i]) { chosen.append(i) }
         }
         return chosen.map { contact(of: liveIDs[$0]) }
+    }
+
+    /// Relays for an indirect probe of `target`: live members not under suspicion, as
+    /// memberlist picks them. A suspect is likely gone; its missing nack would count against
+    /// our own health, and after a mass crash (a quarter of the members) that stretched most
+    /// probers' periods two- or threefold just when the crashed members needed probing.
+    private mutating func randomRelays(for target: PeerID, rng: inout some RandomNumberGenerator) -> [Contact] {
+        guard suspicions.keys.contains(where: { $0 != target }) else {
+            return randomLiveMembers(count: settings.indirectChecks, excluding: [target], rng: &rng)
+        }
+        var candidates = liveIDs.filter { $0 != target && members[$0]?.status == .alive }
+        if candidates.count > settings.indirectChecks {
+            for i in 0..<settings.indirectChecks { candidates.swapAt(i, Int.random(in: i..<candidates.count, using: &rng)) }
+            candidates.removeLast(candidates.count - settings.indirectChecks)
+        }
+        return candidates.map { contact(of: $0) }
     }
 
     /// Failed members that have an address, in id order.

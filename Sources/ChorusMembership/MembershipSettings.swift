@@ -62,6 +62,11 @@ public struct MembershipSettings: Sendable, Equatable {
     /// only. Stretched to n/8 s in large groups, so the whole network sends about 8 such
     /// datagrams per second (most failed members really are gone), not n/2.
     public var reconnectInterval = 2.0
+    /// Members expected to probe a new suspect as soon as they hear the accusation (each with
+    /// probability this / (n − 2)), instead of when their round-robin order reaches it. Their
+    /// failed probes confirm a crash within about two probe periods, so the suspicion timeout
+    /// falls to its minimum early; a live suspect gets this many extra pings. 0 turns it off.
+    public var suspicionProbes = 6
 
     /// Close to hashicorp/memberlist's LAN profile (1 s probes, 500 ms timeout, k = 3, gossip
     /// 200 ms × 3, retransmit ×4, 30 s sync) but with a lower suspicion floor (multiplier 1
@@ -116,6 +121,7 @@ public struct MembershipSettings: Sendable, Equatable {
         if !(strangerSyncInterval >= 0) { out.append("strangerSyncInterval must be 0 or more seconds, got \(strangerSyncInterval)") }
         if strangersRemembered < 1 { out.append("strangersRemembered must be at least 1, got \(strangersRemembered)") }
         if !(failedSyncFraction >= 0 && failedSyncFraction <= 1) { out.append("failedSyncFraction must be between 0 and 1, got \(failedSyncFraction)") }
+        if suspicionProbes < 0 { out.append("suspicionProbes must be 0 or more, got \(suspicionProbes)") }
         if directRetries < 0 { out.append("directRetries must be 0 or more, got \(directRetries)") }
         if !(relayNackFraction > 0 && relayNackFraction <= 1) { out.append("relayNackFraction must be in (0, 1], got \(relayNackFraction)") }
         return out

@@ -5,21 +5,22 @@ import Testing
 @Suite("Probing")
 struct ProbeTests {
     @Test("every live member is pinged exactly once per round, and rounds are reshuffled", arguments: [3, 8, 17])
-    func everyMemberOncePerRound(n: Int) {
+    func everyMemberOncePerRound(n: Int) throws {
         let others = (2...UInt8(n + 1)).map { $0 }
         var d = Driver(Fixture.instance(1, knowing: others), seed: UInt64(n))
         d.responsive = Set(others.map(Fixture.id))
         let rounds = 4
-        while d.pings.count < rounds * n { d.step() }
-        let pings = Array(d.pings.prefix(rounds * n))
+        while d.pings.count < (rounds + 1) * n { d.step() }
+        let pings = Array(d.pings.prefix((rounds + 1) * n))
         let expected = Set(others.map(Fixture.id))
-        var orders: [[PeerID]] = []
-        for r in 0..<rounds {
-            let round = pings[r * n..<(r + 1) * n].map(\.to)
-            #expect(round.count == n)
-            #expect(Set(round) == expected, "round \(r) must ping each member once")
-            orders.append(round)
+        // The first round is the tail of a shuffled order (k pings, 1 ≤ k ≤ n, all different), so
+        // that peers started together do not run their rounds in step; full rounds follow.
+        func fullRounds(after k: Int) -> Bool {
+            (0..<rounds).allSatisfy { r in Set(pings[k + r * n..<k + (r + 1) * n].map(\.to)) == expected }
         }
+        let k = try #require((1...n).first { Set(pings[0..<$0].map(\.to)).count == $0 && fullRounds(after: $0) },
+                             "a partial first round, then every member once per round")
+        let orders = (0..<rounds).map { r in pings[k + r * n..<k + (r + 1) * n].map(\.to) }
         #expect(Set(orders).count > 1, "the order must be reshuffled between rounds")
         // Healthy and always acked: one ping per probe interval, exactly.
         for (a, b) in zip(pings, pings.dropFirst()) { #expect((b.time - a.time).isClose(to: 1)) }
@@ -36,14 +37,15 @@ struct ProbeTests {
             var d = Driver(Fixture.instance(1, knowing: others), seed: 4)
             d.responsive = Set(others.map(Fixture.id))
             let first = d.stepUntilPing()
-            guard first.to != Fixture.id(returning) else { continue }  // must still be ahead in this round
+            guard d.instance.isDueThisRound(Fixture.id(returning)) else { continue }  // must still be ahead in this round
             d.receive(.gossip(claims: [Fixture.failed(returning, by: 2)]), from: Fixture.id(2), at: first.time + 0.1)
             d.receive(.gossip(claims: [Fixture.alive(returning, incarnation: Fixture.base + 1)]), from: Fixture.id(returning),
                       at: first.time + 0.2)
             #expect(d.instance.status(of: Fixture.id(returning)) == .alive)
-            while d.pings.count < others.count { d.step() }
-            let round = d.pings.prefix(others.count).map(\.to)
-            if Set(round).count != others.count { duplicated.append(returning) }
+            let roundLength = 1 + d.instance.probesLeftInRound  // the first round is a partial one
+            while d.pings.count < roundLength { d.step() }
+            let round = d.pings.prefix(roundLength).map(\.to)
+            if Set(round).count != roundLength { duplicated.append(returning) }
         }
         #expect(duplicated.isEmpty, "peers probed twice in one round after coming back: \(duplicated)")
     }
@@ -54,8 +56,10 @@ struct ProbeTests {
         func firstRound(of k: UInt8) -> [PeerID] {
             var d = Driver(Fixture.instance(k, knowing: everyone), seed: UInt64(k) * 7919)
             d.responsive = Set(everyone.filter { $0 != k }.map(Fixture.id))
-            while d.pings.count < everyone.count - 1 { d.step() }
-            return d.pings.map(\.to)
+            _ = d.stepUntilPing()
+            let start = 1 + d.instance.probesLeftInRound  // after the partial first round
+            while d.pings.count < start + everyone.count - 1 { d.step() }
+            return d.pings.dropFirst(start).map(\.to)
         }
         let common = Set(everyone.filter { $0 != 1 && $0 != 2 }.map(Fixture.id))
         let one = firstRound(of: 1).filter(common.contains)
@@ -249,6 +253,100 @@ struct ProbeTests {
     }
 }
 
+@Suite("Probing after churn")
+struct ProbeScheduleTests {
+    @Test("peers started together with the same view begin their rounds at different places")
+    func firstRoundsAreOutOfStep() {
+        let others = (2...17).map { UInt8($0) }
+        let firstRoundLengths = (1...6).map { seed -> Int in
+            var d = Driver(Fixture.instance(1, knowing: others), seed: UInt64(seed))
+            d.responsive = Set(others.map(Fixture.id))
+            while d.pings.count < 2 * others.count { d.step() }
+            // The first repeated target ends the first round.
+            var seen: Set<PeerID> = []
+            return d.pings.firstIndex { !seen.insert($0.to).inserted } ?? 0
+        }
+        #expect(Set(firstRoundLengths).count > 1, "first rounds of \(firstRoundLengths) pings: all alike")
+    }
+
+    @Test("liveness bound: every live member is probed within two rounds, whatever left, failed or joined")
+    func everyMemberProbedWithinTwoRounds() {
+        let others = (2...10).map { UInt8($0) }
+        var d = Driver(Fixture.instance(1, knowing: others), seed: 7)
+        d.responsive = Set((2...12).map { Fixture.id(UInt8($0)) })
+        let messenger = Fixture.id(2)
+        // Quiet for most of a minute, then leaves, a failure and joins: the pattern that hid
+        // crashed members for up to a minute (issue 19).
+        d.run(until: 50)
+        d.receive(.gossip(claims: [Fixture.left(3)]), from: messenger, at: 50.1)
+        d.run(until: 51)
+        d.receive(.gossip(claims: [Fixture.alive(11)]), from: messenger, at: 51.2)
+        d.run(until: 70)
+        d.receive(.gossip(claims: [Fixture.failed(5, by: 4)]), from: messenger, at: 70.3)
+        d.receive(.gossip(claims: [Fixture.alive(12)]), from: messenger, at: 70.4)
+        d.receive(.gossip(claims: [Fixture.alive(3, incarnation: Fixture.base + 1)]), from: messenger, at: 75)
+        d.run(until: 160)
+        #expect(d.instance.stats.pausesDetected == 0)
+        // Each member with the time it was last seen to become live.
+        let live: [(UInt8, Double)] = [(2, 0), (3, 75), (4, 0), (6, 0), (7, 0), (8, 0), (9, 0), (10, 0), (11, 51.2), (12, 70.4)]
+        // Seconds: two rounds of one probe a second, each lengthened by the members that joined
+        // during it (at most 3 here), and one period.
+        let bound = 2.0 * Double(live.count + 3) + 1
+        for (k, since) in live {
+            let member = Fixture.id(k)
+            let times = [since] + d.pings.filter { $0.to == member && $0.time >= since }.map(\.time) + [160]
+            let gap = zip(times, times.dropFirst()).map { $1 - $0 }.max() ?? .infinity
+            #expect(gap <= bound, "member \(k) went \(gap) s without a probe (bound \(bound) s)")
+        }
+    }
+
+    @Test("a member that hears an accusation probes the suspect next when it is one of the few chosen")
+    func suspicionProbedAtOnce() throws {
+        let others = (2...9).map { UInt8($0) }
+        func nextPing(suspicionProbes: Int, seed: UInt64) -> PeerID {
+            var settings = Fixture.hand
+            settings.suspicionProbes = suspicionProbes
+            var d = Driver(Fixture.instance(1, knowing: others, settings: settings), seed: seed)
+            d.responsive = Set(others.map(Fixture.id))  // 4 too: the accusation is the news here
+            d.run(until: 10)
+            d.receive(.gossip(claims: [Fixture.suspect(4, by: 2)]), from: Fixture.id(2), at: 10.1)
+            return d.stepUntilPing().to
+        }
+        // A seed whose round-robin order would not reach 4 next anyway.
+        let seed = try #require((1...20).map(UInt64.init).first { nextPing(suspicionProbes: 0, seed: $0) != Fixture.id(4) })
+        #expect(nextPing(suspicionProbes: 100, seed: seed) == Fixture.id(4))
+    }
+
+    @Test("about suspicionProbes of the members who hear an accusation probe the suspect at once")
+    func suspicionProbesAreFew() {
+        let n = 64
+        var settings = Fixture.hand
+        settings.suspicionProbes = 6
+        var chosen = 0
+        for k in 1...UInt8(n) where k != 4 && k != 2 {
+            var instance = Fixture.instance(k, knowing: (1...UInt8(n)).map { $0 }, settings: settings)
+            var rng = SplitMix(seed: 1)
+            _ = instance.receive(.gossip(claims: [Fixture.suspect(4, by: 2)]), from: Fixture.id(2), address: "", now: 1, rng: &rng)
+            if instance.isVerifyingNext(Fixture.id(4)) { chosen += 1 }
+        }
+        #expect((2...12).contains(chosen), "\(chosen) of \(n - 2) hearers probe the suspect at once; 6 expected")
+    }
+
+    @Test("relays for an indirect probe are never members under suspicion")
+    func relaysAreNotSuspects() {
+        let others = (2...12).map { UInt8($0) }
+        var d = Driver(Fixture.instance(1, knowing: others), seed: 5)
+        d.responsive = Set((5...12).map { Fixture.id(UInt8($0)) })  // 2, 3 and 4 are gone
+        d.receive(.gossip(claims: [Fixture.suspect(2, by: 9), Fixture.suspect(3, by: 9), Fixture.suspect(4, by: 9)]),
+                  from: Fixture.id(9), at: 0.5)
+        d.run(until: 30)
+        let requests = d.log.map(\.directive).pingRequests
+        #expect(requests.count >= 4)
+        let suspects = Set([2, 3, 4].map { Fixture.id(UInt8($0)) })
+        #expect(!requests.contains { suspects.contains($0.to) }, "a suspect was asked to relay")
+    }
+}
+
 @Suite("Lifeguard local health")
 struct LocalHealthTests {
     @Test("a failed probe costs 1 plus every nack that did not come", arguments: [(0, 3), (1, 2), (2, 1)])
@@ -264,6 +362,47 @@ struct LocalHealthTests {
         d.run(until: ping.time + 1)
         #expect(d.instance.stats.failedProbes == 1)
         #expect(d.instance.localHealth == expectedHealth)
+    }
+
+    @Test("a failed probe of a member someone else already suspects costs only the missing nacks")
+    func corroboratedFailureIsFree() {
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        d.receive(.gossip(claims: [Fixture.suspect(2, by: 3), Fixture.suspect(4, by: 3), Fixture.suspect(5, by: 3)]),
+                  from: Fixture.id(3), at: 0.1)
+        d.responsive = [Fixture.id(3)]
+        // A probe of a suspect: its only relay is the live member not under suspicion (3), which nacks.
+        var ping = d.stepUntilPing()
+        while ping.to == Fixture.id(3) { d.run(until: ping.time + 1); ping = d.stepUntilPing() }
+        d.run(until: ping.time + 0.5)
+        d.receive(.nack(sequence: ping.sequence, claims: []), from: Fixture.id(3), at: ping.time + 0.5)
+        d.run(until: ping.time + 1)
+        #expect(d.instance.stats.failedProbes == 1)
+        #expect(d.instance.localHealth == 0)
+    }
+
+    @Test("a failed probe with nobody to ask costs 1")
+    func failedProbeWithoutRelays() {
+        var d = Driver(Fixture.instance(1, knowing: [2]))
+        let ping = d.stepUntilPing()
+        d.run(until: ping.time + 1)
+        #expect(d.log.map(\.directive).pingRequests.isEmpty)
+        #expect(d.instance.stats.failedProbes == 1)
+        #expect(d.instance.localHealth == 1)
+    }
+
+    @Test("a tombstone after a quiet minute is no pause: probes go on every period (issue 19's detection tail)")
+    func firstTombstoneIsNoPause() {
+        // Idle timers (the reconnect attempt, due only once a tombstone exists) fall behind while
+        // nothing is failed. The first tombstone made that stale time the deadline promised,
+        // the next tick looked a minute late, and every deadline, probes included, moved a minute ahead.
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5, 6]))
+        d.responsive = Set([2, 3, 4, 5, 6].map(Fixture.id))
+        d.run(until: 60)
+        d.receive(.gossip(claims: [Fixture.left(6)]), from: Fixture.id(2), at: 60.05)
+        d.run(until: 70)
+        #expect(d.instance.stats.pausesDetected == 0)
+        #expect(d.instance.localHealth == 0)
+        #expect(d.pings.filter { $0.time > 60.05 }.count >= 9, "one probe a second after the leave")
     }
 
     @Test("a tick more than a probe interval later than the deadline given is a pause: +1 health, and the probe's deadlines move by the lateness")
