@@ -94,13 +94,17 @@ public enum PeerRunner {
         let transport: UDPTransport
         do {
             transport = try await retryingWhileInUse {
-                try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, on: loop) { bytes, address in
+                try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, maxDatagramSize: config.wire.maxDatagramSize,
+                                            on: loop) { bytes, address in
                     node.value.receive(bytes, from: address)
                 }
             }
         } catch {
             try? await group.shutdownGracefully()
             throw StartupError("\(config.file): field 'peer.bind': cannot bind UDP \(config.bind): \(describe(error))")
+        }
+        if let granted = await transport.receiveBufferBytes(), granted < 32 * config.wire.maxDatagramSize {
+            log.warning("the UDP receive buffer holds \(granted) bytes, fewer than 32 datagrams of \(config.wire.maxDatagramSize) bytes (gossip.max_datagram_size in \(config.file)): bursts will be lost; raise net.core.rmem_max (sysctl) or lower max_datagram_size")
         }
         let admin: Channel
         do {
