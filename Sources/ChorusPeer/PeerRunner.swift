@@ -69,6 +69,11 @@ public enum PeerRunner {
         if Double(bootEpoch) > clock + 86_400 {
             log.warning("boot epoch \(bootEpoch) (from \(config.checkpointPath).epoch) is more than a day ahead of this machine's clock (\(UInt64(clock))): other peers reject its claims as absurd until their clocks catch up; fix the clock, or stop the peer and move that file away")
         }
+        // Other peers are told this address: a name that does not resolve here would spread
+        // through the network and get this peer declared failed.
+        do { _ = try SocketAddress.makeAddressResolvingHost(config.advertise.host, port: config.advertise.port) } catch {
+            throw StartupError("\(config.file): field 'peer.advertise': cannot resolve \(config.advertise.host): \(error); give the address other peers reach this one at")
+        }
         var known: [PeerID: SocketAddress] = [:]
         for (index, n) in config.neighbours.enumerated() {
             do { known[n.id] = try SocketAddress.makeAddressResolvingHost(n.address.host, port: n.address.port) } catch {

@@ -128,7 +128,13 @@ public struct Schedule: Sendable, Equatable {
         public var description: String { field.map { "\(file): '\($0)': \(message)" } ?? "\(file): \(message)" }
     }
 
+    /// Largest schedule file read (a real one is a few kilobytes; see `PeerConfig.maxFileBytes`).
+    public static let maxFileBytes = 1 << 20
+
     public static func load(path: String) throws(ParseError) -> Schedule {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
+            throw ParseError(file: path, field: nil, message: "the file has \(size) bytes; a schedule has a few thousand (at most \(maxFileBytes) accepted)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ParseError(file: path, field: nil, message: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
         }

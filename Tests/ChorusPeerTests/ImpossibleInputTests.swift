@@ -75,3 +75,38 @@ struct ImpossibleInputTests {
         #expect(result.stdout.contains("of 0 watched actions"), "the heal was still carried out: \(result.stdout)")
     }
 }
+
+@Suite("impossible peer configurations")
+struct ImpossibleConfigTests {
+    @Test("a 10 MB configuration is refused at once, before the TOML parser reads it")
+    func hugeFile() throws {
+        let s = try Scratch()
+        let file = s.write(s.config { $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = \"\(String(repeating: "x", count: 10_000_000))\"") })
+        let started = Date()
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int)
+        #expect(throws: ConfigError(file: file, field: nil, "the file has \(size) bytes; a peer configuration has a few thousand (at most 1048576 accepted)")) {
+            try PeerConfig.load(path: file)
+        }
+        #expect(Date().timeIntervalSince(started) < 1)
+    }
+
+    @Test("the join.toml chorus init writes is refused until its advertise placeholder is replaced")
+    func initPlaceholder() throws {
+        let s = try Scratch()
+        let out = s.path + "/cluster"
+        let written = try ChorusBinary.run(["init", "--hosts", "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103", "--out", out], timeout: 30)
+        #expect(written.status == 0, "\(written.stderr)")
+        let result = try ChorusBinary.run(["peer", "--config", out + "/join.toml"], timeout: 30)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(out)/join.toml: field 'peer.advertise': \"NEW-HOST:7101\" is the placeholder"), "\(result.stderr)")
+    }
+
+    @Test("an advertise name that does not resolve stops the peer at start, naming the field")
+    func unresolvableAdvertise() throws {
+        let s = try Scratch()
+        let file = s.write(s.config { $0.replacingOccurrences(of: "127.0.0.1:7999", with: "no-such-host.invalid:7999") })
+        let result = try ChorusBinary.run(["peer", "--config", file], timeout: 30)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(file): field 'peer.advertise': cannot resolve no-such-host.invalid"), "\(result.stderr)")
+    }
+}
