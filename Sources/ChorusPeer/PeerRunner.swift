@@ -59,6 +59,9 @@ public enum PeerRunner {
     public static func run(config: PeerConfig, exitWithParent: Bool = false, log base: Logger) async throws {
         let (identity, network, learner, adminToken) = try prepare(config: config)
         let log = { var log = base; log[metadataKey: "peer"] = "\(identity.peerID.short)"; return log }()
+        for path in [config.checkpointPath, config.checkpointPath + ".epoch"] {
+            for stale in AtomicFile.removeStaleTemporaries(of: path) { log.notice("removed \(stale), left by a peer killed while writing") }
+        }
         let bootEpoch: UInt64
         do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch let error as StartupError {
             throw StartupError("\(error.description) (field 'peer.checkpoint' in \(config.file))")
