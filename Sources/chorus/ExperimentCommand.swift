@@ -24,6 +24,10 @@ struct ExperimentCommand: ParsableCommand {
                   --schedule scripts/schedules/replace-quarter.toml --out runs/rq16-sim
               scripts/compare.py runs/rq16-sim runs/rq16-real
 
+            The schedule is checked as in chorus simulate before any peer starts: \
+            impossible actions stop the command naming their entry, actions at or after \
+            the end are left out with a warning (also in summary.json's "warnings").
+
             Data: the training set is dealt into N shards; a joiner takes the shard of a \
             peer that crashed or left (never a copy of a live peer's). The learning rate \
             is constant unless --cosine-decay (as in chorus simulate). Ctrl-C (or SIGTERM) stops every peer and still writes what was \

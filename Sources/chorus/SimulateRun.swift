@@ -36,6 +36,12 @@ struct SimulateRun: ParsableCommand {
             estimate from the true average of the starting vectors (docs/averaging.md, \
             docs/convergence.md).
 
+            The schedule is checked against --peers and --duration first: an action \
+            naming a peer that does not exist by then (or has left), a count above the \
+            live peers, or a crash or leave of every live peer stops the command with \
+            the file and entry named; an action at or after the end is left out with a \
+            warning, printed and kept in summary.json's "warnings".
+
             Outputs (docs/experiments.md): DIR/series.csv (one row per --sample-interval), \
             DIR/events.csv (each schedule action and when every live peer saw it), \
             DIR/summary.json, and DIR/convergence.png when python3-matplotlib is \
