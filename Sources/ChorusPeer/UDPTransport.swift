@@ -42,7 +42,13 @@ final class UDPTransport: @unchecked Sendable {
     /// (a model sent in many full datagrams), bounded by `net.core.rmem_max`.
     static func bind(host: String, port: Int, maxDatagramSize: Int, on loop: EventLoop,
                      onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> UDPTransport {
-        let channel = try await DatagramBootstrap(group: loop)
+        try await bound(host: host, port: port, maxDatagramSize: maxDatagramSize, on: loop, onDatagram: onDatagram).get()
+    }
+
+    /// `bind` as a future (for callers that are not async).
+    static func bound(host: String, port: Int, maxDatagramSize: Int, on loop: EventLoop,
+                      onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) -> EventLoopFuture<UDPTransport> {
+        DatagramBootstrap(group: loop)
             .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: socketBufferBytes(maxDatagramSize: maxDatagramSize))
             .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: socketBufferBytes(maxDatagramSize: maxDatagramSize))
             .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: receiveCapacity(maxDatagramSize: maxDatagramSize)))
@@ -51,8 +57,8 @@ final class UDPTransport: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(DatagramInboundHandler(onDatagram: onDatagram))
                 }
             }
-            .bind(host: host, port: port).get()
-        return UDPTransport(channel: channel)
+            .bind(host: host, port: port)
+            .map { UDPTransport(channel: $0) }
     }
 
     /// Bytes read per datagram: one more than the largest accepted (see `bind`).

@@ -13,13 +13,13 @@ import Testing
 @Suite("datagram sizes on real UDP", .serialized)
 struct DatagramSizeTests {
     @Test("two UDP sockets with real libsodium exchange full-size messages and a chunked object", arguments: [1200, 8000, 65_507])
-    func inProcess(maxDatagramSize: Int) async throws {
+    func inProcess(maxDatagramSize: Int) throws {
         var settings = WireSettings()
         settings.maxDatagramSize = maxDatagramSize
         let keyring = NetworkKeyring([NetworkKey.generate()])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let a = try await Endpoint(settings: settings, keyring: keyring, on: group.next())
-        let b = try await Endpoint(settings: settings, keyring: keyring, on: group.next())
+        let a = try Endpoint(settings: settings, keyring: keyring, on: group.next())
+        let b = try Endpoint(settings: settings, keyring: keyring, on: group.next())
         // The largest message fills one datagram of exactly max_datagram_size bytes.
         let message = (0..<settings.maxMessagePayload).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let object = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
@@ -31,38 +31,34 @@ struct DatagramSizeTests {
         while delivered.count < 2 && Date() < deadline {
             a.pump(peer: b)
             delivered += b.pump(peer: a).filter { if case .hello = $0 { false } else { true } }
-            try await Task.sleep(nanoseconds: 2_000_000)
+            usleep(2_000)
         }
         #expect(delivered.contains(.message(from: a.id, channel: ChorusChannel.membership, payload: message)), "the full-size message did not arrive whole")
         #expect(delivered.contains { if case let .object(o) = $0 { o.sender == a.id && o.bytes == object } else { false } }, "the object did not arrive whole")
         #expect(a.wire.totalRejected == 0 && b.wire.totalRejected == 0, "rejections: \(a.wire.rejections) \(b.wire.rejections)")
         #expect(b.largest == maxDatagramSize)
-        await a.transport.close()
-        await b.transport.close()
-        try await group.shutdownGracefully()
+        try group.syncShutdownGracefully()
     }
 
     @Test("a datagram longer than this peer's max_datagram_size is rejected as too long, not as a bad tag")
-    func longerThanAccepted() async throws {
+    func longerThanAccepted() throws {
         var small = WireSettings(), large = WireSettings()
         small.maxDatagramSize = 8000
         large.maxDatagramSize = 65_507
         let keyring = NetworkKeyring([NetworkKey.generate()])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let sender = try await Endpoint(settings: large, keyring: keyring, on: group.next())
-        let receiver = try await Endpoint(settings: small, keyring: keyring, on: group.next())
+        let sender = try Endpoint(settings: large, keyring: keyring, on: group.next())
+        let receiver = try Endpoint(settings: small, keyring: keyring, on: group.next())
         sender.send(.object(PreparedObject(channel: ChorusChannel.parameters, bytes: [UInt8](repeating: 1, count: 200_000))), to: receiver)
         let deadline = Date().addingTimeInterval(5)
         while receiver.wire.rejections[.tooLong] == nil && Date() < deadline {
             sender.pump(peer: receiver)
             _ = receiver.pump(peer: sender)
-            try await Task.sleep(nanoseconds: 2_000_000)
+            usleep(2_000)
         }
         #expect(receiver.wire.rejections[.tooLong] != nil, "rejections: \(receiver.wire.rejections)")
         #expect(receiver.wire.rejections[.badTag] == nil, "rejections: \(receiver.wire.rejections)")
-        await sender.transport.close()
-        await receiver.transport.close()
-        try await group.shutdownGracefully()
+        try group.syncShutdownGracefully()
     }
 
     @Test("two peer processes with a large max_datagram_size mix each other's parameters", arguments: [8000, 65_507])
@@ -101,13 +97,13 @@ private final class Endpoint: Sendable {
     /// The longest datagram received.
     var largest: Int { state.withLockedValue { $0.largest } }
 
-    init(settings: WireSettings, keyring: NetworkKeyring, on loop: EventLoop) async throws {
+    init(settings: WireSettings, keyring: NetworkKeyring, on loop: EventLoop) throws {
         let state = NIOLockedValueBox((wire: WireEndpoint(identity: SigningKey.generate(), keyring: keyring, epoch: 1, settings: settings),
                                        inbox: [[UInt8]](), largest: 0))
         self.state = state
-        transport = try await UDPTransport.bind(host: "127.0.0.1", port: 0, maxDatagramSize: settings.maxDatagramSize, on: loop) { bytes, _ in
+        transport = try UDPTransport.bound(host: "127.0.0.1", port: 0, maxDatagramSize: settings.maxDatagramSize, on: loop) { bytes, _ in
             state.withLockedValue { $0.inbox.append(bytes); $0.largest = max($0.largest, bytes.count) }
-        }
+        }.wait()
         address = try #require(transport.localAddress)
     }
 
