@@ -142,12 +142,7 @@ func staleTemporaryRemovedAtStart() throws {
     try FileManager.default.createDirectory(atPath: (config.checkpointPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     let stale = AtomicFile.temporary(of: config.checkpointPath, pid: 99_999_999)
     FileManager.default.createFile(atPath: stale, contents: Data(repeating: 7, count: 100))
-    let binary = try #require(ChorusBinary.path, "chorus binary not built")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = ["peer", "--config", file]
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let process = try ChorusBinary.start(["peer", "--config", file])
     defer {
         process.terminate()
         process.waitUntilExit()
