@@ -92,7 +92,15 @@ let package = Package(
         .testTarget(name: "ChorusLearningTests", dependencies: ["ChorusLearning"]),
         .testTarget(name: "ChorusAveragingTests", dependencies: ["ChorusAveraging"]),
         .testTarget(name: "ChorusMembershipTests", dependencies: ["ChorusMembership", "ChorusSimulation", "ChorusCrypto", "ChorusLearning"]),
-        .testTarget(name: "ChorusPeerTests", dependencies: ["ChorusPeer", "ChorusAveraging", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusMembership", "ChorusLearning"]),
+        .testTarget(
+            name: "ChorusPeerTests",
+            dependencies: [
+                "ChorusPeer", "ChorusAveraging", "ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusMembership", "ChorusLearning",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusAveraging", "ChorusCrypto", "ChorusLearning", "ChorusMembership", "ChorusWire"]),
         .testTarget(
             name: "ChorusSimulationTests",

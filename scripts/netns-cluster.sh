@@ -4,7 +4,7 @@
 # not loopback. Needs root. Removes every namespace and link it made on exit, Ctrl-C or failure.
 #
 # Usage: sudo scripts/netns-cluster.sh [--hosts N] -- EXPERIMENT OPTIONS
-#   e.g. sudo scripts/netns-cluster.sh --hosts 6 -- --peers 6 --duration 60 \
+#   e.g. sudo scripts/netns-cluster.sh --hosts 6 -- --peers 6 --duration 120 \
 #            --schedule scripts/schedules/partition-heal.toml --out runs/netns6
 #
 # Layout (NAME = chorus-<pid>): namespace NAME-br holds a bridge; NAME-h1 … NAME-hN each get one

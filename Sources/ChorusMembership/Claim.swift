@@ -1,5 +1,6 @@
 import ChorusCrypto
 import ChorusWire
+import Synchronization
 
 /// A member's state as the protocol orders it: at equal incarnations a later state wins.
 public enum MemberStatus: UInt8, Sendable, Comparable, CustomStringConvertible, Codable {
@@ -175,12 +176,21 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Verifies claim signatures, remembering the ones already checked: the same claim reaches a
-/// peer many times through gossip and is verified only once. A simulator can share one verifier
-/// among all its peers, since the answer does not depend on who asks.
-public final class ClaimVerifier: @unchecked Sendable {
-    // @unchecked: confined to one thread (a peer's event loop, or the simulator's loop).
-    private var good = Set<Claim>()  // whole claims: a signature alone must not vouch for other content
-    public private(set) var verifications = 0
+/// peer many times through gossip and is verified only once.
+///
+/// A deliberately shared cache. It is a reference: every copy of a `MembershipInstance` (a
+/// value) that holds it shares it, and a simulator may hand one to many peers. That is sound
+/// because an answer depends on the claim alone (the whole claim, never a signature by itself)
+/// and a lock guards the cache: sharing saves work and never changes a decision. What sharing does
+/// change is `verifications` and the cache's memory, which are then the sharers' together; a
+/// simulation that must count or bound them per peer gives each peer its own verifier.
+public final class ClaimVerifier: Sendable {
+    private struct State {
+        var good = Set<Claim>()  // whole claims: a signature alone must not vouch for other content
+        var verifications = 0
+    }
+
+    private let state = Mutex(State())
     public let capacity: Int
     /// How signatures are checked (`.simulated` only in simulations; see `CryptoMode`).
     public let mode: CryptoMode
@@ -190,12 +200,19 @@ public final class ClaimVerifier: @unchecked Sendable {
         self.mode = mode
     }
 
+    /// Signatures checked so far (cache misses), by every holder of this verifier.
+    public var verifications: Int { state.withLock { $0.verifications } }
+
     public func isValid(_ claim: Claim) -> Bool {
-        if good.contains(claim) { return true }
-        verifications += 1
-        guard claim.signatureIsValid(mode: mode) else { return false }
-        if good.count >= capacity { good.removeAll(keepingCapacity: true) }
-        good.insert(claim)
-        return true
+        if state.withLock({ $0.good.contains(claim) }) { return true }
+        // Verified outside the lock (the slow part); two holders may verify one claim at once.
+        let valid = claim.signatureIsValid(mode: mode)
+        state.withLock { state in
+            state.verifications += 1
+            guard valid else { return }
+            if state.good.count >= capacity { state.good.removeAll(keepingCapacity: true) }
+            state.good.insert(claim)
+        }
+        return valid
     }
 }

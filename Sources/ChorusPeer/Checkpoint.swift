@@ -92,12 +92,38 @@ public struct Checkpoint: Equatable, Sendable {
 
 /// Crash-safe file replacement: write a temporary file, fsync it, rename over the target.
 enum AtomicFile {
+    /// The temporary file of `path` written by process `pid`.
+    static func temporary(of path: String, pid: Int32 = getpid()) -> String { path + ".tmp-\(pid)" }
+
+    /// Removes the temporaries of `path` that processes killed mid-write left behind (`kill -9`
+    /// during a checkpoint: nine after ten kills), returning their paths. Only `path.tmp-PID`
+    /// files are touched, and only when process PID is gone: another live peer configured with
+    /// the same path may be writing its own.
+    static func removeStaleTemporaries(of path: String) -> [String] {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let prefix = url.lastPathComponent + ".tmp-"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var removed: [String] = []
+        for name in names.sorted() where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, !processIsAlive(pid) else { continue }
+            let stale = (directory as NSString).appendingPathComponent(name)
+            if unlink(stale) == 0 { removed.append(stale) }
+        }
+        return removed
+    }
+
+    /// Whether process `pid` exists (signal 0 checks without sending; EPERM: it exists, not ours).
+    static func processIsAlive(_ pid: Int32) -> Bool {
+        pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
+    }
+
     static func write(_ bytes: [UInt8], to path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
-        let temporary = path + ".tmp-\(getpid())"
+        let temporary = temporary(of: path)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         var offset = 0

@@ -32,6 +32,8 @@ public final class LocalNetwork: @unchecked Sendable {
         public var checkpointIntervalSeconds: Double?
         /// Hosts to spread the peers over, round-robin (empty: every peer on 127.0.0.1).
         public var hosts: [Host] = []
+        /// `gossip.max_datagram_size` of every peer (the peer's default when nil).
+        public var maxDatagramSize: Int?
 
         public init(executable: String) { self.executable = executable }
     }
@@ -183,6 +185,7 @@ public final class LocalNetwork: @unchecked Sendable {
         if let lr = options.learningRate { lines.append("learning_rate = \(lr)") }
         lines += ["", "[gossip]", "interval_ms = \(options.gossipIntervalMs)", "topology = \"\(options.topology)\"",
                   "mixing = \"\(options.averaging.mixing)\"", "weights = \"\(options.averaging.weights)\""]
+            + (options.maxDatagramSize.map { ["max_datagram_size = \($0)"] } ?? [])
         if options.averaging.float64Values || options.averageOnly { lines.append("float64 = true") }
         lines += ["", "[membership]", "profile = \"\(options.membershipProfile)\"", ""]
         for n in entryPoints {

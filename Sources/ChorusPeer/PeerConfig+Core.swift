@@ -30,6 +30,12 @@ extension PeerConfig {
         do { all = try dataSource.load(seed: dataSeed) } catch {
             throw StartupError("\(file): field 'data.source': \(error)")
         }
+        if case .csv = dataSource {  // its shape is known only now; synthetic data and the digits were checked at load
+            do {
+                try PeerConfig.checkMemory(samples: all.count, features: all.featureCount, classes: all.classCount, model: model, file: file,
+                                           fields: (samples: "the CSV's \(all.count) rows", features: "its \(all.featureCount) features", classes: "data.classes"))
+            } catch { throw StartupError(error.description) }
+        }
         let data: SharedData
         do { data = try SharedData(all, testFraction: testFraction, seed: dataSeed) } catch {
             throw StartupError("\(file): field 'data': \(error)")

@@ -84,8 +84,17 @@ public struct PeerConfig: Sendable {
     // [faults]
     public var faults: FaultSettings
 
+    /// Largest configuration file read: a real one is a few kilobytes, and a huge one (a 10 MB
+    /// string) kept the TOML parser busy for tens of seconds before any field was checked.
+    public static let maxFileBytes = 1 << 20
+    /// Longest string field (paths are at most 4096 bytes on Linux).
+    public static let maxStringBytes = 4096
+
     /// Reads and validates a configuration file. Relative paths inside it are relative to the file.
     public static func load(path: String) throws(ConfigError) -> PeerConfig {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
+            throw ConfigError(file: path, field: nil, "the file has \(size) bytes; a peer configuration has a few thousand (at most \(maxFileBytes) accepted)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file"
             throw ConfigError(file: path, field: nil, reason)
@@ -97,6 +106,9 @@ public struct PeerConfig: Sendable {
     }
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> PeerConfig {
+        guard text.utf8.count <= maxFileBytes else {
+            throw ConfigError(file: file, field: nil, "the file has \(text.utf8.count) bytes; a peer configuration has a few thousand (at most \(maxFileBytes) accepted)")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -116,6 +128,10 @@ public struct PeerConfig: Sendable {
         let advertise = try peer.optionalAddress("advertise") ?? bind
         if advertise.port == 0 {
             throw ConfigError(file: file, field: "peer.advertise", "needs a fixed port when peer.bind uses port 0")
+        }
+        if let problem = advertiseProblem(advertise) {
+            let given = (try? peer.isPresent("advertise")) ?? false
+            throw ConfigError(file: file, field: "peer.advertise", given ? problem : "missing, so peer.bind is advertised, and \(problem)")
         }
         let identity = resolve(try peer.string("identity"))
         let networkKey = resolve(try peer.string("network_key"))
@@ -198,6 +214,13 @@ public struct PeerConfig: Sendable {
                 classes: try dataTable.optionalInt("classes", range: 2...100_000) ?? 10)
         } else {
             throw ConfigError(file: file, field: "data.source", "expected \"digits\", \"csv:PATH\" or \"synthetic\", got \"\(sourceText)\"")
+        }
+        if case let .synthetic(count, features, classes) = dataSource {
+            try checkMemory(samples: count, features: features, classes: classes, model: model, file: file,
+                            fields: (samples: "data.samples", features: "data.features", classes: "data.classes"))
+        } else if dataSource == .digits {
+            try checkMemory(samples: 1797, features: 64, classes: 10, model: model, file: file,
+                            fields: (samples: "the digits' 1797 rows", features: "their 64 features", classes: "their 10 classes"))
         }
         let partitionText = try dataTable.optionalString("partition") ?? "iid"
         let partition: PartitionScheme
@@ -329,6 +352,65 @@ public struct PeerConfig: Sendable {
     }
 }
 
+extension PeerConfig {
+    /// What one peer may hold of data and model together: a third of this kind of machine
+    /// (24 GiB), so a few peers fit beside each other. Checked before anything is allocated:
+    /// fields each within range multiplied to terabytes and ended in "failed to allocate".
+    public static let memoryBudgetBytes = 8 << 30
+
+    /// Bytes a peer holds for data and model: the data as loaded, its train/test split and this
+    /// peer's shard (three float matrices of samples × features), and the model's parameters
+    /// about eight times over (weights, gradient, momentum, neighbours' contributions, the mix,
+    /// the checkpoint and the datagrams that carry them).
+    public static func memoryEstimate(samples: Int, features: Int, classes: Int, model: ModelSpec) -> (data: Double, model: Double) {
+        let data = 3 * 4 * Double(samples) * Double(features)
+        let parameters: Double
+        switch model {
+        case .softmax: parameters = Double(features) * Double(classes) + Double(classes)
+        case let .mlp(hidden, _): parameters = Double(features) * Double(hidden) + Double(hidden) + Double(hidden) * Double(classes) + Double(classes)
+        }
+        return (data, 8 * 4 * parameters)
+    }
+
+    /// Refuses data and model shapes whose product exceeds `memoryBudgetBytes`, naming the fields.
+    static func checkMemory(samples: Int, features: Int, classes: Int, model: ModelSpec, file: String,
+                            fields: (samples: String, features: String, classes: String)) throws(ConfigError) {
+        let (data, weights) = memoryEstimate(samples: samples, features: features, classes: classes, model: model)
+        let budget = Double(memoryBudgetBytes)
+        guard data + weights > budget else { return }
+        let over = "over the \(bytes(budget)) budget of one peer (data and model together: \(bytes(data + weights)))"
+        if data >= weights {
+            throw ConfigError(file: file, field: "data.samples",
+                              "\(fields.samples) × \(fields.features) = \(samples) × \(features) values need \(bytes(data)) (the data, its train/test split and this peer's shard), \(over); lower them")
+        }
+        let parameters = Int(weights / 32)
+        let (field, advice) = if case .mlp = model { ("model.hidden", "a smaller hidden width (model.hidden or model.kind) or fewer \(fields.features)") }
+                              else { (fields.features == "data.features" ? "data.features" : "model.kind", "fewer \(fields.features) or \(fields.classes)") }
+        throw ConfigError(file: file, field: field,
+                          "model \(model) with \(fields.features) = \(features) and \(fields.classes) = \(classes) has \(parameters) parameters, which need \(bytes(weights)) (weights, gradient, momentum and neighbours' copies), \(over); choose \(advice)")
+    }
+
+    /// A problem with an `advertise` address that other peers could never use, or nil.
+    static func advertiseProblem(_ address: HostPort) -> String? {
+        let host = address.host.lowercased()
+        if host.contains("new-host") || host.hasPrefix("<") || host == "host" {
+            return "\"\(address)\" is the placeholder chorus init writes: replace it with the address other peers reach this one at, e.g. \"192.0.2.13:\(address.port)\""
+        }
+        if host == "0.0.0.0" || host == "::" || host == "0:0:0:0:0:0:0:0" {
+            return "\"\(address)\" means every interface, which no other peer can reach: set peer.advertise to this machine's address, e.g. \"192.0.2.13:\(address.port)\""
+        }
+        return nil
+    }
+}
+
+/// 8 GiB, 3.6 TiB, 512 MiB.
+private func bytes(_ value: Double) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    var v = value, i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(Int(v)) bytes" : (v >= 100 || v == v.rounded() ? "\(Int(v.rounded())) \(units[i])" : String(format: "%.1f %@", v, units[i]))
+}
+
 /// Reads one TOML table strictly: typed accessors that name the field in every error, and
 /// `finish()` that rejects any key nobody asked for (a typo is an error, not a silent default).
 struct TableReader {
@@ -367,6 +449,9 @@ struct TableReader {
     mutating func optionalString(_ key: String) throws(ConfigError) -> String? {
         guard let v = value(key) else { return nil }
         guard let s = v.string else { throw error(key, "expected a string, got \(typeName(v))") }
+        guard s.utf8.count <= PeerConfig.maxStringBytes else {
+            throw error(key, "a string of \(s.utf8.count) bytes; at most \(PeerConfig.maxStringBytes) accepted")
+        }
         return s
     }
 
@@ -409,6 +494,9 @@ struct TableReader {
         var out: [String] = []
         for i in 0..<array.count {
             guard let s = array[i].string else { throw error("\(key)[\(i)]", "expected a string, got \(typeName(array[i]))") }
+            guard s.utf8.count <= PeerConfig.maxStringBytes else {
+                throw error("\(key)[\(i)]", "a string of \(s.utf8.count) bytes; at most \(PeerConfig.maxStringBytes) accepted")
+            }
             out.append(s)
         }
         return out

@@ -10,8 +10,8 @@ import NIOPosix
 
 /// The real shell of one peer: it only moves bytes. It owns the UDP socket, the clock, one timer
 /// re-armed at the instance's `nextDeadline`, a worker thread for learning jobs (so a slow step
-/// never delays an ack), checkpoint files and the numbers behind the admin endpoint. Every
-/// protocol decision is the `PeerInstance`'s.
+/// never delays an ack), threads for DNS lookups (same reason), checkpoint files and the numbers
+/// behind the admin endpoint. Every protocol decision is the `PeerInstance`'s.
 ///
 /// Not Sendable: it lives on its event loop, and the closures that reach it from elsewhere (the
 /// socket, timers, the worker, admin requests) hold it through `NIOLoopBound`, which checks that
@@ -26,11 +26,17 @@ final class PeerNode {
     /// Injected faults: from the configuration at start, replaced live through `POST /faults`.
     private(set) var faults: FaultSettings
     private var faultRNG = SystemRandomNumberGenerator()
-    private var resolved: [String: SocketAddress] = [:]
+    private var resolver: AddressResolver!
+    /// Datagrams for an address whose name is being looked up, sent when it resolves.
+    private var awaitingLookup: [PeerAddress: [(datagrams: [[UInt8]], peer: PeerID?)]] = [:]
+    /// Datagrams held for one address at most while its lookup runs; more are dropped.
+    static let maxAwaitingLookup = 1024
     private let origin = NIODeadline.now()
     private var timer: Scheduled<Void>?
     private var armedAt = Double.infinity
     private var datagramsFaulted = 0
+    /// Datagrams dropped because their address did not resolve.
+    private var unresolved = 0
     private let worker: NIOThreadPool
     private let checkpoints: CheckpointWriter
     private let log: Logger
@@ -55,6 +61,10 @@ final class PeerNode {
         self.worker = NIOThreadPool(numberOfThreads: 1)
         self.checkpoints = CheckpointWriter(path: config.checkpointPath, model: config.model.description, log: log)
         worker.start()
+        let origin = origin
+        resolver = AddressResolver(loop: loop, clock: { Double((NIODeadline.now() - origin).nanoseconds) / 1e9 })
+        let node = bound
+        resolver.onLookup = { node.value.finishLookup($0, $1) }
     }
 
     /// Seconds since this peer started (monotonic).
@@ -87,6 +97,7 @@ final class PeerNode {
         timer = nil
         armedAt = -.infinity  // never re-armed
         worker.shutdownGracefully { _ in }
+        resolver.shutdown()
         return (checkpoints.checkpoint(instance.snapshot), checkpoints)
     }
 
@@ -116,8 +127,7 @@ final class PeerNode {
         for directive in directives {
             switch directive {
             case let .send(datagrams, address, peer, _):
-                guard let destination = resolve(address) else { continue }
-                send(datagrams, to: destination, peer: peer)
+                send(datagrams, to: address, peer: peer)
             case let .learn(job):
                 let node = bound
                 worker.runIfActive(eventLoop: loop) { job.run() }.whenSuccess { node.value.finishLearning($0) }
@@ -196,11 +206,33 @@ final class PeerNode {
         }
     }
 
-    private func resolve(_ text: PeerAddress) -> SocketAddress? {
-        if let cached = resolved[text] { return cached }
-        guard let hp = HostPort(parsing: text), let address = try? SocketAddress.makeAddressResolvingHost(hp.host, port: hp.port) else { return nil }
-        resolved[text] = address
-        return address
+    /// Sends now when the address is known, else once its name resolves (never blocking the loop).
+    private func send(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?) {
+        switch resolver.resolve(address) {
+        case let .address(destination):
+            send(datagrams, to: destination, peer: peer)
+        case .pending:
+            var held = awaitingLookup[address] ?? []
+            if held.reduce(0, { $0 + $1.datagrams.count }) + datagrams.count <= Self.maxAwaitingLookup {
+                held.append((datagrams, peer))
+                awaitingLookup[address] = held
+            } else {
+                unresolved += datagrams.count
+            }
+        case .failed:
+            unresolved += datagrams.count
+        }
+    }
+
+    private func finishLookup(_ address: PeerAddress, _ result: Result<SocketAddress, Error>) {
+        let held = awaitingLookup.removeValue(forKey: address) ?? []
+        switch result {
+        case let .success(destination):
+            for (datagrams, peer) in held { send(datagrams, to: destination, peer: peer) }
+        case let .failure(error):
+            unresolved += held.reduce(0) { $0 + $1.datagrams.count }
+            log.warning("cannot resolve \(address): \(error); datagrams to it are dropped (looked up again in \(PeerNode.seconds(resolver.failedFor)))")
+        }
     }
 
     private func describe(_ address: SocketAddress) -> PeerAddress {
@@ -233,6 +265,7 @@ final class PeerNode {
         for (reason, count) in membership.rejections { rejections["claims." + reason.rawValue] = count }
         for (reason, count) in instance.rejections { rejections[reason] = count }
         if datagramsFaulted > 0 { rejections["faults.injected"] = datagramsFaulted }
+        if unresolved > 0 { rejections["address.unresolved"] = unresolved }
         if instance.roundsSkipped > 0 { rejections["rounds.skipped"] = instance.roundsSkipped }  // training outlasted a round
         let neighbourRows = instance.neighbours.map { id in
             PeerStatus.Neighbour(

@@ -59,6 +59,9 @@ public enum PeerRunner {
     public static func run(config: PeerConfig, exitWithParent: Bool = false, log base: Logger) async throws {
         let (identity, network, learner, adminToken) = try prepare(config: config)
         let log = { var log = base; log[metadataKey: "peer"] = "\(identity.peerID.short)"; return log }()
+        for path in [config.checkpointPath, config.checkpointPath + ".epoch"] {
+            for stale in AtomicFile.removeStaleTemporaries(of: path) { log.notice("removed \(stale), left by a peer killed while writing") }
+        }
         let bootEpoch: UInt64
         do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch let error as StartupError {
             throw StartupError("\(error.description) (field 'peer.checkpoint' in \(config.file))")
@@ -68,6 +71,11 @@ public enum PeerRunner {
         let clock = Date().timeIntervalSince1970
         if Double(bootEpoch) > clock + 86_400 {
             log.warning("boot epoch \(bootEpoch) (from \(config.checkpointPath).epoch) is more than a day ahead of this machine's clock (\(UInt64(clock))): other peers reject its claims as absurd until their clocks catch up; fix the clock, or stop the peer and move that file away")
+        }
+        // Other peers are told this address: a name that does not resolve here would spread
+        // through the network and get this peer declared failed.
+        do { _ = try SocketAddress.makeAddressResolvingHost(config.advertise.host, port: config.advertise.port) } catch {
+            throw StartupError("\(config.file): field 'peer.advertise': cannot resolve \(config.advertise.host): \(error); give the address other peers reach this one at")
         }
         var known: [PeerID: SocketAddress] = [:]
         for (index, n) in config.neighbours.enumerated() {
@@ -94,13 +102,17 @@ public enum PeerRunner {
         let transport: UDPTransport
         do {
             transport = try await retryingWhileInUse {
-                try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, on: loop) { bytes, address in
+                try await UDPTransport.bind(host: config.bind.host, port: config.bind.port, maxDatagramSize: config.wire.maxDatagramSize,
+                                            on: loop) { bytes, address in
                     node.value.receive(bytes, from: address)
                 }
             }
         } catch {
             try? await group.shutdownGracefully()
             throw StartupError("\(config.file): field 'peer.bind': cannot bind UDP \(config.bind): \(describe(error))")
+        }
+        if let granted = await transport.receiveBufferBytes(), granted < 32 * config.wire.maxDatagramSize {
+            log.warning("the UDP receive buffer holds \(granted) bytes, fewer than 32 datagrams of \(config.wire.maxDatagramSize) bytes (gossip.max_datagram_size in \(config.file)): bursts will be lost; raise net.core.rmem_max (sysctl) or lower max_datagram_size")
         }
         let admin: Channel
         do {

@@ -33,17 +33,43 @@ final class UDPTransport: @unchecked Sendable {
         self.channel = channel
     }
 
-    static func bind(host: String, port: Int, on loop: EventLoop, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> UDPTransport {
-        let channel = try await DatagramBootstrap(group: loop)
-            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
-            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
+    /// Binds a socket that receives whole datagrams of up to `maxDatagramSize` bytes.
+    ///
+    /// NIO's default receive buffer is 2048 bytes: a longer datagram would arrive cut short and
+    /// fail its tag check. Each read gets one byte more than `maxDatagramSize`, so a datagram too
+    /// long for this peer's settings arrives one byte over and is rejected as `tooLong` (naming
+    /// the mismatch) rather than as a bad tag. The kernel buffer holds a burst of such datagrams
+    /// (a model sent in many full datagrams), bounded by `net.core.rmem_max`.
+    static func bind(host: String, port: Int, maxDatagramSize: Int, on loop: EventLoop,
+                     onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> UDPTransport {
+        try await bound(host: host, port: port, maxDatagramSize: maxDatagramSize, on: loop, onDatagram: onDatagram).get()
+    }
+
+    /// `bind` as a future (for callers that are not async).
+    static func bound(host: String, port: Int, maxDatagramSize: Int, on loop: EventLoop,
+                      onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) -> EventLoopFuture<UDPTransport> {
+        DatagramBootstrap(group: loop)
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: socketBufferBytes(maxDatagramSize: maxDatagramSize))
+            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: socketBufferBytes(maxDatagramSize: maxDatagramSize))
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: receiveCapacity(maxDatagramSize: maxDatagramSize)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(DatagramInboundHandler(onDatagram: onDatagram))
                 }
             }
-            .bind(host: host, port: port).get()
-        return UDPTransport(channel: channel)
+            .bind(host: host, port: port)
+            .map { UDPTransport(channel: $0) }
+    }
+
+    /// Bytes read per datagram: one more than the largest accepted (see `bind`).
+    static func receiveCapacity(maxDatagramSize: Int) -> Int { maxDatagramSize + 1 }
+
+    /// Kernel socket buffers: 4 MiB, or 64 of the largest datagrams when that is more.
+    static func socketBufferBytes(maxDatagramSize: Int) -> Int { max(4 << 20, 64 * (maxDatagramSize + 1)) }
+
+    /// The receive buffer the kernel granted (it caps requests at `net.core.rmem_max`).
+    func receiveBufferBytes() async -> Int? {
+        try? await channel.getOption(ChannelOptions.socketOption(.so_rcvbuf)).get()
     }
 
     var localAddress: SocketAddress? { channel.localAddress }

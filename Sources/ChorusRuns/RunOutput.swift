@@ -151,6 +151,9 @@ public enum RunOutput {
         /// The simulator's CPU time: building the starting network, and the run itself (nil, and
         /// not written, for real experiments). Like `wallSeconds`, not part of what a seed replays.
         public var cpuSeconds: CPUSeconds?
+        /// What the run printed as warnings before it started (schedule actions left out because
+        /// they fall after its end, …); not written when there are none.
+        public var warnings: [String]?
 
         public struct BaselineAccuracy: Sendable, Equatable, Codable {
             /// One learner on the union of the shards, the same samples seen.
@@ -195,7 +198,7 @@ public enum RunOutput {
         }
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds, baseline
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds, baseline, warnings
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -216,6 +219,7 @@ public enum RunOutput {
             try c.encodeIfPresent(totals, forKey: .totals)
             try c.encodeIfPresent(cpuSeconds, forKey: .cpuSeconds)
             try c.encodeIfPresent(baseline, forKey: .baseline)
+            try c.encodeIfPresent(warnings, forKey: .warnings)
         }
     }
 

@@ -56,9 +56,11 @@ public struct Schedule: Sendable, Equatable {
         public var link: [String]?
         /// delay: extra one-way milliseconds (0 removes the delay).
         public var delayMs: Double
+        /// Where the action was written, for messages: "FILE: 'action[2]'" or "--peer-loss p3=0.1".
+        public var origin: Origin
 
         public init(time: Double, kind: Kind, target: Target? = nil, down: Double = 5, probability: Double = 0,
-                    direction: Direction = .both, link: [String]? = nil, delayMs: Double = 0) {
+                    direction: Direction = .both, link: [String]? = nil, delayMs: Double = 0, origin: String? = nil) {
             self.time = time
             self.kind = kind
             self.target = target
@@ -67,6 +69,7 @@ public struct Schedule: Sendable, Equatable {
             self.direction = direction
             self.link = link
             self.delayMs = delayMs
+            self.origin = Origin(text: origin)
         }
 
         /// The name events.csv gives the action's subject: the link "p1>p2" (or "p1-p2" both
@@ -87,6 +90,13 @@ public struct Schedule: Sendable, Equatable {
         }
     }
 
+    /// Where an action came from. Not part of what an action is: two actions that do the same
+    /// thing are equal wherever they were written.
+    public struct Origin: Sendable, Equatable {
+        public var text: String?
+        public static func == (_: Origin, _: Origin) -> Bool { true }
+    }
+
     /// Churn at random moments: each event replaces (crash + join), crashes or makes leave one
     /// random live peer; events come as a Poisson process.
     public struct Poisson: Sendable, Equatable {
@@ -96,6 +106,8 @@ public struct Schedule: Sendable, Equatable {
         public var mode: Mode
         public var start: Double
         public var end: Double
+        /// Where it was written, for messages (not part of equality).
+        public var origin = Origin(text: nil)
     }
 
     public var actions: [Action]
@@ -116,7 +128,13 @@ public struct Schedule: Sendable, Equatable {
         public var description: String { field.map { "\(file): '\($0)': \(message)" } ?? "\(file): \(message)" }
     }
 
+    /// Largest schedule file read (a real one is a few kilobytes; see `PeerConfig.maxFileBytes`).
+    public static let maxFileBytes = 1 << 20
+
     public static func load(path: String) throws(ParseError) -> Schedule {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxFileBytes {
+            throw ParseError(file: path, field: nil, message: "the file has \(size) bytes; a schedule has a few thousand (at most \(maxFileBytes) accepted)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ParseError(file: path, field: nil, message: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
         }
@@ -141,13 +159,16 @@ public struct Schedule: Sendable, Equatable {
             for index in 0..<array.count {
                 let field = "action[\(index)]"
                 guard let table = array[index].table else { throw fail(field, "expected a table") }
-                actions.append(try parseAction(table, field: field, fail: fail))
+                var action = try parseAction(table, field: field, fail: fail)
+                action.origin = Origin(text: "\(file): '\(field)'")
+                actions.append(action)
             }
         }
         var poisson: Poisson?
         if let value = root["poisson"] {
             guard let table = value.table else { throw fail("poisson", "expected a section [poisson]") }
             poisson = try parsePoisson(table, fail: fail)
+            poisson?.origin = Origin(text: "\(file): 'poisson'")
         }
         return Schedule(actions: actions, poisson: poisson)
     }

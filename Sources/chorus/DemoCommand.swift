@@ -30,7 +30,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Number of peer processes (2–64).")
     var peers = 8
 
-    @Option(help: "Seconds of training.")
+    @Option(parsing: .unconditional, help: "Seconds of training.")
     var duration: Double = 40
 
     @OptionGroup var training: TrainingOptions
@@ -50,7 +50,7 @@ struct DemoCommand: ParsableCommand {
     func validate() throws {
         guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64, got \(peers)") }
         guard noChurn || peers >= 4 else { throw ValidationError("churn needs at least 4 peers (or pass --no-churn), got \(peers)") }
-        guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
+        try checkNumber(duration, option: "--duration", in: 5...maxRunSeconds, unit: "seconds")
     }
 
     func run() throws {

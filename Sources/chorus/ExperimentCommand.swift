@@ -24,6 +24,10 @@ struct ExperimentCommand: ParsableCommand {
                   --schedule scripts/schedules/replace-quarter.toml --out runs/rq16-sim
               scripts/compare.py runs/rq16-sim runs/rq16-real
 
+            The schedule is checked as in chorus simulate before any peer starts: \
+            impossible actions stop the command naming their entry, actions at or after \
+            the end are left out with a warning (also in summary.json's "warnings").
+
             Data: the training set is dealt into N shards; a joiner takes the shard of a \
             peer that crashed or left (never a copy of a live peer's). The learning rate \
             is constant unless --cosine-decay (as in chorus simulate). Ctrl-C (or SIGTERM) stops every peer and still writes what was \
@@ -38,7 +42,7 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "Churn schedule (TOML; see scripts/schedules/ and docs/experiments.md). Default: steady.")
     var schedule: String?
 
-    @Option(help: "Seconds of training.")
+    @Option(parsing: .unconditional, help: "Seconds of training.")
     var duration: Double = 120
 
     @Option(help: "Directory for series.csv, events.csv, summary.json and convergence.png (created).")
@@ -52,15 +56,15 @@ struct ExperimentCommand: ParsableCommand {
     @Flag(help: "Also train the same model on the same data in one process (chorus baseline: centralised and data-parallel) and print its accuracy beside the peers'.")
     var baseline = false
 
-    @Option(help: "Probability that a datagram is lost, from the start (every peer drops that fraction of what it sends; a schedule's loss action changes it).")
+    @Option(parsing: .unconditional, help: "Probability that a datagram is lost, from the start (every peer drops that fraction of what it sends; a schedule's loss action changes it).")
     var loss = 0.0
 
     @OptionGroup(title: "Faults from the start (on top of the schedule)") var faults: FaultOptions
 
-    @Option(help: "Seconds between rows of series.csv.")
+    @Option(parsing: .unconditional, help: "Seconds between rows of series.csv.")
     var sampleInterval: Double = 1
 
-    @Option(help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant, as chorus simulate by default).", valueName: "fraction"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant, as chorus simulate by default).", valueName: "fraction"))
     var cosineDecay: Double = 0
 
     @Option(help: ArgumentHelp("Run peers in this network namespace at this address, round-robin over the repeated option (root; see scripts/netns-cluster.sh).", valueName: "name@address"))
@@ -74,11 +78,11 @@ struct ExperimentCommand: ParsableCommand {
 
     func validate() throws {
         guard (2...64).contains(peers) else { throw ValidationError("--peers must be between 2 and 64 real processes, got \(peers) (use chorus simulate for more)") }
-        guard duration >= 5 else { throw ValidationError("--duration must be at least 5 seconds, got \(duration)") }
-        guard (0..<1).contains(loss) else { throw ValidationError("--loss must be in [0, 1), got \(loss)") }
+        try checkNumber(duration, option: "--duration", in: 5...maxRunSeconds, unit: "seconds")
+        guard (0..<1).contains(loss) else { throw ValidationError("--loss must be a probability in [0, 1), got \(loss)") }
         guard task == "train" || task == "average" else { throw ValidationError("--task: expected train or average, got \"\(task)\"") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
-        guard sampleInterval >= 0.25 else { throw ValidationError("--sample-interval must be at least 0.25 s, got \(sampleInterval)") }
+        try checkNumber(sampleInterval, option: "--sample-interval", in: 0.25...maxRunSeconds, unit: "seconds")
         for text in netns where LocalNetwork.Host(parsing: text) == nil {
             throw ValidationError("--netns: expected NAME@ADDRESS (a network namespace and the peer address in it), got \"\(text)\"")
         }
@@ -99,8 +103,10 @@ struct ExperimentCommand: ParsableCommand {
         if let schedule {
             do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
         }
-        let initialLoss = loss > 0 ? [Schedule.Action(time: 0, kind: .loss, probability: loss)] : []
-        options.schedule = Schedule(actions: initialLoss + (try faults.actions()) + options.schedule.actions, poisson: options.schedule.poisson)
+        let initialLoss = loss > 0 ? [Schedule.Action(time: 0, kind: .loss, probability: loss, origin: "--loss \(loss)")] : []
+        let review = try FaultOptions.review(Schedule(actions: initialLoss + (try faults.actions()) + options.schedule.actions, poisson: options.schedule.poisson),
+                                             peers: peers, duration: duration)
+        options.schedule = review.schedule
         do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) } catch {
             throw UserError("--out \(out): cannot create the directory: \(error)")
         }
@@ -121,6 +127,7 @@ struct ExperimentCommand: ParsableCommand {
         }
         Progress.line("", transient: false)
         var summary = result.summary
+        summary.warnings = review.warnings.isEmpty ? nil : review.warnings
         if baseline && task == "train" {
             summary.baseline = try BaselineComparison.run(model: options.model, partition: options.partition, peers: peers,
                                                           stepsPerPeer: experiment.stepsPerStartingPeer, stepsPerRound: experiment.stepsPerRound,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChorusRuns
+import Foundation
 
 /// Per-peer and per-link loss and delay from the command line, shared by `chorus simulate` and
 /// `chorus experiment`: each option is a schedule action at 0 s (the same code path as a
@@ -19,6 +20,16 @@ struct FaultOptions: ParsableArguments {
     var linkDelay: [String] = []
 
     func validate() throws { _ = try actions() }
+
+    /// The run's schedule checked against its peers and duration (`Schedule.reviewed`): an
+    /// impossible action stops the command with every problem listed; warnings are printed here
+    /// and kept for summary.json.
+    static func review(_ schedule: Schedule, peers: Int, duration: Double) throws -> ScheduleReview {
+        let review: ScheduleReview
+        do { review = try schedule.reviewed(peers: peers, duration: duration) } catch { throw UserError(error.description) }
+        for warning in review.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        return review
+    }
 
     /// The options as schedule actions at time 0.
     func actions() throws -> [Schedule.Action] {
@@ -48,7 +59,7 @@ struct FaultOptions: ParsableArguments {
             throw ValidationError("\(option): expected NAME=VALUE[:in|out] with a peer name such as p3 and \(expected(kind)), got \"\(text)\"")
         }
         return Schedule.Action(time: 0, kind: kind, target: .names([String(parts[0])]), probability: kind == .loss ? v : 0,
-                               direction: direction, delayMs: kind == .delay ? v : 0)
+                               direction: direction, delayMs: kind == .delay ? v : 0, origin: "\(option) \(text)")
     }
 
     private func linkAction(_ text: String, option: String, kind: Schedule.Kind) throws -> Schedule.Action {
@@ -61,6 +72,6 @@ struct FaultOptions: ParsableArguments {
             throw ValidationError("\(option): expected A>B=VALUE (one way) or A-B=VALUE (both ways) with peer names such as p1 and \(expected(kind)), got \"\(text)\"")
         }
         return Schedule.Action(time: 0, kind: kind, probability: kind == .loss ? v : 0, direction: oneWay ? .out : .both,
-                               link: ends, delayMs: kind == .delay ? v : 0)
+                               link: ends, delayMs: kind == .delay ? v : 0, origin: "\(option) \(text)")
     }
 }

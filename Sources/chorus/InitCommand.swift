@@ -141,7 +141,7 @@ struct InitCommand: ParsableCommand {
             "#   chorus peer --config join.toml         (it joins through the seeds and takes the network's model)",
             "[peer]",
             "bind = \"0.0.0.0:\(addresses[0].port)\"",
-            "advertise = \"NEW-HOST:\(addresses[0].port)\"     # replace with the new host's address",
+            "advertise = \"NEW-HOST:\(addresses[0].port)\"     # replace with the new host's address (the peer refuses the placeholder)",
             "identity = \"keys/joiner\"",
             "network_key = \"keys/network.key\"",
             "admin = \"127.0.0.1:\(adminPort)\"",

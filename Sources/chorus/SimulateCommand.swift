@@ -52,19 +52,19 @@ struct SimulateMembership: ParsableCommand {
     @Option(help: "Experiments to run, comma-separated: detection,leave,join,false-positives.")
     var experiments = "detection,leave,join,false-positives"
 
-    @Option(help: "Simulated seconds for false-positives.")
+    @Option(parsing: .unconditional, help: "Simulated seconds for false-positives.")
     var seconds: Double = 600
 
-    @Option(help: "Fraction of messages lost in false-positives.")
+    @Option(parsing: .unconditional, help: "Fraction of messages lost in false-positives.")
     var loss = 0.05
 
-    @Option(help: "Fraction of members that pause in false-positives.")
+    @Option(parsing: .unconditional, help: "Fraction of members that pause in false-positives.")
     var paused = 0.1
 
-    @Option(help: "Length of each pause (seconds).")
+    @Option(parsing: .unconditional, help: "Length of each pause (seconds).")
     var pauseSeconds: Double = 2
 
-    @Option(help: "Mean seconds between two pauses of one pausing member.")
+    @Option(parsing: .unconditional, help: "Mean seconds between two pauses of one pausing member.")
     var pauseEvery: Double = 30
 
     @Option(help: "Seed of the simulated network.")
@@ -73,7 +73,11 @@ struct SimulateMembership: ParsableCommand {
     func validate() throws {
         guard members >= 3 else { throw ValidationError("--members must be at least 3, got \(members)") }
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1") }
-        guard (0..<1).contains(loss), (0...1).contains(paused) else { throw ValidationError("--loss must be in [0, 1) and --paused in [0, 1]") }
+        guard (0..<1).contains(loss) else { throw ValidationError("--loss must be a probability in [0, 1), got \(loss)") }
+        try checkNumber(paused, option: "--paused", in: 0...1, unit: "members (a fraction)")
+        try checkNumber(seconds, option: "--seconds", in: 0...maxRunSeconds, excludingLower: true, unit: "seconds")
+        try checkNumber(pauseSeconds, option: "--pause-seconds", in: 0...3600, excludingLower: true, unit: "seconds")
+        try checkNumber(pauseEvery, option: "--pause-every", in: 0...maxRunSeconds, excludingLower: true, unit: "seconds")
         guard settings != nil else { throw ValidationError("--profile: expected lan, fast or memberlist-lan, got \"\(profile)\"") }
         let known: Set<String> = ["detection", "leave", "join", "false-positives"]
         for e in experimentList where !known.contains(e) {

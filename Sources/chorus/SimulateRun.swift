@@ -36,6 +36,12 @@ struct SimulateRun: ParsableCommand {
             estimate from the true average of the starting vectors (docs/averaging.md, \
             docs/convergence.md).
 
+            The schedule is checked against --peers and --duration first: an action \
+            naming a peer that does not exist by then (or has left), a count above the \
+            live peers, or a crash or leave of every live peer stops the command with \
+            the file and entry named; an action at or after the end is left out with a \
+            warning, printed and kept in summary.json's "warnings".
+
             Outputs (docs/experiments.md): DIR/series.csv (one row per --sample-interval), \
             DIR/events.csv (each schedule action and when every live peer saw it), \
             DIR/summary.json, and DIR/convergence.png when python3-matplotlib is \
@@ -53,7 +59,7 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "Peers at the start.")
     var peers = 64
 
-    @Option(help: "Simulated seconds.")
+    @Option(parsing: .unconditional, help: "Simulated seconds.")
     var duration: Double = 300
 
     @Option(help: "Seed of the whole run (keys, network, schedule targets, batch order).")
@@ -74,16 +80,16 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "Data partition: iid | dirichlet:ALPHA.")
     var partition = "iid"
 
-    @Option(help: "Probability that a datagram is lost.")
+    @Option(parsing: .unconditional, help: "Probability that a datagram is lost.")
     var loss = 0.0
 
     @Option(help: "real (libsodium) | simulated (free stand-ins of the same sizes; simulations only).")
     var crypto = "real"
 
-    @Option(help: "Seconds between rows of series.csv.")
+    @Option(parsing: .unconditional, help: "Seconds between rows of series.csv.")
     var sampleInterval: Double = 5
 
-    @Option(help: "Seconds between gossip rounds of each peer.")
+    @Option(parsing: .unconditional, help: "Seconds between gossip rounds of each peer.")
     var gossipInterval: Double = 0.1
 
     @OptionGroup var averaging: AveragingOptions
@@ -94,10 +100,10 @@ struct SimulateRun: ParsableCommand {
     @Flag(help: "Also train the same model on the same data in one process (chorus baseline: centralised and data-parallel) and print its accuracy beside the peers'.")
     var baseline = false
 
-    @Option(help: "Base learning rate of every peer's SGD.")
+    @Option(parsing: .unconditional, help: "Base learning rate of every peer's SGD.")
     var learningRate = LearningSettings().learningRate
 
-    @Option(help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant).", valueName: "fraction"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant).", valueName: "fraction"))
     var cosineDecay: Double = 0
 
     @Option(help: ArgumentHelp("Lose only the traffic of these channels, comma-separated: parameters, membership, membership_sync, model_request, model (default: every datagram).", valueName: "channels"))
@@ -113,15 +119,18 @@ struct SimulateRun: ParsableCommand {
 
     func validate() throws {
         guard peers >= 1 && peers <= 100_000 else { throw ValidationError("--peers must be between 1 and 100000, got \(peers)") }
-        guard duration > 0 else { throw ValidationError("--duration must be positive seconds, got \(duration)") }
-        guard (0..<1).contains(loss) else { throw ValidationError("--loss must be in [0, 1), got \(loss)") }
+        try checkNumber(duration, option: "--duration", in: 0...maxRunSeconds, excludingLower: true, unit: "seconds")
+        guard (0..<1).contains(loss) else { throw ValidationError("--loss must be a probability in [0, 1), got \(loss)") }
         guard SimulationTask(rawValue: task) != nil else { throw ValidationError("--task: expected train, average or membership, got \"\(task)\"") }
         guard CryptoMode(rawValue: crypto) != nil else { throw ValidationError("--crypto: expected real or simulated, got \"\(crypto)\"") }
-        guard sampleInterval > 0 else { throw ValidationError("--sample-interval must be positive seconds") }
+        try checkNumber(sampleInterval, option: "--sample-interval", in: 0.01...maxRunSeconds, unit: "seconds")
+        guard duration / sampleInterval <= 1_000_000 else {
+            throw ValidationError("--sample-interval \(sampleInterval) gives more than 1000000 rows of series.csv over --duration \(duration); take a longer interval")
+        }
         guard learningRate > 0 && learningRate <= 100 else { throw ValidationError("--learning-rate must be in (0, 100], got \(learningRate)") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         if let lossOnly { _ = try Self.channels(lossOnly) }
-        guard gossipInterval > 0 else { throw ValidationError("--gossip-interval must be positive seconds") }
+        try checkNumber(gossipInterval, option: "--gossip-interval", in: 0.001...600, unit: "seconds")
     }
 
     /// "parameters,membership" → their channel numbers.
@@ -159,7 +168,9 @@ struct SimulateRun: ParsableCommand {
         if let schedule {
             do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
         }
-        options.schedule = Schedule(actions: try faults.actions() + options.schedule.actions, poisson: options.schedule.poisson)
+        let review = try FaultOptions.review(Schedule(actions: try faults.actions() + options.schedule.actions, poisson: options.schedule.poisson),
+                                             peers: peers, duration: duration)
+        options.schedule = review.schedule
         if let lossOnly { options.link.lossChannels = try Self.channels(lossOnly) }
         let problems = options.settings.problems()
         guard problems.isEmpty else { throw UserError("settings: \(problems.joined(separator: "; "))") }
@@ -182,6 +193,7 @@ struct SimulateRun: ParsableCommand {
         FileHandle.standardError.write(Data("\n".utf8))
         let wall = Date().timeIntervalSince(started)
         var summary = simulation.summary(wallSeconds: wall)
+        summary.warnings = review.warnings.isEmpty ? nil : review.warnings
         if baseline && options.task == .train {
             summary.baseline = try BaselineComparison.run(model: options.model, partition: options.partition, peers: peers,
                                                           stepsPerPeer: simulation.stepsPerStartingPeer, stepsPerRound: options.settings.stepsPerRound,

@@ -1,4 +1,5 @@
 import ChorusCrypto
+import Dispatch
 import Testing
 @testable import ChorusMembership
 
@@ -191,5 +192,22 @@ struct ClaimValidationTests {
         #expect(verifier.verifications == 4)
         for c in claims { #expect(verifier.isValid(c)) }
         #expect(verifier.verifications > 4)
+    }
+
+    @Test("a verifier shared by copies of instances and by threads stays consistent")
+    func sharedVerifierIsSafe() {
+        // A MembershipInstance is a value that holds its verifier by reference: copies share it.
+        let verifier = ClaimVerifier(capacity: 64)
+        let claims = (2...40).map { Fixture.alive(UInt8($0)) }
+        let forged: Claim = { var c = claims[0]; c.incarnation += 1; return c }()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<50 {
+                for c in claims { precondition(verifier.isValid(c), "a genuine claim was refused") }
+                precondition(!verifier.isValid(forged), "a forged claim was accepted")
+            }
+        }
+        // Misses: at least one per claim, and every forged check (failures are never cached).
+        #expect(verifier.verifications >= claims.count + 200)
+        #expect(verifier.verifications <= 4 * 50 * (claims.count + 1))
     }
 }

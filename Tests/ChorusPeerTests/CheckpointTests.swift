@@ -115,3 +115,39 @@ func damagedCheckpointValues() throws {
         }
     }
 }
+
+@Test("temporaries left by killed peers are removed; those of live processes and of other paths are kept")
+func staleTemporaries() throws {
+    let s = try Scratch()
+    let path = s.path + "/state/p0.checkpoint"
+    try FileManager.default.createDirectory(atPath: s.path + "/state", withIntermediateDirectories: true)
+    // A process that has exited: its pid is free (pid_max is at most 2^22, so this one never ran).
+    let dead: Int32 = 99_999_999
+    let live = getppid()  // the process that started the tests
+    let names = ["p0.checkpoint.tmp-\(dead)", "p0.checkpoint.epoch.tmp-\(dead)", "p0.checkpoint.tmp-\(live)", "p0.checkpoint.tmp-\(getpid())",
+                 "p1.checkpoint.tmp-\(dead)", "p0.checkpoint.tmp-abc", "p0.checkpoint"]
+    for name in names { FileManager.default.createFile(atPath: s.path + "/state/" + name, contents: Data([1])) }
+    #expect(AtomicFile.removeStaleTemporaries(of: path) == [s.path + "/state/p0.checkpoint.tmp-\(dead)"])
+    #expect(AtomicFile.removeStaleTemporaries(of: path + ".epoch") == [s.path + "/state/p0.checkpoint.epoch.tmp-\(dead)"])
+    let left = try FileManager.default.contentsOfDirectory(atPath: s.path + "/state").sorted()
+    #expect(left == names.dropFirst(2).sorted())
+    #expect(AtomicFile.removeStaleTemporaries(of: s.path + "/nowhere/p0.checkpoint").isEmpty)
+}
+
+@Test("a peer started after a kill during a checkpoint write removes the temporary it left")
+func staleTemporaryRemovedAtStart() throws {
+    let s = try Scratch()
+    let file = s.write(s.config(bind: "127.0.0.1:\(try FreePort.udp())", admin: "127.0.0.1:\(try FreePort.tcp())"))
+    let config = try PeerConfig.load(path: file)
+    try FileManager.default.createDirectory(atPath: (config.checkpointPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    let stale = AtomicFile.temporary(of: config.checkpointPath, pid: 99_999_999)
+    FileManager.default.createFile(atPath: stale, contents: Data(repeating: 7, count: 100))
+    let process = try ChorusBinary.start(["peer", "--config", file])
+    defer {
+        process.terminate()
+        process.waitUntilExit()
+    }
+    let deadline = Date().addingTimeInterval(20)
+    while FileManager.default.fileExists(atPath: stale) && Date() < deadline { usleep(50_000) }
+    #expect(!FileManager.default.fileExists(atPath: stale))
+}

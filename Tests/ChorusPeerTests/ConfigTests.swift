@@ -74,6 +74,25 @@ let configMistakes: [ConfigMistake] = [
           field: "membership.topology", fragment: "give the topology once"),
     .init(name: "an unknown start", edit: { $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = \"softmax\"\nstart = \"zeros\"") },
           field: "model.start", fragment: "expected \"shared\""),
+    .init(name: "the advertise placeholder of chorus init's join.toml", edit: { $0.replacingOccurrences(of: "127.0.0.1:7999", with: "NEW-HOST:7000") },
+          field: "peer.advertise", fragment: "\"NEW-HOST:7000\" is the placeholder chorus init writes"),
+    .init(name: "advertising every interface", edit: { $0.replacingOccurrences(of: "127.0.0.1:7999", with: "0.0.0.0:7000") },
+          field: "peer.advertise", fragment: "means every interface"),
+    .init(name: "binding every interface without advertise", edit: {
+        $0.replacingOccurrences(of: "bind = \"127.0.0.1:0\"\nadvertise = \"127.0.0.1:7999\"", with: "bind = \"0.0.0.0:7000\"") },
+          field: "peer.advertise", fragment: "missing, so peer.bind is advertised, and \"0.0.0.0:7000\" means every interface"),
+    .init(name: "synthetic data of 10⁷ × 10⁷ values", edit: {
+        $0.replacingOccurrences(of: "partition = \"iid\"", with: "partition = \"iid\"\nsource = \"synthetic\"\nsamples = 10000000\nfeatures = 10000000") },
+          field: "data.samples", fragment: "data.samples × data.features = 10000000 × 10000000 values need 1.1 PiB"),
+    .init(name: "100 000 classes × 10⁷ features", edit: {
+        $0.replacingOccurrences(of: "partition = \"iid\"", with: "partition = \"iid\"\nsource = \"synthetic\"\nsamples = 10\nfeatures = 10000000\nclasses = 100000") },
+          field: "data.features", fragment: "model softmax with data.features = 10000000 and data.classes = 100000 has 1000000100000 parameters"),
+    .init(name: "an mlp of 100 000 hidden units × 10⁷ features", edit: {
+        $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = \"mlp\"\nhidden = 100000")
+          .replacingOccurrences(of: "partition = \"iid\"", with: "partition = \"iid\"\nsource = \"synthetic\"\nsamples = 10\nfeatures = 10000000") },
+          field: "model.hidden", fragment: "over the 8 GiB budget of one peer"),
+    .init(name: "a string field of 5000 bytes", edit: { $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = \"\(String(repeating: "x", count: 5000))\"") },
+          field: "model.kind", fragment: "a string of 5000 bytes; at most 4096 accepted"),
 ]
 
 @Test("each kind of configuration mistake gives one line naming the file and the field", arguments: configMistakes)

@@ -11,7 +11,6 @@ import Testing
 struct ShellTests {
     @Test("a peer acks membership pings within milliseconds while a long training round runs")
     func acksDuringTraining() throws {
-        let binary = try #require(ChorusBinary.path, "chorus binary not built")
         let s = try Scratch()
         let udp = try FreePort.udp(), admin = try FreePort.tcp()
         // Rounds of 50 steps of a wide MLP on 128-row batches: each takes about a second (longer
@@ -20,11 +19,7 @@ struct ShellTests {
             $0.replacingOccurrences(of: "kind = \"softmax\"", with: "kind = \"mlp:256\"")
                 .replacingOccurrences(of: "learning_rate = 0.05", with: "learning_rate = 0.01\nbatch_size = 128\nsteps_per_round = 50")
         })
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["peer", "--config", file]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChorusBinary.start(["peer", "--config", file])
         defer {
             process.terminate()
             process.waitUntilExit()

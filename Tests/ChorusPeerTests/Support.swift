@@ -67,6 +67,17 @@ enum ChorusBinary {
         return nil
     }
 
+    /// Starts chorus in the background, its standard error discarded; the caller terminates it.
+    static func start(_ arguments: [String]) throws -> Process {
+        guard let path else { throw StartupError("chorus binary not found: run scripts/test.sh or swift build first") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Runs chorus with arguments (and `environment` instead of the tests' own, when given);
     /// returns exit status and standard error.
     static func run(_ arguments: [String], environment: [String: String]? = nil, timeout: Double = 60) throws

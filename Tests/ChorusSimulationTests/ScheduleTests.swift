@@ -119,3 +119,123 @@ struct ScheduleTests {
         }
     }
 }
+
+/// A schedule is checked against the run before it starts (`Schedule.reviewed`).
+@Suite("schedules against their run")
+struct ScheduleReviewTests {
+    func problems(_ text: String, peers: Int, duration: Double = 300) -> [String] {
+        do {
+            _ = try Schedule.parse(text, file: "s.toml").reviewed(peers: peers, duration: duration)
+            return []
+        } catch let error as ScheduleError {
+            return error.problems
+        } catch {
+            return ["\(error)"]
+        }
+    }
+
+    @Test("a count above the live peers is refused, naming the file and the entry")
+    func countAboveLive() {
+        let found = problems("[[action]]\nat = 60\naction = \"crash\"\ncount = 5\n", peers: 4)
+        #expect(found == ["s.toml: 'action[0]': count = 5 is more than the 4 peers live at 60 s"])
+        // Counted after earlier departures and joins.
+        let later = problems("""
+            [[action]]
+            at = 10
+            action = "leave"
+            count = 2
+            [[action]]
+            at = 20
+            action = "partition"
+            count = 7
+            [[action]]
+            at = 30
+            action = "join"
+            count = 3
+            [[action]]
+            at = 40
+            action = "loss"
+            probability = 0.1
+            count = 9
+            """, peers: 8)
+        #expect(later == ["s.toml: 'action[1]': count = 7 is more than the 6 peers live at 20 s"])
+    }
+
+    @Test("a crash or leave of every live peer is refused: the run would measure nobody")
+    func leavesNobody() {
+        #expect(problems("[[action]]\nat = 60\naction = \"crash\"\ncount = 4\n", peers: 4)
+            == ["s.toml: 'action[0]': crash of 4 would leave none of the 4 peers live at 60 s; the run would go on measuring nobody"])
+        #expect(problems("[[action]]\nat = 60\naction = \"leave\"\nfraction = 1.0\n", peers: 4).count == 1)
+        #expect(problems("[[action]]\nat = 5\naction = \"partition\"\npeers = [\"p0\", \"p1\"]\n", peers: 2).count == 1)
+        // A restart of everyone is a full-cluster restart: allowed.
+        #expect(problems("[[action]]\nat = 60\naction = \"restart\"\ncount = 4\n", peers: 4).isEmpty)
+    }
+
+    @Test("names of peers that do not exist yet, or no longer, are refused")
+    func absentNames() {
+        #expect(problems("[[action]]\nat = 30\naction = \"loss\"\nprobability = 0.1\npeers = [\"p9\"]\n", peers: 8)
+            == ["s.toml: 'action[0]': names p9, but at 30 s the run has only p0…p7 (8 starting peers, 0 joined by then)"])
+        // A joiner continues the numbering.
+        #expect(problems("""
+            [[action]]
+            at = 10
+            action = "join"
+            count = 2
+            [[action]]
+            at = 20
+            action = "delay"
+            ms = 5
+            link = ["p9", "p0"]
+            """, peers: 8).isEmpty)
+        // A crashed peer is gone; a restarted one is back after `down`.
+        let found = problems("""
+            [[action]]
+            at = 10
+            action = "crash"
+            peers = ["p1"]
+            [[action]]
+            at = 12
+            action = "restart"
+            peers = ["p2"]
+            down = 5
+            [[action]]
+            at = 15
+            action = "leave"
+            peers = ["p1", "p2"]
+            [[action]]
+            at = 17
+            action = "leave"
+            peers = ["p2"]
+            """, peers: 8)
+        #expect(found == [
+            "s.toml: 'action[2]': names p1, which is not live at 15 s: crash at 10 s (s.toml: 'action[0]')",
+            "s.toml: 'action[2]': names p2, which is not live at 15 s: restarting from 12 s to 17 s (s.toml: 'action[1]')",
+        ])
+    }
+
+    @Test("actions at or after the end are left out with a warning that names them")
+    func afterTheEnd() throws {
+        let root = #filePath.components(separatedBy: "/Tests/").first!
+        let file = "\(root)/scripts/schedules/partition-heal.toml"
+        let review = try Schedule.load(path: file).reviewed(peers: 8, duration: 90)
+        #expect(review.schedule.actions.map(\.kind) == [.partition])
+        #expect(review.warnings == ["\(file): 'action[1]': heal at 90 s is at or after the end of the run (90 s): left out"])
+        let restart = try Schedule.parse("[[action]]\nat = 10\naction = \"restart\"\ncount = 1\ndown = 30\n", file: "s.toml").reviewed(peers: 4, duration: 20)
+        #expect(restart.schedule.actions.count == 1)
+        #expect(restart.warnings == ["s.toml: 'action[0]': restart at 10 s comes back at 40 s, at or after the end of the run (20 s): the peers stay down"])
+        let late = try Schedule.parse("[poisson]\nrate_per_minute = 0.1\nstart = 400\n", file: "s.toml").reviewed(peers: 4, duration: 300)
+        #expect(late.schedule.poisson == nil && late.warnings.count == 1)
+    }
+
+    @Test("the shipped schedules pass with the commands the docs give", arguments: [
+        ("replace-quarter", 64, 300.0), ("replace-quarter", 16, 120.0), ("partition-heal", 6, 120.0),
+        ("rolling-restart", 48, 300.0), ("poisson", 48, 300.0), ("steady", 2, 5.0),
+    ])
+    func shippedWithDocs(name: String, peers: Int, duration: Double) throws {
+        let root = #filePath.components(separatedBy: "/Tests/").first!
+        let schedule = try Schedule.load(path: "\(root)/scripts/schedules/\(name).toml")
+        let review = try schedule.reviewed(peers: peers, duration: duration)
+        #expect(review.warnings.isEmpty)
+        #expect(review.schedule == schedule)
+    }
+}
