@@ -352,6 +352,7 @@ public final class PeerSimulation {
             scheduledTick[index] = .infinity
             let directives = instances[index]!.value.tick(now: now)
             perform(directives, by: index)
+            checkProgress(of: index)
             schedule(index)
         case let .deliver(index, datagrams, from):
             for (i, bytes) in datagrams.enumerated() {
@@ -524,6 +525,24 @@ public final class PeerSimulation {
         let n = Double(max(live.count, 1))
         let window = m.suspicionMaxMultiplier * m.suspicionMultiplier * max(1, log10(n)) * m.probeInterval * Double(1 + m.maxLocalHealth)
         return now - healedAt <= window && (healedSides[a] ?? 0) != (healedSides[b] ?? 0)
+    }
+
+    /// Ticks in a row that left a peer's next deadline at or before the tick's time. A tick must
+    /// do what is due: one that leaves it due asks to be ticked again at the same instant, and
+    /// a shell that obeys spins there forever (the real shell's loop, this simulator's queue).
+    private var stalledTicks: [Int: Int] = [:]
+    static let spinLimit = 1000
+
+    private func checkProgress(of index: Int) {
+        guard running(index), peek(index, { $0.nextDeadline }) <= now else {
+            stalledTicks[index] = nil
+            return
+        }
+        stalledTicks[index, default: 0] += 1
+        if stalledTicks[index]! >= Self.spinLimit {
+            violate("\(slots[index].name) spins: \(Self.spinLimit) ticks at \(String(format: "%.3f", now)) s left its next deadline due")
+            stop(index)  // so the run ends instead of hanging
+        }
     }
 
     private func schedule(_ index: Int) {
