@@ -154,6 +154,20 @@ public enum RunOutput {
         /// What the run printed as warnings before it started (schedule actions left out because
         /// they fall after its end, …); not written when there are none.
         public var warnings: [String]?
+        /// What `chorus simulate --replay` needs to run this again byte for byte: every option,
+        /// and the schedule's text (the file may have changed since). Nil for real experiments.
+        public var replay: Replay?
+
+        public struct Replay: Sendable, Equatable, Codable {
+            /// The command's options, every one spelled out (defaults included), without --out.
+            public var arguments: [String]
+            /// The text of the schedule file named in `arguments`, if any.
+            public var schedule: String?
+            public init(arguments: [String], schedule: String?) {
+                self.arguments = arguments
+                self.schedule = schedule
+            }
+        }
 
         public struct BaselineAccuracy: Sendable, Equatable, Codable {
             /// One learner on the union of the shards, the same samples seen.
@@ -198,7 +212,7 @@ public enum RunOutput {
         }
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds, baseline, warnings
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds, baseline, warnings, replay
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -220,6 +234,7 @@ public enum RunOutput {
             try c.encodeIfPresent(cpuSeconds, forKey: .cpuSeconds)
             try c.encodeIfPresent(baseline, forKey: .baseline)
             try c.encodeIfPresent(warnings, forKey: .warnings)
+            try c.encodeIfPresent(replay, forKey: .replay)
         }
     }
 

@@ -117,6 +117,9 @@ struct SimulateRun: ParsableCommand {
     @Flag(help: "Do not draw DIR/convergence.png (drawn with scripts/plot.py when python3-matplotlib is there).")
     var noPlot = false
 
+    @Option(help: ArgumentHelp("Run again the run whose summary.json this is, with the options and the schedule text it recorded (give only --out and --no-plot besides): the same series.csv and events.csv, byte for byte.", valueName: "summary.json"))
+    var replay: String?
+
     func validate() throws {
         guard peers >= 1 && peers <= 100_000 else { throw ValidationError("--peers must be between 1 and 100000, got \(peers)") }
         try checkNumber(duration, option: "--duration", in: 0...maxRunSeconds, excludingLower: true, unit: "seconds")
@@ -145,8 +148,54 @@ struct SimulateRun: ParsableCommand {
         return out
     }
 
+    /// Every option of this run spelled out, defaults included (so a later change of a default
+    /// cannot change a replay), without --out, --no-plot and --replay. Doubles print in Swift's
+    /// shortest round-tripping form, so they parse back to the same bits.
+    var replayArguments: [String] {
+        var a = ["--peers", "\(peers)", "--duration", "\(duration)", "--seed", "\(seed)", "--task", task, "--model", model,
+                 "--partition", partition, "--loss", "\(loss)", "--crypto", crypto, "--sample-interval", "\(sampleInterval)",
+                 "--gossip-interval", "\(gossipInterval)", "--topology", averaging.topology, "--mixing", averaging.mixing,
+                 "--weights", averaging.weights, "--data-seed", "\(dataSeed)", "--learning-rate", "\(learningRate)",
+                 "--cosine-decay", "\(cosineDecay)"]
+        if let schedule { a += ["--schedule", schedule] }
+        if let lossOnly { a += ["--loss-only", lossOnly] }
+        for (name, values) in [("--peer-loss", faults.peerLoss), ("--link-loss", faults.linkLoss),
+                               ("--peer-delay", faults.peerDelay), ("--link-delay", faults.linkDelay)] {
+            for value in values { a += [name, value] }
+        }
+        if baseline { a.append("--baseline") }
+        if keepGoing { a.append("--keep-going") }
+        return a
+    }
+
     func run() throws {
         HugePages.restartWithTunables()
+        guard let replay else { return try execute(scheduleText: nil) }
+        // Only --out and --no-plot may come with --replay: anything else would not be a replay.
+        var bare = try Self.parse(["--out", out])
+        bare.noPlot = noPlot
+        guard bare.replayArguments == replayArguments else {
+            throw ValidationError("--replay takes every option from \(replay); give only --out (and --no-plot) besides")
+        }
+        struct Recorded: Decodable { var replay: RunOutput.Summary.Replay? }
+        let recorded: RunOutput.Summary.Replay
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: replay))
+            guard let r = try JSONDecoder().decode(Recorded.self, from: data).replay else {
+                throw UserError("--replay \(replay): no \"replay\" record (written by chorus simulate run since 2026-12-04)")
+            }
+            recorded = r
+        } catch let error as UserError { throw error } catch {
+            throw UserError("--replay \(replay): cannot read it as a simulate summary.json: \(error)")
+        }
+        var again = try Self.parse(recorded.arguments + ["--out", out] + (noPlot ? ["--no-plot"] : []))
+        FileHandle.standardError.write(Data("replaying: chorus simulate \(recorded.arguments.joined(separator: " "))\n".utf8))
+        again.replay = nil
+        try again.execute(scheduleText: recorded.schedule)
+    }
+
+    /// The run itself. `scheduleText` (a replay) stands in for the file --schedule names.
+    private func execute(scheduleText: String?) throws {
         var options = SimulationOptions()
         options.peers = peers
         options.duration = duration
@@ -165,8 +214,12 @@ struct SimulateRun: ParsableCommand {
         options.learning.cosineSteps = Int(duration * cosineDecay * Double(options.settings.stepsPerRound) / gossipInterval)
         do { options.model = try ModelSpec(parsing: model) } catch { throw UserError("--model: \(error)") }
         do { options.partition = try PartitionScheme(parsing: partition) } catch { throw UserError("--partition: \(error)") }
+        var recordedSchedule: String?
         if let schedule {
-            do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
+            do {
+                recordedSchedule = try scheduleText ?? String(contentsOfFile: schedule, encoding: .utf8)
+                options.schedule = scheduleText != nil ? try Schedule.parse(recordedSchedule!, file: schedule) : try Schedule.load(path: schedule)
+            } catch { throw UserError("\(error)") }
         }
         let review = try FaultOptions.review(Schedule(actions: try faults.actions() + options.schedule.actions, poisson: options.schedule.poisson),
                                              peers: peers, duration: duration)
@@ -194,6 +247,7 @@ struct SimulateRun: ParsableCommand {
         let wall = Date().timeIntervalSince(started)
         var summary = simulation.summary(wallSeconds: wall)
         summary.warnings = review.warnings.isEmpty ? nil : review.warnings
+        summary.replay = RunOutput.Summary.Replay(arguments: replayArguments, schedule: recordedSchedule)
         if baseline && options.task == .train {
             summary.baseline = try BaselineComparison.run(model: options.model, partition: options.partition, peers: peers,
                                                           stepsPerPeer: simulation.stepsPerStartingPeer, stepsPerRound: options.settings.stepsPerRound,
@@ -217,7 +271,7 @@ struct SimulateRun: ParsableCommand {
         print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
         if !noPlot { Plot.draw(out) }
         if let violation = simulation.violation {
-            print("STOPPED: \(violation) — replay with --seed \(seed)")
+            print("STOPPED: \(violation) — replay with: chorus simulate --replay \(out)/summary.json --out DIR")
             throw ExitCode(1)
         }
         if let at = simulation.interruptedAt {
