@@ -337,7 +337,7 @@ public struct MembershipInstance: Sendable {
                 guard let s = suspicions[peer], !s.verifying,
                       now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
                 if s.accusers.contains(me) && !s.secondHand {
-                    out += declareFailed(peer, incarnation: s.incarnation, now: now)
+                    out += declareFailed(peer, incarnation: s.incarnation, now: now, rng: &rng)
                 } else {
                     // Only ever declare what we saw ourselves: a refutation that missed us must not
                     // become a false failure. A real crash fails that probe and runProbe declares it.
@@ -425,7 +425,7 @@ public struct MembershipInstance: Sendable {
                         out += suspect(p.target, incarnation: target.incarnation, now: now)
                         suspicions[p.target]?.secondHand = false  // now we saw it fail ourselves
                         if let s = suspicions[p.target], s.verifying {
-                            out += declareFailed(p.target, incarnation: s.incarnation, now: now)
+                            out += declareFailed(p.target, incarnation: s.incarnation, now: now, rng: &rng)
                         }
                     }
                 }
@@ -777,11 +777,20 @@ public struct MembershipInstance: Sendable {
         return apply(claim, now: now)
     }
 
-    private mutating func declareFailed(_ peer: PeerID, incarnation: UInt64, now: Double) -> [MembershipDirective] {
+    /// Declares a suspect failed and, like a refutation, tells `announceFanout` random members at
+    /// once besides gossip: a member that missed every gossiped copy otherwise held the dead
+    /// member live until its own verification or probe (the last seconds of the detection tail).
+    private mutating func declareFailed(_ peer: PeerID, incarnation: UInt64, now: Double,
+                                        rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         suspicions[peer] = nil
         guard let m = members[peer], m.status == .suspect, m.incarnation == incarnation else { return [] }
         stats.failuresDeclared += 1
-        return apply(Claim.make(.failed, subject: peer, incarnation: incarnation, key: key), now: now)
+        let claim = Claim.make(.failed, subject: peer, incarnation: incarnation, key: key)
+        var out = apply(claim, now: now)
+        for target in randomLiveMembers(count: settings.announceFanout, excluding: [], rng: &rng) {
+            out.append(send(.gossip(claims: [claim]), to: target.id, address: target.address))
+        }
+        return out
     }
 
     private mutating func reject(_ reason: ClaimRejection) -> [MembershipDirective] {

@@ -332,6 +332,22 @@ struct ProbeScheduleTests {
         #expect((2...12).contains(chosen), "\(chosen) of \(n - 2) hearers probe the suspect at once; 6 expected")
     }
 
+    @Test("a failure this member declares is sent at once to announceFanout members, besides gossip")
+    func declarationAnnounced() throws {
+        let others = (2...12).map { UInt8($0) }
+        var d = Driver(Fixture.instance(1, knowing: others), seed: 2)
+        d.responsive = Set((3...12).map { Fixture.id(UInt8($0)) })  // 2 has crashed
+        d.run(until: 60)
+        let declared = try #require(d.firstTime(of: .failed(Fixture.id(2))), "2 is declared failed")
+        let told = d.log.filter { $0.time == declared }.compactMap { entry -> PeerID? in
+            guard case let .send(.gossip(claims), to, _) = entry.directive,
+                  claims.contains(where: { $0.status == .failed && $0.subject == Fixture.id(2) }) else { return nil }
+            return to
+        }
+        #expect(Set(told).count >= Fixture.hand.announceFanout, "told at once: \(told.count)")
+        #expect(!told.contains(Fixture.id(2)))
+    }
+
     @Test("relays for an indirect probe are never members under suspicion")
     func relaysAreNotSuspects() {
         let others = (2...12).map { UInt8($0) }
