@@ -352,8 +352,7 @@ public final class PeerSimulation {
             scheduledTick[index] = .infinity
             let directives = instances[index]!.value.tick(now: now)
             perform(directives, by: index)
-            checkProgress(of: index)
-            schedule(index)
+            schedule(index, afterTick: true)
         case let .deliver(index, datagrams, from):
             for (i, bytes) in datagrams.enumerated() {
                 guard running(index) else { dropped += datagrams.count - i; return }
@@ -533,21 +532,24 @@ public final class PeerSimulation {
     private var stalledTicks: [Int: Int] = [:]
     static let spinLimit = 1000
 
-    private func checkProgress(of index: Int) {
-        guard running(index), peek(index, { $0.nextDeadline }) <= now else {
-            stalledTicks[index] = nil
-            return
-        }
-        stalledTicks[index, default: 0] += 1
-        if stalledTicks[index]! >= Self.spinLimit {
-            violate("\(slots[index].name) spins: \(Self.spinLimit) ticks at \(String(format: "%.3f", now)) s left its next deadline due")
-            stop(index)  // so the run ends instead of hanging
-        }
-    }
-
-    private func schedule(_ index: Int) {
+    /// Queues the peer's next tick at its deadline. After a tick, a deadline still due is a
+    /// stall (`stalledTicks`), reported once it repeats `spinLimit` times.
+    private func schedule(_ index: Int, afterTick: Bool = false) {
         guard running(index) else { return }
-        let at = max(now, peek(index) { $0.nextDeadline })
+        let deadline = peek(index) { $0.nextDeadline }
+        if afterTick {
+            if deadline <= now {
+                stalledTicks[index, default: 0] += 1
+                if stalledTicks[index]! >= Self.spinLimit {
+                    violate("\(slots[index].name) spins: \(Self.spinLimit) ticks at \(String(format: "%.3f", now)) s left its next deadline due")
+                    stop(index)  // so the run ends instead of hanging
+                    return
+                }
+            } else if !stalledTicks.isEmpty {
+                stalledTicks[index] = nil
+            }
+        }
+        let at = max(now, deadline)
         guard at.isFinite, at < scheduledTick[index] else { return }
         scheduledTick[index] = at
         queue.push(.tick(index), at: at)

@@ -172,9 +172,7 @@ struct SimulateRun: ParsableCommand {
         HugePages.restartWithTunables()
         guard let replay else { return try execute(scheduleText: nil) }
         // Only --out and --no-plot may come with --replay: anything else would not be a replay.
-        var bare = try Self.parse(["--out", out])
-        bare.noPlot = noPlot
-        guard bare.replayArguments == replayArguments else {
+        guard try Self.parse(["--out", out]).replayArguments == replayArguments else {
             throw ValidationError("--replay takes every option from \(replay); give only --out (and --no-plot) besides")
         }
         struct Recorded: Decodable { var replay: RunOutput.Summary.Replay? }
@@ -188,9 +186,8 @@ struct SimulateRun: ParsableCommand {
         } catch let error as UserError { throw error } catch {
             throw UserError("--replay \(replay): cannot read it as a simulate summary.json: \(error)")
         }
-        var again = try Self.parse(recorded.arguments + ["--out", out] + (noPlot ? ["--no-plot"] : []))
+        let again = try Self.parse(recorded.arguments + ["--out", out] + (noPlot ? ["--no-plot"] : []))
         FileHandle.standardError.write(Data("replaying: chorus simulate \(recorded.arguments.joined(separator: " "))\n".utf8))
-        again.replay = nil
         try again.execute(scheduleText: recorded.schedule)
     }
 
