@@ -110,6 +110,15 @@ public struct PeerInstance: Sendable {
     private var seeds: [PeerAddress] = []
     /// Where to say hello while alone: the seeds and the configured neighbours' addresses.
     private var entryPoints: [PeerAddress] = []
+    /// Whether an entry point has answered (its hello came back). Until then its hellos go on,
+    /// with backoff, even while other members are known: knowing only newcomers that joined
+    /// through us is not being in the network. Two newcomers that joined through each other,
+    /// the first one's hellos to its own seed lost, stayed an island of two for good (found by
+    /// `chorus simulate fuzz --seeds 46`). An entry point named by host name never matches the
+    /// address its answers come from; such a peer keeps sending one hello per backoff period.
+    private var entryPointAnswered = false
+    /// Whether hellos to the entry points are due: alone, or not yet answered by one.
+    private var callsEntryPoints: Bool { !entryPoints.isEmpty && (othersLive == 0 || !entryPointAnswered) }
     /// The current gap between hello rounds while alone (doubles up to seedRetryMaxInterval).
     private var seedRetryGap: Double
     /// Since when this peer has known no other member (nil: it knows some).
@@ -281,7 +290,7 @@ public struct PeerInstance: Sendable {
         case .stopped:
             break
         }
-        if othersLive == 0 && !entryPoints.isEmpty { t = min(t, nextSeedHelloAt) }
+        if callsEntryPoints { t = min(t, nextSeedHelloAt) }
         if isolated { t = min(t, max(aloneSince! + settings.isolationWarningAfter, nextIsolationWarning)) }
         return t
     }
@@ -305,15 +314,17 @@ public struct PeerInstance: Sendable {
                 }
             }
         }
-        if othersLive == 0 && now >= nextSeedHelloAt {
-            helloSeeds(now: now, into: &out)  // nobody answered yet: the seeds may have started after us
+        if callsEntryPoints && now >= nextSeedHelloAt {
+            helloSeeds(now: now, into: &out)  // no seed answered yet: they may have started after us
         }
         if warnedIsolated && othersLive > 0 {
             warnedIsolated = false
             nextIsolationWarning = -.infinity
             out.append(.event(.reconnected(members: othersLive + 1)))
         }
-        if isolated, let since = aloneSince, now - since >= settings.isolationWarningAfter, now >= nextIsolationWarning {
+        // The very sum `nextDeadline` compares: `now - since >= after` rounds differently (22.9 − 12.9
+        // is 9.999999999999998), and the tick at the deadline would then do nothing, forever.
+        if isolated, let since = aloneSince, now >= since + settings.isolationWarningAfter, now >= nextIsolationWarning {
             nextIsolationWarning = now + settings.warningInterval
             warnedIsolated = true
             out.append(.event(.isolated(seconds: now - since, tried: entryPoints)))
@@ -478,7 +489,9 @@ public struct PeerInstance: Sendable {
             case let .hello(peer):
                 // Someone we may not know yet (a seed answering, a newcomer, a restarted peer):
                 // exchange views through it.
-                if membership.status(of: peer) == nil || entryPoints.contains(source) {
+                let fromEntryPoint = entryPoints.contains(source)
+                if fromEntryPoint { entryPointAnswered = true }
+                if membership.status(of: peer) == nil || fromEntryPoint {
                     if address(of: peer) == nil {
                         addresses[peer] = source
                         neighbourAddresses = nil
@@ -619,7 +632,7 @@ public struct PeerInstance: Sendable {
         othersLive = membership.liveMemberCount - 1
         if othersLive > 0 {
             aloneSince = nil
-            seedRetryGap = settings.seedRetryInterval
+            if entryPointAnswered { seedRetryGap = settings.seedRetryInterval }
         } else if aloneSince == nil {
             aloneSince = now
             nextSeedHelloAt = now  // everyone went away: back to the entry points at once

@@ -12,6 +12,8 @@ struct Bench {
     var peers: [PeerInstance] = []
     var events: [[PeerEvent]] = []
     var now = 0.0
+    /// Datagrams from the first peer to the second are lost while this says so.
+    var lose: (_ from: Int, _ to: Int, _ now: Double) -> Bool = { _, _, _ in false }
 
     mutating func add(_ k: UInt8, model: ModelSpec = .softmax, fetchModel: Bool = false) -> Int {
         var settings = PeerSettings()
@@ -35,7 +37,7 @@ struct Bench {
         for d in directives {
             switch d {
             case let .send(datagrams, address, _, _):
-                guard let j = index(of: address) else { continue }
+                guard let j = index(of: address), !lose(i, j, now) else { continue }
                 for bytes in datagrams { run(peers[j].receive(bytes, from: peers[i].address, now: now), by: j) }
             case let .learn(job):
                 run(peers[i].learningFinished(job.run(), now: now), by: i)
@@ -178,6 +180,48 @@ struct PeerInstanceTests {
         let b = lone.add(2)
         _ = lone.peers[b].start(seeds: [], knownPeers: [], now: 0)
         #expect(!lone.peers[b].isolated)
+    }
+
+    /// Found by `chorus simulate fuzz --seeds 46` (generator version 1): two newcomers that
+    /// joined through each other, the first one's hellos to its own seed lost, knew each other,
+    /// so neither said hello to a seed again: an island of two, for good.
+    @Test("a newcomer known only to another newcomer goes on calling its seed until the seed answers (fuzz seed 46)")
+    func newcomersDoNotFormAnIsland() {
+        var bench = Bench()
+        let a = bench.add(1), b = bench.add(2), c = bench.add(3)
+        bench.lose = { from, to, now in from == b && to == a && now < 0.5 }  // b's first hellos to its seed
+        bench.run(bench.peers[a].start(seeds: [], knownPeers: [], now: 0), by: a)
+        bench.run(bench.peers[b].start(seeds: [bench.peers[a].address], knownPeers: [], now: 0), by: b)
+        bench.advance(to: 0.1)
+        bench.run(bench.peers[c].start(seeds: [bench.peers[b].address], knownPeers: [], now: 0.1), by: c)
+        bench.advance(to: 30)
+        for (i, peer) in bench.peers.enumerated() {
+            #expect(peer.membership.liveMemberCount == 3, "peer \(i) lists \(peer.membership.liveMemberCount) live members, not 3")
+        }
+    }
+
+    /// Found by `chorus simulate fuzz --seeds 36` (generator version 1): a joiner cut off at
+    /// 12.9 s spun at 22.9 s, because `nextDeadline` said `since + 10 <= now` while `tick` asked
+    /// `now - since >= 10`, and the two round differently.
+    @Test("isolation warning: every tick at the deadline moves it, whatever the start time (fuzz seed 36)")
+    func isolationDeadlineAgreesWithTick() {
+        var stalls: [Double] = []
+        for start in stride(from: 0.0, through: 30, by: 0.1) {
+            var bench = Bench()
+            bench.now = start
+            let a = bench.add(1)
+            _ = bench.peers[a].start(seeds: ["10.0.0.99:7000"], knownPeers: [], now: start)
+            var t = start
+            while t < start + 11 {
+                t = bench.peers[a].nextDeadline
+                _ = bench.peers[a].tick(now: t)  // training jobs are left out: only time matters here
+                if bench.peers[a].nextDeadline <= t {
+                    stalls.append(start)
+                    break
+                }
+            }
+        }
+        #expect(stalls.isEmpty, "a tick left its deadline due for starts at \(stalls)")
     }
 }
 
