@@ -33,6 +33,8 @@ public struct MembershipInstance: Sendable {
     private var bulkLoading = false
     /// XOR of `entryHash` over the live members: the view's digest without this peer's own entry.
     private var othersDigest: UInt64 = 0
+    /// XOR of `syncHash` (id and boot epoch) over the live members: `digest` without this peer.
+    private var othersSyncDigest: UInt64 = 0
     /// Lifeguard's local health multiplier: 0 (healthy) … settings.maxLocalHealth.
     public private(set) var localHealth = 0
     public private(set) var isLeaving = false
@@ -262,7 +264,7 @@ public struct MembershipInstance: Sendable {
     public mutating func preload(sharing other: MembershipInstance, now: Double) {
         defer { cacheTimers(now: now) }
         precondition(members.isEmpty && other.tombstones.isEmpty, "preload(sharing:) starts an empty view from a steady one")
-        (members, othersDigest, liveIDs) = (other.members, other.othersDigest, other.liveIDs)
+        (members, othersDigest, othersSyncDigest, liveIDs) = (other.members, other.othersDigest, other.othersSyncDigest, other.liveIDs)
         // Two changes, kept in step with the indexes as any other; endPreload then drops what
         // they queued for gossip and for the probe order.
         _ = apply(other.myAliveClaim, now: now)
@@ -893,12 +895,19 @@ public struct MembershipInstance: Sendable {
 
     // MARK: The member indexes
 
-    /// A digest of the live set (the ids of alive and suspect members, this peer included),
-    /// order-independent and kept up to date as liveness changes: two peers that agree on who is
-    /// live have the same digest, whatever order they learned it in. Incarnations, suspicions and
-    /// tombstones are left out on purpose: they change all the time in a large lossy network and
-    /// gossip repairs them; a digest over them would make nearly every sync a full one.
-    public var digest: UInt64 { isLeaving ? othersDigest : othersDigest ^ Self.entryHash(me) }
+    /// The anti-entropy digest: of the live members (alive and suspect, this peer included) with
+    /// the boot epoch of each (its incarnation's upper bits), order-independent and kept up to
+    /// date: two peers that agree on who is live, and since which boot, have the same digest,
+    /// whatever order they learned it in. A restart changes it, so a peer that missed a
+    /// restarted member's new alive claim is repaired by the next sync: with ids alone it kept
+    /// the old incarnation for good, and refused every later claim about the new one (found by
+    /// `chorus simulate fuzz --seeds 73`). Refutation counts (the lower 16 bits), suspicions and
+    /// tombstones are left out on purpose: they change all the time in a large lossy network
+    /// and gossip repairs them; a digest over them would make nearly every sync a full one.
+    public var digest: UInt64 { isLeaving ? othersSyncDigest : othersSyncDigest ^ Self.syncHash(me, incarnation: incarnation) }
+
+    /// One member's part of `digest`: its id's hash mixed with its boot epoch.
+    static func syncHash(_ id: PeerID, incarnation: UInt64) -> UInt64 { mix(entryHash(id) ^ (incarnation >> 16)) }
 
     /// The digest of `liveMembers` (this peer included even while it leaves): equal to
     /// `setDigest` of a set exactly when the view is that set, but for a 2⁻⁶⁴ accident. A
@@ -925,7 +934,10 @@ public struct MembershipInstance: Sendable {
 
     /// Stores `member`, whose status changed (or was learnt) at `now`.
     private mutating func store(_ member: Member, as id: PeerID, now: Double) {
-        let wasLive = members[id]?.isLive ?? false
+        let old = members[id]
+        let wasLive = old?.isLive ?? false
+        if let old, wasLive { othersSyncDigest ^= Self.syncHash(id, incarnation: old.incarnation) }
+        if member.isLive { othersSyncDigest ^= Self.syncHash(id, incarnation: member.incarnation) }
         members[id] = member
         let tombstone = member.isLive ? nil : now
         if tombstones[id] != tombstone { tombstones[id] = tombstone }  // unchanged: keep timersDeadline
@@ -934,6 +946,7 @@ public struct MembershipInstance: Sendable {
 
     private mutating func forget(_ peer: PeerID) {
         guard let member = members.removeValue(forKey: peer) else { return }
+        if member.isLive { othersSyncDigest ^= Self.syncHash(peer, incarnation: member.incarnation) }
         tombstones[peer] = nil
         if member.isLive { liveness(of: peer, changedTo: false) }
     }

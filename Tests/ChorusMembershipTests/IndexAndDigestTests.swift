@@ -11,8 +11,8 @@ struct IndexAndDigestTests {
     }
 
     static func bruteDigest(_ m: MembershipInstance) -> UInt64 {
-        m.members.values.filter(\.isLive).reduce(m.isLeaving ? 0 : MembershipInstance.entryHash(m.me)) {
-            $0 ^ MembershipInstance.entryHash($1.id)
+        m.members.values.filter(\.isLive).reduce(m.isLeaving ? 0 : MembershipInstance.syncHash(m.me, incarnation: m.incarnation)) {
+            $0 ^ MembershipInstance.syncHash($1.id, incarnation: $1.incarnation)
         }
     }
 
@@ -72,6 +72,29 @@ struct IndexAndDigestTests {
         #expect(a.digest == b.digest)
         _ = a.receive(.gossip(claims: [Fixture.alive(11)]), from: Fixture.id(11), address: "", now: 6, rng: &rng)
         #expect(a.digest != b.digest)
+    }
+
+    /// Found by `chorus simulate fuzz --seeds 73` (generator version 1): a peer that missed a
+    /// restarted member's new alive claim (gossip ran out during a one-way partition) had the
+    /// same id-only digest as everyone, so no sync ever repaired it.
+    @Test("a member restarted with a new boot epoch changes the digest, and a digest exchange then repairs the stale view (fuzz seed 73)")
+    func restartChangesDigest() {
+        var rng = SplitMix(seed: 1)
+        var stale = Fixture.instance(1, knowing: [2, 3])
+        var fresh = Fixture.instance(4, knowing: [1, 2, 3])
+        _ = stale.receive(.gossip(claims: [Fixture.alive(4)]), from: Fixture.id(4), address: "", now: 1, rng: &rng)
+        #expect(stale.digest == fresh.digest, "the same members at the same boots")
+        let reboot = Fixture.base + (7 << 16)  // peer 3 restarted 7 s later
+        _ = fresh.receive(.gossip(claims: [Fixture.alive(3, incarnation: reboot)]), from: Fixture.id(3), address: "", now: 2, rng: &rng)
+        #expect(stale.digest != fresh.digest)
+        // The digest exchange: the stale peer's digest differs, so it is sent a full sync.
+        let answer = stale.receive(.digest(fresh.digest, claims: []), from: Fixture.id(4), address: Fixture.address(4), now: 3, rng: &rng)
+        let request = try! #require(answer.sends.first { if case .sync = $0.message { true } else { false } })
+        let reply = fresh.receive(request.message, from: Fixture.id(1), address: Fixture.address(1), now: 3, rng: &rng)
+        let response = try! #require(reply.sends.first { if case .sync(true, _) = $0.message { true } else { false } })
+        _ = stale.receive(response.message, from: Fixture.id(4), address: Fixture.address(4), now: 3, rng: &rng)
+        #expect(stale.members[Fixture.id(3)]?.incarnation == reboot)
+        #expect(stale.digest == fresh.digest)
     }
 
     @Test("a periodic sync sends a digest; equal views answer nothing, different views answer with a full sync request")
