@@ -65,6 +65,9 @@ public final class Experiment {
     private var events: [RunOutput.Event] = []
     private var pending: [Pending] = []
     private var restarts: [(at: Double, member: Int)] = []
+    /// Stopped processes (SIGSTOP) and when each is continued; when the last pause of each ended.
+    private var paused: [Int: Double] = [:]
+    private var pauseEnded: [Int: Double] = [:]
     private var nextPoisson = Double.infinity
     /// Members told to leave or killed: a killed process may not be reaped yet, and a leaving one
     /// lingers, but neither may be a target or an entry point any more.
@@ -76,6 +79,7 @@ public final class Experiment {
     private var lossIn: [Int: Double] = [:], lossOut: [Int: Double] = [:], delayOut: [Int: Double] = [:]
     private var links: [Int: [Int: LinkFault]] = [:]
     private var partitionSide: Set<Int>?
+    private var partitionDirection = Schedule.Direction.both
     /// The sides of the last partition and when it healed: verdicts across it are not false failures.
     private var lastPartition: (side: Set<Int>, healedAt: Double)?
     private var applied: [Int: FaultSettings] = [:]
@@ -128,7 +132,10 @@ public final class Experiment {
     /// returns true), stops every peer and returns what was measured. Never leaves a child running.
     public func run(interrupted: () -> Bool) throws -> (samples: [RunOutput.Sample], summary: RunOutput.Summary) {
         let wallStart = Date()
-        defer { network.stopAll(timeout: 3) }
+        defer {
+            resumeAll()  // a stopped process cannot act on SIGTERM
+            network.stopAll(timeout: 3)
+        }
         for index in network.members.indices { try network.start(index) }
         try network.waitUntilReady(Array(network.members.indices), timeout: 60, cancelled: interrupted)
         start = Date()
@@ -151,6 +158,7 @@ public final class Experiment {
                 restarts.removeFirst()
                 restart(due.member)
             }
+            for (index, until) in paused.sorted(by: { $0.key < $1.key }) where until <= now { resume(index) }
             poll()
             if now - lastSampleAt >= options.sampleInterval - options.pollInterval / 2 { sample() }
         }
@@ -190,9 +198,19 @@ public final class Experiment {
             for _ in 0..<action.joinCount(startingPeers: options.peers) { join() }
         case .partition:
             partitionSide = Set(targets(action.target))
+            partitionDirection = action.direction
             lastPartition = (partitionSide!, .infinity)
-            note("partition", peer: "network")
+            note(action.label, peer: "network")
             reconcileFaults()
+        case .pause:
+            let chosen = targets(action.target)
+            for index in chosen {
+                guard let pid = network.pid(index) else { continue }
+                if paused[index] == nil { kill(pid, SIGSTOP) }
+                paused[index] = max(paused[index] ?? 0, elapsed + action.seconds)
+                say("\(network.members[index].name) stopped (SIGSTOP) for \(action.seconds) s")
+            }
+            note(action.label, peer: chosen.map { network.members[$0].name }.joined(separator: " "))
         case .heal:
             partitionSide = nil
             if let last = lastPartition, last.healedAt == .infinity { lastPartition = (last.side, elapsed) }
@@ -238,6 +256,18 @@ public final class Experiment {
             loss = action.probability
             note(action.label, peer: "network")
         }
+    }
+
+    /// Continues a paused process (SIGCONT).
+    private func resume(_ index: Int) {
+        guard paused.removeValue(forKey: index) != nil else { return }
+        pauseEnded[index] = elapsed
+        if let pid = network.pid(index) { kill(pid, SIGCONT) }
+        say("\(network.members[index].name) continued (SIGCONT)")
+    }
+
+    private func resumeAll() {
+        for index in paused.keys.sorted() { resume(index) }
     }
 
     private func crash(_ index: Int) { depart(index, signal: SIGKILL, kind: .crash, saying: "killed (kill -9)") }
@@ -347,7 +377,18 @@ public final class Experiment {
         }
         if let side = partitionSide {
             let mine = side.contains(index)
-            faults.blocked = Set(network.members.indices.filter { side.contains($0) != mine }.map { network.members[$0].id })
+            let others = network.members.indices.filter { side.contains($0) != mine }
+            switch partitionDirection {
+            case .both:
+                faults.blocked = Set(others.map { network.members[$0].id })
+            case .out, .in:
+                // One way: the targets' datagrams to the others are lost (out), or the others' to
+                // the targets (in). Each sender drops what it must not deliver.
+                let sends = partitionDirection == .out ? mine : !mine
+                if sends {
+                    for other in others { faults.links[network.members[other].id, default: LinkFault()].drop = 1 }
+                }
+            }
         }
         return faults
     }
@@ -410,7 +451,7 @@ public final class Experiment {
                 guard let row = latest[q]!.members.first(where: { $0.id == id }) else { return false }
                 return (row.status == "alive" || row.status == "suspect") && row.incarnation > entry.incarnation
             }
-        case .partition, .loss, .delay:
+        case .partition, .loss, .delay, .pause:
             return true
         }
     }
@@ -439,6 +480,9 @@ public final class Experiment {
                 guard let subject = running[row.id], let own = latest[subject], own.incarnation == row.incarnation else { continue }
                 if let last = lastPartition, elapsed - last.healedAt < Self.partitionGrace,
                    last.side.contains(observer) != last.side.contains(subject) { continue }
+                if [observer, subject].contains(where: { paused[$0] != nil || elapsed - (pauseEnded[$0] ?? -.infinity) < Self.partitionGrace }) {
+                    continue  // a stopped process does not answer, and wakes to find its probes timed out
+                }
                 falseFailures.insert("\(observer)/\(row.id)/\(row.incarnation)")
             }
         }

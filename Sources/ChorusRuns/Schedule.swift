@@ -13,7 +13,9 @@ public struct Schedule: Sendable, Equatable {
         case join
         /// Crash, then start again after `down` seconds from the last checkpoint, same identity.
         case restart
-        /// Cut the network in two: the targets on one side, everyone else on the other.
+        /// Cut the network in two: the targets on one side, everyone else on the other. With
+        /// `direction` "out" only what the targets send to the others is lost, with "in" only what
+        /// they receive from them (an asymmetric partition: one side hears the other).
         case partition
         /// Remove every partition.
         case heal
@@ -22,6 +24,9 @@ public struct Schedule: Sendable, Equatable {
         case loss
         /// Add latency: on the targets' traffic (`direction`) or on one link.
         case delay
+        /// Stop the targets' processes for `seconds` (SIGSTOP, then SIGCONT): they neither run
+        /// nor answer; what is sent to them waits and is read when they resume.
+        case pause
     }
 
     /// Which of a peer's datagrams a loss or delay applies to.
@@ -56,11 +61,14 @@ public struct Schedule: Sendable, Equatable {
         public var link: [String]?
         /// delay: extra one-way milliseconds (0 removes the delay).
         public var delayMs: Double
+        /// pause: seconds the targets stay stopped.
+        public var seconds: Double
         /// Where the action was written, for messages: "FILE: 'action[2]'" or "--peer-loss p3=0.1".
         public var origin: Origin
 
         public init(time: Double, kind: Kind, target: Target? = nil, down: Double = 5, probability: Double = 0,
-                    direction: Direction = .both, link: [String]? = nil, delayMs: Double = 0, origin: String? = nil) {
+                    direction: Direction = .both, link: [String]? = nil, delayMs: Double = 0, seconds: Double = 0,
+                    origin: String? = nil) {
             self.time = time
             self.kind = kind
             self.target = target
@@ -69,6 +77,7 @@ public struct Schedule: Sendable, Equatable {
             self.direction = direction
             self.link = link
             self.delayMs = delayMs
+            self.seconds = seconds
             self.origin = Origin(text: origin)
         }
 
@@ -79,12 +88,15 @@ public struct Schedule: Sendable, Equatable {
             return link[0] + (direction == .both ? "-" : ">") + link[1]
         }
 
-        /// events.csv's action column: "loss:0.3", "loss:0.3:in", "delay:50ms:out", "crash", …
+        /// events.csv's action column: "loss:0.3", "loss:0.3:in", "delay:50ms:out", "partition:out",
+        /// "pause:2.5s", "crash", …
         public var label: String {
             let side = target != nil && direction != .both ? ":\(direction.rawValue)" : ""
             switch kind {
             case .loss: return "loss:\(probability)" + side
             case .delay: return "delay:\(delayMs)ms" + side
+            case .partition: return "partition" + side
+            case .pause: return "pause:\(seconds)s"
             default: return kind.rawValue
             }
         }
@@ -181,7 +193,7 @@ public struct Schedule: Sendable, Equatable {
     }
 
     private static func parseAction(_ table: TOMLTable, field: String, fail: (String?, String) -> ParseError) throws(ParseError) -> Action {
-        let known: Set<String> = ["at", "action", "count", "fraction", "peers", "down", "probability", "direction", "link", "ms"]
+        let known: Set<String> = ["at", "action", "count", "fraction", "peers", "down", "probability", "direction", "link", "ms", "seconds"]
         if let unknown = table.keys.sorted().first(where: { !known.contains($0) }) {
             throw fail("\(field).\(unknown)", "unknown key (expected \(known.sorted().joined(separator: ", ")))")
         }
@@ -226,7 +238,9 @@ public struct Schedule: Sendable, Equatable {
         }
         var direction = Direction.both
         if let v = table["direction"] {
-            guard kind == .loss || kind == .delay else { throw fail("\(field).direction", "only loss and delay take 'direction'") }
+            guard kind == .loss || kind == .delay || kind == .partition else {
+                throw fail("\(field).direction", "only loss, delay and partition take 'direction'")
+            }
             guard let text = v.string, let d = Direction(rawValue: text) else {
                 throw fail("\(field).direction", "expected \"in\", \"out\" or \"both\", got \(v)")
             }
@@ -235,7 +249,7 @@ public struct Schedule: Sendable, Equatable {
             direction = d
         }
         switch kind {
-        case .crash, .leave, .join, .restart, .partition:
+        case .crash, .leave, .join, .restart, .partition, .pause:
             guard target != nil else { throw fail(field, "\(kind.rawValue) needs count, fraction or peers") }
             if kind == .join, case .names = target { throw fail("\(field).peers", "join makes new peers: give count or fraction") }
         case .heal:
@@ -259,6 +273,14 @@ public struct Schedule: Sendable, Equatable {
         } else if kind == .delay {
             throw fail("\(field).ms", "missing: the extra one-way delay in milliseconds, e.g. 50")
         }
+        var seconds = 0.0
+        if let v = try number(table, "seconds", field: field, fail: fail) {
+            guard kind == .pause else { throw fail("\(field).seconds", "only pause takes 'seconds'") }
+            guard v > 0 && v <= 3600 else { throw fail("\(field).seconds", "expected a pause of more than 0 and at most 3600 seconds, got \(v)") }
+            seconds = v
+        } else if kind == .pause {
+            throw fail("\(field).seconds", "missing: how long the peers stay stopped, e.g. 3")
+        }
         var probability = 0.0
         if let p = try number(table, "probability", field: field, fail: fail) {
             guard kind == .loss else { throw fail("\(field).probability", "only loss takes 'probability'") }
@@ -268,7 +290,7 @@ public struct Schedule: Sendable, Equatable {
             throw fail("\(field).probability", "missing: the loss probability, e.g. 0.05")
         }
         return Action(time: time, kind: kind, target: target, down: down, probability: probability, direction: direction,
-                      link: link, delayMs: delayMs)
+                      link: link, delayMs: delayMs, seconds: seconds)
     }
 
     private static func parsePoisson(_ table: TOMLTable, fail: (String?, String) -> ParseError) throws(ParseError) -> Poisson {

@@ -96,7 +96,7 @@ extension Schedule {
                 let n = action.joinCount(startingPeers: peers)
                 existing += n
                 live += n
-            case .heal, .loss, .delay:
+            case .heal, .loss, .delay, .pause:
                 break
             }
         }

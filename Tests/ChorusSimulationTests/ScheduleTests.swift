@@ -98,7 +98,32 @@ struct ScheduleTests {
         ("[[action]]\nat = 1\naction = \"loss\"\nprobability = 0.1\npeers = [\"p3\"]\ndirection = \"sideways\"", "'action[0].direction'", "\"in\", \"out\" or \"both\""),
         ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\nms = 5", "'action[0].ms'", "only delay"),
         ("[[action]\nat = 1", "invalid TOML", "at line"),
+        ("[[action]]\nat = 1\naction = \"pause\"\ncount = 1", "'action[0].seconds'", "missing"),
+        ("[[action]]\nat = 1\naction = \"pause\"\ncount = 1\nseconds = 0", "'action[0].seconds'", "more than 0"),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\nseconds = 2", "'action[0].seconds'", "only pause"),
+        ("[[action]]\nat = 1\naction = \"crash\"\ncount = 1\ndirection = \"in\"", "'action[0].direction'", "only loss, delay and partition"),
     ]
+
+    @Test("pauses and one-way partitions parse, with labels that say so")
+    func pausesAndOneWayPartitions() throws {
+        let s = try Schedule.parse("""
+            [[action]]
+            at = 5
+            action = "pause"
+            peers = ["p2"]
+            seconds = 2.5
+
+            [[action]]
+            at = 6
+            action = "partition"
+            fraction = 0.25
+            direction = "out"
+            """, file: "p.toml")
+        #expect(s.actions.map(\.kind) == [.pause, .partition])
+        #expect(s.actions[0].seconds == 2.5 && s.actions[0].target == .names(["p2"]))
+        #expect(s.actions[1].direction == .out)
+        #expect(s.actions.map(\.label) == ["pause:2.5s", "partition:out"])
+    }
 
     @Test("each mistake names the file, the entry and the field", arguments: mistakes.indices)
     func rejected(index: Int) {
