@@ -60,6 +60,29 @@ public struct SimulationOptions: Sendable {
     public var sampleInterval = 5.0
     /// Stop at the first invariant violation (otherwise record it and go on).
     public var stopOnViolation = true
+    /// Seconds at the end of the run with every fault healed and churn stopped (0: none). Schedule
+    /// actions and Poisson churn stop where it begins; at the end every live view must be whole,
+    /// every action seen by all, and (averaging tasks) consensus down by `livenessContraction`.
+    public var livenessSeconds = 0.0
+    /// The liveness phase's consensus target: the largest relative distance at its end at most
+    /// this fraction of what it was at its start (or below `Self.consensusFloor`).
+    public var livenessContraction = 0.5
+    /// Check safety after every event (finite parameters, valid mixing rows, incarnations never
+    /// going backwards, views naming only peers that exist, reassembly within its budget), not
+    /// only after learning: the fuzzer's mode, O(n) per event.
+    public var checkEveryEvent = false
+    /// Clock faults: each peer's wall clock is off by up to ± `clockOffset` seconds and runs at
+    /// 1 ± up to `clockDrift` times real speed (drawn per peer from the seed).
+    public var clockOffset = 0.0
+    public var clockDrift = 0.0
+    /// Membership's envelope: a member declared failed while it runs and is reachable is a
+    /// violation only while its and its accuser's traffic lose at most this fraction of
+    /// datagrams and are delayed by less than a quarter of the probe timeout (more, recently,
+    /// excuses the verdict: such a member does not answer in time).
+    public var envelopeLoss = 0.2
+    /// Virtual seconds one SGD step takes: a training job's result arrives this much later times
+    /// its steps, and datagrams, ticks and churn happen meanwhile, as in a real peer (0: at once).
+    public var stepSeconds = 0.0
 
     public init() {}
 }
@@ -90,6 +113,18 @@ public final class PeerSimulation {
         var linkFreeAt = 0.0
         var rejectedSeen = 0
         var bytesSentSeen = 0
+        /// The slot's clock: local monotonic time is real time × `clockRate`; its wall clock
+        /// reads the shared one plus `clockOffset`.
+        var clockRate = 1.0
+        var clockOffset = 0.0
+        /// Stopped (a `pause` action) until then: its events wait.
+        var pausedUntil = -Double.infinity
+        /// Until when the slot's traffic was outside membership's envelope (`envelopeLoss`):
+        /// infinity while it is.
+        var degradedUntil = -Double.infinity
+        /// What `checkEveryEvent` last saw: the peer's own incarnation and its view's.
+        var incarnationSeen: UInt64 = 0
+        var viewIncarnations: [PeerID: UInt64] = [:]
     }
 
     enum Event {
@@ -101,11 +136,15 @@ public final class PeerSimulation {
         case restart(Int)
         case sample
         case check
+        /// A training job's result, for the boot of the slot that started it.
+        case learned(Int, boot: UInt64, LearningResult)
+        /// The start of the liveness phase: faults healed, churn stopped.
+        case calm
 
         /// The slot whose instance the event runs, if any.
         var peer: Int? {
             switch self {
-            case let .tick(index), let .deliver(index, _, _): index
+            case let .tick(index), let .deliver(index, _, _), let .learned(index, _, _): index
             default: nil
             }
         }
@@ -148,10 +187,22 @@ public final class PeerSimulation {
     /// Loss and delay as the schedule last set them (`--loss`, `loss` and `delay` actions).
     private var faults: NetworkFaults
     private var sides: [Int: Int] = [:]  // slot → partition side (absent: side 0); empty when healed
-    /// The sides of the last partition and when it ended: suspicions raised across it may still
-    /// run out (and be declared) shortly after the heal, which is no false failure.
-    private var healedSides: [Int: Int] = [:]
-    private var healedAt = -Double.infinity
+    /// Which way the partition cuts: both, or only what side 1 sends (out) or receives (in).
+    private var partitionDirection = Schedule.Direction.both
+    /// The link model as the run stands (the liveness phase removes its loss, duplication and
+    /// reordering).
+    private var link: LinkModel
+    /// Where the liveness phase begins (the run's end without one).
+    private var calmAt: Double { options.duration - options.livenessSeconds }
+    private var calm = false
+    private var consensusAtCalm: Double?
+    /// The clocks' generator, apart from the others so that runs without clock faults stay as they were.
+    private var clockRNG: Xoshiro256
+    /// The sides of the partitions that ended, and when: suspicions raised across one may still
+    /// run out (and be declared) a while after the heal, which is no false failure. Every one
+    /// counts, not only the last: a partition replaced by another one left its own suspicions
+    /// running (found by `chorus simulate fuzz --seeds 67`).
+    private var healed: [(sides: [Int: Int], at: Double)] = []
     private var shared: SharedData?
     private let startingPeers: Int
     /// Whether the run prefetches (`prefetch(handling:)`): only from `prefetchFromPeers` on.
@@ -184,6 +235,8 @@ public final class PeerSimulation {
         self.scenarioRNG = Xoshiro256(seed: options.seed ^ 0x5CE7_A210)
         self.seeds = SplitMix64(seed: options.seed ^ 0x9EE5)
         self.faults = NetworkFaults(loss: options.link.loss)
+        self.link = options.link
+        self.clockRNG = Xoshiro256(seed: options.seed ^ 0xC10C)
         self.startingPeers = options.peers
         self.prefetching = options.peers >= Self.prefetchFromPeers
         let interval = options.settings.gossipInterval
@@ -229,6 +282,7 @@ public final class PeerSimulation {
         if violation == nil && interruptedAt == nil { now = options.duration }
         if samples.last?.time != now { sample() }
         checkPending()
+        if options.livenessSeconds > 0 && violation == nil && interruptedAt == nil { checkLiveness() }
     }
 
     /// Prefetching: with thousands of peers every event's peer comes from memory. While one event
@@ -275,14 +329,15 @@ public final class PeerSimulation {
         let claims = order.map { peek($0) { $0.aliveClaim } }
         var first: Int?
         for index in order {
-            instances[index]!.value.preload(claims, sharing: first.map { instances[$0]!.value }, now: now)
+            instances[index]!.value.preload(claims, sharing: first.map { instances[$0]!.value }, now: localNow(index))
             first = first ?? index
             schedule(index)
         }
-        for (i, action) in options.schedule.actions.enumerated() { queue.push(.action(i), at: action.time) }
+        for (i, action) in options.schedule.actions.enumerated() where action.time < calmAt { queue.push(.action(i), at: action.time) }
         if let p = options.schedule.poisson, p.ratePerMinute > 0 { schedulePoisson(after: p.start) }
         queue.push(.sample, at: 0)
         queue.push(.check, at: 0.25)
+        if options.livenessSeconds > 0 { queue.push(.calm, at: calmAt) }
     }
 
     private func addSlot(shard: Int) -> Int {
@@ -290,7 +345,11 @@ public final class PeerSimulation {
         var seedBytes: [UInt8] = []
         for _ in 0..<4 { withUnsafeBytes(of: seeds.next()) { seedBytes += $0 } }
         let key = try! SigningKey(seed: seedBytes, mode: options.crypto)  // 32 bytes by construction
-        slots.append(Slot(name: "p\(index)", key: key, shard: shard))
+        var slot = Slot(name: "p\(index)", key: key, shard: shard)
+        if options.clockOffset > 0 { slot.clockOffset = Double.random(in: -options.clockOffset...options.clockOffset, using: &clockRNG) }
+        if options.clockDrift > 0 { slot.clockRate = 1 + Double.random(in: -options.clockDrift...options.clockDrift, using: &clockRNG) }
+        if faults.loss > options.envelopeLoss { slot.degradedUntil = .infinity }
+        slots.append(slot)
         addresses.append(Self.address(ofSlot: index))
         instances.append(nil)
         scheduledTick.append(.infinity)
@@ -331,11 +390,13 @@ public final class PeerSimulation {
         }
         var learner = makeLearner(for: slot)
         if let saved = slot.checkpoint { try? learner.resume(parameters: saved.parameters, steps: saved.steps, epoch: saved.epoch) }
-        let epoch = UInt64(unixTimeAtZero + now) + slot.bootCount  // grows across restarts
+        let local = now * slot.clockRate
+        let wallAtZero = unixTimeAtZero + slot.clockOffset
+        let epoch = UInt64(wallAtZero + local) + slot.bootCount  // grows across restarts
         var instance = PeerInstance(
             identity: slot.key, keyring: keyring, epoch: epoch, address: addresses[index], settings: settings, learner: learner,
-            now: now, unixTimeAtZero: unixTimeAtZero, seed: self.seeds.next(), claimVerifier: verifier)
-        let directives = instance.start(seeds: seeds, knownPeers: [], now: now)
+            now: local, unixTimeAtZero: wallAtZero, seed: self.seeds.next(), claimVerifier: verifier)
+        let directives = instance.start(seeds: seeds, knownPeers: [], now: local)
         slots[index] = slot
         instances[index] = Box(instance)
         scheduledTick[index] = .infinity
@@ -346,24 +407,34 @@ public final class PeerSimulation {
     // MARK: Engine
 
     private func handle(_ event: Event) {
+        if let index = event.peer, slots[index].pausedUntil > now {
+            queue.push(event, at: slots[index].pausedUntil)  // a stopped process: it all waits, in order
+            return
+        }
         switch event {
         case let .tick(index):
             guard running(index), scheduledTick[index] <= now else { return }
             scheduledTick[index] = .infinity
-            let directives = instances[index]!.value.tick(now: now)
+            let directives = instances[index]!.value.tick(now: localNow(index))
             perform(directives, by: index)
             schedule(index, afterTick: true)
         case let .deliver(index, datagrams, from):
             for (i, bytes) in datagrams.enumerated() {
                 guard running(index) else { dropped += datagrams.count - i; return }
-                let directives = instances[index]!.value.receive(bytes, from: from, now: now)
+                let directives = instances[index]!.value.receive(bytes, from: from, now: localNow(index))
                 perform(directives, by: index)
             }
             schedule(index)
+        case let .learned(index, boot, result):
+            guard running(index), slots[index].bootCount == boot else { return }
+            finishLearning(result, by: index)
+            schedule(index)
+        case .calm:
+            beginLiveness()
         case let .action(i):
             apply(options.schedule.actions[i])
         case .poisson:
-            poissonEvent()
+            if !calm { poissonEvent() }
         case let .restart(index):
             guard !running(index) else { return }
             let seed = randomLiveAddress(excluding: index)
@@ -378,6 +449,25 @@ public final class PeerSimulation {
             checkPending()
             queue.push(.check, at: now + 0.25)
         }
+        if options.checkEveryEvent, let index = event.peer { checkSafety(of: index) }
+    }
+
+    /// The slot's own monotonic clock now (real time with its drift).
+    private func localNow(_ index: Int) -> Double { now * slots[index].clockRate }
+
+    /// The earliest real time at which the slot's clock reads `local`.
+    private func realTime(_ index: Int, atLocal local: Double) -> Double {
+        let rate = slots[index].clockRate
+        guard rate != 1, local.isFinite else { return local }
+        var t = local / rate
+        while t * rate < local { t = t.nextUp }
+        return t
+    }
+
+    private func finishLearning(_ result: LearningResult, by index: Int) {
+        let more = instances[index]!.value.learningFinished(result, now: localNow(index))
+        checkModel(of: index)
+        perform(more, by: index)
     }
 
     private func perform(_ directives: [PeerDirective], by index: Int) {
@@ -388,10 +478,13 @@ public final class PeerSimulation {
             case let .send(datagrams, address, _, channel):
                 transmit(datagrams, from: index, to: address, channel: channel)
             case let .learn(job):
-                let result = job.run()
-                let more = instances[index]!.value.learningFinished(result, now: now)
-                checkModel(of: index)
-                work += more
+                let result = job.run()  // on a copy of the parameters, as the real shell's thread
+                if options.stepSeconds > 0 {
+                    queue.push(.learned(index, boot: slots[index].bootCount, result), at: now + Double(job.steps) * options.stepSeconds)
+                } else {
+                    work += instances[index]!.value.learningFinished(result, now: localNow(index))
+                    checkModel(of: index)
+                }
             case let .saveCheckpoint(snapshot):
                 slots[index].checkpoint = snapshot
             case let .event(event):
@@ -409,9 +502,12 @@ public final class PeerSimulation {
             // Only this peer's own declaration (its probe failed) is checked here: a failure it
             // merely learned was checked where it was declared, and one declared across a
             // partition may still arrive after the heal, until the subject refutes it.
-            let ownDeclaration = peek(index) { $0.membership.members[subject]?.statusClaim?.accuser == $0.id }
-            guard ownDeclaration,
-                  let s = slotIndex(of: subject), running(s), reachable(s, index), !separatedRecently(s, index) else { return }
+            // A verdict on an earlier boot of a peer that restarted since is right: that boot crashed.
+            let claim = peek(index) { $0.membership.members[subject]?.statusClaim }
+            guard let claim, claim.accuser == peek(index, { $0.id }),
+                  let s = slotIndex(of: subject), running(s), claim.incarnation >= peek(s, { $0.membership.incarnation }),
+                  reachable(s, index), reachable(index, s), !separatedRecently(s, index)
+            else { return }
             falseFailures += 1
             violate("\(slots[index].name) declared \(slots[s].name) failed while it runs and is reachable")
         default:
@@ -424,7 +520,7 @@ public final class PeerSimulation {
     /// event instead of one per datagram: a quarter of a training simulation's time was spent
     /// queueing, delivering and scheduling datagrams one by one).
     private func transmit(_ datagrams: [[UInt8]], from index: Int, to address: PeerAddress, channel: UInt8?) {
-        let link = options.link
+        let link = self.link
         guard link.bandwidth == nil, link.duplication == 0, link.reorder == 0 else {
             for bytes in datagrams { transmitOne(bytes, from: index, to: address, channel: channel) }
             return
@@ -447,7 +543,7 @@ public final class PeerSimulation {
     }
 
     private func lossProbability(from: Int, to: Int, channel: UInt8?) -> Double {
-        if let only = options.link.lossChannels, !(channel.map(only.contains) ?? false) { return 0 }
+        if let only = link.lossChannels, !(channel.map(only.contains) ?? false) { return 0 }
         return faults.lossProbability(from: from, to: to)
     }
 
@@ -455,14 +551,14 @@ public final class PeerSimulation {
     /// its own loss, duplication, latency and reordering.
     private func transmitOne(_ bytes: [UInt8], from index: Int, to address: PeerAddress, channel: UInt8?) {
         var departure = now
-        if let bandwidth = options.link.bandwidth {
+        if let bandwidth = link.bandwidth {
             departure = max(now, slots[index].linkFreeAt) + Double(bytes.count) / bandwidth
             slots[index].linkFreeAt = departure
         }
         guard let target = slot(at: address), reachable(index, target) else { dropped += 1; return }
         let loss = lossProbability(from: index, to: target, channel: channel)
         if loss > 0 && Double.random(in: 0..<1, using: &networkRNG) < loss { dropped += 1; return }
-        let link = options.link
+        let link = self.link
         let copies = link.duplication > 0 && Double.random(in: 0..<1, using: &networkRNG) < link.duplication ? 2 : 1
         let from = addresses[index]
         for _ in 0..<copies {
@@ -513,17 +609,28 @@ public final class PeerSimulation {
         return index
     }
 
+    /// Whether what `a` sends reaches `b` across the partition, if any.
     private func reachable(_ a: Int, _ b: Int) -> Bool {
-        sides.isEmpty || (sides[a] ?? 0) == (sides[b] ?? 0)
+        guard !sides.isEmpty else { return true }
+        let (sa, sb) = (sides[a] ?? 0, sides[b] ?? 0)
+        if sa == sb { return true }
+        switch partitionDirection {
+        case .both: return false
+        case .out: return sa == 0  // side 1 (the targets) cannot send to side 0
+        case .in: return sb == 0  // side 1 cannot receive from side 0
+        }
     }
 
     /// Whether `a` and `b` were cut apart by a partition that ended within the longest suspicion
     /// timeout (Lifeguard's maximum, stretched by the worst local health).
+    /// A pause of either within that window excuses a verdict the same way: a stopped process
+    /// does not answer, and one that wakes up finds its probes timed out.
     private func separatedRecently(_ a: Int, _ b: Int) -> Bool {
         let m = options.settings.membership
         let n = Double(max(live.count, 1))
         let window = m.suspicionMaxMultiplier * m.suspicionMultiplier * max(1, log10(n)) * m.probeInterval * Double(1 + m.maxLocalHealth)
-        return now - healedAt <= window && (healedSides[a] ?? 0) != (healedSides[b] ?? 0)
+        for s in [a, b] where now - slots[s].pausedUntil <= window || now - slots[s].degradedUntil <= window { return true }
+        return healed.contains { now - $0.at <= window && ($0.sides[a] ?? 0) != ($0.sides[b] ?? 0) }
     }
 
     /// Ticks in a row that left a peer's next deadline at or before the tick's time. A tick must
@@ -538,7 +645,7 @@ public final class PeerSimulation {
         guard running(index) else { return }
         let deadline = peek(index) { $0.nextDeadline }
         if afterTick {
-            if deadline <= now {
+            if deadline <= localNow(index) {
                 stalledTicks[index, default: 0] += 1
                 if stalledTicks[index]! >= Self.spinLimit {
                     violate("\(slots[index].name) spins: \(Self.spinLimit) ticks at \(String(format: "%.3f", now)) s left its next deadline due")
@@ -549,7 +656,7 @@ public final class PeerSimulation {
                 stalledTicks[index] = nil
             }
         }
-        let at = max(now, deadline)
+        let at = max(now, realTime(index, atLocal: deadline))
         guard at.isFinite, at < scheduledTick[index] else { return }
         scheduledTick[index] = at
         queue.push(.tick(index), at: at)
@@ -575,6 +682,103 @@ public final class PeerSimulation {
             }
         }
         if !finite { violate("\(slots[index].name) holds a NaN or infinite parameter") }
+    }
+
+    /// What `checkEveryEvent` checks after each event of a running peer, besides `checkModel`.
+    private func checkSafety(of index: Int) {
+        guard running(index) else { return }
+        checkModel(of: index)
+        let name = slots[index].name
+        let (incarnation, members, reassembly, budget, own) = peek(index) {
+            ($0.membership.incarnation, $0.membership.members, $0.wire.reassemblyBytesInUse,
+             $0.settings.wire.reassemblyBudgetBytes, $0.id)
+        }
+        if incarnation < slots[index].incarnationSeen {
+            violate("\(name)'s own incarnation went back from \(slots[index].incarnationSeen) to \(incarnation)")
+        }
+        slots[index].incarnationSeen = incarnation
+        if reassembly > budget { violate("\(name) holds \(reassembly) bytes of reassembly, over its budget of \(budget)") }
+        if members.count > slots.count { violate("\(name) lists \(members.count) members, but only \(slots.count) peers ever existed") }
+        var seen = slots[index].viewIncarnations
+        var now: [PeerID: UInt64] = [:]
+        now.reserveCapacity(members.count)
+        for (id, member) in members where id != own {
+            guard let subject = slotIndex(of: id) else {
+                violate("\(name) lists a member \(id) that no simulated peer is")
+                continue
+            }
+            if let before = seen[id], member.incarnation < before {
+                violate("\(name)'s view of \(slots[subject].name) went back from incarnation \(before) to \(member.incarnation)")
+            }
+            now[id] = member.incarnation
+        }
+        seen = now
+        slots[index].viewIncarnations = seen
+    }
+
+    // MARK: Liveness
+
+    /// The liveness phase begins: every partition, loss, delay, duplication, reordering and pause
+    /// ends, and no more churn comes (schedule actions and Poisson events stop here).
+    private func beginLiveness() {
+        calm = true
+        endPartition()
+        faults = NetworkFaults(loss: 0)
+        link.loss = 0
+        link.duplication = 0
+        link.reorder = 0
+        for index in order where slots[index].pausedUntil > now { slots[index].pausedUntil = now }
+        markDegraded()
+        events.append(.init(time: now, action: "liveness", peer: "network"))
+        consensusAtCalm = consensusMax()
+    }
+
+    /// After the liveness phase: every action seen by all, every live view whole and, for
+    /// averaging tasks, consensus contracted. Each miss is a violation naming what is missing.
+    private func checkLiveness() {
+        let phase = String(format: "%.0f s after faults healed and churn stopped", options.livenessSeconds)
+        for entry in pending {
+            // A join or restart whose peer went again later (a crash, a leave) is moot; a leave
+            // whose goodbye was lost is recorded as failed, which is gone all the same.
+            if entry.kind == .join || entry.kind == .restart, let slot = entry.slot, !running(slot) { continue }
+            if entry.kind == .leave && isSeenByAll((entry.event, entry.slot, .crash, entry.incarnation)) { continue }
+            let e = events[entry.event]
+            let blind = live.filter { $0 != entry.slot && !isSeenByAll((entry.event, entry.slot, entry.kind, entry.incarnation), by: [$0]) }
+            let names = blind.prefix(5).map { q -> String in
+                guard let slot = entry.slot else { return slots[q].name }
+                let id = slots[slot].key.peerID
+                let seen = peek(q) { $0.membership.members[id] }.map { "\($0.status) \($0.incarnation)" } ?? "not listed"
+                return "\(slots[q].name) has it \(seen)"
+            }.joined(separator: ", ") + (blind.count > 5 ? ", …" : "")
+            let own = entry.slot.flatMap { s in running(s) ? peek(s) { " (its incarnation \($0.membership.incarnation), \($0.phase))" } : nil } ?? ""
+            violate(String(format: "liveness: %@ of %@%@ at %.2f s not seen by every live peer %@ (not by %d: %@)",
+                           e.action, e.peer, own, e.time, phase, blind.count, names))
+        }
+        let live = self.live
+        let ids = Set(live.map { slots[$0].key.peerID })
+        for q in live {
+            let view = Set(peek(q) { $0.membership.members.values.filter(\.isLive).map(\.id) + [$0.id] })
+            if view != ids {
+                let missing = ids.subtracting(view).compactMap(slotIndex(of:)).sorted().map { slots[$0].name }
+                let extra = view.subtracting(ids).compactMap(slotIndex(of:)).sorted().map { slots[$0].name }
+                violate("liveness: \(slots[q].name)'s view is not whole \(phase): missing [\(missing.joined(separator: " "))], gone but listed [\(extra.joined(separator: " "))]")
+                break
+            }
+        }
+        if options.task == .average, let before = consensusAtCalm, let after = consensusMax(),
+           after > max(Self.consensusFloor, options.livenessContraction * before) {
+            violate(String(format: "liveness: consensus max %.3g at the end, %.3g when faults healed: not down to %.2g of it %@",
+                           after, before, options.livenessContraction, phase))
+        }
+    }
+
+    /// Consensus this close counts as reached (float64 averaging's rounding noise is far below).
+    public static let consensusFloor = 1e-9
+
+    /// The largest relative distance between the estimates of the peers holding one.
+    private func consensusMax() -> Double? {
+        let vectors = live.filter { peek($0) { $0.phase } == .training }.compactMap { peek($0) { $0.estimate } }
+        return vectors.count < 2 ? nil : Consensus.relativeDistances(vectors).max()
     }
 
     private func violate(_ message: String) {
@@ -606,7 +810,12 @@ public final class PeerSimulation {
             let side = Set(targets(action.target))
             endPartition()
             for i in order { sides[i] = side.contains(i) ? 1 : 0 }
-            events.append(.init(time: now, action: "partition", peer: "network"))
+            partitionDirection = action.direction
+            events.append(.init(time: now, action: action.label, peer: "network"))
+        case .pause:
+            let chosen = targets(action.target)
+            for index in chosen { slots[index].pausedUntil = max(slots[index].pausedUntil, now + action.seconds) }
+            events.append(.init(time: now, action: action.label, peer: chosen.map { slots[$0].name }.joined(separator: " ")))
         case .heal:
             endPartition()
             events.append(.init(time: now, action: "heal", peer: "network"))
@@ -623,13 +832,38 @@ public final class PeerSimulation {
                 faults.loss = action.probability
                 events.append(.init(time: now, action: action.label, peer: "network"))
             }
+            markDegraded()
+        }
+    }
+
+    /// Marks which slots' traffic is outside membership's envelope now (`envelopeLoss`, a delay
+    /// of a quarter of the probe timeout), and when those that left it did.
+    private func markDegraded() {
+        let limit = options.envelopeLoss
+        let slowDelay = options.settings.membership.probeTimeout / 4
+        var degraded = Set<Int>()
+        if faults.loss > limit {
+            degraded = Set(order)
+        } else {
+            func combined(_ p: Double) -> Double { 1 - (1 - faults.loss) * (1 - p) }
+            for (slot, p) in faults.lossIn.merging(faults.lossOut, uniquingKeysWith: max) where combined(p) > limit { degraded.insert(slot) }
+            for (l, p) in faults.linkLoss where combined(p) > limit { degraded.formUnion([l.from, l.to]) }
+            for (slot, d) in faults.delayIn.merging(faults.delayOut, uniquingKeysWith: max) where d >= slowDelay { degraded.insert(slot) }
+            for (l, d) in faults.linkDelay where d >= slowDelay { degraded.formUnion([l.from, l.to]) }
+        }
+        for slot in order {
+            if degraded.contains(slot) {
+                slots[slot].degradedUntil = .infinity
+            } else if slots[slot].degradedUntil == .infinity {
+                slots[slot].degradedUntil = now
+            }
         }
     }
 
     private func endPartition() {
         guard !sides.isEmpty else { return }
-        healedSides = sides
-        healedAt = now
+        healed.removeAll { now - $0.at > 3600 }  // far longer than any suspicion
+        healed.append((sides, now))
         sides = [:]
     }
 
@@ -658,7 +892,7 @@ public final class PeerSimulation {
     /// Starts a graceful leave (the peer lingers, then reports `stopped`), and watches for it.
     private func leave(_ index: Int) {
         let event = note(.leave, slot: index)
-        perform(instances[index]!.value.leave(now: now), by: index)
+        perform(instances[index]!.value.leave(now: localNow(index)), by: index)
         schedule(index)
         pending.append((event, index, .leave, 0))
     }
@@ -682,7 +916,7 @@ public final class PeerSimulation {
     }
 
     private func schedulePoisson(after t: Double) {
-        guard let at = options.schedule.poisson?.nextEvent(after: t, startingPeers: startingPeers, duration: options.duration,
+        guard let at = options.schedule.poisson?.nextEvent(after: t, startingPeers: startingPeers, duration: calmAt,
                                                            using: &scenarioRNG) else { return }
         queue.push(.poisson, at: at)
     }
@@ -714,8 +948,8 @@ public final class PeerSimulation {
         }
     }
 
-    private func isSeenByAll(_ entry: (event: Int, slot: Int?, kind: Schedule.Kind, incarnation: UInt64)) -> Bool {
-        let live = self.live.filter { $0 != entry.slot }
+    private func isSeenByAll(_ entry: (event: Int, slot: Int?, kind: Schedule.Kind, incarnation: UInt64), by observers: [Int]? = nil) -> Bool {
+        let live = (observers ?? self.live).filter { $0 != entry.slot }
         switch entry.kind {
         case .heal:
             return viewAgreement() == 1
@@ -736,7 +970,7 @@ public final class PeerSimulation {
                 guard let m = peek(q, { $0.membership.members[id] }) else { return false }
                 return m.isLive && m.incarnation >= entry.incarnation
             }
-        case .partition, .loss, .delay:
+        case .partition, .loss, .delay, .pause:
             return true
         }
     }

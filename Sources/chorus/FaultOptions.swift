@@ -24,10 +24,10 @@ struct FaultOptions: ParsableArguments {
     /// The run's schedule checked against its peers and duration (`Schedule.reviewed`): an
     /// impossible action stops the command with every problem listed; warnings are printed here
     /// and kept for summary.json.
-    static func review(_ schedule: Schedule, peers: Int, duration: Double) throws -> ScheduleReview {
+    static func review(_ schedule: Schedule, peers: Int, duration: Double, quiet: Bool = false) throws -> ScheduleReview {
         let review: ScheduleReview
         do { review = try schedule.reviewed(peers: peers, duration: duration) } catch { throw UserError(error.description) }
-        for warning in review.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        for warning in review.warnings where !quiet { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         return review
     }
 

@@ -111,6 +111,8 @@ struct SimulateRun: ParsableCommand {
 
     @OptionGroup(title: "Faults from the start (on top of the schedule)") var faults: FaultOptions
 
+    @OptionGroup(title: "Network, clocks, membership timing and checks") var simulated: SimulatedFaultOptions
+
     @Flag(help: "Record invariant violations in summary.json and go on instead of stopping.")
     var keepGoing = false
 
@@ -134,6 +136,9 @@ struct SimulateRun: ParsableCommand {
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         if let lossOnly { _ = try Self.channels(lossOnly) }
         try checkNumber(gossipInterval, option: "--gossip-interval", in: 0.001...600, unit: "seconds")
+        guard simulated.liveness < duration else {
+            throw ValidationError("--liveness \(simulated.liveness) must be shorter than --duration \(duration): the faults and churn come before it")
+        }
     }
 
     /// "parameters,membership" → their channel numbers.
@@ -163,6 +168,7 @@ struct SimulateRun: ParsableCommand {
                                ("--peer-delay", faults.peerDelay), ("--link-delay", faults.linkDelay)] {
             for value in values { a += [name, value] }
         }
+        a += simulated.replayArguments
         if baseline { a.append("--baseline") }
         if keepGoing { a.append("--keep-going") }
         return a
@@ -170,7 +176,10 @@ struct SimulateRun: ParsableCommand {
 
     func run() throws {
         HugePages.restartWithTunables()
-        guard let replay else { return try execute(scheduleText: nil) }
+        guard let replay else {
+            try execute(scheduleText: nil)
+            return
+        }
         // Only --out and --no-plot may come with --replay: anything else would not be a replay.
         guard try Self.parse(["--out", out]).replayArguments == replayArguments else {
             throw ValidationError("--replay takes every option from \(replay); give only --out (and --no-plot) besides")
@@ -191,8 +200,11 @@ struct SimulateRun: ParsableCommand {
         try again.execute(scheduleText: recorded.schedule)
     }
 
-    /// The run itself. `scheduleText` (a replay) stands in for the file --schedule names.
-    private func execute(scheduleText: String?) throws {
+    /// The run itself. `scheduleText` (a replay, a fuzz scenario) stands in for the file
+    /// --schedule names. `quiet` (the fuzzer): no progress or result lines, and a violation is
+    /// returned instead of printed and turned into exit status 1.
+    @discardableResult
+    func execute(scheduleText: String?, quiet: Bool = false, interrupt: Interrupt? = nil) throws -> PeerSimulation.Violation? {
         var options = SimulationOptions()
         options.peers = peers
         options.duration = duration
@@ -218,8 +230,10 @@ struct SimulateRun: ParsableCommand {
                 options.schedule = scheduleText != nil ? try Schedule.parse(recordedSchedule!, file: schedule) : try Schedule.load(path: schedule)
             } catch { throw UserError("\(error)") }
         }
+        simulated.apply(to: &options)
+        // With a liveness phase the schedule ends where it begins.
         let review = try FaultOptions.review(Schedule(actions: try faults.actions() + options.schedule.actions, poisson: options.schedule.poisson),
-                                             peers: peers, duration: duration)
+                                             peers: peers, duration: duration - options.livenessSeconds, quiet: quiet)
         options.schedule = review.schedule
         if let lossOnly { options.link.lossChannels = try Self.channels(lossOnly) }
         let problems = options.settings.problems()
@@ -231,8 +245,8 @@ struct SimulateRun: ParsableCommand {
         // one took a second and a half at 4096 peers after the results were written.
         _ = Unmanaged.passRetained(simulation)
         let label = "\(peers) peers, task \(task), crypto \(crypto), seed \(seed)"
-        let interrupt = Interrupt()
-        simulation.run(progress: { t in
+        let interrupt = interrupt ?? Interrupt()
+        simulation.run(progress: quiet ? nil : { t in
             let wall = Date().timeIntervalSince(started)
             let last = simulation.samples.last
             var line = String(format: "\rsimulate: %.0f of %.0f simulated s (%.0f s wall), %@", t, duration, wall, label)
@@ -240,7 +254,7 @@ struct SimulateRun: ParsableCommand {
             if let a = last?.accuracyMean { line += String(format: ", accuracy %.1f %%", a * 100) }
             FileHandle.standardError.write(Data((line + "   ").utf8))
         }, shouldStop: { interrupt.requested })
-        FileHandle.standardError.write(Data("\n".utf8))
+        if !quiet { FileHandle.standardError.write(Data("\n".utf8)) }
         let wall = Date().timeIntervalSince(started)
         var summary = simulation.summary(wallSeconds: wall)
         summary.warnings = review.warnings.isEmpty ? nil : review.warnings
@@ -253,6 +267,7 @@ struct SimulateRun: ParsableCommand {
         do { try RunOutput.write(samples: simulation.samples, summary: summary, to: out) } catch {
             throw UserError("--out \(out): cannot write the results: \(error)")
         }
+        if quiet { return simulation.violation }
         let f = summary.final
         let reached = simulation.interruptedAt ?? simulation.violation?.time ?? duration
         var line = "simulated \(String(format: "%.0f", reached)) s of \(label) in \(String(format: "%.1f", wall)) s: \(f.livePeers) live peers"
@@ -265,6 +280,10 @@ struct SimulateRun: ParsableCommand {
             print(BaselineComparison.line(b, runMinimum: f.accuracyMin,
                                           command: "chorus baseline --model \(model) --partition \(partition) --peers \(peers) --steps \(b.stepsPerPeer) --learning-rate \(learningRate) --cosine-decay \(cosineDecay) --seed \(dataSeed)"))
         }
+        if !simulation.violationsPassed.isEmpty {
+            print("\(simulation.violationsPassed.count) invariant violations passed over (--keep-going):")
+            for v in simulation.violationsPassed.prefix(20) { print("  \(v)") }
+        }
         print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
         if !noPlot { Plot.draw(out) }
         if let violation = simulation.violation {
@@ -275,5 +294,6 @@ struct SimulateRun: ParsableCommand {
             print("interrupted by \(interrupt.signalName ?? "a signal") at \(String(format: "%.1f", at)) of \(Int(duration)) simulated s; the files hold what was measured until then")
             throw ExitCode(130)
         }
+        return nil
     }
 }
