@@ -14,6 +14,8 @@ CHORUS_BIN="$(swift build --show-bin-path)/chorus"
 export CHORUS_BIN
 echo "== running tests"
 swift test --skip-build "$@"
+echo "== a bounded fuzz sweep of the simulator (60 seeds, release build; scripts/fuzz-sim.sh for long ones)"
+scripts/fuzz-sim.sh 1-60 0 "$(mktemp -d)/fuzz"
 echo "== checking the plot scripts"
 scripts/test-plots.sh
 echo "== an experiment over 6 network namespaces"

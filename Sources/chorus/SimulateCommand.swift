@@ -7,7 +7,7 @@ struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
         abstract: "Run experiments on many simulated peers in one process (virtual time, seeded network).",
-        subcommands: [SimulateRun.self, SimulateMembership.self],
+        subcommands: [SimulateRun.self, SimulateMembership.self, SimulateFuzz.self],
         defaultSubcommand: SimulateRun.self
     )
 }
