@@ -24,6 +24,8 @@ public struct MembershipInstance: Sendable {
     /// `Dictionary`: copies share their nodes and a change copies one path, so a simulation's
     /// peers share the view they start from (`preload(sharing:now:)`): 4096 peers 5.4 → 3.7 GB.
     public private(set) var members = TreeDictionary<PeerID, Member>()
+    /// Counts every change to `members`: a checker re-reads the view only when it moved.
+    public private(set) var memberChanges: UInt64 = 0
     /// Live members other than this peer, sorted (deterministic random picks without re-sorting);
     /// updated only when a member's liveness changes.
     private var liveIDs: [PeerID] = [] { didSet { timersDeadline = nil } }
@@ -934,6 +936,7 @@ public struct MembershipInstance: Sendable {
 
     /// Stores `member`, whose status changed (or was learnt) at `now`.
     private mutating func store(_ member: Member, as id: PeerID, now: Double) {
+        memberChanges &+= 1
         let old = members[id]
         let wasLive = old?.isLive ?? false
         if let old, wasLive { othersSyncDigest ^= Self.syncHash(id, incarnation: old.incarnation) }
@@ -946,6 +949,7 @@ public struct MembershipInstance: Sendable {
 
     private mutating func forget(_ peer: PeerID) {
         guard let member = members.removeValue(forKey: peer) else { return }
+        memberChanges &+= 1
         if member.isLive { othersSyncDigest ^= Self.syncHash(peer, incarnation: member.incarnation) }
         tombstones[peer] = nil
         if member.isLive { liveness(of: peer, changedTo: false) }
