@@ -296,6 +296,32 @@ public struct PeerInstance: Sendable {
     }
 
     public mutating func tick(now: Double) -> [PeerDirective] {
+        let out = tickOnce(now: now)
+        #if DEBUG
+        checkDeadlineMoved(now: now)
+        #endif
+        return out
+    }
+
+    #if DEBUG
+    /// Ticks in a row at one instant that left `nextDeadline` due, in debug builds.
+    private var dueAfterTicks = (at: -Double.infinity, count: 0)
+
+    /// `nextDeadline` mirrors every condition of `tick` by hand; where they disagree, a tick at
+    /// the deadline does nothing and leaves it due, and a shell that obeys spins at that instant
+    /// (fuzz seed 36 found one). A deadline may ask for a second tick at the same instant (a round
+    /// right after joining), so only a third in a row traps.
+    private mutating func checkDeadlineMoved(now: Double) {
+        guard nextDeadline <= now else {
+            dueAfterTicks = (now, 0)
+            return
+        }
+        dueAfterTicks = (now, dueAfterTicks.at == now ? dueAfterTicks.count + 1 : 1)
+        assert(dueAfterTicks.count < 3, "nextDeadline (\(nextDeadline)) still due after three ticks at \(now): it disagrees with tick")
+    }
+    #endif
+
+    private mutating func tickOnce(now: Double) -> [PeerDirective] {
         var out: [PeerDirective] = []
         guard phase != .stopped else { return out }
         if phase == .leaving && now >= leaveEndsAt {
