@@ -36,7 +36,8 @@ public enum PeerEvent: Sendable, Equatable {
     case reconnected(members: Int)
     /// A later boot of this very identity runs at `address` (a claim signed with our key, from
     /// epoch `laterEpoch`, proves it): the network follows the later boot, so this process must
-    /// stop (docs/membership.md, "One identity, one process").
+    /// stop (docs/membership.md, "One identity, one process"). The instance stops itself: a
+    /// `stopped` event follows, which every shell obeys.
     case identityInUse(laterEpoch: UInt64, address: PeerAddress)
     /// Input this peer drops that points at a configuration mistake elsewhere (another network
     /// key, another model), at most once per `warningInterval` per reason.

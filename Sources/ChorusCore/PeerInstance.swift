@@ -642,7 +642,13 @@ public struct PeerInstance: Sendable {
                     wire.forget(peer)
                     addresses[peer] = nil
                 case let .laterSelf(address, incarnation):
+                    // The network follows the later boot: this one stops, whatever the shell (a
+                    // real process exits with the error; a simulated peer is taken out).
                     out.append(.event(.identityInUse(laterEpoch: incarnation >> 16, address: address)))
+                    if phase != .stopped {
+                        phase = .stopped
+                        out.append(.event(.stopped))
+                    }
                 default:
                     break
                 }

@@ -15,7 +15,8 @@ struct Bench {
     /// Datagrams from the first peer to the second are lost while this says so.
     var lose: (_ from: Int, _ to: Int, _ now: Double) -> Bool = { _, _, _ in false }
 
-    mutating func add(_ k: UInt8, model: ModelSpec = .softmax, fetchModel: Bool = false) -> Int {
+    mutating func add(_ k: UInt8, model: ModelSpec = .softmax, fetchModel: Bool = false, epoch: UInt64? = nil,
+                      address: PeerAddress? = nil) -> Int {
         var settings = PeerSettings()
         settings.fetchModel = fetchModel
         settings.membership = .fast
@@ -24,8 +25,8 @@ struct Bench {
         let shard = try! Self.data.shard(Int(k) % 4, of: 4, scheme: .iid, seed: 1)
         let learner = try! Learner(shard: shard, test: Self.data.test, settings: learning)
         let key = try! SigningKey(seed: [UInt8](repeating: k, count: 32), mode: .simulated)
-        peers.append(PeerInstance(identity: key, keyring: NetworkKeyring([Self.network]), epoch: 1_000 + UInt64(k),
-                                  address: "10.0.0.\(k):7000", settings: settings, learner: learner, now: now,
+        peers.append(PeerInstance(identity: key, keyring: NetworkKeyring([Self.network]), epoch: epoch ?? 1_000 + UInt64(k),
+                                  address: address ?? "10.0.0.\(k):7000", settings: settings, learner: learner, now: now,
                                   unixTimeAtZero: 1_800_000_000, seed: UInt64(k)))
         events.append([])
         return peers.count - 1
@@ -180,6 +181,24 @@ struct PeerInstanceTests {
         let b = lone.add(2)
         _ = lone.peers[b].start(seeds: [], knownPeers: [], now: 0)
         #expect(!lone.peers[b].isolated)
+    }
+
+    @Test("a later boot of the same identity elsewhere: the earlier instance reports it and stops itself")
+    func laterBootStopsTheEarlierOne() {
+        var bench = Bench()
+        let a = bench.add(1), b = bench.add(2)
+        bench.run(bench.peers[a].start(seeds: [], knownPeers: [], now: 0), by: a)
+        bench.run(bench.peers[b].start(seeds: [bench.peers[a].address], knownPeers: [], now: 0), by: b)
+        bench.advance(to: 2)
+        let again = bench.add(1, epoch: 5_000, address: "10.0.0.99:7000")  // identity 1 started again elsewhere
+        bench.run(bench.peers[again].start(seeds: [bench.peers[b].address], knownPeers: [], now: 2), by: again)
+        bench.advance(to: 10)
+        let events = bench.events[a]
+        let conflict = events.firstIndex { if case let .identityInUse(epoch, address) = $0 { epoch == 5_000 && address == "10.0.0.99:7000" } else { false } }
+        let stopped = events.firstIndex { if case .stopped = $0 { true } else { false } }
+        #expect(conflict != nil && stopped != nil && conflict! < stopped!, "\(events)")
+        #expect(bench.peers[a].phase == .stopped && bench.peers[a].nextDeadline == .infinity)
+        #expect(bench.peers[again].phase == .training && bench.peers[b].membership.liveMemberCount == 2)
     }
 
     /// Found by `chorus simulate fuzz --seeds 46` (generator version 1): two newcomers that
