@@ -432,27 +432,22 @@ public final class Experiment {
         switch entry.kind {
         case .heal:
             return viewAgreement() == 1
-        case .crash, .leave:
-            guard let member = entry.member, !network.isRunning(member) || entry.kind == .leave else { return false }
-            let id = network.members[member].id.description
-            return observers.allSatisfy { q in
-                switch latest[q]!.members.first(where: { $0.id == id })?.status {
-                case nil, "left"?: return true
-                case "failed"?: return entry.kind == .crash
-                default: return false
-                }
-            }
-        case .join, .restart:
-            guard let member = entry.member, network.isRunning(member), let own = latest[member] else { return false }
-            // A joiner counts once it trains with the network's model.
-            if entry.kind == .join && own.phase != "training" { return false }
-            let id = network.members[member].id.description
-            return observers.allSatisfy { q in
-                guard let row = latest[q]!.members.first(where: { $0.id == id }) else { return false }
-                return (row.status == "alive" || row.status == "suspect") && row.incarnation > entry.incarnation
-            }
         case .partition, .loss, .delay, .pause:
             return true
+        case .crash, .leave, .join, .restart:
+            guard let member = entry.member else { return false }
+            let id = network.members[member].id.description
+            let running = network.isRunning(member)
+            return SeenByAll.seen(entry.kind, subjectRunning: running, subjectTraining: latest[member]?.phase == "training",
+                                  before: entry.incarnation, views: observers.lazy.map { q in
+                guard let row = self.latest[q]!.members.first(where: { $0.id == id }) else { return .absent }
+                switch row.status {
+                case "alive": return .alive(incarnation: row.incarnation)
+                case "suspect": return .suspect(incarnation: row.incarnation)
+                case "failed": return .failed
+                default: return .left
+                }
+            })
         }
     }
 

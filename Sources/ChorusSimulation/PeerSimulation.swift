@@ -225,8 +225,9 @@ public final class PeerSimulation {
     private var shards: ShardLedger
     /// Counters of the instances that stopped (added to the running ones' in the summary).
     private var retired = RunOutput.Totals()
-    /// Restarts waiting for their peer to come back, by slot: index into `events`.
-    private var restartEvents: [Int: Int] = [:]
+    /// Restarts waiting for their peer to come back, by slot: index into `events`, and the
+    /// incarnation of the boot that crashed (the new one must be seen above it).
+    private var restartEvents: [Int: (event: Int, before: UInt64)] = [:]
     /// `--task average`: the true average of the starting peers' initial vectors.
     public private(set) var trueAverage: [Double]?
 
@@ -440,8 +441,8 @@ public final class PeerSimulation {
             guard !running(index) else { return }
             let seed = randomLiveAddress(excluding: index)
             boot(index, seeds: seed, fetchModel: false)
-            if let event = restartEvents.removeValue(forKey: index) {
-                pending.append((event, index, .restart, peek(index) { $0.membership.incarnation }))
+            if let restart = restartEvents.removeValue(forKey: index) {
+                pending.append((restart.event, index, .restart, restart.before))
             }
         case .sample:
             sample()
@@ -809,7 +810,7 @@ public final class PeerSimulation {
                 case .leave:
                     leave(index)
                 default:
-                    restartEvents[index] = note(.restart, slot: index)
+                    restartEvents[index] = (note(.restart, slot: index), peek(index) { $0.membership.incarnation })
                     stop(index, restarting: true)
                     queue.push(.restart(index), at: now + action.down)
                 }
@@ -889,7 +890,7 @@ public final class PeerSimulation {
         let seed = randomLiveAddress(excluding: index)
         let event = note(.join, slot: index)
         boot(index, seeds: seed, fetchModel: options.task != .membership)
-        pending.append((event, index, .join, peek(index) { $0.membership.incarnation }))
+        pending.append((event, index, .join, 0))
     }
 
     /// Stops a peer at once (kill -9), and watches for every live peer to see it.
@@ -963,23 +964,20 @@ public final class PeerSimulation {
         switch entry.kind {
         case .heal:
             return viewAgreement() == 1
-        case .crash, .leave:
-            // Crashed: failed (or left, or forgotten) everywhere. Left: left (or forgotten).
-            let id = slots[entry.slot!].key.peerID
-            return live.allSatisfy { q in
-                switch peek(q, { $0.membership.status(of: id) }) {
-                case nil, .left?: return true
-                case .failed?: return entry.kind == .crash
-                case .alive?, .suspect?: return false
-                }
-            }
-        case .join, .restart:
-            guard let slot = entry.slot, running(slot) else { return false }
+        case .crash, .leave, .join, .restart:
+            let slot = entry.slot!
             let id = slots[slot].key.peerID
-            return live.allSatisfy { q in
-                guard let m = peek(q, { $0.membership.members[id] }) else { return false }
-                return m.isLive && m.incarnation >= entry.incarnation
-            }
+            let training = running(slot) && peek(slot) { $0.phase } == .training
+            return SeenByAll.seen(entry.kind, subjectRunning: running(slot), subjectTraining: training, before: entry.incarnation,
+                                  views: live.lazy.map { q in
+                guard let m = self.peek(q, { $0.membership.members[id] }) else { return .absent }
+                switch m.status {
+                case .alive: return .alive(incarnation: m.incarnation)
+                case .suspect: return .suspect(incarnation: m.incarnation)
+                case .failed: return .failed
+                case .left: return .left
+                }
+            })
         case .partition, .loss, .delay, .pause:
             return true
         }

@@ -264,3 +264,32 @@ struct ScheduleReviewTests {
         #expect(review.schedule == schedule)
     }
 }
+
+/// `seen_by_all_after`'s one definition, shared by `chorus simulate` and `chorus experiment`.
+@Suite("seen by all")
+struct SeenByAllTests {
+    typealias V = SeenByAll.View
+
+    @Test("a crash is seen once every view holds the peer failed, left or forgets it, and only once it is down")
+    func crash() {
+        #expect(SeenByAll.seen(.crash, subjectRunning: false, subjectTraining: false, before: 0, views: [V.failed, .left, .absent]))
+        #expect(!SeenByAll.seen(.crash, subjectRunning: false, subjectTraining: false, before: 0, views: [V.failed, .suspect(incarnation: 5)]))
+        #expect(!SeenByAll.seen(.crash, subjectRunning: true, subjectTraining: true, before: 0, views: [V.failed]))
+    }
+
+    @Test("a leave is seen as left or forgotten, not as failed")
+    func leave() {
+        #expect(SeenByAll.seen(.leave, subjectRunning: true, subjectTraining: false, before: 0, views: [V.left, .absent]))
+        #expect(!SeenByAll.seen(.leave, subjectRunning: false, subjectTraining: false, before: 0, views: [V.left, .failed]))
+    }
+
+    @Test("a join or restart is seen once the peer trains and every view holds a later incarnation than the one before")
+    func joinAndRestart() {
+        let later: [V] = [.alive(incarnation: 9), .suspect(incarnation: 9)]
+        #expect(SeenByAll.seen(.restart, subjectRunning: true, subjectTraining: true, before: 8, views: later))
+        #expect(!SeenByAll.seen(.restart, subjectRunning: true, subjectTraining: true, before: 9, views: later), "the crashed boot's own incarnation is not the restart")
+        #expect(!SeenByAll.seen(.join, subjectRunning: true, subjectTraining: false, before: 0, views: later), "a joiner still waiting for the model")
+        #expect(!SeenByAll.seen(.join, subjectRunning: false, subjectTraining: false, before: 0, views: later))
+        #expect(!SeenByAll.seen(.join, subjectRunning: true, subjectTraining: true, before: 0, views: [V.alive(incarnation: 9), .absent]))
+    }
+}
