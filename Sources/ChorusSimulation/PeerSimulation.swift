@@ -119,8 +119,8 @@ public final class PeerSimulation {
         var clockOffset = 0.0
         /// Stopped (a `pause` action) until then: its events wait.
         var pausedUntil = -Double.infinity
-        /// Until when the slot's traffic was outside membership's envelope (`envelopeLoss`):
-        /// infinity while it is.
+        /// Until when the slot's traffic was outside membership's envelope (`envelopeLoss`, a
+        /// slow link or send queue): infinity while it is.
         var degradedUntil = -Double.infinity
         /// What `checkEveryEvent` last saw: the peer's own incarnation and its view's.
         var incarnationSeen: UInt64 = 0
@@ -556,6 +556,12 @@ public final class PeerSimulation {
         if let bandwidth = link.bandwidth {
             departure = max(now, slots[index].linkFreeAt) + Double(bytes.count) / bandwidth
             slots[index].linkFreeAt = departure
+            // A queue this long delays probes and acks as much as a slow link: outside
+            // membership's envelope until it drains (fuzz seed 32 of version 3: parameters
+            // filled a 245 kB/s link).
+            if departure - now >= options.settings.membership.probeTimeout / 4 {
+                slots[index].degradedUntil = max(slots[index].degradedUntil, departure)
+            }
         }
         guard let target = slot(at: address), reachable(index, target) else { dropped += 1; return }
         let loss = lossProbability(from: index, to: target, channel: channel)

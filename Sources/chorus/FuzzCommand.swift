@@ -69,6 +69,9 @@ struct SimulateFuzz: ParsableCommand {
         return out
     }
 
+    /// Unbuffered: a failure shows at once, also when the output goes to a file.
+    private func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
     func run() throws {
         let seeds = try Self.parseSeeds(seeds)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -85,7 +88,7 @@ struct SimulateFuzz: ParsableCommand {
             if interrupt.requested { break }
             let scenario = SwarmScenario(seed: seed, maxPeers: maxPeers)
             let dir = "\(out)/seed-\(seed)"
-            if verbose { print("seed \(seed): chorus simulate \(scenario.arguments.joined(separator: " "))\n\(scenario.schedule)") }
+            if verbose { say("seed \(seed): chorus simulate \(scenario.arguments.joined(separator: " "))\n\(scenario.schedule)") }
             let started = Date()
             var verdict = "pass"
             do {
@@ -103,24 +106,25 @@ struct SimulateFuzz: ParsableCommand {
             csv.write(Data("\(seed),\(verdict == "pass" ? "pass" : "fail"),\(String(format: "%.2f", wall)),\(quoted)\n".utf8))
             if verdict == "pass" {
                 try? FileManager.default.removeItem(atPath: dir)
-                FileHandle.standardError.write(Data(String(format: "\rfuzz: %d of %d seeds passed (%.0f s); seed %llu: %@ in %.1f s          ",
-                                                           done, seeds.count, Date().timeIntervalSince(sweepStart), seed, scenario.label, wall).utf8))
+                FileHandle.standardError.write(Data(String(format: "\rfuzz: %d of %d seeds run, %d failed (%.0f s); seed %llu passed: %@ in %.1f s          ",
+                                                           done, seeds.count, failures.count, Date().timeIntervalSince(sweepStart), seed,
+                                                           scenario.label, wall).utf8))
                 continue
             }
             try? scenario.schedule.write(toFile: "\(dir)/fuzz-seed-\(seed).toml", atomically: true, encoding: .utf8)
             failures.append((seed, verdict))
-            print("\nseed \(seed) (\(scenario.label)): \(verdict)")
-            print("  replay: chorus simulate fuzz --seeds \(seed) --max-peers \(maxPeers) --out DIR")
-            print("      or: chorus simulate --replay \(dir)/summary.json --out DIR")
+            say("\nseed \(seed) (\(scenario.label)): \(verdict)")
+            say("  replay: chorus simulate fuzz --seeds \(seed) --max-peers \(maxPeers) --out DIR")
+            say("      or: chorus simulate --replay \(dir)/summary.json --out DIR")
             if !keepGoing { break }
         }
         FileHandle.standardError.write(Data("\n".utf8))
         let wall = Date().timeIntervalSince(sweepStart)
         let stopped = interrupt.requested ? " (interrupted)" : ""
-        print(String(format: "fuzz: %d of %d seeds run in %.0f s%@: %d passed, %d failed (generator version %d, max %d peers); %@",
+        say(String(format: "fuzz: %d of %d seeds run in %.0f s%@: %d passed, %d failed (generator version %d, max %d peers); %@",
                      done, seeds.count, wall, stopped, done - failures.count, failures.count, SwarmScenario.version, maxPeers, csvPath))
         if !failures.isEmpty {
-            print("failing seeds: \(failures.map { String($0.0) }.joined(separator: ","))")
+            say("failing seeds: \(failures.map { String($0.0) }.joined(separator: ","))")
             throw ExitCode(1)
         }
         if interrupt.requested { throw ExitCode(130) }

@@ -22,7 +22,7 @@ struct SwarmScenario {
     private(set) var label = ""
 
     /// Bump when the draws change: a seed names a run only within one version of this generator.
-    static let version = 3
+    static let version = 4
 
     init(seed: UInt64, maxPeers: Int) {
         self.seed = seed
@@ -49,7 +49,13 @@ struct SwarmScenario {
         let duplication = chance(0.7) ? 0 : r(uniform(0...0.1))
         let reorder = chance(0.7) ? 0 : r(uniform(0...0.1))
         let reorderMs = r(uniform(1...50))
-        let bandwidth = chance(0.8) ? 0 : r(uniform(2e5...1e7))
+        // A link at least 3× the parameters' load (float64 values of up to 1210 parameters to
+        // each out-neighbour every round): below it queues grow without end, probes wait behind
+        // parameters and membership fails (seed 32 of version 3). Membership has no priority
+        // over parameters on the way out: noted in issue 19.
+        let degree = topology == "complete" ? Double(peers - 1) : max(4, log2(Double(peers)).rounded(.up))
+        let load = task == "membership" ? 0 : 8 * 1210 * degree / gossipInterval
+        let bandwidth = chance(0.8) ? 0 : r(max(2e5, load) * uniform(3...30))
         let stepSeconds = task == "train" && chance(0.5) ? r(uniform(0.0005...0.01)) : 0
         let probeInterval = r(uniform(0.5...2))
         let suspicionMultiplier = r(uniform(1...4))
