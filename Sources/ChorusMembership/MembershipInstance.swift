@@ -340,11 +340,14 @@ public struct MembershipInstance: Sendable {
             for peer in suspicions.keys.sorted() {
                 guard let s = suspicions[peer], !s.verifying,
                       now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
-                if s.accusers.contains(me) && !s.secondHand {
+                if s.accusers.contains(me) && !s.secondHand && s.accusers.count > 1 {
                     out += declareFailed(peer, incarnation: s.incarnation, now: now, rng: &rng)
                 } else {
                     // Only ever declare what we saw ourselves: a refutation that missed us must not
                     // become a false failure. A real crash fails that probe and runProbe declares it.
+                    // A lone accusation of our own is verified the same way: its gossip may all have
+                    // gone into a partition, so the suspect never heard it and could not refute, and
+                    // the verifying ping carries the accusation to it (fuzz seed 1252 of version 4).
                     suspicions[peer]!.verifying = true
                     verifyNext.append(peer)
                 }
