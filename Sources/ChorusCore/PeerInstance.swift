@@ -641,6 +641,8 @@ public struct PeerInstance: Sendable {
                 case let .removed(peer):
                     wire.forget(peer)
                     addresses[peer] = nil
+                case let .rebooted(peer, epoch):
+                    wire.peerRebooted(peer, epoch: epoch)
                 case let .laterSelf(address, incarnation):
                     // The network follows the later boot: this one stops, whatever the shell (a
                     // real process exits with the error; a simulated peer is taken out).
@@ -789,7 +791,7 @@ extension MembershipEvent {
     public var changesLiveSet: Bool {
         switch self {
         case .joined, .failed, .left, .removed: return true
-        case .suspected, .refuted, .addressChanged, .refutedAccusation, .laterSelf: return false
+        case .suspected, .refuted, .addressChanged, .refutedAccusation, .laterSelf, .rebooted: return false
         }
     }
 }

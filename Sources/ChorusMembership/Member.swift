@@ -43,6 +43,9 @@ public enum MembershipEvent: Equatable, Sendable {
     /// A claim signed with this peer's own key at a higher incarnation than its own: a later boot
     /// of this identity runs (at `address`, empty if it left). Two processes share one identity.
     case laterSelf(address: String, incarnation: UInt64)
+    /// A member runs a later boot (its signed alive claim names a higher boot epoch, the upper
+    /// bits of its incarnation): datagrams to it must name the new epoch.
+    case rebooted(PeerID, epoch: UInt64)
 }
 
 /// What the instance asks its shell to do.

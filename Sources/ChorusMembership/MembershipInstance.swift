@@ -638,14 +638,15 @@ public struct MembershipInstance: Sendable {
             if let m = existing, claim.incarnation <= m.incarnation { return [] }
             let wasLive = existing?.isLive ?? false
             let wasSuspect = existing?.status == .suspect
+            let rebooted = existing.map { claim.incarnation >> 16 > $0.incarnation >> 16 } ?? false
             store(Member(incarnation: claim.incarnation, status: .alive, aliveClaim: claim, statusClaim: nil), as: claim.subject, now: now)
             suspicions[claim.subject] = nil
             enqueue(claim)
+            var out: [MembershipDirective] = rebooted ? [.event(.rebooted(claim.subject, epoch: claim.incarnation >> 16))] : []
             if !wasLive {
                 if !bulkLoading { insertIntoProbeOrder(claim.subject) }  // preload resets the order
-                return [.event(.joined(claim.subject, address: claim.address))]
+                return out + [.event(.joined(claim.subject, address: claim.address))]
             }
-            var out: [MembershipDirective] = []
             if wasSuspect { out.append(.event(.refuted(claim.subject))) }
             if existing?.address != claim.address { out.append(.event(.addressChanged(claim.subject, address: claim.address))) }
             return out

@@ -161,6 +161,7 @@ final class PeerNode {
             case let .suspected(peer, by): log.info("member \(peer.short) suspected by \(by.short)")
             case let .refuted(peer): log.info("member \(peer.short) refuted a suspicion")
             case let .refutedAccusation(incarnation, by): log.notice("refuted an accusation by \(by.short) (incarnation now \(incarnation))")
+            case let .rebooted(peer, epoch): log.info("member \(peer.short) started again (epoch \(epoch))")
             case .removed, .addressChanged, .laterSelf: break
             }
         case let .adoptedModel(from, step):

@@ -334,6 +334,21 @@ public struct WireEndpoint: Sendable {
     }
 
     /// Forgets a peer's session (it left or was declared failed).
+    /// `peer` runs a later boot, of epoch `epoch`, as its signed alive claim shows (membership
+    /// learnt it by gossip): what is sent to it from now on names that epoch, and datagrams of
+    /// its earlier boot are refused as stale. The later boot keeps no session with us, so it drops
+    /// datagrams naming its earlier epoch without an answer (no reflection of recorded traffic):
+    /// a peer that learnt of a restart by gossip kept sealing to the earlier boot, and its probes
+    /// of the restarted member failed until that member was declared failed (fuzz seed 1062).
+    public mutating func peerRebooted(_ peer: PeerID, epoch: UInt64) {
+        guard let index = sessions.index(forKey: peer), withSession(at: index, { $0.epoch }) < epoch else { return }
+        withSession(at: index) { session in
+            session.epoch = epoch
+            session.window = ReplayWindow()
+        }
+        reassembler.dropAll(from: peer)
+    }
+
     public mutating func forget(_ peer: PeerID) {
         sessions[peer] = nil
         waiting[peer] = nil

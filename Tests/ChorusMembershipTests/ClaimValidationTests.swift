@@ -82,13 +82,13 @@ struct ClaimValidationTests {
         #expect(a.status(of: Fixture.id(9)) == nil)
 
         // Exactly at the ceiling is fine.
-        #expect(a.apply(Fixture.alive(2, incarnation: ceiling), now: 0).isEmpty)
+        #expect(a.apply(Fixture.alive(2, incarnation: ceiling), now: 0) == [.event(.rebooted(Fixture.id(2), epoch: ceiling >> 16))])
         #expect(a.members[Fixture.id(2)]?.incarnation == ceiling)
         #expect(a.rejections[.absurdIncarnation] == 3)
 
         // The ceiling moves with the clock: ten seconds later, ceiling + 1 is acceptable.
         var later = observer(now: 10)
-        #expect(later.apply(Fixture.alive(2, incarnation: ceiling + 1), now: 10).isEmpty)
+        #expect(later.apply(Fixture.alive(2, incarnation: ceiling + 1), now: 10) == [.event(.rebooted(Fixture.id(2), epoch: (ceiling + 1) >> 16))])
         #expect(later.members[Fixture.id(2)]?.incarnation == ceiling + 1)
         #expect(later.rejections.isEmpty)
     }

@@ -155,6 +155,25 @@ func resumeAfterReceiverRestart() {
     #expect(b2.receive(next[0], now: 6).deliveries.count == 1)
 }
 
+/// Found by `chorus simulate fuzz --seeds 1062` (generator version 4): peers that learnt of a
+/// restart by gossip kept sealing to the earlier boot, the later boot dropped those datagrams
+/// unanswered, and the restarted member was probed into a false failure.
+@Test("told by membership that a peer runs a later boot, the sender names the new epoch, and the earlier boot's datagrams are stale (fuzz seed 1062)")
+func peerRebootedFromMembership() {
+    var (a, b) = Fixture.connectedPair()
+    let fromEarlierBoot = b.send(.message(channel: 2, payload: [1]), to: Fixture.alice.peerID, now: 1)[0]
+    var b2 = Fixture.endpoint(Fixture.bob, epoch: 201)
+    let before = a.send(.message(channel: 2, payload: [2]), to: Fixture.bob.peerID, now: 2)[0]
+    #expect(b2.receive(before, now: 2).rejection == .staleRecipientEpoch, "sealed to the earlier boot")
+    a.peerRebooted(Fixture.bob.peerID, epoch: 201)
+    let after = a.send(.message(channel: 2, payload: [3]), to: Fixture.bob.peerID, now: 3)
+    #expect(after.count == 1)
+    #expect(b2.receive(after[0], now: 3).deliveries == [.message(from: Fixture.alice.peerID, channel: 2, payload: [3])])
+    #expect(a.receive(fromEarlierBoot, now: 4).rejection == .staleSenderEpoch)
+    a.peerRebooted(Fixture.bob.peerID, epoch: 200)  // an older epoch changes nothing
+    #expect(b2.receive(a.send(.message(channel: 2, payload: [4]), to: Fixture.bob.peerID, now: 5)[0], now: 5).deliveries.count == 1)
+}
+
 @Test("a chunk cannot open a session or advance an epoch; only signed kinds can")
 func chunksNeedASession() {
     var a = Fixture.endpoint(Fixture.alice, epoch: 100)
