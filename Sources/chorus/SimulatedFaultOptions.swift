@@ -38,6 +38,9 @@ struct SimulatedFaultOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Membership: members asked to probe indirectly when a direct probe times out (SWIM's k).", valueName: "k"))
     var indirectChecks = 3
 
+    @Option(help: ArgumentHelp("How the starting network forms: preload (every peer knows all the others from the start, as after the first syncs) | join (each peer joins through an earlier one: hello, session, sync).", valueName: "mode"))
+    var bootstrap = "preload"
+
     @Option(parsing: .unconditional, help: ArgumentHelp("End with this many seconds with every fault healed and churn stopped (the schedule stops there), then check liveness: every live view whole, every action seen by all, --task average's consensus halved. A miss is a violation.", valueName: "seconds"))
     var liveness = 0.0
 
@@ -65,6 +68,9 @@ struct SimulatedFaultOptions: ParsableArguments {
         try checkNumber(suspicionMultiplier, option: "--suspicion-multiplier", in: 0.5...100, unit: "")
         guard (1...16).contains(indirectChecks) else { throw ValidationError("--indirect-checks must be between 1 and 16, got \(indirectChecks)") }
         try checkNumber(liveness, option: "--liveness", in: 0...maxRunSeconds, unit: "seconds")
+        guard SimulationOptions.Bootstrap(rawValue: bootstrap) != nil else {
+            throw ValidationError("--bootstrap: expected preload or join, got \"\(bootstrap)\"")
+        }
     }
 
     /// The options spelled out for a replay (defaults included).
@@ -72,7 +78,8 @@ struct SimulatedFaultOptions: ParsableArguments {
         var a = ["--latency", latency, "--duplication", "\(duplication)", "--reorder", "\(reorder)", "--reorder-ms", "\(reorderMs)",
                  "--bandwidth", "\(bandwidth)", "--clock-offset", "\(clockOffset)", "--clock-drift", "\(clockDrift)",
                  "--step-seconds", "\(stepSeconds)", "--probe-interval", "\(probeInterval)",
-                 "--suspicion-multiplier", "\(suspicionMultiplier)", "--indirect-checks", "\(indirectChecks)", "--liveness", "\(liveness)"]
+                 "--suspicion-multiplier", "\(suspicionMultiplier)", "--indirect-checks", "\(indirectChecks)", "--liveness", "\(liveness)",
+                 "--bootstrap", bootstrap]
         if checkEveryEvent { a.append("--check-every-event") }
         return a
     }
@@ -94,5 +101,6 @@ struct SimulatedFaultOptions: ParsableArguments {
         options.settings.membership.indirectChecks = indirectChecks
         options.livenessSeconds = liveness
         options.checkEveryEvent = checkEveryEvent
+        options.bootstrap = SimulationOptions.Bootstrap(rawValue: bootstrap)!
     }
 }

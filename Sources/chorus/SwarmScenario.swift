@@ -4,7 +4,8 @@ import Foundation
 
 /// One run of `chorus simulate fuzz`, drawn whole from a seed (swarm testing, as TigerBeetle's
 /// VOPR): the network's size, task, topology and mixing, its loss, latency, duplication,
-/// reordering and bandwidth, clock offsets and drift, training time, membership timing, and a
+/// reordering and bandwidth, clock offsets and drift, training time, membership timing, how the
+/// starting network forms (preloaded, or through the real join path), and a
 /// schedule of crashes, leaves, joins, restarts, partitions (symmetric or one-way), pauses,
 /// loss and delay, with Poisson churn now and then. Every option is a `chorus simulate`
 /// argument and the schedule is TOML text, so a run is replayed by the seed alone or by its
@@ -22,7 +23,7 @@ struct SwarmScenario {
     private(set) var label = ""
 
     /// Bump when the draws change: a seed names a run only within one version of this generator.
-    static let version = 4
+    static let version = 5
 
     init(seed: UInt64, maxPeers: Int) {
         self.seed = seed
@@ -61,6 +62,7 @@ struct SwarmScenario {
         let suspicionMultiplier = r(uniform(1...4))
         let indirectChecks = int(1...4)
         let chaos = Double(int(20...60))
+        let bootstrap = chance(0.5) ? "join" : "preload"  // the real join path (hello, session, sync) half the time
         let liveness = Self.livenessBound(peers: peers, probeInterval: probeInterval, suspicionMultiplier: suspicionMultiplier,
                                           gossipInterval: gossipInterval)
 
@@ -136,7 +138,7 @@ struct SwarmScenario {
             "--bandwidth", "\(bandwidth)", "--clock-offset", "\(clockOffset)", "--clock-drift", "\(clockDrift)",
             "--step-seconds", "\(stepSeconds)", "--probe-interval", "\(probeInterval)",
             "--suspicion-multiplier", "\(suspicionMultiplier)", "--indirect-checks", "\(indirectChecks)",
-            "--liveness", "\(liveness)", "--check-every-event",
+            "--liveness", "\(liveness)", "--check-every-event", "--bootstrap", bootstrap,
         ]
         label = "\(peers) peers, \(task), \(topology) \(mixing), loss \(loss), \(actions.count) actions\(schedule.contains("[poisson]") ? " + poisson" : ""), \(Int(duration)) s"
     }

@@ -34,6 +34,33 @@ struct PeerSimulationTests {
         return simulation
     }
 
+    /// The steady-state preload stands for the real join path: started by joining (each peer
+    /// through one earlier peer: hello, session, sync) the same churn ends with the same whole
+    /// views, every action seen by all, and consensus.
+    @Test("a network started by the real join path ends like the preloaded one: views whole, actions seen, consensus")
+    func joinBootstrapMatchesPreload() throws {
+        var results: [SimulationOptions.Bootstrap: PeerSimulation] = [:]
+        for bootstrap in SimulationOptions.Bootstrap.allCases {
+            var options = Self.churnOptions(seed: 4)
+            options.peers = 24
+            options.task = .average
+            options.settings.averaging.mixing = .pushSum
+            options.bootstrap = bootstrap
+            options.duration = 40
+            options.livenessSeconds = 20  // ends with the liveness checks: views whole, actions seen, consensus halved
+            options.checkEveryEvent = true
+            let simulation = try Self.run(options)
+            #expect(simulation.violation == nil, "\(bootstrap): \(simulation.violation.map(String.init(describing:)) ?? "")")
+            results[bootstrap] = simulation
+        }
+        let joined = try #require(results[.join]), preloaded = try #require(results[.preload])
+        #expect(joined.samples.first!.viewAgreement < 1, "joining starts from views of one")
+        #expect(joined.samples.first { $0.time >= 4 }!.viewAgreement == 1, "the join path forms the whole view within 4 s (the first crash is at 5 s)")
+        #expect(joined.summary(wallSeconds: 0).final.livePeers == preloaded.summary(wallSeconds: 0).final.livePeers)
+        // (Crashes take their mass with them, so neither ends at the starting peers' mean: both agree.)
+        for s in [joined, preloaded] { #expect(s.samples.last!.consensusMax! < 1e-6, "\(s.samples.last!)") }
+    }
+
     @Test("a slot's address reads back to the slot, and only that very text does")
     func slotAddresses() {
         for index in [0, 1, 63, 64, 255, 4095, 4096, 40_959, 100_000] {
