@@ -23,7 +23,7 @@ struct SwarmScenario {
     private(set) var label = ""
 
     /// Bump when the draws change: a seed names a run only within one version of this generator.
-    static let version = 5
+    static let version = 6
 
     init(seed: UInt64, maxPeers: Int) {
         self.seed = seed
@@ -94,8 +94,11 @@ struct SwarmScenario {
                 guard at + down < chaos else { continue }
                 fields = ["action = \"restart\"", "count = 1", "down = \(down)"]
             case 4 where live > 2:
-                fields = ["action = \"partition\"", "fraction = \(r(uniform(0.2...0.5)))", "direction = \"\(pick(["both", "in", "out"]))\""]
-                let heal = r(at + uniform(3...20))
+                // Half the time one machine cut off (long enough, often, to find itself alone:
+                // the isolation path), else a fraction of the network.
+                let side = chance(0.5) ? "count = 1" : "fraction = \(r(uniform(0.2...0.5)))"
+                fields = ["action = \"partition\"", side, "direction = \"\(pick(["both", "in", "out"]))\""]
+                let heal = r(at + uniform(3...30))
                 if heal < chaos { actions.append("[[action]]\nat = \(heal)\naction = \"heal\"\n") }
             case 5:
                 fields = ["action = \"pause\"", "count = 1", "seconds = \(r(uniform(0.5...8)))"]
