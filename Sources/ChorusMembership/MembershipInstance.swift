@@ -608,7 +608,11 @@ public struct MembershipInstance: Sendable {
                 out.append(send(.sync(isResponse: false, claims: fullState()), to: sender, address: replyAddress))
             }
         case let .sync(isResponse, _):
-            seeds = [:]  // any sync traffic means we are connected
+            // An answer to a sync we sent means we are connected. A request does not: a newcomer
+            // joining through us knows no more than we do, and taking its request for an answer
+            // stopped our own join, leaving newcomers that joined through each other an island
+            // (fuzz seed 1005 of generator version 6).
+            if isResponse { seeds = [:] }
             if !isResponse {
                 out.append(send(.sync(isResponse: true, claims: fullState()), to: sender, address: replyAddress))
             }

@@ -5,6 +5,24 @@ import Testing
 
 @Suite("Anti-entropy and joining")
 struct SyncTests {
+    /// Found by `chorus simulate fuzz --seeds 1005` (generator version 6): newcomers that joined
+    /// through a peer whose own join sync was lost stopped that peer's join (any sync counted as
+    /// an answer), and together they stayed an island.
+    @Test("a newcomer's sync request is no answer to our join: the join sync to the seed goes on until the seed answers (fuzz seed 1005)")
+    func joinGoesOnUntilTheSeedAnswers() {
+        var rng = SplitMix(seed: 1)
+        var a = Fixture.instance(1)
+        func syncsToSeed(_ out: [MembershipDirective]) -> Int {
+            out.sends.filter { if case .sync(false, _) = $0.message { $0.to == Fixture.id(2) } else { false } }.count
+        }
+        #expect(syncsToSeed(a.join(seed: Fixture.id(2), address: Fixture.address(2), now: 0)) == 1)  // and lost
+        _ = a.receive(.sync(isResponse: false, claims: [Fixture.alive(3)]), from: Fixture.id(3), address: Fixture.address(3), now: 0.5, rng: &rng)
+        #expect(syncsToSeed(a.tick(now: 1.0, rng: &rng)) == 1, "the join is tried again")
+        _ = a.receive(.sync(isResponse: true, claims: [Fixture.alive(2), Fixture.alive(4)]), from: Fixture.id(2), address: Fixture.address(2), now: 1.2, rng: &rng)
+        #expect(syncsToSeed(a.tick(now: 2.5, rng: &rng)) == 0, "answered: no more join syncs")
+        #expect(a.liveMemberCount == 4)
+    }
+
     @Test("a new instance that joins a seed receives the seed's whole view in the sync response")
     func joinReceivesFullView() throws {
         let seedID = Fixture.id(1), newcomer = Fixture.id(9)
