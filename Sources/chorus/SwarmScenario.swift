@@ -23,7 +23,7 @@ struct SwarmScenario {
     private(set) var label = ""
 
     /// Bump when the draws change: a seed names a run only within one version of this generator.
-    static let version = 6
+    static let version = 7
 
     init(seed: UInt64, maxPeers: Int) {
         self.seed = seed
@@ -70,8 +70,11 @@ struct SwarmScenario {
         // live peers by the schedule's own count, restarts back before it ends.
         var actions: [String] = []
         var live = peers, existing = peers
+        var returns: [Double] = []  // restarted peers come back then (down meanwhile, as the review counts)
         let times = (0..<int(0...8)).map { _ in r(uniform(1...chaos - 1)) }.sorted()  // in order: joins add names
         for at in times {
+            live += returns.filter { $0 <= at }.count
+            returns.removeAll { $0 <= at }
             var fields: [String] = []
             switch int(0...9) {
             case 0 where live > 2:
@@ -93,6 +96,8 @@ struct SwarmScenario {
                 let down = r(uniform(0.5...10))
                 guard at + down < chaos else { continue }
                 fields = ["action = \"restart\"", "count = 1", "down = \(down)"]
+                live -= 1
+                returns.append(at + down)
             case 4 where live > 2:
                 // Half the time one machine cut off (long enough, often, to find itself alone:
                 // the isolation path), else a fraction of the network.
