@@ -18,6 +18,14 @@ out="${3:-fuzz-runs}"
 echo "== building (release)"
 swift build -c release --product chorus >/dev/null
 bin="$(swift build -c release --show-bin-path)/chorus"
+echo "== the corpus of earlier failures (scripts/fuzz-corpus), each replayed exactly"
+for replay in scripts/fuzz-corpus/*.json; do
+    if ! "$bin" simulate --replay "$replay" --out "$out/corpus/$(basename "$replay" .json)" --no-plot >/dev/null 2>&1; then
+        echo "FAILED: $replay (chorus simulate --replay $replay --out DIR shows why)"
+        exit 1
+    fi
+    echo "   passed: $(basename "$replay")"
+done
 echo "== chorus simulate fuzz --seeds $seeds (${minutes:-0} min limit) into $out"
 status=0
 if [ "$minutes" != "0" ]; then

@@ -21,6 +21,9 @@ plants=(
   "id-only sync digest (fuzz seed 73)|Sources/ChorusMembership/MembershipInstance.swift|s/mix\(entryHash\(id\) \^ \(incarnation >> 16\)\)/entryHash(id)/"
   "stale promised deadline (the detection tail)|Sources/ChorusMembership/MembershipInstance.swift|s/promisedTick = max\(nextDeadline, now\)/promisedTick = nextDeadline/"
   "suspicion timeout off by one confirmation|Sources/ChorusMembership/MembershipInstance.swift|s/confirmations: s\.accusers\.count - 1/confirmations: s.accusers.count/g"
+  "sealing to a restarted peer's earlier boot (fuzz seed 1062)|Sources/ChorusCore/PeerInstance.swift|s/wire\.peerRebooted\(peer, epoch: epoch\)/_ = (peer, epoch)/"
+  "lone accusations declared unverified (fuzz seed 1252)|Sources/ChorusMembership/MembershipInstance.swift|s/ && s\.accusers\.count > 1 \{/ {/"
+  "a newcomer's sync request ends a join (fuzz seed 1005)|Sources/ChorusMembership/MembershipInstance.swift|s/if isResponse \{ seeds = \[:\] \}/seeds = [:]/"
 )
 caught=0
 for plant in "${plants[@]}"; do
@@ -31,6 +34,16 @@ for plant in "${plants[@]}"; do
     (cd "$scratch" && swift build -c release --product chorus >/dev/null 2>&1)
     bin="$(cd "$scratch" && swift build -c release --show-bin-path 2>/dev/null)/chorus"
     start=$(date +%s)
+    # The CI step: the corpus of earlier failures replayed, then the seed sweep.
+    corpus_failed=""
+    for replay in scripts/fuzz-corpus/*.json; do
+        if ! "$bin" simulate --replay "$replay" --out "$scratch/corpus" --no-plot >/dev/null 2>&1; then corpus_failed="$replay"; break; fi
+    done
+    if [ -n "$corpus_failed" ]; then
+        caught=$((caught + 1))
+        echo "   caught by the corpus: $corpus_failed ($(( $(date +%s) - start )) s; replay: chorus simulate --replay $corpus_failed --out DIR)"
+        continue
+    fi
     if out=$("$bin" simulate fuzz --seeds "$seeds" --out "$scratch/fuzz-runs" 2>/dev/null); then
         echo "   NOT CAUGHT by seeds $seeds ($(( $(date +%s) - start )) s)"
     else

@@ -73,6 +73,10 @@ public struct SimulationOptions: Sendable {
     /// The liveness phase's consensus target: the largest relative distance at its end at most
     /// this fraction of what it was at its start (or below `Self.consensusFloor`).
     public var livenessContraction = 0.5
+    /// Every crash must be seen by every live peer within this many seconds (nil: not checked):
+    /// a whole-network detection bound, checked as the run goes. The detection tail of issue 19
+    /// (crashes seen by all after up to 70 s) passed every other check.
+    public var detectionBound: Double?
     /// Check safety after every event (finite parameters, valid mixing rows, incarnations never
     /// going backwards, views naming only peers that exist, reassembly within its budget), not
     /// only after learning: the fuzzer's mode, O(n) per event.
@@ -467,6 +471,7 @@ public final class PeerSimulation {
             if now + options.sampleInterval <= options.duration + 1e-9 { queue.push(.sample, at: now + options.sampleInterval) }
         case .check:
             checkPending()
+            checkDetectionBound()
             queue.push(.check, at: now + 0.25)
         }
         if options.checkEveryEvent, let index = event.peer { checkSafety(of: index, after: event) }
@@ -749,6 +754,18 @@ public final class PeerSimulation {
         }
         seen = now
         slots[index].viewIncarnations = seen
+    }
+
+    /// Crashes still not seen by every live peer after `detectionBound` seconds, each reported once.
+    private func checkDetectionBound() {
+        guard let bound = options.detectionBound else { return }
+        for entry in pending where entry.kind == .crash && now - events[entry.event].time > bound {
+            let e = events[entry.event]
+            let blind = live.filter { $0 != entry.slot && !isSeenByAll(entry, by: [$0]) }
+            violate(String(format: "crash of %@ at %.2f s not seen by every live peer within the detection bound of %.1f s (not by %d of %d)",
+                           e.peer, e.time, bound, blind.count, live.count))
+            return
+        }
     }
 
     // MARK: Liveness

@@ -44,6 +44,9 @@ struct SimulatedFaultOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("End with this many seconds with every fault healed and churn stopped (the schedule stops there), then check liveness: every live view whole, every action seen by all, --task average's consensus halved. A miss is a violation.", valueName: "seconds"))
     var liveness = 0.0
 
+    @Option(parsing: .unconditional, help: ArgumentHelp("Every crash must be seen as failed by every live peer within this many seconds, checked as the run goes; a miss is a violation (0: not checked).", valueName: "seconds"))
+    var detectionBound = 0.0
+
     @Flag(help: "Check safety after every event (finite parameters, valid mixing rows, incarnations never going backwards, views naming only real peers, reassembly within budget), not only after learning. O(n) per event.")
     var checkEveryEvent = false
 
@@ -68,6 +71,7 @@ struct SimulatedFaultOptions: ParsableArguments {
         try checkNumber(suspicionMultiplier, option: "--suspicion-multiplier", in: 0.5...100, unit: "")
         guard (1...16).contains(indirectChecks) else { throw ValidationError("--indirect-checks must be between 1 and 16, got \(indirectChecks)") }
         try checkNumber(liveness, option: "--liveness", in: 0...maxRunSeconds, unit: "seconds")
+        try checkNumber(detectionBound, option: "--detection-bound", in: 0...maxRunSeconds, unit: "seconds")
         guard SimulationOptions.Bootstrap(rawValue: bootstrap) != nil else {
             throw ValidationError("--bootstrap: expected preload or join, got \"\(bootstrap)\"")
         }
@@ -79,7 +83,7 @@ struct SimulatedFaultOptions: ParsableArguments {
                  "--bandwidth", "\(bandwidth)", "--clock-offset", "\(clockOffset)", "--clock-drift", "\(clockDrift)",
                  "--step-seconds", "\(stepSeconds)", "--probe-interval", "\(probeInterval)",
                  "--suspicion-multiplier", "\(suspicionMultiplier)", "--indirect-checks", "\(indirectChecks)", "--liveness", "\(liveness)",
-                 "--bootstrap", bootstrap]
+                 "--bootstrap", bootstrap, "--detection-bound", "\(detectionBound)"]
         if checkEveryEvent { a.append("--check-every-event") }
         return a
     }
@@ -101,6 +105,7 @@ struct SimulatedFaultOptions: ParsableArguments {
         options.settings.membership.indirectChecks = indirectChecks
         options.livenessSeconds = liveness
         options.checkEveryEvent = checkEveryEvent
+        options.detectionBound = detectionBound > 0 ? detectionBound : nil
         options.bootstrap = SimulationOptions.Bootstrap(rawValue: bootstrap)!
     }
 }
