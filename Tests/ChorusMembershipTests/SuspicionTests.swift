@@ -72,6 +72,15 @@ struct SuspicionTests {
 
         d.run(until: started + timeout - 1e-6)
         #expect(!d.events.contains { $0.event == .failed(victim) }, "not before the timeout")
+        if others >= 4 {
+            // With four others or more the round-robin order does not come back to the victim
+            // within the timeout: a ping to it before then would be a verification started early.
+            let early = d.log.contains { entry in
+                guard entry.time > started + 1e-6, case let .send(.ping, to, _) = entry.directive else { return false }
+                return to == victim
+            }
+            #expect(!early, "no verifying probe before the timeout")
+        }
         #expect(d.instance.status(of: victim) == .suspect)
         d.run(until: started + timeout + 5)
         let failedAt = try #require(d.firstTime(of: .failed(victim)))
