@@ -14,7 +14,7 @@ CHORUS_BIN="$(swift build --show-bin-path)/chorus"
 export CHORUS_BIN
 echo "== running tests"
 swift test --skip-build "$@"
-echo "== a bounded fuzz sweep of the simulator (60 seeds, release build; scripts/fuzz-sim.sh for long ones)"
+echo "== the fuzz step: the corpus of earlier failures, then seeds 1-60 (release build; scripts/fuzz-sim.sh for long sweeps)"
 scripts/fuzz-sim.sh 1-60 0 "$(mktemp -d)/fuzz"
 echo "== checking the plot scripts"
 scripts/test-plots.sh
