@@ -739,9 +739,9 @@ public final class PeerSimulation {
         slots[index].memberChangesSeen = changes
         let (members, own) = peek(index) { ($0.membership.members, $0.id) }
         if members.count > slots.count { violate("\(name) lists \(members.count) members, but only \(slots.count) peers ever existed") }
-        var seen = slots[index].viewIncarnations
-        var now: [PeerID: UInt64] = [:]
-        now.reserveCapacity(members.count)
+        let seen = slots[index].viewIncarnations
+        var current: [PeerID: UInt64] = [:]
+        current.reserveCapacity(members.count)
         for (id, member) in members where id != own {
             guard let subject = slotIndex(of: id) else {
                 violate("\(name) lists a member \(id) that no simulated peer is")
@@ -750,10 +750,9 @@ public final class PeerSimulation {
             if let before = seen[id], member.incarnation < before {
                 violate("\(name)'s view of \(slots[subject].name) went back from incarnation \(before) to \(member.incarnation)")
             }
-            now[id] = member.incarnation
+            current[id] = member.incarnation
         }
-        seen = now
-        slots[index].viewIncarnations = seen
+        slots[index].viewIncarnations = current
     }
 
     /// Crashes still not seen by every live peer after `detectionBound` seconds, each reported once.
