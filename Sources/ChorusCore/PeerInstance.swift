@@ -116,7 +116,7 @@ public struct PeerInstance: Sendable {
     /// the first one's hellos to its own seed lost, stayed an island of two for good (found by
     /// `chorus simulate fuzz --seeds 46`). An entry point named by host name never matches the
     /// address its answers come from; such a peer keeps sending one hello per backoff period.
-    private var entryPointAnswered = false
+    public private(set) var entryPointAnswered = false
     /// Whether hellos to the entry points are due: alone, or not yet answered by one.
     private var callsEntryPoints: Bool { !entryPoints.isEmpty && (othersLive == 0 || !entryPointAnswered) }
     /// The current gap between hello rounds while alone (doubles up to seedRetryMaxInterval).
@@ -611,6 +611,10 @@ public struct PeerInstance: Sendable {
         nextWarning[kind] = now + settings.warningInterval
         return true
     }
+
+    /// Part of a network, as far as this peer can tell: not alone, and an entry point answered
+    /// (or it had none: a first peer). Newcomers that joined only through each other cannot tell.
+    public var settled: Bool { othersLive > 0 && (entryPoints.isEmpty || entryPointAnswered) }
 
     /// Alone although entry points are configured (a first peer with none is not isolated).
     public var isolated: Bool {

@@ -299,7 +299,7 @@ public final class Experiment {
 
     private func restart(_ index: Int) {
         // Entry points that are alive now (its first ones may have gone); it resumes from its checkpoint.
-        network.rewire(index, entryPoints: Schedule.Target.count(2).pick(from: targetable.filter { $0 != index }, using: &rng))
+        network.rewire(index, entryPoints: entryPoints(excluding: index))
         applied[index] = nil
         counters[index] = nil
         do { try network.start(index) } catch { return say("could not restart \(network.members[index].name): \(error)") }
@@ -307,24 +307,28 @@ public final class Experiment {
         say("\(network.members[index].name) started again from its checkpoint")
     }
 
-    /// A new peer joins through a random live member, with a shard of its own (`ShardLedger`).
+    /// A new peer joins through two live members (`EntryPoints`: settled ones when there are
+    /// any), with a shard of its own (`ShardLedger`).
     private func join() {
-        // Through a peer that is part of the network: training, not alone. (A joiner started
-        // through a peer killed a moment ago, or through an earlier joiner that is itself still
-        // alone, would make an island.)
-        let settled = targetable.filter { latest[$0]?.phase == "training" && latest[$0]?.isolated == false }
-        let candidates = settled.isEmpty ? targetable : settled
-        guard !candidates.isEmpty else { return say("join skipped: no live peer to join through") }
-        let through = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
+        let through = entryPoints(excluding: nil)
+        guard !through.isEmpty else { return say("join skipped: no live peer to join through") }
         let index: Int
         do {
             index = try network.addMember()
-            try network.start(index, extraArguments: ["--join", network.members[through].udp.description])
+            try network.start(index, extraArguments: through.flatMap { ["--join", network.members[$0].udp.description] })
         } catch {
             return say("could not start a joining peer: \(error)")
         }
         pending.append(Pending(event: note("join", member: index), kind: .join, member: index))
-        say("\(network.members[index].name) started with --join \(network.members[through].name) (shard \(network.members[index].shard))")
+        say("\(network.members[index].name) started with --join \(through.map { network.members[$0].name }.joined(separator: " ")) (shard \(network.members[index].shard))")
+    }
+
+    /// Peers that are part of the network (training, not alone) when there are any: a joiner
+    /// started through a peer killed a moment ago, or through an earlier joiner that is itself
+    /// still alone, would make an island.
+    private func entryPoints(excluding index: Int?) -> [Int] {
+        EntryPoints.pick(from: targetable.filter { $0 != index }, settled: { self.latest[$0]?.phase == "training" && self.latest[$0]?.isolated == false },
+                         using: &rng)
     }
 
     private func targets(_ target: Schedule.Target?) -> [Int] {

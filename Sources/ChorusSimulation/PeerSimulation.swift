@@ -461,8 +461,8 @@ public final class PeerSimulation {
             if !calm { poissonEvent() }
         case let .restart(index):
             guard !running(index) else { return }
-            let seed = randomLiveAddress(excluding: index)
-            boot(index, seeds: seed, fetchModel: false)
+            let seeds = entryPoints(for: index)
+            boot(index, seeds: seeds, fetchModel: false)
             if let restart = restartEvents.removeValue(forKey: index) {
                 pending.append((restart.event, index, .restart, restart.before))
             }
@@ -927,9 +927,9 @@ public final class PeerSimulation {
     /// one is free (docs/experiments.md, "Data under churn").
     private func join() {
         let index = addSlot(shard: shards.assignJoiner())
-        let seed = randomLiveAddress(excluding: index)
+        let seeds = entryPoints(for: index)
         let event = note(.join, slot: index)
-        boot(index, seeds: seed, fetchModel: options.task != .membership)
+        boot(index, seeds: seeds, fetchModel: options.task != .membership)
         pending.append((event, index, .join, 0))
     }
 
@@ -956,17 +956,18 @@ public final class PeerSimulation {
         if !restarting { shards.release(slots[index].shard) }
     }
 
-    /// A seed for a joiner or a restarted peer: a random live peer it can reach. Across a
-    /// partition a seed is out of reach, and a newcomer given one waited for it until it left,
-    /// alone for good (fuzz seed 1276 of version 4); an operator would name a reachable one.
-    private func randomLiveAddress(excluding index: Int) -> [PeerAddress] {
-        var candidates = live.filter { $0 != index }
+    /// Entry points for a joiner or a restarted peer (`EntryPoints`: settled peers when there
+    /// are any), among the live peers it can reach: across a partition a seed is out of reach,
+    /// and a newcomer given one waited for it until it left, alone for good (fuzz seed 1276 of
+    /// version 4); an operator would name reachable ones.
+    private func entryPoints(for index: Int) -> [PeerAddress] {
+        var candidates = live.filter { $0 != index && peek($0) { $0.phase } != .leaving }
         if !sides.isEmpty {
             let reachableOnes = candidates.filter { reachable(index, $0) && reachable($0, index) }
             if !reachableOnes.isEmpty { candidates = reachableOnes }
         }
-        guard !candidates.isEmpty else { return [] }
-        return [addresses[candidates[Int.random(in: 0..<candidates.count, using: &scenarioRNG)]]]
+        let settled = { (q: Int) in self.peek(q) { $0.phase == .training && $0.settled } }
+        return EntryPoints.pick(from: candidates, settled: settled, using: &scenarioRNG).map { addresses[$0] }
     }
 
     private func targets(_ target: Schedule.Target?) -> [Int] {

@@ -1,4 +1,5 @@
 import Testing
+import ChorusLearning
 @testable import ChorusRuns
 @testable import ChorusSimulation
 
@@ -291,5 +292,22 @@ struct SeenByAllTests {
         #expect(!SeenByAll.seen(.join, subjectRunning: true, subjectTraining: false, before: 0, views: later), "a joiner still waiting for the model")
         #expect(!SeenByAll.seen(.join, subjectRunning: false, subjectTraining: false, before: 0, views: later))
         #expect(!SeenByAll.seen(.join, subjectRunning: true, subjectTraining: true, before: 0, views: [V.alive(incarnation: 9), .absent]))
+    }
+}
+
+/// Where joiners and restarted peers are pointed, shared by `chorus simulate` and `chorus experiment`.
+@Suite("entry points")
+struct EntryPointsTests {
+    @Test("two distinct settled peers when there are any (fuzz seeds 1850 and 1987 of version 8); any live ones otherwise")
+    func settledFirst() {
+        var rng = SplitMix64(seed: 7)
+        for _ in 0..<200 {
+            let picked = EntryPoints.pick(from: Array(0..<10), settled: { $0 >= 6 }, using: &rng)
+            #expect(picked.count == 2 && Set(picked).count == 2, "one entry point that crashes before it answers leaves the joiner alone")
+            #expect(picked.allSatisfy { $0 >= 6 }, "a newcomer still joining is not a way into the network")
+        }
+        #expect(EntryPoints.pick(from: [3, 4], settled: { _ in false }, using: &rng) == [3, 4])
+        #expect(EntryPoints.pick(from: [5], settled: { _ in true }, using: &rng) == [5])
+        #expect(EntryPoints.pick(from: [], settled: { _ in true }, using: &rng).isEmpty)
     }
 }
