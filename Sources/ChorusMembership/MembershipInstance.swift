@@ -93,6 +93,9 @@ public struct MembershipInstance: Sendable {
         var startedAt: Double
         var incarnation: UInt64
         var accusers: Set<PeerID>
+        /// When the last accuser was counted: a confirmation that brings the timeout below the
+        /// time already waited ends the suspicion then.
+        var confirmedAt: Double
         /// The timer ran out but this peer never saw the suspect fail a probe itself: it probes it
         /// next and declares only if that probe fails too.
         var verifying = false
@@ -106,6 +109,25 @@ public struct MembershipInstance: Sendable {
         var transmits: Int
         var order: Int
     }
+
+    /// A suspicion timer that ran out, as `PeerSimulation`'s timing check sees it: when the
+    /// suspicion began (shifted by any pause, as the timer is), when its last accuser was
+    /// counted, when the timer ran out, and the accusers and cluster size the timeout was
+    /// computed from. The check recomputes Lifeguard's
+    /// timeout from docs/membership.md on its own, so a change in how the timeout is counted (an
+    /// off-by-one in the confirmations) fails the fuzz sweep, not only `SuspicionTests`.
+    public struct TimerExpiry: Sendable, Equatable {
+        public let subject: PeerID
+        public let startedAt: Double
+        public let confirmedAt: Double
+        public let expiredAt: Double
+        public let accusers: Int
+        public let clusterSize: Int
+    }
+
+    /// The last suspicion timer that ran out, and how many have (so a checker knows a new one).
+    public private(set) var lastTimerExpiry: TimerExpiry?
+    public private(set) var timerExpiries = 0
 
     /// This round's probe order, as positions in `probeSnapshot` (then in `probeNewcomers`): 4
     /// bytes a member, not a 32-byte id. The snapshot shares `liveIDs`' storage until the live set
@@ -340,6 +362,8 @@ public struct MembershipInstance: Sendable {
             for peer in suspicions.keys.sorted() {
                 guard let s = suspicions[peer], !s.verifying,
                       now >= s.startedAt + suspicionTimeout(confirmations: s.accusers.count - 1, for: peer) else { continue }
+                lastTimerExpiry = TimerExpiry(subject: peer, startedAt: s.startedAt, confirmedAt: s.confirmedAt, expiredAt: now, accusers: s.accusers.count, clusterSize: clusterSize)
+                timerExpiries += 1
                 if s.accusers.contains(me) && !s.secondHand && s.accusers.count > 1 {
                     out += declareFailed(peer, incarnation: s.incarnation, now: now, rng: &rng)
                 } else {
@@ -685,6 +709,7 @@ public struct MembershipInstance: Sendable {
                 // An independent confirmation shortens the timeout; pass it on.
                 guard var s = suspicions[claim.subject], !s.accusers.contains(accuser) else { return [] }
                 s.accusers.insert(accuser)
+                s.confirmedAt = now
                 suspicions[claim.subject] = s
                 enqueue(claim)
                 return []
@@ -692,7 +717,7 @@ public struct MembershipInstance: Sendable {
             m.status = .suspect
             m.statusClaim = claim
             store(m, as: claim.subject, now: now)
-            suspicions[claim.subject] = Suspicion(startedAt: now, incarnation: claim.incarnation, accusers: [accuser])
+            suspicions[claim.subject] = Suspicion(startedAt: now, incarnation: claim.incarnation, accusers: [accuser], confirmedAt: now)
             enqueue(claim)
             if accuser != me && probesSuspectAtOnce(claim.subject, incarnation: claim.incarnation) { verifyNext.append(claim.subject) }
             return [.event(.suspected(claim.subject, by: accuser))]

@@ -136,6 +136,11 @@ public final class PeerSimulation {
         var incarnationSeen: UInt64 = 0
         var viewIncarnations: [PeerID: UInt64] = [:]
         var memberChangesSeen = UInt64.max
+        var timerExpiriesSeen = 0
+        /// The cluster size the view last gave (live members and itself), and when it last
+        /// changed, on the slot's clock: a suspicion timeout shrinks with it.
+        var clusterSizeSeen = 0
+        var clusterChangedAt = 0.0
     }
 
     enum Event {
@@ -729,6 +734,7 @@ public final class PeerSimulation {
         case .tick, .learned: checkModel(of: index)
         default: if joining { checkModel(of: index) }
         }
+        defer { if case .tick = event { checkSuspicionTimer(of: index) } }  // after the view is read
         let name = slots[index].name
         if incarnation < slots[index].incarnationSeen {
             violate("\(name)'s own incarnation went back from \(slots[index].incarnationSeen) to \(incarnation)")
@@ -742,7 +748,9 @@ public final class PeerSimulation {
         let seen = slots[index].viewIncarnations
         var current: [PeerID: UInt64] = [:]
         current.reserveCapacity(members.count)
+        var clusterSize = 1
         for (id, member) in members where id != own {
+            if member.isLive { clusterSize += 1 }
             guard let subject = slotIndex(of: id) else {
                 violate("\(name) lists a member \(id) that no simulated peer is")
                 continue
@@ -753,6 +761,41 @@ public final class PeerSimulation {
             current[id] = member.incarnation
         }
         slots[index].viewIncarnations = current
+        if clusterSize != slots[index].clusterSizeSeen {
+            (slots[index].clusterSizeSeen, slots[index].clusterChangedAt) = (clusterSize, localNow(index))
+        }
+    }
+
+    /// A suspicion timer runs out when Lifeguard's timeout as docs/membership.md states it says,
+    /// recomputed here on its own from the peer's settings, the accusers (the first and `c`
+    /// confirmations) and the cluster size it counted: no sooner, and no later than that, the
+    /// last confirmation or the last change of cluster size (unless the peer was paused meanwhile). An off-by-one in the
+    /// confirmations declares crashes a few seconds early and, since a lone accusation is verified
+    /// by one more probe, no false failure shows it: only this check does; a timer left waiting
+    /// on a stale deadline (the detection tail) runs out late (planted-bug check, docs/experiments.md).
+    private func checkSuspicionTimer(of index: Int) {
+        let (count, expiry, settings) = peek(index) { ($0.membership.timerExpiries, $0.membership.lastTimerExpiry, $0.membership.settings) }
+        guard count != slots[index].timerExpiriesSeen, let expiry else { return }
+        slots[index].timerExpiriesSeen = count
+        let timeout = Self.documentedSuspicionTimeout(settings, accusers: expiry.accusers, clusterSize: expiry.clusterSize)
+        let ran = expiry.expiredAt - expiry.startedAt
+        let due = max(timeout, expiry.confirmedAt - expiry.startedAt, slots[index].clusterChangedAt - expiry.startedAt)
+        let paused = slots[index].pausedUntil * slots[index].clockRate >= expiry.startedAt
+        if ran < timeout - 1e-9 || (ran > due + 1e-6 && !paused) {
+            let subject = slotIndex(of: expiry.subject).map { slots[$0].name } ?? "\(expiry.subject)"
+            violate(String(format: "%@'s suspicion of %@ ran out after %.3f s, not when due at %.3f s (Lifeguard's timeout for %d accuser(s) in a cluster of %d is %.3f s)",
+                           slots[index].name, subject, ran, due, expiry.accusers, expiry.clusterSize, timeout))
+        }
+    }
+
+    /// Lifeguard's suspicion timeout as docs/membership.md states it, written here apart from
+    /// `MembershipInstance` on purpose: the check compares the two.
+    static func documentedSuspicionTimeout(_ settings: MembershipSettings, accusers: Int, clusterSize: Int) -> Double {
+        let minimum = settings.suspicionMultiplier * max(1, log10(Double(max(clusterSize, 1)))) * settings.probeInterval
+        let maximum = settings.suspicionMaxMultiplier * minimum
+        let k = clusterSize - 2 < settings.expectedConfirmations ? 0 : settings.expectedConfirmations
+        let c = Double(accusers - 1)  // confirmations beyond the first accuser
+        return k == 0 ? minimum : max(minimum, maximum - (maximum - minimum) * log(c + 1) / log(Double(k) + 1))
     }
 
     /// Crashes still not seen by every live peer after `detectionBound` seconds, each reported once.

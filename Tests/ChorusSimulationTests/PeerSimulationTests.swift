@@ -1,6 +1,7 @@
 import ChorusCore
 import ChorusCrypto
 import ChorusLearning
+import ChorusMembership
 import Foundation
 import Testing
 import ChorusRuns
@@ -197,6 +198,21 @@ struct PeerSimulationTests {
         let simulation = try Self.run(options)
         #expect(simulation.violation == nil, "\(simulation.violation.map(String.init(describing:)) ?? "")")
         #expect(simulation.samples.last?.time == 42)
+    }
+
+    @Test("the timing check's Lifeguard timeout is docs/membership.md's, worked by hand")
+    func documentedSuspicionTimeout() {
+        let lan = MembershipSettings.lan  // probe interval 1 s, multipliers 1 and 6, k = 2
+        let byHand: [(accusers: Int, n: Int, seconds: Double)] = [
+            (1, 100, 12),                        // a lone accusation waits the maximum, 6 · 1 · log10(100)
+            (2, 100, 12 - 10 * log(2) / log(3)), // one confirmation: 5.69 s
+            (3, 100, 2), (9, 100, 2),            // k confirmations or more: the minimum
+            (1, 3, 1),                           // n − 2 < k: k = 0, the minimum, log10 floored at 1
+        ]
+        for (accusers, n, seconds) in byHand {
+            #expect(abs(PeerSimulation.documentedSuspicionTimeout(lan, accusers: accusers, clusterSize: n) - seconds) < 1e-12,
+                    "\(accusers) accuser(s) among \(n)")
+        }
     }
 
     @Test("membership-only and average-only tasks leave the columns they do not measure empty")
