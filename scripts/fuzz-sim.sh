@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Swarm-tests the simulated peers: `chorus simulate fuzz` over a range of seeds, each seed a whole
-# run with every option and fault drawn from it (docs/simulator.md, "Fuzzing").
+# run with every option and fault drawn from it (docs/experiments.md, "Fuzzing").
 # Usage: scripts/fuzz-sim.sh [SEEDS] [MINUTES] [OUT]
 #   SEEDS    N, A-B or a comma-separated list (default 1-2000)
 #   MINUTES  stop after this many minutes, keeping what ran (default: no limit)

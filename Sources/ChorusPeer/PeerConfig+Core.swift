@@ -14,7 +14,8 @@ extension PeerConfig {
         s.averaging = averaging
         s.membership = membership
         s.wire = wire
-        s.fetchModel = fetchModel
+        s.fetchModel = fetchModel && !membershipOnly
+        if membershipOnly { (s.gossipRounds, s.checkpointInterval) = (false, 0) }
         return s
     }
 

@@ -81,6 +81,9 @@ public struct PeerConfig: Sendable {
     public var topology: Topology
     /// Wait for the network's current model before training (set by `--join`).
     public var fetchModel: Bool
+    /// Membership only: no training, no rounds, no parameters (`chorus peer --membership-only`,
+    /// for measuring membership against other SWIM implementations).
+    public var membershipOnly = false
     // [faults]
     public var faults: FaultSettings
 

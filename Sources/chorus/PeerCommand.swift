@@ -53,6 +53,9 @@ struct PeerCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log lines on standard error as text (time, level, message, peer=…) or json (one object per line).", valueName: "format"))
     var logFormat = "text"
 
+    @Flag(name: .long, help: "Take part in membership only: no training, gossip rounds or parameters (for measuring membership, as scripts/memberlist-compare.sh does).")
+    var membershipOnly = false
+
     @Flag(name: .long, help: .hidden)
     var exitWithParent = false
 
@@ -71,6 +74,7 @@ struct PeerCommand: AsyncParsableCommand {
             parsed.seeds.append(seed)
             parsed.fetchModel = true
         }
+        parsed.membershipOnly = membershipOnly
         if let drop {
             guard (0...1).contains(drop) else { throw ValidationError("--drop: expected a probability between 0 and 1, got \(drop)") }
             parsed.faults.drop = drop

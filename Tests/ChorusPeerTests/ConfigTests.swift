@@ -16,6 +16,16 @@ func validConfig() throws {
     #expect(config.wire.maxDatagramSize == 1200)
 }
 
+@Test("--membership-only gives the instance no rounds, no model to wait for and no checkpoints")
+func membershipOnlySettings() throws {
+    let s = try Scratch()
+    var config = try PeerConfig.parse(s.config(), file: s.path + "/peer.toml")
+    config.fetchModel = true  // as --join sets it
+    #expect(config.peerSettings.gossipRounds && config.peerSettings.fetchModel && config.peerSettings.checkpointInterval > 0)
+    config.membershipOnly = true
+    #expect(!config.peerSettings.gossipRounds && !config.peerSettings.fetchModel && config.peerSettings.checkpointInterval == 0)
+}
+
 /// Each case: a mistake, the field the message must name, and a fragment of the message.
 struct ConfigMistake: CustomTestStringConvertible, Sendable {
     let name: String
