@@ -145,6 +145,8 @@ public struct PeerInstance: Sendable {
     private var nextCheckpointAt: Double
     private var nextHousekeepingAt: Double
     private var nextSeedHelloAt = Double.infinity
+    /// When entry points missing from the live view are next called (`recallEntryPoints`).
+    private var nextEntryPointRecallAt = Double.infinity
     private var joinDeadline = Double.infinity
     private var nextModelRequestAt = Double.infinity
     private var modelRequests = 0
@@ -209,6 +211,7 @@ public struct PeerInstance: Sendable {
             perform(membership.join(seed: peer, address: address, now: now), now: now, into: &out)
         }
         helloSeeds(now: now, into: &out)
+        nextEntryPointRecallAt = now + settings.entryPointRecallInterval
         return out
     }
 
@@ -290,7 +293,7 @@ public struct PeerInstance: Sendable {
         case .stopped:
             break
         }
-        if callsEntryPoints { t = min(t, nextSeedHelloAt) }
+        if callsEntryPoints { t = min(t, nextSeedHelloAt) } else if !entryPoints.isEmpty { t = min(t, nextEntryPointRecallAt) }
         if isolated { t = min(t, max(aloneSince! + settings.isolationWarningAfter, nextIsolationWarning)) }
         return t
     }
@@ -340,8 +343,10 @@ public struct PeerInstance: Sendable {
                 }
             }
         }
-        if callsEntryPoints && now >= nextSeedHelloAt {
-            helloSeeds(now: now, into: &out)  // no seed answered yet: they may have started after us
+        if callsEntryPoints {
+            if now >= nextSeedHelloAt { helloSeeds(now: now, into: &out) }  // no seed answered yet: they may have started after us
+        } else if !entryPoints.isEmpty && now >= nextEntryPointRecallAt {
+            recallEntryPoints(now: now, into: &out)
         }
         if warnedIsolated && othersLive > 0 {
             warnedIsolated = false
@@ -772,6 +777,20 @@ public struct PeerInstance: Sendable {
         seedRetryGap = min(seedRetryGap * 2, settings.seedRetryMaxInterval)
         let hello = wire.hello(now: now)
         for address in entryPoints { emit([hello], to: address, peer: nil, into: &out) }
+    }
+
+    /// Once joined, a hello every `entryPointRecallInterval` to each entry point that is not a live
+    /// member. Two sides of a partition that outlasted the tombstones have forgotten each other,
+    /// and nothing else brings them back: a 10-peer network started at 60 % loss split in two
+    /// islands for good (`chorus simulate --peers 10 --task membership --bootstrap join --loss
+    /// 0.6 --liveness 60 --seed 9`). The hello makes the entry point exchange views with us.
+    private mutating func recallEntryPoints(now: Double, into out: inout [PeerDirective]) {
+        nextEntryPointRecallAt = now + settings.entryPointRecallInterval
+        let live = Set(membership.liveMembers.compactMap { membership.address(of: $0) })
+        let missing = entryPoints.filter { !live.contains($0) }
+        guard !missing.isEmpty else { return }
+        let hello = wire.hello(now: now)
+        for address in missing { emit([hello], to: address, peer: nil, into: &out) }
     }
 
     /// Seals `item` for `peer` (with a hello first when there is no session yet), counts its

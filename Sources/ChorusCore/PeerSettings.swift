@@ -49,6 +49,10 @@ public struct PeerSettings: Sendable, Equatable {
     /// …up to this many seconds, forever: an isolated peer rejoins by itself within about this
     /// long once an entry point is reachable again.
     public var seedRetryMaxInterval = 8.0
+    /// Once joined, seconds between hellos to the entry points that are not live members (each
+    /// side of a partition that outlasted the tombstones has forgotten the other; the entry
+    /// points are the way back, as Consul's retry_join). One datagram per such entry point.
+    public var entryPointRecallInterval = 30.0
     /// Seconds alone (with entry points it cannot reach) before the shell is told to warn; then
     /// again every `warningInterval`.
     public var isolationWarningAfter = 10.0
@@ -70,6 +74,7 @@ public struct PeerSettings: Sendable, Equatable {
         positive(housekeepingInterval, "housekeepingInterval")
         positive(distanceInterval, "distanceInterval")
         positive(seedRetryInterval, "seedRetryInterval")
+        positive(entryPointRecallInterval, "entryPointRecallInterval")
         positive(isolationWarningAfter, "isolationWarningAfter")
         positive(warningInterval, "warningInterval")
         if !(seedRetryMaxInterval >= seedRetryInterval) {

@@ -219,6 +219,31 @@ struct PeerInstanceTests {
         }
     }
 
+    /// Two sides of a partition that outlasted the tombstones (30 s in the fast profile) have
+    /// forgotten each other; the entry points bring them back (`entryPointRecallInterval`).
+    /// Found by `chorus simulate --peers 10 --task membership --bootstrap join --loss 0.6
+    /// --liveness 60 --seed 9`: two islands for good.
+    @Test("after a partition longer than the tombstones, a peer calls its entry point again and the sides merge")
+    func entryPointsRecalledAfterLongPartition() {
+        var bench = Bench()
+        let a = bench.add(1), b = bench.add(2), c = bench.add(3), d = bench.add(4)
+        bench.run(bench.peers[a].start(seeds: [], knownPeers: [], now: 0), by: a)
+        for (i, seed) in [(b, a), (c, a), (d, c)] {
+            bench.run(bench.peers[i].start(seeds: [bench.peers[seed].address], knownPeers: [], now: 0), by: i)
+        }
+        bench.advance(to: 10)
+        #expect(bench.peers.allSatisfy { $0.membership.liveMemberCount == 4 }, "formed")
+        let sides = [a: 0, b: 0, c: 1, d: 1]
+        bench.lose = { from, to, now in now < 100 && sides[from] != sides[to] }
+        bench.advance(to: 100)  // failed both ways, then forgotten: tombstones last 30 s
+        #expect(bench.peers[c].membership.status(of: bench.peers[a].id) == nil, "the other side forgotten")
+        #expect(bench.peers[c].membership.liveMemberCount == 2)
+        bench.advance(to: 100 + PeerSettings().entryPointRecallInterval + 5)
+        for (i, peer) in bench.peers.enumerated() {
+            #expect(peer.membership.liveMemberCount == 4, "peer \(i) lists \(peer.membership.liveMemberCount) live members, not 4")
+        }
+    }
+
     /// Found by `chorus simulate fuzz --seeds 36` (generator version 1): a joiner cut off at
     /// 12.9 s spun at 22.9 s, because `nextDeadline` said `since + 10 <= now` while `tick` asked
     /// `now - since >= 10`, and the two round differently.
