@@ -16,7 +16,6 @@ import csv
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -46,8 +45,17 @@ class Cluster:
         self.started += 1
         return self.base_port + self.started - 1
 
+    def add(self, node):
+        self.nodes.append(node)
+        self.live.append(node)
+        return node
+
     def events(self, node):
         """(ms, kind, subject) from a node's log, kind in alive/failed/left."""
+        with open(node.log) as f:
+            return [event for event in map(self.parse, f) if event]
+
+    def parse(self, line):
         raise NotImplementedError
 
     def leave(self, node):
@@ -93,19 +101,13 @@ class Memberlist(Cluster):
         args = [self.binary, "-name", name, "-port", str(port)]
         if join:
             args += ["-join", ",".join(f"127.0.0.1:{n.port}" for n in join)]
-        node = Node(name, port, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT), log.name)
-        self.nodes.append(node)
-        self.live.append(node)
-        return node
+        return self.add(Node(name, port, subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT), log.name))
 
-    def events(self, node):
-        out = []
-        with open(node.log) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) == 3 and parts[1] in ("alive", "failed", "left"):
-                    out.append((int(parts[0]), parts[1], parts[2]))
-        return out
+    def parse(self, line):
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in ("alive", "failed", "left"):
+            return int(parts[0]), parts[1], parts[2]
+        return None
 
 
 class Chorus(Cluster):
@@ -134,24 +136,18 @@ class Chorus(Cluster):
             args += ["--join", f"127.0.0.1:{n.port}"]
         node = Node(name, port, subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log), log.name)
         node.id = peer_id[:8]  # the logs' short ids
-        self.nodes.append(node)
-        self.live.append(node)
-        return node
+        return self.add(node)
 
-    def events(self, node):
-        out = []
-        with open(node.log) as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                words = entry.get("message", "").split()
-                if len(words) >= 3 and words[0] == "member" and words[2] in ("alive", "failed", "left"):
-                    t = datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
-                    ms = (t - datetime(1970, 1, 1)).total_seconds() * 1000
-                    out.append((ms, words[2], words[1]))
-        return out
+    def parse(self, line):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return None
+        words = entry.get("message", "").split()
+        if len(words) >= 3 and words[0] == "member" and words[2] in ("alive", "failed", "left"):
+            t = datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            return (t - datetime(1970, 1, 1)).total_seconds() * 1000, words[2], words[1]
+        return None
 
 
 def wait(condition, timeout, step=0.5):
