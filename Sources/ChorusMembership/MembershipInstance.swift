@@ -242,9 +242,11 @@ public struct MembershipInstance: Sendable {
     public var nextDeadline: Double {
         var t = nextSyncAt
         if !queue.isEmpty { t = min(t, nextGossipAt) }
-        if !isLeaving { t = min(t, nextProbeAt) }
+        if !isLeaving {
+            t = min(t, nextProbeAt)
+            for v in verifications { t = min(t, v.nextStepAt) }  // runProbe moves them on; none while leaving
+        }
         if let step = probe?.nextStepAt { t = min(t, step) }
-        for v in verifications { t = min(t, v.nextStepAt) }
         t = min(t, timersDeadline ?? earliestTimer())
         if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
         if !tombstones.isEmpty { t = min(t, nextReconnectAt) }
@@ -514,7 +516,7 @@ public struct MembershipInstance: Sendable {
     /// already (its end declares). One answered before the timer ran out does not count: the
     /// suspicion would wait on it for good.
     private mutating func startVerification(of peer: PeerID, now: Double) -> [MembershipDirective] {
-        guard !(probe?.target == peer && probe?.acked == false), !verifications.contains(where: { $0.target == peer }),
+        guard !isLeaving, !(probe?.target == peer && probe?.acked == false), !verifications.contains(where: { $0.target == peer }),
               let member = members[peer] else { return [] }
         let (target, buddies) = pingTarget(peer, member)
         sequence &+= 1

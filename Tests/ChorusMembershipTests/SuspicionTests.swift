@@ -189,6 +189,29 @@ struct SuspicionTests {
         }
     }
 
+    /// Fuzz seed 694 of generator version 8 (with verifications side by side): a timer that ran
+    /// out after the peer began to leave started a verification no tick would move on, and
+    /// `nextDeadline` stayed due: the peer spun.
+    @Test("a suspicion timer that runs out while leaving starts no probe, and every tick moves the deadline")
+    func noVerificationWhileLeaving() {
+        var instance = Fixture.instance(1, knowing: [2, 3, 4, 5])
+        var rng = SplitMix(seed: 1)
+        _ = instance.receive(.gossip(claims: [Fixture.suspect(2, by: 3)]), from: Fixture.id(3), address: "", now: 0.5, rng: &rng)
+        _ = instance.leave(now: 1, rng: &rng)
+        var t = 1.0
+        while true {
+            t = instance.nextDeadline
+            guard t < 20 else { break }
+            let out = instance.tick(now: t, rng: &rng)
+            #expect(!out.contains { if case .send(.ping, _, _) = $0 { true } else { false } }, "a ping at \(t) while leaving")
+            guard instance.nextDeadline > t else {
+                Issue.record("a tick at \(t) left the deadline due")
+                break
+            }
+        }
+        #expect(instance.lastTimerExpiry?.subject == Fixture.id(2), "the timer did run out while leaving")
+    }
+
     enum Suspect: String, CaseIterable { case silent, answering }
 
     @Test("a member that only heard of a suspicion probes the suspect when its timer runs out, and declares only if that probe fails",
