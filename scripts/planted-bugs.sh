@@ -26,7 +26,7 @@ plants=(
   "a newcomer's sync request ends a join (fuzz seed 1005)|Sources/ChorusMembership/MembershipInstance.swift|s/if isResponse \{ seeds = \[:\] \}/seeds = [:]/"
   "joiners pointed at one random live peer (fuzz seeds 1850 and 1987)|Sources/ChorusRuns/EntryPoints.swift|s/count = 2/count = 1/; s/settledOnes\.isEmpty \? candidates : settledOnes/candidates/"
   "entry points never recalled after a long partition|Sources/ChorusCore/PeerInstance.swift|s/for address in missing \{ emit/for address in missing where false { emit/"
-  "verifications one at a time in the probe slot (fuzz seed 1411)|Sources/ChorusMembership/MembershipInstance.swift|s/out \+= startVerification\(of: peer, now: now\)/verifyNext.append(peer)/"
+  "failed verifications of corroborated crashes charged to health (fuzz seed 1411)|Sources/ChorusMembership/MembershipInstance.swift|s/s\.secondHand \|\| s\.accusers/s.accusers/"
 )
 caught=0
 for plant in "${plants[@]}"; do

@@ -148,12 +148,6 @@ public struct MembershipInstance: Sendable {
     /// late in a round unprobed until the next round begins: everyone has probed it already.
     private var firstRound = true
     private var probe: Probe?
-    /// Verifying probes (a suspicion timer ran out without our own failed probe to go on), run
-    /// beside the round-robin probe, one per suspect. Queued for the probe slot one at a time, a
-    /// peer that came back from a partition with local health at its maximum (9 × 1.26 s
-    /// periods) took 45 s to verify four crashes it had learnt of by sync (fuzz seed 1411 of
-    /// generator version 8).
-    private var verifications: [Probe] = []
     private var nextProbeAt: Double
     private var relays: [UInt32: Relay] = [:] { didSet { timersDeadline = nil } }
     private var sequence: UInt32 = 0
@@ -242,10 +236,7 @@ public struct MembershipInstance: Sendable {
     public var nextDeadline: Double {
         var t = nextSyncAt
         if !queue.isEmpty { t = min(t, nextGossipAt) }
-        if !isLeaving {
-            t = min(t, nextProbeAt)
-            for v in verifications { t = min(t, v.nextStepAt) }  // runProbe moves them on; none while leaving
-        }
+        if !isLeaving { t = min(t, nextProbeAt) }
         if let step = probe?.nextStepAt { t = min(t, step) }
         t = min(t, timersDeadline ?? earliestTimer())
         if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
@@ -338,7 +329,6 @@ public struct MembershipInstance: Sendable {
         guard !isLeaving else { return [] }
         isLeaving = true
         probe = nil
-        verifications = []
         let claim = Claim.make(.left, subject: me, incarnation: incarnation, key: key)
         enqueue(claim)
         var out: [MembershipDirective] = []
@@ -388,7 +378,7 @@ public struct MembershipInstance: Sendable {
                     // gone into a partition, so the suspect never heard it and could not refute, and
                     // the verifying ping carries the accusation to it (fuzz seed 1252 of version 4).
                     suspicions[peer]!.verifying = true
-                    out += startVerification(of: peer, now: now)
+                    verifyNext.append(peer)
                 }
             }
         }
@@ -429,13 +419,6 @@ public struct MembershipInstance: Sendable {
 
     private mutating func runProbe(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
-        if !verifications.isEmpty {
-            var running: [Probe] = []
-            for var v in verifications {
-                if advance(&v, now: now, rng: &rng, into: &out) { out += probeEnded(v, now: now, rng: &rng) } else { running.append(v) }
-            }
-            verifications = running
-        }
         if var p = probe {
             guard advance(&p, now: now, rng: &rng, into: &out) else {
                 probe = p
@@ -512,20 +495,6 @@ public struct MembershipInstance: Sendable {
         return out
     }
 
-    /// Starts a verifying probe of `peer` now, unless an unanswered probe of it is under way
-    /// already (its end declares). One answered before the timer ran out does not count: the
-    /// suspicion would wait on it for good.
-    private mutating func startVerification(of peer: PeerID, now: Double) -> [MembershipDirective] {
-        guard !isLeaving, !(probe?.target == peer && probe?.acked == false), !verifications.contains(where: { $0.target == peer }),
-              let member = members[peer] else { return [] }
-        let (target, buddies) = pingTarget(peer, member)
-        sequence &+= 1
-        verifications.append(Probe(target: peer, sequence: sequence, indirectAt: now + scaled(settings.probeTimeout),
-                                   endAt: now + scaled(settings.probeInterval)))
-        stats.probes += 1
-        return [send(withClaims(.ping(sequence: sequence, claims: buddies)), to: target.id, address: target.address)]
-    }
-
     /// Where to ping a member and the claims to put on the ping.
     private func pingTarget(_ id: PeerID, _ member: Member) -> (Contact, [Claim]) {
         (Contact(id: id, address: member.address), Self.buddyClaims(for: member))
@@ -561,7 +530,6 @@ public struct MembershipInstance: Sendable {
     }
 
     private mutating func shiftDeadlines(by gap: Double) {
-        for i in verifications.indices { verifications[i].shift(by: gap) }
         probe?.shift(by: gap)
         nextProbeAt += gap
         for seq in relays.keys { relays[seq]!.deadline += gap }
@@ -639,20 +607,14 @@ public struct MembershipInstance: Sendable {
         case let .ping(seq, _):
             out.append(send(withClaims(.ack(sequence: seq, claims: [])), to: sender, address: replyAddress))
         case let .ack(seq, _):
-            var answered: PeerID?
             if var p = probe, p.sequence == seq, !p.acked {
                 p.acked = true
                 probe = p
-                answered = p.target
-            } else if let i = verifications.firstIndex(where: { $0.sequence == seq }) {
-                answered = verifications.remove(at: i).target
-            }
-            if let answered {
                 adjustHealth(-1)
-                if suspicions[answered]?.verifying == true {
+                if suspicions[p.target]?.verifying == true {
                     // Alive after all: give its refutation (already on its way) a fresh timeout.
-                    suspicions[answered]!.verifying = false
-                    suspicions[answered]!.startedAt = now
+                    suspicions[p.target]!.verifying = false
+                    suspicions[p.target]!.startedAt = now
                 }
             } else if let relay = relays.removeValue(forKey: seq) {
                 out.append(send(withClaims(.ack(sequence: relay.originSequence, claims: [])), to: relay.origin, address: relay.originAddress))
@@ -674,8 +636,6 @@ public struct MembershipInstance: Sendable {
             if var p = probe, p.sequence == seq, p.relaysAsked.contains(sender) {
                 p.relaysNacked.insert(sender)
                 probe = p
-            } else if let i = verifications.firstIndex(where: { $0.sequence == seq && $0.relaysAsked.contains(sender) }) {
-                verifications[i].relaysNacked.insert(sender)
             }
         case .gossip:
             break

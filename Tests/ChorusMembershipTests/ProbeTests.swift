@@ -485,9 +485,7 @@ struct LocalHealthTests {
 
     @Test("health stretches the probe interval by (1 + health) and acks bring it back down")
     func stretchesInterval() {
-        var settings = Fixture.withoutDirectRetry
-        settings.suspicionMaxMultiplier = 100  // the first target's lone suspicion is not verified (an extra probe) within the test
-        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5], settings: settings))
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5], settings: Fixture.withoutDirectRetry))
         let first = d.stepUntilPing()
         // The first probe gets no answer at all (no nacks either): health 1 + 2 = 3. Everyone answers afterwards.
         d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
