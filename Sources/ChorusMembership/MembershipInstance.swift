@@ -118,9 +118,9 @@ public struct MembershipInstance: Sendable {
     /// A suspicion timer that ran out, as `PeerSimulation`'s timing check sees it: when the
     /// suspicion began (shifted by any pause, as the timer is), when its last accuser was
     /// counted, when the timer ran out, and the accusers and cluster size the timeout was
-    /// computed from. The check recomputes Lifeguard's
-    /// timeout from docs/membership.md on its own, so a change in how the timeout is counted (an
-    /// off-by-one in the confirmations) fails the fuzz sweep, not only `SuspicionTests`.
+    /// computed from. The check recomputes Lifeguard's timeout from docs/membership.md on its
+    /// own, so a change in how the timeout is counted (an off-by-one in the confirmations) fails
+    /// the fuzz sweep, not only `SuspicionTests`.
     public struct TimerExpiry: Sendable, Equatable {
         public let subject: PeerID
         public let startedAt: Double
