@@ -116,7 +116,7 @@ public struct PeerInstance: Sendable {
     /// the first one's hellos to its own seed lost, stayed an island of two for good (found by
     /// `chorus simulate fuzz --seeds 46`). An entry point named by host name never matches the
     /// address its answers come from; such a peer keeps sending one hello per backoff period.
-    public private(set) var entryPointAnswered = false
+    private var entryPointAnswered = false
     /// Whether hellos to the entry points are due: alone, or not yet answered by one.
     private var callsEntryPoints: Bool { !entryPoints.isEmpty && (othersLive == 0 || !entryPointAnswered) }
     /// The current gap between hello rounds while alone (doubles up to seedRetryMaxInterval).

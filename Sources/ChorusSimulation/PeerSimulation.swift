@@ -726,15 +726,18 @@ public final class PeerSimulation {
     /// every member after each of millions of deliveries made a 46-peer complete graph crawl).
     private func checkSafety(of index: Int, after event: Event) {
         guard running(index) else { return }
-        let (incarnation, changes, reassembly, budget, joining) = peek(index) {
+        let (incarnation, changes, reassembly, budget, joining, clusterSize) = peek(index) {
             ($0.membership.incarnation, $0.membership.memberChanges, $0.wire.reassemblyBytesInUse,
-             $0.settings.wire.reassemblyBudgetBytes, $0.phase == .joining)
+             $0.settings.wire.reassemblyBudgetBytes, $0.phase == .joining, $0.membership.liveMemberCount)
         }
         switch event {
         case .tick, .learned: checkModel(of: index)
         default: if joining { checkModel(of: index) }
         }
-        defer { if case .tick = event { checkSuspicionTimer(of: index) } }  // after the view is read
+        if clusterSize != slots[index].clusterSizeSeen {
+            (slots[index].clusterSizeSeen, slots[index].clusterChangedAt) = (clusterSize, localNow(index))
+        }
+        if case .tick = event { checkSuspicionTimer(of: index) }
         let name = slots[index].name
         if incarnation < slots[index].incarnationSeen {
             violate("\(name)'s own incarnation went back from \(slots[index].incarnationSeen) to \(incarnation)")
@@ -748,9 +751,7 @@ public final class PeerSimulation {
         let seen = slots[index].viewIncarnations
         var current: [PeerID: UInt64] = [:]
         current.reserveCapacity(members.count)
-        var clusterSize = 1
         for (id, member) in members where id != own {
-            if member.isLive { clusterSize += 1 }
             guard let subject = slotIndex(of: id) else {
                 violate("\(name) lists a member \(id) that no simulated peer is")
                 continue
@@ -761,18 +762,15 @@ public final class PeerSimulation {
             current[id] = member.incarnation
         }
         slots[index].viewIncarnations = current
-        if clusterSize != slots[index].clusterSizeSeen {
-            (slots[index].clusterSizeSeen, slots[index].clusterChangedAt) = (clusterSize, localNow(index))
-        }
     }
 
     /// A suspicion timer runs out when Lifeguard's timeout as docs/membership.md states it says,
     /// recomputed here on its own from the peer's settings, the accusers (the first and `c`
     /// confirmations) and the cluster size it counted: no sooner, and no later than that, the
-    /// last confirmation or the last change of cluster size (unless the peer was paused meanwhile). An off-by-one in the
-    /// confirmations declares crashes a few seconds early and, since a lone accusation is verified
-    /// by one more probe, no false failure shows it: only this check does; a timer left waiting
-    /// on a stale deadline (the detection tail) runs out late (planted-bug check, docs/experiments.md).
+    /// last confirmation or the last change of cluster size (unless the peer was paused
+    /// meanwhile). An off-by-one in the confirmations declares crashes a few seconds early and,
+    /// since a lone accusation is verified by one more probe, no false failure shows it: only this
+    /// check does (planted-bug check, docs/experiments.md).
     private func checkSuspicionTimer(of index: Int) {
         let (count, expiry, settings) = peek(index) { ($0.membership.timerExpiries, $0.membership.lastTimerExpiry, $0.membership.settings) }
         guard count != slots[index].timerExpiriesSeen, let expiry else { return }
