@@ -185,39 +185,43 @@ public final class Experiment {
     // MARK: Actions
 
     private func apply(_ action: Schedule.Action) {
-        switch action.kind {
-        case .crash, .leave, .restart:
-            for index in targets(action.target) {
-                switch action.kind {
-                case .crash: crash(index)
-                case .leave: leave(index)
-                default: beginRestart(index, down: action.down)
-                }
-            }
+        for step in ChurnDriver.steps(for: action, targetable: targetable, startingPeers: options.peers, using: &rng) {
+            carryOut(step, label: action.label)
+        }
+    }
+
+    /// One churn step on the processes; `label` is events.csv's action column.
+    private func carryOut(_ step: ChurnDriver.Step, label: String) {
+        switch step {
+        case let .crash(index):
+            crash(index)
+        case let .leave(index):
+            leave(index)
+        case let .restart(index, down):
+            beginRestart(index, down: down)
         case .join:
-            for _ in 0..<action.joinCount(startingPeers: options.peers) { join() }
-        case .partition:
-            partitionSide = Set(targets(action.target))
-            partitionDirection = action.direction
-            lastPartition = (partitionSide!, .infinity)
-            note(action.label, peer: "network")
+            join()
+        case let .partition(side, direction):
+            partitionSide = side
+            partitionDirection = direction
+            lastPartition = (side, .infinity)
+            note(label, peer: "network")
             reconcileFaults()
-        case .pause:
-            let chosen = targets(action.target)
+        case let .pause(chosen, seconds):
             for index in chosen {
                 guard let pid = network.pid(index) else { continue }
                 if paused[index] == nil { kill(pid, SIGSTOP) }
-                paused[index] = max(paused[index] ?? 0, elapsed + action.seconds)
-                say("\(network.members[index].name) stopped (SIGSTOP) for \(action.seconds) s")
+                paused[index] = max(paused[index] ?? 0, elapsed + seconds)
+                say("\(network.members[index].name) stopped (SIGSTOP) for \(seconds) s")
             }
-            note(action.label, peer: chosen.map { network.members[$0].name }.joined(separator: " "))
+            note(label, peer: chosen.map { network.members[$0].name }.joined(separator: " "))
         case .heal:
             partitionSide = nil
             if let last = lastPartition, last.healedAt == .infinity { lastPartition = (last.side, elapsed) }
             pending.append(Pending(event: note("heal", peer: "network"), kind: .heal))
             reconcileFaults()
-        case .loss, .delay:
-            applyLossOrDelay(action)
+        case let .fault(action, scope):
+            applyLossOrDelay(action, on: scope)
             reconcileFaults()
         }
     }
@@ -225,17 +229,17 @@ public final class Experiment {
     /// Loss everywhere, on some peers' traffic, or on a link; delay on some peers' outgoing
     /// traffic or on a link. Real peers fault what they send (and, for `in`, what they receive):
     /// a delay on what a peer receives is put on what every other peer sends it.
-    private func applyLossOrDelay(_ action: Schedule.Action) {
+    private func applyLossOrDelay(_ action: Schedule.Action, on scope: ChurnDriver.Scope) {
         let value = action.kind == .loss ? action.probability : action.delayMs
-        if let names = action.link, let a = Schedule.index(ofName: names[0]), let b = Schedule.index(ofName: names[1]) {
+        switch scope {
+        case let .link(a, b):
             for (from, to) in action.direction == .both ? [(a, b), (b, a)] : [(a, b)] {
                 var fault = links[from]?[to] ?? LinkFault()
                 if action.kind == .loss { fault.drop = value } else { fault.delayMs = value }
                 links[from, default: [:]][to] = fault
             }
             note(action.label, peer: action.linkName ?? "network")
-        } else if let target = action.target {
-            let chosen = targets(target)
+        case let .peers(chosen):
             for index in chosen {
                 if action.kind == .loss {
                     if action.direction != .out { lossIn[index] = value }
@@ -252,7 +256,7 @@ public final class Experiment {
                 }
             }
             note(action.label, peer: chosen.map { network.members[$0].name }.joined(separator: " "))
-        } else {
+        case .network:
             loss = action.probability
             note(action.label, peer: "network")
         }
@@ -331,27 +335,13 @@ public final class Experiment {
                          using: &rng)
     }
 
-    private func targets(_ target: Schedule.Target?) -> [Int] {
-        target?.pick(from: targetable, using: &rng) ?? []
-    }
-
     private func schedulePoisson(after t: Double) {
         nextPoisson = options.schedule.poisson?.nextEvent(after: t, startingPeers: options.peers, duration: options.duration, using: &rng) ?? .infinity
     }
 
     private func poissonEvent() {
         guard let p = options.schedule.poisson else { return }
-        let candidates = targetable
-        if candidates.count > 1 {
-            let index = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
-            switch p.mode {
-            case .replace, .crash:
-                crash(index)
-                if p.mode == .replace { join() }
-            case .leave:
-                leave(index)
-            }
-        }
+        for step in ChurnDriver.steps(for: p, targetable: targetable, using: &rng) { carryOut(step, label: "") }
         schedulePoisson(after: nextPoisson)
     }
 

@@ -882,47 +882,47 @@ public final class PeerSimulation {
     // MARK: Churn
 
     private func apply(_ action: Schedule.Action) {
-        switch action.kind {
-        case .crash, .leave, .restart:
-            for index in targets(action.target) {
-                switch action.kind {
-                case .crash:
-                    crash(index)
-                case .leave:
-                    leave(index)
-                default:
-                    restartEvents[index] = (note(.restart, slot: index), peek(index) { $0.membership.incarnation })
-                    stop(index, restarting: true)
-                    queue.push(.restart(index), at: now + action.down)
-                }
-            }
+        for step in ChurnDriver.steps(for: action, targetable: live, startingPeers: startingPeers, using: &scenarioRNG) {
+            carryOut(step, label: action.label)
+        }
+    }
+
+    /// One churn step on the simulated network; `label` is events.csv's action column.
+    private func carryOut(_ step: ChurnDriver.Step, label: String) {
+        switch step {
+        case let .crash(index):
+            crash(index)
+        case let .leave(index):
+            leave(index)
+        case let .restart(index, down):
+            restartEvents[index] = (note(.restart, slot: index), peek(index) { $0.membership.incarnation })
+            stop(index, restarting: true)
+            queue.push(.restart(index), at: now + down)
         case .join:
-            for _ in 0..<action.joinCount(startingPeers: startingPeers) { join() }
-        case .partition:
-            let side = Set(targets(action.target))
+            join()
+        case let .partition(side, direction):
             endPartition()
             for i in order { sides[i] = side.contains(i) ? 1 : 0 }
-            partitionDirection = action.direction
-            events.append(.init(time: now, action: action.label, peer: "network"))
-        case .pause:
-            let chosen = targets(action.target)
-            for index in chosen { slots[index].pausedUntil = max(slots[index].pausedUntil, now + action.seconds) }
-            events.append(.init(time: now, action: action.label, peer: chosen.map { slots[$0].name }.joined(separator: " ")))
+            partitionDirection = direction
+            events.append(.init(time: now, action: label, peer: "network"))
+        case let .pause(chosen, seconds):
+            for index in chosen { slots[index].pausedUntil = max(slots[index].pausedUntil, now + seconds) }
+            events.append(.init(time: now, action: label, peer: chosen.map { slots[$0].name }.joined(separator: " ")))
         case .heal:
             endPartition()
             events.append(.init(time: now, action: "heal", peer: "network"))
             pending.append((events.count - 1, nil, .heal, 0))
-        case .loss, .delay:
-            if let names = action.link, let a = Schedule.index(ofName: names[0]), let b = Schedule.index(ofName: names[1]) {
+        case let .fault(action, scope):
+            switch scope {
+            case let .link(a, b):
                 faults.set(action, link: (a, b))
-                events.append(.init(time: now, action: action.label, peer: action.linkName ?? "network"))
-            } else if let target = action.target {
-                let chosen = targets(target)
+                events.append(.init(time: now, action: label, peer: action.linkName ?? "network"))
+            case let .peers(chosen):
                 for index in chosen { faults.set(action, peer: index) }
-                events.append(.init(time: now, action: action.label, peer: chosen.map { slots[$0].name }.joined(separator: " ")))
-            } else {
+                events.append(.init(time: now, action: label, peer: chosen.map { slots[$0].name }.joined(separator: " ")))
+            case .network:
                 faults.loss = action.probability
-                events.append(.init(time: now, action: action.label, peer: "network"))
+                events.append(.init(time: now, action: label, peer: "network"))
             }
             markDegraded()
         }
@@ -1011,10 +1011,6 @@ public final class PeerSimulation {
         return EntryPoints.pick(from: candidates, settled: settled, using: &scenarioRNG).map { addresses[$0] }
     }
 
-    private func targets(_ target: Schedule.Target?) -> [Int] {
-        target?.pick(from: live, using: &scenarioRNG) ?? []
-    }
-
     private func schedulePoisson(after t: Double) {
         guard let at = options.schedule.poisson?.nextEvent(after: t, startingPeers: startingPeers, duration: calmAt,
                                                            using: &scenarioRNG) else { return }
@@ -1023,17 +1019,8 @@ public final class PeerSimulation {
 
     private func poissonEvent() {
         guard let p = options.schedule.poisson else { return }
-        let live = self.live.filter { peek($0) { $0.phase } != .leaving }
-        if live.count > 1 {
-            let index = live[Int.random(in: 0..<live.count, using: &scenarioRNG)]
-            switch p.mode {
-            case .replace, .crash:
-                crash(index)
-                if p.mode == .replace { join() }
-            case .leave:
-                leave(index)
-            }
-        }
+        let targetable = live.filter { peek($0) { $0.phase } != .leaving }
+        for step in ChurnDriver.steps(for: p, targetable: targetable, using: &scenarioRNG) { carryOut(step, label: "") }
         schedulePoisson(after: now)
     }
 

@@ -311,3 +311,30 @@ struct EntryPointsTests {
         #expect(EntryPoints.pick(from: [], settled: { _ in true }, using: &rng).isEmpty)
     }
 }
+
+struct ChurnDriverTests {
+    @Test("actions pick only targetable peers, links and joins need no draw, and Poisson churn leaves the last peer alone")
+    func steps() {
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<100 {
+            let crash = ChurnDriver.steps(for: Schedule.Action(time: 1, kind: .crash, target: .count(2)), targetable: [1, 4, 6],
+                                          startingPeers: 8, using: &rng)
+            #expect(crash.count == 2 && crash.allSatisfy { if case let .crash(i) = $0 { [1, 4, 6].contains(i) } else { false } },
+                    "a departing or dead peer is no target")
+        }
+        let link = Schedule.Action(time: 1, kind: .loss, probability: 0.3, direction: .out, link: ["p2", "p5"])
+        #expect(ChurnDriver.steps(for: link, targetable: [0], startingPeers: 8, using: &rng) == [.fault(link, .link(2, 5))])
+        let everywhere = Schedule.Action(time: 1, kind: .loss, probability: 0.1)
+        #expect(ChurnDriver.steps(for: everywhere, targetable: [0, 1], startingPeers: 8, using: &rng) == [.fault(everywhere, .network)])
+        let joins = Schedule.Action(time: 1, kind: .join, target: .fraction(0.25))
+        #expect(ChurnDriver.steps(for: joins, targetable: [0], startingPeers: 8, using: &rng) == [.join, .join])
+        let restart = ChurnDriver.steps(for: Schedule.Action(time: 1, kind: .restart, target: .names(["p3"]), down: 7),
+                                        targetable: [2, 3], startingPeers: 8, using: &rng)
+        #expect(restart == [.restart(3, down: 7)])
+
+        let replace = Schedule.Poisson(ratePerMinute: 0.1, mode: .replace, start: 0, end: 60)
+        let steps = ChurnDriver.steps(for: replace, targetable: [3, 9], using: &rng)
+        #expect(steps.count == 2 && steps.last == .join && (steps.first == .crash(3) || steps.first == .crash(9)))
+        #expect(ChurnDriver.steps(for: replace, targetable: [3], using: &rng).isEmpty, "the last peer is never churned away")
+    }
+}
