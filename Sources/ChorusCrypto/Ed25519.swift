@@ -45,6 +45,43 @@ public struct PeerID: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// First 8 hex characters, for tables and logs where the full id is too wide.
     public var short: String { String(description.prefix(8)) }
 
+    /// Why a typed id or id prefix does not name one peer.
+    public enum PrefixError: Error, Equatable, CustomStringConvertible {
+        case malformed(String)
+        case tooShort(String)
+        case unknown(String)
+        case ambiguous(String, [PeerID])
+
+        public var description: String {
+            switch self {
+            case let .malformed(text): "\"\(text)\" is not a peer id (hexadecimal characters, all 64 or a prefix of at least \(PeerID.minimumPrefix))"
+            case let .tooShort(text): "\"\(text)\" is too short: give at least \(PeerID.minimumPrefix) characters of the id"
+            case let .unknown(text): "no known peer has an id starting with \"\(text)\""
+            case let .ambiguous(text, ids):
+                "\"\(text)\" starts \(ids.count) ids (\(ids.prefix(4).map { String($0.description.prefix(text.count + 4)) + "…" }.joined(separator: ", "))): give more characters"
+            }
+        }
+    }
+
+    /// Shortest prefix accepted, as git accepts short commit ids.
+    public static let minimumPrefix = 4
+
+    /// The id that `text` names: all 64 characters, or a prefix (at least `minimumPrefix`
+    /// characters, any case) that starts exactly one of `known`. A full id is accepted even
+    /// when nobody knows it.
+    public static func resolve(_ text: String, among known: some Sequence<PeerID>) throws(PrefixError) -> PeerID {
+        let typed = text.lowercased()
+        if let id = PeerID(text: typed) { return id }
+        guard !typed.isEmpty, typed.count < 2 * byteCount, typed.allSatisfy(\.isHexDigit) else { throw .malformed(text) }
+        guard typed.count >= minimumPrefix else { throw .tooShort(text) }
+        let matches = Set(known.filter { $0.description.hasPrefix(typed) }).sorted()
+        switch matches.count {
+        case 0: throw .unknown(text)
+        case 1: return matches[0]
+        default: throw .ambiguous(text, matches)
+        }
+    }
+
     /// Byte-wise order: big-endian words compare as their bytes do.
     public static func < (a: PeerID, b: PeerID) -> Bool { (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3) }
 

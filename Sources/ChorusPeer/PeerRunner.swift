@@ -53,6 +53,46 @@ public enum PeerRunner {
         return (identity, network, learner, adminToken)
     }
 
+    /// Resolves every address the configuration names. Other peers are told `advertise`: a
+    /// name that does not resolve here would spread through the network and get this peer
+    /// declared failed.
+    static func resolveAddresses(_ config: PeerConfig) throws -> (neighbours: [PeerID: SocketAddress], seeds: [SocketAddress]) {
+        do { _ = try SocketAddress.makeAddressResolvingHost(config.advertise.host, port: config.advertise.port) } catch {
+            throw StartupError("\(config.file): field 'peer.advertise': cannot resolve \(config.advertise.host): \(error); give the address other peers reach this one at")
+        }
+        var known: [PeerID: SocketAddress] = [:]
+        for (index, n) in config.neighbours.enumerated() {
+            do { known[n.id] = try SocketAddress.makeAddressResolvingHost(n.address.host, port: n.address.port) } catch {
+                throw StartupError("\(config.file): field 'neighbours[\(index)].address': cannot resolve \(n.address): \(error)")
+            }
+        }
+        var seeds: [SocketAddress] = []
+        for (index, seed) in config.seeds.enumerated() {
+            do { seeds.append(try SocketAddress.makeAddressResolvingHost(seed.host, port: seed.port)) } catch {
+                throw StartupError("\(config.file): field 'membership.seeds[\(index)]': cannot resolve \(seed): \(error)")
+            }
+        }
+        return (known, seeds)
+    }
+
+    /// What `chorus validate` reports about a configuration that would start.
+    public struct Check: Sendable {
+        public var peerID: PeerID
+        public var parameterCount: Int
+        /// Steps of the checkpoint it would resume from, nil when it starts fresh.
+        public var resumesAt: UInt64?
+        public var hasAdminToken: Bool
+    }
+
+    /// Everything a start checks before it opens a socket or writes a file: the keys, token,
+    /// model, data shard and checkpoint, and every address resolving. Writes nothing.
+    public static func check(config: PeerConfig) throws -> Check {
+        let (identity, _, learner, token) = try prepare(config: config)
+        _ = try resolveAddresses(config)
+        let resumes = FileManager.default.fileExists(atPath: config.checkpointPath) ? learner.steps : nil
+        return Check(peerID: identity.peerID, parameterCount: learner.parameterCount, resumesAt: resumes, hasAdminToken: token != nil)
+    }
+
     /// Runs until SIGINT/SIGTERM or `POST /leave`, then leaves gracefully (announces "left",
     /// hands its parameters to its neighbours), saves the checkpoint and returns within ~2 s.
     /// `log` gets the peer's id as metadata here.
@@ -72,25 +112,7 @@ public enum PeerRunner {
         if Double(bootEpoch) > clock + 86_400 {
             log.warning("boot epoch \(bootEpoch) (from \(config.checkpointPath).epoch) is more than a day ahead of this machine's clock (\(UInt64(clock))): other peers reject its claims as absurd until their clocks catch up; fix the clock, or stop the peer and move that file away")
         }
-        // Other peers are told this address: a name that does not resolve here would spread
-        // through the network and get this peer declared failed.
-        do { _ = try SocketAddress.makeAddressResolvingHost(config.advertise.host, port: config.advertise.port) } catch {
-            throw StartupError("\(config.file): field 'peer.advertise': cannot resolve \(config.advertise.host): \(error); give the address other peers reach this one at")
-        }
-        var known: [PeerID: SocketAddress] = [:]
-        for (index, n) in config.neighbours.enumerated() {
-            do { known[n.id] = try SocketAddress.makeAddressResolvingHost(n.address.host, port: n.address.port) } catch {
-                throw StartupError("\(config.file): field 'neighbours[\(index)].address': cannot resolve \(n.address): \(error)")
-            }
-        }
-        var seeds: [SocketAddress] = []
-        for (index, seed) in config.seeds.enumerated() {
-            do { seeds.append(try SocketAddress.makeAddressResolvingHost(seed.host, port: seed.port)) } catch {
-                throw StartupError("\(config.file): field 'membership.seeds[\(index)]': cannot resolve \(seed): \(error)")
-            }
-        }
-        let knownPeers = known
-        let seedAddresses = seeds
+        let (knownPeers, seedAddresses) = try resolveAddresses(config)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()

@@ -13,12 +13,13 @@ struct Chorus: AsyncParsableCommand {
               chorus keygen --network --out Peers/local/keys/network.key
               chorus peer --config Peers/local/peer1.toml       # one terminal per peer
               chorus status --admin 127.0.0.1:8001
+              chorus leave --admin 127.0.0.1:8003 --admin-token Peers/local/keys/peer3/admin.token
             Several machines: chorus init --hosts a:7000,b:7000,c:7000 --out cluster
             Convergence under churn: chorus simulate … and chorus experiment … (same files).
             See README.md, Peers/README.md and docs/.
             """,
         version: ChorusVersion.description,
-        subcommands: [Keygen.self, InitCommand.self, PeerCommand.self, StatusCommand.self, MembersCommand.self, NetworkCommand.self, FaultsCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, BaselineCommand.self, TopologyCommand.self, Bench.self]
+        subcommands: [Keygen.self, InitCommand.self, PeerCommand.self, ValidateCommand.self, StatusCommand.self, MembersCommand.self, NetworkCommand.self, FaultsCommand.self, LeaveCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, BaselineCommand.self, TopologyCommand.self, Bench.self]
     )
 }
 

@@ -14,15 +14,17 @@ struct FaultsCommand: ParsableCommand {
             drop, delay and duplicate apply to what it sends, --drop-in to what it receives, \
             --link to what it sends one peer, and a blocked peer's datagrams are dropped in \
             both directions. Blocking each side's peers on the other side \
-            makes a partition on a running network; --clear heals it.
+            makes a partition on a running network; --clear heals it. Peers are named by \
+            their id or a unique prefix of it (4 characters or more), resolved against the \
+            members the peer at --admin knows.
 
             Examples:
               chorus faults --admin 127.0.0.1:8001                          # show
               chorus faults --admin 127.0.0.1:8001 --admin-token Peers/local/keys/peer1/admin.token \\
                   --drop 0.05 --delay-ms 10-50
               chorus faults --admin … --admin-token … --drop-in 0.3           # loses 30 % of what it receives
-              chorus faults --admin … --admin-token … --link 3f9c…e1=0.5:20   # half of what goes to one peer, 20 ms late
-              chorus faults --admin … --admin-token … --block 3f9c…e1 --block 77ab…02
+              chorus faults --admin … --admin-token … --link 3f9c12ab=0.5:20   # half of what goes to one peer, 20 ms late
+              chorus faults --admin … --admin-token … --block 3f9c12ab --block 77ab
               chorus faults --admin … --admin-token … --clear
 
             Changing faults needs the peer's admin token (chorus keygen writes it beside the \
@@ -38,7 +40,7 @@ struct FaultsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Drop this fraction of incoming datagrams (0–1).", valueName: "p"))
     var dropIn: Double?
 
-    @Option(help: ArgumentHelp("Fault the link to one peer: PEER-ID=DROP[:DELAY-MS], on what this peer sends it. Repeatable.", valueName: "peer-id=p[:ms]"))
+    @Option(help: ArgumentHelp("Fault the link to one peer: PEER-ID=DROP[:DELAY-MS], on what this peer sends it (the id or a unique prefix of at least 4 characters). Repeatable.", valueName: "peer-id=p[:ms]"))
     var link: [String] = []
 
     @Option(help: ArgumentHelp("Delay outgoing datagrams by MIN or MIN-MAX milliseconds.", valueName: "ms"))
@@ -47,7 +49,7 @@ struct FaultsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Send this fraction of datagrams twice (0–1).", valueName: "p"))
     var duplicate: Double?
 
-    @Option(help: ArgumentHelp("Cut this peer off in both directions. Repeatable.", valueName: "peer-id"))
+    @Option(help: ArgumentHelp("Cut this peer off in both directions (its id or a unique prefix, as chorus members shows it). Repeatable.", valueName: "peer-id"))
     var block: [String] = []
 
     @Flag(help: "Remove every fault.")
@@ -65,21 +67,43 @@ struct FaultsCommand: ParsableCommand {
         if let drop, !(0...1).contains(drop) { throw ValidationError("--drop must be in [0, 1], got \(drop)") }
         if let dropIn, !(0...1).contains(dropIn) { throw ValidationError("--drop-in must be in [0, 1], got \(dropIn)") }
         if let duplicate, !(0...1).contains(duplicate) { throw ValidationError("--duplicate must be in [0, 1], got \(duplicate)") }
-        _ = try requested()
+        _ = try requested { text, option in
+            // Prefixes are resolved against the peer's view in run(); here only their form.
+            do { return try PeerID.resolve(text, among: []) } catch PeerID.PrefixError.unknown { return anyID } catch { throw ValidationError("\(option): \(error)") }
+        }
     }
 
-    /// The fault settings the options describe.
-    func requested() throws -> FaultSettings {
+    /// Stands for a well-formed prefix while options are validated, before the view is read.
+    private var anyID: PeerID { PeerID(text: String(repeating: "0", count: 64))! }
+
+    /// A typed id or unique prefix, resolved against the members the peer at --admin knows.
+    private func resolver(at address: HostPort) -> (String, String) throws -> PeerID {
+        var known: [PeerID]?
+        return { text, option in
+            if let id = PeerID(text: text.lowercased()) { return id }
+            if known == nil {
+                do {
+                    let status = try AdminClient.status(at: address, timeout: endpoint.timeout)
+                    known = ([status.peerId] + status.members.map(\.id)).compactMap { PeerID(text: $0) }
+                } catch { throw UserError("\(option) \(text): reading the peer's view to resolve the prefix: \(error)") }
+            }
+            do { return try PeerID.resolve(text, among: known!) } catch { throw UserError("\(option): \(error) in the view of \(address)") }
+        }
+    }
+
+    /// The fault settings the options describe; `resolve` turns a typed id or prefix (and the
+    /// option it came from) into a peer id.
+    func requested(resolve: (String, String) throws -> PeerID) throws -> FaultSettings {
         var faults = FaultSettings()
         faults.drop = drop ?? 0
         faults.dropIn = dropIn ?? 0
         for text in link {
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             let values = parts.count == 2 ? parts[1].split(separator: ":").map { Double($0) } : []
-            guard parts.count == 2, let id = PeerID(text: parts[0]), (1...2).contains(values.count), let p = values[0], (0...1).contains(p),
+            guard parts.count == 2, (1...2).contains(values.count), let p = values[0], (0...1).contains(p),
                   let ms = values.count == 2 ? values[1] : 0, (0...60_000).contains(ms)
-            else { throw ValidationError("--link: expected PEER-ID=DROP[:DELAY-MS] (a 64-hex peer id, a probability in [0, 1], 0–60000 ms), got \"\(text)\"") }
-            faults.links[id] = LinkFault(drop: p, delayMs: ms)
+            else { throw ValidationError("--link: expected PEER-ID=DROP[:DELAY-MS] (a peer id or a unique prefix of it, a probability in [0, 1], 0–60000 ms), got \"\(text)\"") }
+            faults.links[try resolve(parts[0], "--link")] = LinkFault(drop: p, delayMs: ms)
         }
         faults.duplicate = duplicate ?? 0
         if let delayMs {
@@ -89,16 +113,13 @@ struct FaultsCommand: ParsableCommand {
             }
             faults.delay = low / 1000...high / 1000
         }
-        for text in block {
-            guard let id = PeerID(text: text) else { throw ValidationError("--block: expected a peer id of 64 hexadecimal characters, got \"\(text)\"") }
-            faults.blocked.insert(id)
-        }
+        for text in block { faults.blocked.insert(try resolve(text, "--block")) }
         return faults
     }
 
     func run() throws {
         let address = try endpoint.address()
-        let wanted = try requested()
+        let wanted = try requested(resolve: resolver(at: address))
         let token = try endpoint.token()
         if changes && token == nil {
             throw UserError("changing faults needs the peer's admin token: --admin-token DIR/admin.token (beside the peer's identity)")

@@ -13,7 +13,9 @@ struct NetworkCommand: ParsableCommand {
             --also HOST:PORT) add their own step, test accuracy, distance to their \
             neighbours, phase and how many members they see alive. A peer's admin address \
             is not part of the protocol, so give the others with --also (admin endpoints \
-            stay on loopback by default: run it on each host, or through SSH tunnels).
+            stay on loopback by default: run it on each host, or through SSH tunnels). An \
+            --also that does not answer is named on standard error with the reason, and the \
+            exit status is then 1.
 
             Examples:
               chorus network --admin 127.0.0.1:8001
@@ -53,10 +55,18 @@ struct NetworkCommand: ParsableCommand {
     func run() throws {
         let origin = try endpoint.status()
         var own: [String: PeerStatus] = [origin.peerId: origin]
+        // Every --also that does not answer is reported with its reason after the view, and
+        // makes the exit status non-zero: a script must not take a partial view for a whole one.
+        var unreachable: [Unreachable] = []
         for text in also {
-            // Unreachable peers are reported as such, not as an error: that is the point of the view.
-            if let status = try? AdminClient.status(at: HostPort(parsing: text)!, timeout: endpoint.timeout) { own[status.peerId] = status }
+            do {
+                let status = try AdminClient.status(at: HostPort(parsing: text)!, timeout: endpoint.timeout)
+                own[status.peerId] = status
+            } catch {
+                unreachable.append(Unreachable(admin: text, reason: error.description))
+            }
         }
+        defer { for u in unreachable { FileHandle.standardError.write(Data("network: --also \(u.admin): \(u.reason)\n".utf8)) } }
         let rows = origin.members.map { m -> Row in
             let s = own[m.id]
             return Row(id: m.id, address: m.address, status: m.status, incarnation: m.incarnation, phase: s?.phase, step: s?.step,
@@ -67,13 +77,15 @@ struct NetworkCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             encoder.nonConformingFloatEncodingStrategy = PeerStatus.floatEncoding
-            struct View: Codable { var seenFrom: String; var members: [Row] }
-            print(String(decoding: try encoder.encode(View(seenFrom: origin.peerId, members: rows)), as: UTF8.self))
+            struct View: Codable { var seenFrom: String; var members: [Row]; var unreachable: [Unreachable] }
+            print(String(decoding: try encoder.encode(View(seenFrom: origin.peerId, members: rows, unreachable: unreachable)), as: UTF8.self))
+            if !unreachable.isEmpty { throw ExitCode(1) }
             return
         }
         let counts = Dictionary(grouping: rows, by: \.status).mapValues(\.count)
         let summary = ["alive", "suspect", "failed", "left"].compactMap { state in counts[state].map { "\($0) \(state)" } }.joined(separator: ", ")
-        print("network seen from \(origin.peerId.prefix(8)) at \(origin.address): \(summary); \(own.count) reachable here")
+        print("network seen from \(origin.peerId.prefix(8)) at \(origin.address): \(summary); \(own.count) reachable here"
+              + (unreachable.isEmpty ? "" : ", \(unreachable.count) not (below)"))
         let widths = [10, 22, 8, 8, 9, 8, 9, 10, 6]
         print(StatusTable.pad(["ID", "ADDRESS", "STATE", "PHASE", "STEP", "ACCURACY", "DISTANCE", "SEES ALIVE", ""], widths))
         for r in rows {
@@ -83,5 +95,11 @@ struct NetworkCommand: ParsableCommand {
                 r.aliveInItsView.map(String.init) ?? "-", r.isolated == true ? "ISOLATED" : "",
             ], widths))
         }
+        if !unreachable.isEmpty { throw ExitCode(1) }
+    }
+
+    struct Unreachable: Codable {
+        var admin: String
+        var reason: String
     }
 }

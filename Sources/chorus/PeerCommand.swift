@@ -44,7 +44,7 @@ struct PeerCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Fault injection: send this fraction of datagrams twice (0–1; overrides faults.duplicate).", valueName: "p"))
     var duplicate: Double?
 
-    @Option(name: .long, help: ArgumentHelp("Fault injection: cut this peer off in both directions (a partition; adds to faults.blocked). Repeatable.", valueName: "peer-id"))
+    @Option(name: .long, help: ArgumentHelp("Fault injection: cut this peer off in both directions (a partition; adds to faults.blocked). Its id, or a unique prefix of a configured neighbour's. Repeatable.", valueName: "peer-id"))
     var block: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Least important entries logged: trace | debug | info | notice | warning | error | critical.", valueName: "level"))
@@ -91,8 +91,10 @@ struct PeerCommand: AsyncParsableCommand {
             parsed.faults.delay = parts.first!! / 1000...parts.last!! / 1000
         }
         for text in block {
-            guard let id = PeerID(text: text) else { throw ValidationError("--block: expected a peer id of 64 hexadecimal characters, got \"\(text)\"") }
-            parsed.faults.blocked.insert(id)
+            // Before it runs, a peer knows only its configured neighbours: a prefix names one of them.
+            do { parsed.faults.blocked.insert(try PeerID.resolve(text, among: parsed.neighbours.map(\.id))) } catch {
+                throw ValidationError("--block: \(error)\(error == .unknown(text) ? " among the configured neighbours; give all 64 characters for another peer" : "")")
+            }
         }
         do {
             let level = Logger.Level(rawValue: logLevel)!, format = PeerLogHandler.Format(rawValue: logFormat)!

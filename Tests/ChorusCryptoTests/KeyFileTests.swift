@@ -56,3 +56,20 @@ func malformedKeyFiles() throws {
         #expect(error.description.hasPrefix(dir + "/missing.key: cannot read key file"))
     }
 }
+
+@Test("an id prefix names a peer when it starts exactly one known id, as git accepts short commit ids")
+func idPrefixes() throws {
+    let a = try #require(PeerID(text: "3f9c12ab" + String(repeating: "0", count: 56)))
+    let b = try #require(PeerID(text: "3f9c77ee" + String(repeating: "1", count: 56)))
+    let c = try #require(PeerID(text: "77ab0002" + String(repeating: "2", count: 56)))
+    let known = [a, b, c]
+    #expect(try PeerID.resolve("3F9C12", among: known) == a, "any case")
+    #expect(try PeerID.resolve("77ab", among: known) == c)
+    #expect(try PeerID.resolve(b.description, among: []) == b, "a full id needs no view")
+    #expect(throws: PeerID.PrefixError.ambiguous("3f9c", [a, b])) { try PeerID.resolve("3f9c", among: known + [a]) }
+    #expect(throws: PeerID.PrefixError.unknown("dead")) { try PeerID.resolve("dead", among: known) }
+    #expect(throws: PeerID.PrefixError.tooShort("3f9")) { try PeerID.resolve("3f9", among: known) }
+    #expect(throws: PeerID.PrefixError.malformed("3f9c-")) { try PeerID.resolve("3f9c-", among: known) }
+    #expect(throws: PeerID.PrefixError.malformed(a.description + "0")) { try PeerID.resolve(a.description + "0", among: known) }
+    #expect("\(PeerID.PrefixError.ambiguous("3f9c", [a, b]))".contains("3f9c12ab…"), "the message shows how the candidates differ")
+}

@@ -248,6 +248,7 @@ func initWritesANetwork() throws {
         shards.append(config.shard)
     }
     #expect(shards == [0, 1, 2])
+    #expect(FileManager.default.fileExists(atPath: out + "/keys/joiner") == false, "the joiner's identity is made on its own host")
     try KeyFiles.writeIdentity(SigningKey.generate(), to: out + "/keys/joiner")
     // Refused until its advertise placeholder is replaced, as its comment says.
     #expect(throws: ConfigError.self) { try PeerConfig.load(path: out + "/join.toml") }
@@ -255,10 +256,75 @@ func initWritesANetwork() throws {
     try joinText.replacingOccurrences(of: "NEW-HOST:7000", with: "192.0.2.13:7000").write(toFile: out + "/join.toml", atomically: true, encoding: .utf8)
     let joiner = try PeerConfig.load(path: out + "/join.toml")
     #expect(joiner.fetchModel && joiner.seeds.count == 2)
+    #expect(joiner.shards == 4 && joiner.shard == 3, "the joiner brings the one shard no starting peer trains on")
+    #expect(try PeerConfig.load(path: out + "/peer1.toml").bind.host == "0.0.0.0", "other machines reach it on every interface")
     let again = try ChorusBinary.run(["init", "--hosts", hosts, "--out", out], timeout: 20)
     #expect(again.status != 0 && again.stderr.contains("refusing to overwrite"))
     let bad = try ChorusBinary.run(["init", "--hosts", "192.0.2.10:7000,nonsense", "--out", out + "2"], timeout: 20)
     #expect(bad.status != 0 && bad.stderr.contains("entry 2"))
+}
+
+@Test("chorus init on one host: four peers and the joiner start without edits; validate, leave, id prefixes and network --also work on them")
+func initOnOneHostAndOperatorVerbs() throws {
+    let out = NSTemporaryDirectory() + "chorus-init1-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let ports = try (0..<4).map { _ in try FreePort.udp() }
+    let adminBase = try FreePort.tcp()
+    let created = try ChorusBinary.run(["init", "--hosts", ports.map { "127.0.0.1:\($0)" }.joined(separator: ","), "--out", out,
+                                        "--admin-port", String(adminBase)], timeout: 20)
+    try #require(created.status == 0, "\(created.stderr)")
+    let files = (1...4).map { "\(out)/peer\($0).toml" } + [out + "/join.toml"]
+    let configs = try files.map { try PeerConfig.load(path: $0) }
+    #expect(Set(configs.map(\.admin.port)) == Set(adminBase...adminBase + 4), "one admin port per peer on the shared host")
+    #expect(configs.allSatisfy { $0.bind.host == "127.0.0.1" }, "a loopback network binds loopback only")
+    let valid = try ChorusBinary.run(["validate"] + files, timeout: 30)
+    #expect(valid.status == 0 && valid.stdout.split(separator: "\n").count == 5, "\(valid.stdout)\(valid.stderr)")
+    var processes: [Process] = []
+    defer { for p in processes where p.isRunning { p.terminate(); p.waitUntilExit() } }
+    for file in files.prefix(4) { processes.append(try ChorusBinary.start(["peer", "--config", file])) }
+    func status(_ index: Int) -> PeerStatus? { try? AdminClient.status(at: configs[index].admin, timeout: 1) }
+    func aliveEverywhere(_ indices: [Int], count: Int) -> Bool {
+        indices.allSatisfy { i in status(i).map { $0.phase == "training" && $0.members.filter { $0.status == "alive" }.count == count } ?? false }
+    }
+    var waited = 0
+    while !aliveEverywhere([0, 1, 2, 3], count: 4) && waited < 200 { usleep(100_000); waited += 1 }
+    try #require(aliveEverywhere([0, 1, 2, 3], count: 4), "the four peers did not start and meet within 20 s")
+    processes.append(try ChorusBinary.start(["peer", "--config", files[4]]))
+    waited = 0
+    while !aliveEverywhere([0, 4], count: 5) && waited < 300 { usleep(100_000); waited += 1 }
+    #expect(aliveEverywhere([0, 4], count: 5), "the joiner did not join within 30 s")
+
+    // An id prefix as chorus members shows it blocks exactly that peer; a too-short or unknown one is refused.
+    let third = try #require(status(2)).peerId
+    let token1 = out + "/keys/peer1/admin.token", admin1 = configs[0].admin.description
+    let blocked = try ChorusBinary.run(["faults", "--admin", admin1, "--admin-token", token1, "--block", String(third.prefix(8)), "--json"])
+    #expect(blocked.status == 0 && blocked.stdout.contains(third), "\(blocked.stdout)\(blocked.stderr)")
+    let unknown = try ChorusBinary.run(["faults", "--admin", admin1, "--admin-token", token1, "--block", third.hasPrefix("ffff") ? "eeee" : "ffff"])
+    #expect(unknown.status != 0 && unknown.stderr.contains("no known peer"), "\(unknown.stderr)")
+    #expect(try ChorusBinary.run(["faults", "--admin", admin1, "--admin-token", token1, "--block", "0"]).status != 0)
+    _ = try ChorusBinary.run(["faults", "--admin", admin1, "--admin-token", token1, "--clear"])
+
+    // An --also that does not answer is named with its reason and fails the command.
+    let closed = try FreePort.tcp()
+    let view = try ChorusBinary.run(["network", "--admin", admin1, "--also", configs[1].admin.description, "--also", "127.0.0.1:\(closed)"])
+    #expect(view.status == 1 && view.stderr.contains("127.0.0.1:\(closed)") && view.stderr.contains("cannot connect"), "\(view.stderr)")
+    #expect(view.stdout.contains("2 reachable here, 1 not"), "\(view.stdout)")
+
+    // chorus leave: refused without the token; with it the peer leaves, exits, and is seen as left.
+    let leaver = try #require(status(3)).peerId
+    #expect(try ChorusBinary.run(["leave", "--admin", configs[3].admin.description]).status != 0)
+    let left = try ChorusBinary.run(["leave", "--admin", configs[3].admin.description, "--admin-token", out + "/keys/peer4/admin.token"], timeout: 30)
+    #expect(left.status == 0 && left.stdout.contains("left after"), "\(left.stdout)\(left.stderr)")
+    processes[3].waitUntilExit()
+    #expect(processes[3].terminationStatus == 0)
+    #expect(status(0)?.members.first { $0.id == leaver }?.status == "left")
+
+    // A broken configuration is named with its file and field, and fails validate.
+    let broken = out + "/broken.toml"
+    try String(contentsOfFile: files[0], encoding: .utf8).replacingOccurrences(of: "keys/network.key", with: "keys/missing.key")
+        .write(toFile: broken, atomically: true, encoding: .utf8)
+    let invalid = try ChorusBinary.run(["validate", files[1], broken], timeout: 30)
+    #expect(invalid.status == 1 && invalid.stdout.contains("ok") && invalid.stderr.contains("peer.network_key"), "\(invalid.stdout)\(invalid.stderr)")
 }
 
 @Test("a second process with a running peer's identity: the earlier one stops with an error naming it, and the views are whole again")
