@@ -27,5 +27,7 @@ echo "== the fuzz step: the corpus of earlier failures, then seeds 1-60 (release
 scripts/fuzz-sim.sh 1-60 0 "$(mktemp -d)/fuzz"
 echo "== checking the plot scripts"
 scripts/test-plots.sh
+echo "== installing into a temporary prefix (binary, man page, completions, systemd unit)"
+scripts/test-install.sh
 echo "== an experiment over 6 network namespaces"
 scripts/test-netns.sh

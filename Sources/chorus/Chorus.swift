@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusCore
 import ChorusWire
 
 @main
@@ -29,8 +30,11 @@ struct UserError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// `chorus --version`: the release and the wire protocol version it speaks (docs/protocol.md).
+/// `chorus --version`: the release and the wire formats it speaks (docs/protocol.md). A release
+/// changes its minor number whenever either format changes; CHANGELOG.md lists both per release.
 enum ChorusVersion {
-    static let release = "0.6.0"  // 0.6: wire protocol 2 (a 0.5 peer cannot talk to it)
-    static var description: String { "chorus \(release) (wire protocol \(DatagramHeader.version))" }
+    static let release = "0.7.0"  // 0.7: parameters message 2 (same-round mixing, push-sum streams); a 0.6 peer cannot mix with it
+    static var description: String {
+        "chorus \(release) (wire protocol \(DatagramHeader.version), parameters message \(ParametersMessage.version))"
+    }
 }
