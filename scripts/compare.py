@@ -51,10 +51,11 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def default_label(run: runs.Run) -> str:
-    """'rq32 (real run, simulated crypto)': what tells runs of one schedule apart."""
+    """'rq32 (real run, real crypto)' or 'rq32 (simulated, simulated crypto)': what tells runs
+    of one schedule apart."""
     markers = []
-    if run.summary.get("real") is True:
-        markers.append("real run")
+    if "real" in run.summary:
+        markers.append("real run" if run.summary["real"] is True else "simulated")
     if run.summary.get("crypto"):
         markers.append(f"{run.summary['crypto']} crypto")
     name = run.directory.name
@@ -83,18 +84,17 @@ def styled(all_runs: list[runs.Run], labels: list[str]) -> list[Shown]:
 
 def draw_consensus(ax, shown: list[Shown]):
     shown = [s for s in shown if s.run.has("consensus_max")]
-    floor = runs.log_floor([s.run.series["consensus_max"] for s in shown])
-    any_clipped = False
+    any_zero = False
     for s in shown:
-        values, clipped = runs.clip_to_floor(s.run.series["consensus_max"], floor)
-        any_clipped |= clipped
+        values, had_zero = runs.zeros_as_gaps(s.run.series["consensus_max"])
+        any_zero |= had_zero
         ax.plot(s.run.times, runs.nan_for_none(values), label=s.label, **s.line)
     ax.set_yscale("log")
     ax.set_ylabel("consensus distance, max\n‖xᵢ − x̄‖ / ‖x̄‖")
     handles, texts = ax.get_legend_handles_labels()
-    if any_clipped:
+    if any_zero:
         handles.append(ax.plot([], [], linestyle="none")[0])
-        texts.append(runs.floor_note(floor))
+        texts.append(runs.ZERO_NOTE)
     runs.legend_outside(ax, handles=handles, labels=texts)
 
 
@@ -206,7 +206,7 @@ def main():
     panels = panels_for(all_runs)
     figure, axes = runs.stacked_panels(pyplot, panels, shown, top=1.4, per_panel=2.4)
     draw_events(axes, shown)
-    runs.set_time_axis(axes, [t for run in all_runs for t in run.times])
+    runs.set_time_axis(axes, [t for run in all_runs for t in run.times], [e.time for run in all_runs for e in run.events])
     figure.suptitle("comparison: " + ", ".join(labels))
     out = runs.save(figure, arguments.out, PROGRAM)
     print(tables(all_runs, labels))

@@ -46,11 +46,10 @@ def parse_arguments() -> argparse.Namespace:
 
 def draw_consensus(ax, run: runs.Run):
     columns = [("consensus_max", "max", "-"), ("consensus_mean", "mean", "--")]
-    floor = runs.log_floor([run.series[c] for c, _, _ in columns])
     for column, label, style in columns:
-        values, clipped = runs.clip_to_floor(run.series[column], floor)
-        if clipped:
-            label += f" ({runs.floor_note(floor)})"
+        values, had_zero = runs.zeros_as_gaps(run.series[column])
+        if had_zero:
+            label += f" ({runs.ZERO_NOTE})"
         ax.plot(run.times, runs.nan_for_none(values), style, color="tab:blue", label=label,
                 **runs.points(run))
     ax.set_yscale("log")
@@ -135,7 +134,7 @@ def main():
     panels = panels_for(run)
     figure, axes = runs.stacked_panels(pyplot, panels, run, top=1.2, per_panel=2.2)
     draw_events(axes, run.events)
-    runs.set_time_axis(axes, run.times)
+    runs.set_time_axis(axes, run.times, [event.time for event in run.events])
     figure.suptitle(arguments.title or run.title())
     print(runs.save(figure, out, PROGRAM))
 

@@ -69,7 +69,7 @@ $events_header
 12.000,join,p4,0.750
 EOF
 cat >"$work/train/summary.json" <<EOF
-{"peers": 4, "seed": 7, "duration": 15, "task": "train", "crypto": "simulated",
+{"peers": 4, "seed": 7, "duration": 15, "task": "train", "crypto": "simulated", "real": true,
  "final": {"livePeers": 4, "accuracyMin": 0.92, "accuracyMean": 0.93, "consensusMax": 0.01},
  "falseFailures": 0, "someNewKey": [1, 2]}
 EOF
@@ -87,7 +87,7 @@ $events_header
 6.000,heal,network,
 8.000,leave,p1,1.250
 EOF
-echo '{"peers": 4, "task": "membership", "final": {"accuracyMin": null}}' >"$work/membership/summary.json"
+echo '{"peers": 4, "task": "membership", "real": false, "final": {"accuracyMin": null}}' >"$work/membership/summary.json"
 
 # One row, an events.csv with only its header, no summary.json.
 printf '%s\n0.000,2,0,0,0.1,0.1,0.1,2.3,1.0000,0.0,0,0\n' "$header" >"$work/one/series.csv"
@@ -119,6 +119,17 @@ assert runs.event_line_style("crash", 90.0, by_kind) == ":" and runs.event_line_
 '
 if [ "$status" = 0 ]; then pass "actions at one time get interleaved dashes, a lone one is dotted"; else fail "event line styles: $err"; fi
 
+echo "== zeros and edges"
+run python3 -c '
+import sys
+sys.path.insert(0, "scripts/lib")
+import chorus_runs as runs
+kept, had_zero = runs.zeros_as_gaps([0.0, 1e-3, None, 2e-4])
+assert kept == [None, 1e-3, None, 2e-4] and had_zero, kept
+assert runs.zeros_as_gaps([1e-3, None]) == ([1e-3, None], False)
+'
+if [ "$status" = 0 ]; then pass "a consensus distance of 0 is a gap on the log axis, not a dive to a floor"; else fail "zeros: $err"; fi
+
 echo "== drawing"
 run scripts/plot.py "$work/train"
 if [ "$status" = 3 ]; then
@@ -132,6 +143,23 @@ else
 
     run scripts/plot.py "$work/one"
     expect_image "plot.py: one row, no events" "$work/one/convergence.png"
+
+    # An event at the run's last instant must be inside the frame, not on its edge. (Under the
+    # interpreter that has matplotlib: Debian's, where plot.py found it.)
+    python="$(python3 -c 'import matplotlib' 2>/dev/null && echo python3 || echo /usr/bin/python3)"
+    run "$python" -c '
+import sys
+sys.path.insert(0, "scripts/lib")
+import chorus_runs as runs
+from matplotlib import pyplot
+figure, axes = pyplot.subplots(2, 1, sharex=True)
+runs.set_time_axis(list(axes), [0.0, 50.0, 100.0], [100.0])
+low, high = axes[-1].get_xlim()
+assert low < 0.0 and high > 100.0, (low, high)
+runs.set_time_axis(list(axes), [0.0, 50.0], [80.0])
+assert axes[-1].get_xlim()[1] > 80.0, axes[-1].get_xlim()
+'
+    if [ "$status" = 0 ]; then pass "events at the first and last instant are inside the frame"; else fail "time axis: $err"; fi
 
     mkdir "$work/dense"
     cp "$work/train/series.csv" "$work/train/summary.json" "$work/dense/"
@@ -150,6 +178,12 @@ else
             *) fail "compare.py table lacks '$line':"$'\n'"$out" ;;
         esac
     done
+
+    run scripts/compare.py "$work/train" "$work/membership" --out "$work/labels.png"
+    case "$out" in
+        *"train (real run"*"membership (simulated"*) pass "compare.py says which run is real and which simulated" ;;
+        *) fail "compare.py does not say which run is real and which simulated:"$'\n'"$out" ;;
+    esac
 
     mkdir "$work/here"
     run bash -c "cd '$work/here' && '$PWD/scripts/compare.py' ../train ../membership"

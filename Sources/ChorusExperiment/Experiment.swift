@@ -206,6 +206,8 @@ public final class Experiment {
             partitionDirection = direction
             lastPartition = (side, .infinity)
             note(label, peer: "network")
+            let cut = ["both": "cut off from", "out": "unheard by", "in": "deaf to"][direction.rawValue]!
+            say("partition: \(side.sorted().map { network.members[$0].name }.joined(separator: " ")) \(cut) the other \(live.count - side.count) peers")
             reconcileFaults()
         case let .pause(chosen, seconds):
             for index in chosen {
@@ -219,9 +221,11 @@ public final class Experiment {
             partitionSide = nil
             if let last = lastPartition, last.healedAt == .infinity { lastPartition = (last.side, elapsed) }
             pending.append(Pending(event: note("heal", peer: "network"), kind: .heal))
+            say("heal: every partition removed")
             reconcileFaults()
         case let .fault(action, scope):
             applyLossOrDelay(action, on: scope)
+            say("\(label) on \(events.last?.peer ?? "the network")")
             reconcileFaults()
         }
     }

@@ -87,7 +87,7 @@ struct DemoCommand: ParsableCommand {
                 last = Snapshot.take(network)
                 progress(String(format: "%6.1f s   %d peers   mean accuracy %5.1f %%   min %5.1f %%   max distance to average %.2e",
                                 elapsed, last.rows.count, last.meanAccuracy * 100, last.minAccuracy * 100, last.maxDistance),
-                         transient: true)
+                         transient: Progress.onTerminal)  // one a second: every one goes into a log
             }
         }
         progress("")
@@ -114,9 +114,7 @@ struct DemoCommand: ParsableCommand {
     }
 
     private func progress(_ line: String, transient: Bool = false) {
-        let tty = isatty(STDERR_FILENO) != 0
-        let text = transient && tty ? "\r\(line)" : (line.isEmpty && !tty ? "" : (tty && !transient ? "\r\(line)\n" : "\(line)\n"))
-        FileHandle.standardError.write(Data(text.utf8))
+        Progress.line(line, transient: transient)
     }
 
     static func executablePath() throws -> String {
@@ -161,7 +159,9 @@ struct Snapshot {
     var accuracies: [Double] { rows.compactMap { $0.status?.testAccuracy }.filter { !$0.isNaN } }
     var meanAccuracy: Double { accuracies.isEmpty ? 0 : accuracies.reduce(0, +) / Double(accuracies.count) }
     var minAccuracy: Double { accuracies.min() ?? 0 }
-    var maxDistance: Double { rows.map(\.distance).max() ?? .infinity }
+    /// Over the peers whose parameters could be read: one killed or still joining a moment ago
+    /// has none (its row says ∞), and is no spike in the network's consensus.
+    var maxDistance: Double { rows.map(\.distance).filter(\.isFinite).max() ?? .infinity }
 
     func table() -> String {
         var out = ["", "  PEER    ID        STEPS  TRAINED HERE  LOSS     TEST ACC   DIST TO AVERAGE"]

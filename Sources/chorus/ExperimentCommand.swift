@@ -158,25 +158,3 @@ struct ExperimentCommand: ParsableCommand {
         if s.violation != nil { throw ExitCode(1) }
     }
 }
-
-/// Progress on standard error: transient lines overwrite each other on a terminal.
-enum Progress {
-    private nonisolated(unsafe) static var pendingNewline = false
-
-    static func line(_ text: String, transient: Bool) {
-        let tty = isatty(STDERR_FILENO) != 0
-        var out = ""
-        if tty && pendingNewline && !transient { out += "\r\u{1B}[K" }
-        if text.isEmpty {
-            if tty && pendingNewline { out += "\n" }
-            pendingNewline = false
-        } else if transient && tty {
-            out += "\r\u{1B}[K" + text
-            pendingNewline = true
-        } else {
-            out += text + "\n"
-            pendingNewline = false
-        }
-        FileHandle.standardError.write(Data(out.utf8))
-    }
-}

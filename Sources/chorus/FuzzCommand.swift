@@ -106,19 +106,20 @@ struct SimulateFuzz: ParsableCommand {
             csv.write(Data("\(seed),\(verdict == "pass" ? "pass" : "fail"),\(String(format: "%.2f", wall)),\(quoted)\n".utf8))
             if verdict == "pass" {
                 try? FileManager.default.removeItem(atPath: dir)
-                FileHandle.standardError.write(Data(String(format: "\rfuzz: %d of %d seeds run, %d failed (%.0f s); seed %llu passed: %@ in %.1f s          ",
-                                                           done, seeds.count, failures.count, Date().timeIntervalSince(sweepStart), seed,
-                                                           scenario.label, wall).utf8))
+                Progress.line(String(format: "fuzz: %d of %d seeds run, %d failed (%.0f s); seed %llu passed: %@ in %.1f s",
+                                     done, seeds.count, failures.count, Date().timeIntervalSince(sweepStart), seed, scenario.label, wall),
+                              transient: true)
                 continue
             }
             try? scenario.schedule.write(toFile: "\(dir)/fuzz-seed-\(seed).toml", atomically: true, encoding: .utf8)
             failures.append((seed, verdict))
-            say("\nseed \(seed) (\(scenario.label)): \(verdict)")
+            Progress.finish()
+            say("seed \(seed) (\(scenario.label)): \(verdict)")
             say("  replay: chorus simulate fuzz --seeds \(seed) --max-peers \(maxPeers) --out DIR")
             say("      or: chorus simulate --replay \(dir)/summary.json --out DIR")
             if !keepGoing { break }
         }
-        FileHandle.standardError.write(Data("\n".utf8))
+        Progress.finish()
         let wall = Date().timeIntervalSince(sweepStart)
         let stopped = interrupt.requested ? " (interrupted)" : ""
         say(String(format: "fuzz: %d of %d seeds run in %.0f s%@: %d passed, %d failed (generator version %d, max %d peers); %@",

@@ -115,9 +115,9 @@ struct SimulateMembership: ParsableCommand {
                     members: members, settings: settings, seconds: seconds, loss: loss, pausedFraction: paused,
                     pauseLength: pauseSeconds, pauseEvery: pauseEvery, seed: seed
                 ) { t in
-                    FileHandle.standardError.write(Data(String(format: "\r  false-positives: %.0f of %.0f simulated seconds", t, seconds).utf8))
+                    Progress.line(String(format: "  false-positives: %.0f of %.0f simulated seconds", t, seconds), transient: true)
                 }
-                FileHandle.standardError.write(Data("\n".utf8))
+                Progress.finish()
                 print(String(format: "false-positives  %.0f s simulated, %.0f %% loss, %.0f %% of members paused %.1f s every ~%.0f s (%d pauses): %d false failure declarations, %d suspicions, %d refutations",
                              r.simulatedSeconds, loss * 100, paused * 100, pauseSeconds, pauseEvery, r.pauses, r.falseFailures, r.suspicions, r.refutations))
                 for detail in r.details { print("                 \(detail)") }

@@ -249,12 +249,12 @@ struct SimulateRun: ParsableCommand {
         simulation.run(progress: quiet ? nil : { t in
             let wall = Date().timeIntervalSince(started)
             let last = simulation.samples.last
-            var line = String(format: "\rsimulate: %.0f of %.0f simulated s (%.0f s wall), %@", t, duration, wall, label)
+            var line = String(format: "simulate: %.0f of %.0f simulated s (%.0f s wall), %@", t, duration, wall, label)
             if let c = last?.consensusMax { line += String(format: ", consensus max %.2g", c) }
             if let a = last?.accuracyMean { line += String(format: ", accuracy %.1f %%", a * 100) }
-            FileHandle.standardError.write(Data((line + "   ").utf8))
+            Progress.line(line, transient: true)
         }, shouldStop: { interrupt.requested })
-        if !quiet { FileHandle.standardError.write(Data("\n".utf8)) }
+        if !quiet { Progress.finish() }
         let wall = Date().timeIntervalSince(started)
         var summary = simulation.summary(wallSeconds: wall)
         summary.warnings = review.warnings.isEmpty ? nil : review.warnings

@@ -98,9 +98,9 @@ struct TopologyCommand: ParsableCommand {
             let progress: ((String, Double) -> Void)? = slow ? { stage, done in
                 let tenth = Int(done * 10)
                 guard stage != shown.stage || tenth != shown.tenth else { return }
-                if stage != shown.stage && !shown.stage.isEmpty { note("") }
+                if stage != shown.stage && !shown.stage.isEmpty { Progress.finish() }
                 shown = (stage, tenth)
-                FileHandle.standardError.write(Data("\r  \(stage): \(tenth * 10) %".utf8))
+                Progress.line("  \(stage): \(tenth * 10) %", transient: true)
             } : nil
             if topology.isTimeVarying {
                 let product = MixingMatrix.product(topology: topology, count: peers, weights: rule, mixing: mode, from: round, rounds: period)
@@ -108,7 +108,7 @@ struct TopologyCommand: ParsableCommand {
             } else {
                 analysis = try MixingAnalysis(matrix: w, progress: progress)
             }
-            if slow && !shown.stage.isEmpty { note("") }
+            if slow && !shown.stage.isEmpty { Progress.finish() }
         } catch {
             throw UserError("chorus topology: \(error)")
         }
@@ -121,7 +121,7 @@ struct TopologyCommand: ParsableCommand {
     }
 
     private func note(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        Progress.line(line, transient: false)
     }
 
     // MARK: Output

@@ -264,26 +264,18 @@ def _apt_install(program: str):
 
 # --- drawing --------------------------------------------------------------------------------
 
-def log_floor(columns: list[list[float | None]]) -> float:
-    """Where zeros go on a log axis: one decade below the smallest positive value.
+def zeros_as_gaps(values: list[float | None]) -> tuple[list[float | None], bool]:
+    """The values with zeros (and negatives) left out, and whether any was.
 
-    A consensus distance of exactly 0 (all peers start from the same model) has no place on a
-    log scale; drawing it at a floor keeps the line continuous and the legend says so.
+    A consensus distance of exactly 0 (every peer starts from the same model, or a single peer
+    is left) has no place on a log axis. Drawing it at a floor made a dive to an arbitrary value,
+    a spike that never happened; a gap shows nothing, and the legend says why.
     """
-    positive = [v for column in columns for v in column if v is not None and v > 0]
-    if not positive:
-        return 1e-12
-    return 10.0 ** (math.floor(math.log10(min(positive))) - 1)
+    kept = [None if v is None or v <= 0 else v for v in values]
+    return kept, any(v is not None and v <= 0 for v in values)
 
 
-def clip_to_floor(values: list[float | None], floor: float) -> tuple[list[float | None], bool]:
-    """The values with zeros (and negatives) raised to floor, and whether any was."""
-    clipped = [None if v is None else max(v, floor) for v in values]
-    return clipped, any(v is not None and v < floor for v in values)
-
-
-def floor_note(floor: float) -> str:
-    return f"0 drawn at {floor:.0e}"
+ZERO_NOTE = "0 not drawn (log axis)"
 
 
 def accuracy_range(run: Run) -> tuple[float, float]:
@@ -370,10 +362,15 @@ def peers_axis(ax):
     ax.set_ylabel("live peers")
 
 
-def set_time_axis(axes, times: list[float]):
+def set_time_axis(axes, times: list[float], events: list[float] = ()):
+    """The run's time span with a 1 % margin each side, so that an event at the first or last
+    instant (a crash at the end of a run) is drawn inside the frame rather than on its edge."""
     axes[-1].set_xlabel("time (s)")
-    if len(times) > 1:
-        axes[-1].set_xlim(min(times), max(times))
+    span = list(times) + list(events)
+    if len(span) > 1 and max(span) > min(span):
+        low, high = min(span), max(span)
+        margin = 0.01 * (high - low)
+        axes[-1].set_xlim(low - margin, high + margin)
 
 
 def save(figure, out: Path, program: str) -> Path:
