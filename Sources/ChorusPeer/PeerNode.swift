@@ -40,7 +40,11 @@ final class PeerNode {
     private let worker: NIOThreadPool
     private let checkpoints: CheckpointWriter
     private let log: Logger
-    private let metrics = PeerMetrics()
+    private let metrics: PeerMetrics
+    /// When this peer first heard each member suspected (for `chorus_detection_seconds`).
+    private var suspectedAt: [PeerID: Double] = [:]
+    /// Averager totals already observed (for `chorus_mix_contributions`).
+    private var observedMixes = 0, observedContributions = 0
     /// Called once when a leave has finished lingering.
     private var onStopped: [() -> Void] = []
     /// Called when the peer must stop at once, without a leave (another process took its identity).
@@ -54,6 +58,7 @@ final class PeerNode {
         self.loop = loop
         self.log = log
         self.faults = config.faults
+        self.metrics = PeerMetrics(peer: identity.peerID)
         self.instance = PeerInstance(
             identity: identity, keyring: NetworkKeyring([network]), epoch: bootEpoch, address: config.advertise.description,
             settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: Date().timeIntervalSince1970,
@@ -130,14 +135,32 @@ final class PeerNode {
                 send(datagrams, to: address, peer: peer)
             case let .learn(job):
                 let node = bound
-                worker.runIfActive(eventLoop: loop) { job.run() }.whenSuccess { node.value.finishLearning($0) }
+                worker.runIfActive(eventLoop: loop) { () -> (LearningResult, Double) in
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    let result = job.run()
+                    return (result, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+                }.whenSuccess { result, seconds in
+                    node.value.metrics.observeRoundTraining(seconds: seconds)
+                    node.value.finishLearning(result)
+                }
             case let .saveCheckpoint(snapshot):
                 checkpoints.saveInBackground(checkpoints.checkpoint(snapshot))
             case let .event(event):
                 record(event)
             }
         }
+        observeMixes()
         arm()
+    }
+
+    /// Each mix since the last look, as a sample of its size (several at once share the total).
+    private func observeMixes() {
+        let averager = instance.averager
+        let mixes = averager.mixes - observedMixes
+        guard mixes > 0 else { return }
+        let contributions = averager.contributionsMixed - observedContributions
+        for i in 0..<mixes { metrics.observeMix(contributions: contributions / mixes + (i < contributions % mixes ? 1 : 0)) }
+        (observedMixes, observedContributions) = (averager.mixes, averager.contributionsMixed)
     }
 
     /// One timer, at the instance's next deadline.
@@ -155,14 +178,25 @@ final class PeerNode {
         switch event {
         case let .membership(event):
             switch event {
-            case let .joined(peer, address): log.info("member \(peer.short) alive at \(address)")
-            case let .failed(peer): log.notice("member \(peer.short) failed")
-            case let .left(peer): log.info("member \(peer.short) left")
-            case let .suspected(peer, by): log.info("member \(peer.short) suspected by \(by.short)")
-            case let .refuted(peer): log.info("member \(peer.short) refuted a suspicion")
+            case let .joined(peer, address):
+                suspectedAt[peer] = nil
+                log.info("member \(peer.short) alive at \(address)")
+            case let .failed(peer):
+                if let since = suspectedAt.removeValue(forKey: peer) { metrics.observeDetection(seconds: now - since) }
+                log.notice("member \(peer.short) failed")
+            case let .left(peer):
+                suspectedAt[peer] = nil
+                log.info("member \(peer.short) left")
+            case let .suspected(peer, by):
+                if suspectedAt[peer] == nil { suspectedAt[peer] = now }
+                log.info("member \(peer.short) suspected by \(by.short)")
+            case let .refuted(peer):
+                suspectedAt[peer] = nil
+                log.info("member \(peer.short) refuted a suspicion")
             case let .refutedAccusation(incarnation, by): log.notice("refuted an accusation by \(by.short) (incarnation now \(incarnation))")
             case let .rebooted(peer, epoch): log.info("member \(peer.short) started again (epoch \(epoch))")
-            case .removed, .addressChanged, .laterSelf: break
+            case let .removed(peer): suspectedAt[peer] = nil
+            case .addressChanged, .laterSelf: break
             }
         case let .adoptedModel(from, step):
             log.notice("joined with the model of \(from.short) at step \(step)")

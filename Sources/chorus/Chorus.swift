@@ -1,6 +1,5 @@
 import ArgumentParser
-import ChorusCore
-import ChorusWire
+import ChorusPeer
 
 @main
 struct Chorus: AsyncParsableCommand {
@@ -28,13 +27,4 @@ struct Chorus: AsyncParsableCommand {
 struct UserError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// `chorus --version`: the release and the wire formats it speaks (docs/protocol.md). A release
-/// changes its minor number whenever either format changes; CHANGELOG.md lists both per release.
-enum ChorusVersion {
-    static let release = "0.7.0"  // 0.7: parameters message 2 (same-round mixing, push-sum streams); a 0.6 peer cannot mix with it
-    static var description: String {
-        "chorus \(release) (wire protocol \(DatagramHeader.version), parameters message \(ParametersMessage.version))"
-    }
 }

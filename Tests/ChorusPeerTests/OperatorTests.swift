@@ -3,14 +3,14 @@ import Foundation
 import Testing
 @testable import ChorusPeer
 
-@Test("/metrics labels every series with the peer and carries training, convergence, membership and traffic")
+@Test("/metrics: every series has the short peer label; training, convergence, membership, traffic, build and process series, histograms; promtool accepts it")
 func metricsSeries() throws {
-    let network = try LocalNetwork.forTests(peers: 2)
+    let network = try LocalNetwork.forTests(peers: 3)
     defer { network.discard() }
-    try network.start(0)
-    try network.start(1)
-    try network.waitUntilReady([0, 1])
-    // Wait until the two have mixed (so the distance has a value) and peer 0 has probed.
+    for index in 0..<3 { try network.start(index) }
+    try network.waitUntilReady([0, 1, 2])
+    // Wait until peer 0 has mixed (so the distance has a value) and probed; then crash peer 2
+    // and wait until peer 0 declares it failed, so the detection histogram has a sample.
     let deadline = Date().addingTimeInterval(20)
     var status: PeerStatus?
     repeat {
@@ -18,17 +18,23 @@ func metricsSeries() throws {
         status = try? AdminClient.status(at: network.members[0].admin)
     } while (status?.distanceToNeighbours == nil || (status?.membershipCounts.probes ?? 0) == 0) && Date() < deadline
     let before = try #require(status, "peer 0 did not answer")
+    _ = network.stop(2, signal: SIGKILL)
+    let crashed = network.members[2].id.description
+    let detectBy = Date().addingTimeInterval(20)
+    while (try? AdminClient.status(at: network.members[0].admin))?.members.first(where: { $0.id == crashed })?.status != "failed"
+            && Date() < detectBy { usleep(200_000) }
     let response = try AdminClient.request("GET", "/metrics", at: network.members[0].admin)
     #expect(response.status == 200)
     let text = String(decoding: response.body, as: UTF8.self)
     let samples = text.split(separator: "\n").filter { !$0.hasPrefix("#") }
-    let label = "peer=\"\(network.members[0].id)\""
-    #expect(!samples.isEmpty && samples.allSatisfy { $0.contains(label) }, "a series without the peer label")
+    let label = "peer=\"\(network.members[0].id.short)\""
+    #expect(!samples.isEmpty && samples.allSatisfy { $0.contains(label) }, "a series without the short peer label")
     func value(_ series: String, _ labels: String...) -> Double? {
         samples.first { $0.hasPrefix(series + "{") && $0.contains(label) && labels.allSatisfy($0.contains) }
             .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
     }
     #expect(value("chorus_members", "state=\"alive\"") == 2)
+    #expect(value("chorus_members", "state=\"failed\"") == 1, "peer 0 did not declare the crashed peer failed within 20 s")
     #expect(value("chorus_phase", "phase=\"training\"") == 1)
     #expect((value("chorus_bytes_total", "direction=\"sent\"") ?? 0) > 0)
     // Parameters went both ways (the peers have mixed), and probes were sent: these must be counted.
@@ -36,18 +42,47 @@ func metricsSeries() throws {
     #expect((value("chorus_payload_bytes_total", "channel=\"parameters\"", "direction=\"received\"") ?? 0) > 0)
     #expect(samples.contains { $0.hasPrefix("chorus_payload_bytes_total{") && $0.contains("channel=\"membership\"") && $0.contains("direction=\"received\"") })
     #expect((value("chorus_probes_total") ?? 0) >= Double(max(1, before.membershipCounts.probes)), "probes counted in /status: \(before.membershipCounts.probes)")
-    #expect((value("chorus_steps_trained") ?? 0) > 0)
+    // A number that only grows is a counter (rate() works on it); its name says so.
+    #expect((value("chorus_steps_trained_total") ?? 0) > 0)
+    #expect(text.contains("# TYPE chorus_steps_trained_total counter"))
     let distance = try #require(value("chorus_distance_to_neighbours"))
     #expect(distance.isFinite && distance >= 0)
+    // What runs here, and the full id behind the short label.
+    #expect(value("chorus_build_info", "version=\"\(ChorusVersion.release)\"", "wire_protocol=\"\(ChorusVersion.wireProtocol)\"") == 1)
+    #expect(value("chorus_peer_info", "id=\"\(network.members[0].id)\"") == 1)
+    #expect((value("process_resident_memory_bytes") ?? 0) > 1_000_000 && (value("process_open_fds") ?? 0) > 0)
+    #expect((value("process_start_time_seconds") ?? 0) > Date().timeIntervalSince1970 - 600)
+    // Histograms: one detection (suspicion to failed, within the 10 s target), one mix and one
+    // training job per round.
+    #expect(value("chorus_detection_seconds_count") == 1)
+    #expect(value("chorus_detection_seconds_bucket", "le=\"10.0\"") == 1)
+    #expect((value("chorus_mix_contributions_count") ?? 0) >= 1 && (value("chorus_mix_contributions_sum") ?? 0) >= 1)
+    #expect((value("chorus_round_training_seconds_count") ?? 0) >= 1)
     // Every series the shipped Grafana dashboard draws exists.
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     let dashboard = try String(contentsOf: root.appendingPathComponent("scripts/grafana-dashboard.json"), encoding: .utf8)
-    let drawn = Set(dashboard.matches(of: /chorus_[a-z_]+/).map { String($0.output) })
-    #expect(drawn.count >= 8)
+    let drawn = Set(dashboard.matches(of: /(chorus|process)_[a-z_]+/).map { String($0.output.0) })
+    #expect(drawn.count >= 12)
     for series in drawn.sorted() { #expect(samples.contains { $0.hasPrefix(series + "{") }, "the dashboard draws \(series), which /metrics lacks") }
     for series in ["chorus_test_accuracy", "chorus_train_loss", "chorus_self_weight", "chorus_local_health", "chorus_suspicions_raised_total",
                    "chorus_refutations_total", "chorus_datagrams_total", "chorus_mixes_total"] {
         #expect(value(series) != nil, "\(series) missing")
+    }
+    // promtool (Debian's prometheus package) checks the exposition format and naming, when present.
+    if let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first(where: FileManager.default.isExecutableFile(atPath:)) {
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: promtool)
+        check.arguments = ["check", "metrics"]
+        let input = Pipe(), output = Pipe()
+        check.standardInput = input
+        check.standardOutput = output
+        check.standardError = output
+        try check.run()
+        input.fileHandleForWriting.write(response.body.withUnsafeBytes { Data($0) })
+        try input.fileHandleForWriting.close()
+        check.waitUntilExit()
+        let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(check.terminationStatus == 0 && said.isEmpty, "promtool check metrics: \(said)")
     }
 }
 
