@@ -148,6 +148,9 @@ public struct MembershipInstance: Sendable {
     /// late in a round unprobed until the next round begins: everyone has probed it already.
     private var firstRound = true
     private var probe: Probe?
+    /// The member probed now and the probe's sequence number, nil between probes (for a shell's
+    /// debug log: the core itself logs nothing).
+    public var currentProbe: (target: PeerID, sequence: UInt32)? { probe.map { ($0.target, $0.sequence) } }
     private var nextProbeAt: Double
     private var relays: [UInt32: Relay] = [:] { didSet { timersDeadline = nil } }
     private var sequence: UInt32 = 0

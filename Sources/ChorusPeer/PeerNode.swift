@@ -90,6 +90,8 @@ final class PeerNode {
     func leave(done: @escaping () -> Void) {
         loop.preconditionInEventLoop()
         onStopped.append(done)
+        log.debug("leaving: announcing it and handing the parameters to the neighbours",
+                  metadata: ["neighbours": "\(instance.neighbours.count)", "step": "\(instance.learner.steps)"])
         run(instance.leave(now: now))
         if instance.phase == .stopped { finishStopping() }
     }
@@ -131,7 +133,11 @@ final class PeerNode {
     private func run(_ directives: [PeerDirective]) {
         for directive in directives {
             switch directive {
-            case let .send(datagrams, address, peer, _):
+            case let .send(datagrams, address, peer, channel):
+                if log.logLevel <= .trace {
+                    log.trace("send", metadata: ["address": "\(address)", "member": "\(peer?.short ?? "-")", "channel": "\(channel.map(String.init) ?? "-")",
+                                                 "datagrams": "\(datagrams.count)", "bytes": "\(datagrams.reduce(0) { $0 + $1.count })"])
+                }
                 send(datagrams, to: address, peer: peer)
             case let .learn(job):
                 let node = bound
@@ -144,15 +150,38 @@ final class PeerNode {
                     node.value.finishLearning(result)
                 }
             case let .saveCheckpoint(snapshot):
+                log.debug("saving checkpoint", metadata: ["step": "\(snapshot.steps)", "path": "\(config.checkpointPath)"])
                 checkpoints.saveInBackground(checkpoints.checkpoint(snapshot))
             case let .event(event):
                 record(event)
             }
         }
         observeMixes()
+        if log.logLevel <= .debug { logProbes() }
         arm()
     }
 
+    /// What the failure detector did since the last look (debug): the core logs nothing, so
+    /// the shell reads its probe and counters.
+    private var loggedProbe: (target: PeerID, sequence: UInt32)?
+    private var loggedProbeStats = (failed: 0, indirect: 0)
+    private func logProbes() {
+        let membership = instance.membership
+        let stats = membership.stats
+        if stats.indirectProbes > loggedProbeStats.indirect, let p = loggedProbe {
+            log.debug("no ack in time: asking others to probe", metadata: ["member": "\(p.target.short)", "sequence": "\(p.sequence)"])
+        }
+        if stats.failedProbes > loggedProbeStats.failed, let p = loggedProbe {
+            log.debug("probe unanswered", metadata: ["member": "\(p.target.short)", "sequence": "\(p.sequence)",
+                                                     "local_health": "\(membership.localHealth)"])
+        }
+        loggedProbeStats = (stats.failedProbes, stats.indirectProbes)
+        if let p = membership.currentProbe, p.sequence != loggedProbe?.sequence {
+            log.debug("probe", metadata: ["member": "\(p.target.short)", "address": "\(membership.members[p.target]?.address ?? "?")",
+                                          "sequence": "\(p.sequence)"])
+            loggedProbe = p
+        }
+    }
     /// Each mix since the last look, as a sample of its size (several at once share the total).
     private func observeMixes() {
         let averager = instance.averager
@@ -161,6 +190,10 @@ final class PeerNode {
         let contributions = averager.contributionsMixed - observedContributions
         for i in 0..<mixes { metrics.observeMix(contributions: contributions / mixes + (i < contributions % mixes ? 1 : 0)) }
         (observedMixes, observedContributions) = (averager.mixes, averager.contributionsMixed)
+        if log.logLevel <= .debug {
+            log.debug("mixed", metadata: ["contributions": "\(contributions)", "self_weight": "\(instance.lastMix?.selfWeight ?? 1)",
+                                          "distance": "\(instance.distanceToNeighbours?.value ?? .nan)", "step": "\(instance.learner.steps)"])
+        }
     }
 
     /// One timer, at the instance's next deadline.
@@ -180,42 +213,53 @@ final class PeerNode {
             switch event {
             case let .joined(peer, address):
                 suspectedAt[peer] = nil
-                log.info("member \(peer.short) alive at \(address)")
+                log.info("member alive", metadata: ["member": "\(peer.short)", "address": "\(address)"])
             case let .failed(peer):
-                if let since = suspectedAt.removeValue(forKey: peer) { metrics.observeDetection(seconds: now - since) }
-                log.notice("member \(peer.short) failed")
+                var fields: Logger.Metadata = ["member": "\(peer.short)"]
+                if let since = suspectedAt.removeValue(forKey: peer) {
+                    metrics.observeDetection(seconds: now - since)
+                    fields["suspected_for"] = "\(PeerNode.seconds(now - since))"
+                }
+                log.notice("member failed", metadata: fields)
             case let .left(peer):
                 suspectedAt[peer] = nil
-                log.info("member \(peer.short) left")
+                log.info("member left", metadata: ["member": "\(peer.short)"])
             case let .suspected(peer, by):
                 if suspectedAt[peer] == nil { suspectedAt[peer] = now }
-                log.info("member \(peer.short) suspected by \(by.short)")
+                log.info("member suspected", metadata: ["member": "\(peer.short)", "by": "\(by.short)"])
             case let .refuted(peer):
                 suspectedAt[peer] = nil
-                log.info("member \(peer.short) refuted a suspicion")
-            case let .refutedAccusation(incarnation, by): log.notice("refuted an accusation by \(by.short) (incarnation now \(incarnation))")
-            case let .rebooted(peer, epoch): log.info("member \(peer.short) started again (epoch \(epoch))")
-            case let .removed(peer): suspectedAt[peer] = nil
-            case .addressChanged, .laterSelf: break
+                log.info("member refuted a suspicion", metadata: ["member": "\(peer.short)"])
+            case let .refutedAccusation(incarnation, by):
+                log.notice("refuted an accusation", metadata: ["by": "\(by.short)", "incarnation": "\(incarnation)"])
+            case let .rebooted(peer, epoch): log.info("member started again", metadata: ["member": "\(peer.short)", "epoch": "\(epoch)"])
+            case let .removed(peer):
+                suspectedAt[peer] = nil
+                log.debug("member forgotten (tombstone expired)", metadata: ["member": "\(peer.short)"])
+            case let .addressChanged(peer, address): log.info("member moved", metadata: ["member": "\(peer.short)", "address": "\(address)"])
+            case .laterSelf: break
             }
         case let .adoptedModel(from, step):
-            log.notice("joined with the model of \(from.short) at step \(step)")
+            log.notice("joined with the network's model", metadata: ["from": "\(from.short)", "step": "\(step)"])
         case let .startedAlone(waited):
-            log.warning("no model from the network within \(PeerNode.seconds(waited)); starting from its own")
+            log.warning("no model from the network in time; starting from its own", metadata: ["waited": "\(PeerNode.seconds(waited))"])
         case .stopped:
             finishStopping()
         case let .isolated(seconds, tried):
-            log.warning("alone for \(Int(seconds)) s: no answer from \(tried.joined(separator: ", ")) (down, unreachable through a firewall or NAT, a wrong address, or another network key); still trying")
+            log.warning("alone: no answer from the entry points (down, unreachable through a firewall or NAT, a wrong address, or another network key); still trying",
+                        metadata: ["seconds": "\(Int(seconds))", "tried": "\(tried.joined(separator: ","))"])
         case let .identityInUse(laterEpoch, address):
             let message = "identity \(identity.peerID) was started again at \(address) (epoch \(laterEpoch), later than this process's \(bootEpoch)): two processes must not share one identity, and the network follows the later one; this one stops. Stop the other process, or give one of them another identity (chorus keygen)"
             log.error("\(message)")
             onFatal?(message)
         case let .reconnected(members):
-            log.notice("reconnected: \(members) members alive")
+            log.notice("reconnected", metadata: ["alive": "\(members)"])
         case let .misconfiguredTraffic(.unknownNetworkKey(from, count)):
-            log.warning("datagrams from \(from) under a network key this peer does not hold (\(count) so far): a peer configured with another network_key?")
+            log.warning("datagrams under a network key this peer does not hold: a peer configured with another network_key?",
+                        metadata: ["address": "\(from)", "count": "\(count)"])
         case let .misconfiguredTraffic(.otherModel(from, theirs, ours)):
-            log.warning("peer \(from.short) sends \(theirs) parameters, this model has \(ours): it runs another model (check [model] kind on both)")
+            log.warning("a peer sends parameters of another length: it runs another model (check [model] kind on both)",
+                        metadata: ["member": "\(from.short)", "theirs": "\(theirs)", "ours": "\(ours)"])
         }
     }
 
@@ -266,7 +310,8 @@ final class PeerNode {
             for (datagrams, peer) in held { send(datagrams, to: destination, peer: peer) }
         case let .failure(error):
             unresolved += held.reduce(0) { $0 + $1.datagrams.count }
-            log.warning("cannot resolve \(address): \(error); datagrams to it are dropped (looked up again in \(PeerNode.seconds(resolver.failedFor)))")
+            log.warning("cannot resolve a member's address; datagrams to it are dropped until a later lookup succeeds",
+                        metadata: ["address": "\(address)", "error": "\(error)", "retry_in": "\(PeerNode.seconds(resolver.failedFor))"])
         }
     }
 
@@ -283,7 +328,7 @@ final class PeerNode {
 
     func setFaults(_ new: FaultSettings) {
         loop.preconditionInEventLoop()
-        if new != faults { log.notice("faults now \(new.summary)") }
+        if new != faults { log.notice("faults changed", metadata: ["faults": "\(new.summary)"]) }
         faults = new
     }
 

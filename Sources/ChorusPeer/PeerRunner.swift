@@ -100,7 +100,7 @@ public enum PeerRunner {
         let (identity, network, learner, adminToken) = try prepare(config: config)
         let log = { var log = base; log[metadataKey: "peer"] = "\(identity.peerID.short)"; return log }()
         for path in [config.checkpointPath, config.checkpointPath + ".epoch"] {
-            for stale in AtomicFile.removeStaleTemporaries(of: path) { log.notice("removed \(stale), left by a peer killed while writing") }
+            for stale in AtomicFile.removeStaleTemporaries(of: path) { log.notice("removed a file left by a peer killed while writing", metadata: ["path": "\(stale)"]) }
         }
         let bootEpoch: UInt64
         do { bootEpoch = try BootEpoch.next(stateFile: config.checkpointPath + ".epoch") } catch let error as StartupError {
@@ -154,12 +154,16 @@ public enum PeerRunner {
         }.get()
         let udpPort = transport.localAddress?.port ?? config.bind.port
         let adminPort = admin.localAddress?.port ?? config.admin.port
-        log.notice("chorus peer \(identity.peerID) listening on udp \(config.bind.host):\(udpPort), admin http://\(config.admin.host):\(adminPort) (epoch \(bootEpoch), model \(config.model.description), step \(learner.steps)\(config.fetchModel ? ", joining" : ""))")
+        log.notice("listening", metadata: [
+            "id": "\(identity.peerID)", "udp": "\(config.bind.host):\(udpPort)", "advertise": "\(config.advertise)",
+            "admin": "http://\(config.admin.host):\(adminPort)", "epoch": "\(bootEpoch)", "model": "\(config.model.description)",
+            "step": "\(learner.steps)", "joining": "\(config.fetchModel)", "version": "\(ChorusVersion.release)",
+        ])
 
         let reason = await shutdown.wait(exitWithParent: exitWithParent)
         let fatal = shutdown.fatal
         if fatal == nil {
-            log.notice("\(reason), leaving")
+            log.notice("leaving", metadata: ["reason": "\(reason)"])
             // Announce "left" and linger (still answering) until the instance says the news has spread.
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                 loop.execute { node.value.leave { done.resume() } }
@@ -177,7 +181,7 @@ public enum PeerRunner {
         if let saveError {
             throw StartupError("\(config.checkpointPath): could not save checkpoint: \(saveError)")
         }
-        log.notice("left; checkpoint saved to \(config.checkpointPath) at step \(checkpoint.steps)")
+        log.notice("left; checkpoint saved", metadata: ["path": "\(config.checkpointPath)", "step": "\(checkpoint.steps)"])
     }
 
     /// Routes that change the peer or reveal its model need the admin token; the rest are read-only.

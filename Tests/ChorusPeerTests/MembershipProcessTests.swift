@@ -91,8 +91,8 @@ struct MembershipProcessTests {
         #expect(rejoined != nil, "the restarted peer was not seen alive with a higher incarnation (> \(oldIncarnation)) by all: \(views); its log ends:\n\(network.tail(7))")
         // It resumed from its last periodic checkpoint (≤ 2 s before the crash), not from step 0.
         let log = try String(contentsOfFile: network.members[7].logPath, encoding: .utf8)
-        let resumedAt = try #require(log.components(separatedBy: "\n").last { $0.contains("listening on udp") }?
-            .components(separatedBy: ", step ").last.flatMap { Int($0.prefix { $0.isNumber }) })
+        let resumedAt = try #require(log.components(separatedBy: "\n").last { $0.contains(" listening ") }?
+            .components(separatedBy: " step=").last.flatMap { Int($0.prefix { $0.isNumber }) })
         #expect(resumedAt > 0, "resumed at step \(resumedAt), crashed at step \(stepBeforeCrash)")
     }
 

@@ -112,7 +112,7 @@ func readVerbsJSON() throws {
     #expect(rows.count == 2 && rows.allSatisfy { $0["status"] as? String == "alive" && $0["step"] is Int }, "\(rows)")
 }
 
-@Test("--log-format json writes one JSON object per line, with time, level, message and the peer")
+@Test("--log-format json: one object per line, the peer, member, address and step as fields; debug says what the protocol does")
 func jsonLogs() throws {
     let network = try LocalNetwork.forTests(peers: 2)
     defer { network.discard() }
@@ -121,6 +121,7 @@ func jsonLogs() throws {
     try network.waitUntilReady([0, 1])
     sleep(2)
     network.stopAll()
+    var objects: [[[String: String]]] = [[], []]
     for index in [0, 1] {
         let lines = try String(contentsOfFile: network.members[index].logPath, encoding: .utf8).split(separator: "\n")
         #expect(lines.count >= 3, "\(lines)")  // listening, a member alive, leaving, left
@@ -128,8 +129,19 @@ func jsonLogs() throws {
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
             #expect(object?["level"] != nil && object?["message"] != nil && object?["time"]?.hasSuffix("Z") == true, "\(line)")
             #expect(object?["peer"] == network.members[index].id.short, "\(line)")
+            if let object { objects[index].append(object) }
         }
     }
+    func first(_ index: Int, _ message: String) -> [String: String]? { objects[index].first { $0["message"] == message } }
+    let other = network.members[1].id.short
+    #expect(first(0, "member alive")?["member"] == other && first(0, "member alive")?["address"] == network.members[1].udp.description,
+            "the member and its address are fields, not words in the message: \(objects[0])")
+    #expect(first(0, "listening")?["id"] == network.members[0].id.description && first(0, "listening")?["step"] != nil)
+    #expect(first(0, "left; checkpoint saved")?["step"].flatMap(Int.init) != nil)
+    #expect(!objects[0].contains { $0["level"] == "debug" }, "info is the default level")
+    // Debug: probes name their member and sequence; mixes their contributions and step.
+    #expect(first(1, "probe")?["member"] == network.members[0].id.short && first(1, "probe")?["sequence"] != nil, "\(objects[1])")
+    #expect(first(1, "mixed")?["contributions"].flatMap(Int.init) != nil && first(1, "mixed")?["step"] != nil, "\(objects[1])")
 }
 
 @Test("text log lines carry time, level, message and metadata")
@@ -151,7 +163,7 @@ func isolatedPeerRejoins() throws {
     while Date().timeIntervalSince(start) < 15 && !(warned && isolated) {
         usleep(250_000)
         isolated = (try? AdminClient.status(at: network.members[1].admin))?.isolated ?? false
-        warned = network.tail(1, lines: 20).contains("alone for")
+        warned = network.tail(1, lines: 20).contains("alone: no answer")
     }
     #expect(isolated, "p1 did not report isolated")
     #expect(warned, "p1 did not warn within 15 s:\n\(network.tail(1))")
@@ -188,11 +200,11 @@ func misconfiguredPeersAreNamed() throws {
     let start = Date()
     while Date().timeIntervalSince(start) < 15 {
         if logged(0, "network key this peer does not hold") && logged(0, "runs another model")
-            && logged(1, "alone for") && logged(2, "runs another model") { break }
+            && logged(1, "alone: no answer") && logged(2, "runs another model") { break }
         usleep(250_000)
     }
     #expect(logged(0, "network key this peer does not hold"), "p0 did not name the foreign key:\n\(network.tail(0))")
-    #expect(logged(1, "alone for"), "p1 (other key) did not warn:\n\(network.tail(1))")
+    #expect(logged(1, "alone: no answer"), "p1 (other key) did not warn:\n\(network.tail(1))")
     #expect(logged(0, "runs another model"), "p0 did not name the other model:\n\(network.tail(0))")
     #expect(logged(2, "runs another model"), "p2 did not name the other model:\n\(network.tail(2))")
     // Rate-limited: one warning of each kind, not one per datagram.
