@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Runs scripts/netns-cluster.sh end to end (6 hosts, a partition that heals, a crash, a join) and
-# checks that the experiment wrote its files, saw every action and left no namespace or veth
-# link behind. Needs root and iproute2; says so and skips otherwise (exit 0).
+# Runs scripts/netns-cluster.sh end to end and checks what the experiments wrote:
+#  1. 6 namespaces sharing this machine's files (--netns): a partition that heals, a crash, a join;
+#  2. 6 namespaces as machines of their own (--machines: chorus experiment --hosts FILE, files and
+#     binary copied, every action through `ip netns exec`): replace-quarter.toml on 12 peers, every
+#     live peer at 93 % or more, consensus within 0.02, every action seen by all, the plot drawn;
+#  3. the same interrupted by Ctrl-C: exit 130, the files written, no process left on any host;
+# and that no namespace, veth link or copied file is left behind. Needs root and iproute2; says
+# so and skips otherwise (exit 0).
 # Usage: scripts/test-netns.sh   (CHORUS_BIN: the chorus binary to use; scripts/test.sh sets it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,3 +52,42 @@ assert float(events[1]["seen_by_all_after"]) <= 10, "views did not agree within 
 print(f"test-netns.sh: 6 hosts, heal seen by all after {events[1]['seen_by_all_after']} s, "
       f"crash after {events[2]['seen_by_all_after']} s; accuracy {summary['final']['accuracyMean']:.3f}; no namespace left")
 PY
+
+echo "== chorus experiment --hosts FILE over 6 namespaces as machines: replace-quarter.toml"
+scripts/netns-cluster.sh --hosts 6 --machines -- --peers 12 --duration 120 --schedule scripts/schedules/replace-quarter.toml \
+    --out "$work/hosts" > "$work/log" 2>&1 || { cat "$work/log"; echo "test-netns.sh: the --hosts experiment failed" >&2; exit 1; }
+[ -z "$(ls /tmp | grep -E '^chorus-[0-9]+-files$' || true)" ] || fail "copied files left in /tmp: $(ls /tmp | grep -E '^chorus-[0-9]+-files$')"
+python3 - "$work/hosts" <<'PY' || fail "the --hosts run is not what it should be"
+import csv, json, os, sys
+run = sys.argv[1]
+summary = json.load(open(run + "/summary.json"))
+events = list(csv.DictReader(open(run + "/events.csv")))
+final = summary["final"]
+assert len(summary["hosts"]) == 6 and all(abs(h["clockOffset"]) < 1 for h in summary["hosts"]), summary.get("hosts")
+assert final["livePeers"] == 12 and final["accuracyMin"] >= 0.93 and final["consensusMax"] <= 0.02, final
+assert [e["action"] for e in events] == ["crash"] * 3 + ["join"] * 3, events
+assert all(e["seen_by_all_after"] for e in events), f"not seen by all: {events}"
+for name in ("series.csv", "events.csv", "summary.json"):
+    assert os.path.getsize(os.path.join(run, name)) > 0, name
+if not os.path.exists(run + "/convergence.png"):
+    print("test-netns.sh: no convergence.png (matplotlib missing?)", file=sys.stderr)
+print(f"test-netns.sh: --hosts over 6 machines: 12 live peers, accuracy min {final['accuracyMin']:.3f}, "
+      f"consensus max {final['consensusMax']:.4f}, crashes seen by all after "
+      f"{max(float(e['seen_by_all_after']) for e in events if e['action'] == 'crash'):.1f} s at most")
+PY
+grep -q "^drew " "$work/log" || grep -q "no plot: matplotlib is missing" "$work/log" || fail "no plot drawn and no reason given"
+
+echo "== Ctrl-C during a --hosts experiment"
+scripts/netns-cluster.sh --hosts 3 --machines -- --peers 6 --duration 60 --out "$work/interrupted" > "$work/log" 2>&1 &
+cluster=$!
+for _ in $(seq 1 300); do grep -q "peers running" "$work/log" && break; sleep 0.2; done
+grep -q "peers running" "$work/log" || { kill -TERM "$cluster"; wait "$cluster" || true; fail "the peers did not start within 60 s"; }
+sleep 3
+kill -TERM "$cluster"  # (a background job ignores SIGINT; the script forwards TERM to the experiment as Ctrl-C)
+set +e; wait "$cluster"; status=$?; set -e
+[ "$status" = 130 ] || fail "interrupted experiment exited $status, expected 130"
+grep -q "left .* process(es) running" "$work/log" && fail "Ctrl-C left peers running on the hosts"
+python3 -c "import json,sys; s=json.load(open(sys.argv[1])); assert s['interruptedAt'] is not None and s['final']['livePeers'] == 6, s" \
+    "$work/interrupted/summary.json" || fail "the interrupted run's summary is not what it should be"
+[ -z "$(ip netns list | grep '^chorus-' || true)" ] || fail "namespaces left behind after Ctrl-C"
+echo "test-netns.sh: Ctrl-C stopped every peer on every host (exit 130), the files hold the measurements"

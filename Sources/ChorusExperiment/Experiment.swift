@@ -41,7 +41,7 @@ public final class Experiment {
         public var executable: String
         /// Where the peers' configs, keys, logs and checkpoints go (a temporary directory when nil).
         public var workDirectory: String?
-        /// Network namespaces to spread the peers over (scripts/netns-cluster.sh); empty: loopback.
+        /// Hosts to spread the peers over (`--hosts FILE`, or namespaces with `--netns`); empty: loopback.
         public var hosts: [LocalNetwork.Host] = []
 
         public init(executable: String) { self.executable = executable }
@@ -136,6 +136,13 @@ public final class Experiment {
             resumeAll()  // a stopped process cannot act on SIGTERM
             network.stopAll(timeout: 3)
         }
+        let hosts = try network.prepareHosts()
+        for report in hosts {
+            let late = abs(report.clockOffset) > Double(network.options.gossipIntervalMs) / 4000
+            progress(String(format: "host %@ (%@): clock %+.1f ms from this one (round trip %.1f ms)%@", report.name, report.address,
+                            report.clockOffset * 1000, report.roundTrip * 1000,
+                            late ? "; more than a quarter of the gossip interval: its peers mix late (run NTP)" : ""), false)
+        }
         for index in network.members.indices { try network.start(index) }
         try network.waitUntilReady(Array(network.members.indices), timeout: 60, cancelled: interrupted)
         start = Date()
@@ -165,12 +172,15 @@ public final class Experiment {
         poll()
         sample()  // a last row at the end, or at the interruption
         let last = samples.last
-        let summary = RunOutput.Summary(
+        var summary = RunOutput.Summary(
             peers: options.peers, seed: options.seed, duration: options.duration, wallSeconds: Date().timeIntervalSince(wallStart),
             task: options.averageOnly ? "average" : "train", crypto: "real",
             final: .init(livePeers: last?.livePeers ?? 0, accuracyMin: last?.accuracyMin, accuracyMean: last?.accuracyMean,
                          consensusMax: last?.consensusMax, averageError: last?.averageError),
             events: events, falseFailures: falseFailures.count, violation: violation, interruptedAt: interruptedAt, real: true)
+        if !hosts.isEmpty {
+            summary.hosts = hosts.map { .init(name: $0.name, address: $0.address, clockOffset: $0.clockOffset, roundTrip: $0.roundTrip) }
+        }
         return (samples, summary)
     }
 
@@ -211,8 +221,8 @@ public final class Experiment {
             reconcileFaults()
         case let .pause(chosen, seconds):
             for index in chosen {
-                guard let pid = network.pid(index) else { continue }
-                if paused[index] == nil { kill(pid, SIGSTOP) }
+                guard network.isRunning(index) else { continue }
+                if paused[index] == nil { network.signal(index, SIGSTOP) }
                 paused[index] = max(paused[index] ?? 0, elapsed + seconds)
                 say("\(network.members[index].name) stopped (SIGSTOP) for \(seconds) s")
             }
@@ -270,7 +280,7 @@ public final class Experiment {
     private func resume(_ index: Int) {
         guard paused.removeValue(forKey: index) != nil else { return }
         pauseEnded[index] = elapsed
-        if let pid = network.pid(index) { kill(pid, SIGCONT) }
+        network.signal(index, SIGCONT)
         say("\(network.members[index].name) continued (SIGCONT)")
     }
 
@@ -285,8 +295,8 @@ public final class Experiment {
     /// A peer that goes for good: no longer a target or entry point, its shard free for a joiner,
     /// and watched until every live peer has seen it go.
     private func depart(_ index: Int, signal: Int32, kind: Schedule.Kind, saying what: String) {
-        guard let pid = network.pid(index) else { return }
-        kill(pid, signal)
+        guard network.isRunning(index) else { return }
+        network.signal(index, signal)
         departing.insert(index)
         network.departed(index)
         pending.append(Pending(event: note(kind.rawValue, member: index), kind: kind, member: index))
@@ -295,9 +305,9 @@ public final class Experiment {
 
     /// kill -9 now; the same configuration starts again after `down` seconds.
     private func beginRestart(_ index: Int, down: Double) {
-        guard let pid = network.pid(index) else { return }
+        guard network.isRunning(index) else { return }
         let incarnation = latest[index]?.incarnation ?? 0
-        kill(pid, SIGKILL)
+        network.signal(index, SIGKILL)
         departing.insert(index)
         pending.append(Pending(event: note("restart", member: index), kind: .restart, member: index, incarnation: incarnation))
         restarts.append((elapsed + down, index))

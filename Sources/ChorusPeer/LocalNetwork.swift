@@ -30,31 +30,13 @@ public final class LocalNetwork: @unchecked Sendable {
         public var membershipProfile = "lan"
         /// Seconds between checkpoints while training (the peer's default when nil).
         public var checkpointIntervalSeconds: Double?
-        /// Hosts to spread the peers over, round-robin (empty: every peer on 127.0.0.1).
+        /// Hosts to spread the peers over, round-robin (empty: every peer on 127.0.0.1):
+        /// namespaces here or other machines (`Host`).
         public var hosts: [Host] = []
         /// `gossip.max_datagram_size` of every peer (the peer's default when nil).
         public var maxDatagramSize: Int?
 
         public init(executable: String) { self.executable = executable }
-    }
-
-    /// A network namespace standing for a host, and the peer address in it
-    /// (scripts/netns-cluster.sh makes them). Its peers are started with `ip netns exec`.
-    public struct Host: Sendable, Equatable {
-        public var namespace: String
-        public var address: String
-
-        public init(namespace: String, address: String) {
-            self.namespace = namespace
-            self.address = address
-        }
-
-        /// "NAME@ADDRESS".
-        public init?(parsing text: String) {
-            let parts = text.split(separator: "@", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
-            self.init(namespace: String(parts[0]), address: String(parts[1]))
-        }
     }
 
     public struct Member: Sendable {
@@ -69,8 +51,8 @@ public final class LocalNetwork: @unchecked Sendable {
         public var logPath: String
         /// Its admin token (keys/NAME/admin.token), for the admin routes that need one.
         public var adminToken: String
-        /// The network namespace it runs in (nil: this one).
-        public var namespace: String?
+        /// The host it runs on (nil: this machine, loopback).
+        public var host: Host?
     }
 
     public let options: Options
@@ -82,6 +64,8 @@ public final class LocalNetwork: @unchecked Sendable {
     private var departed: Set<Int> = []
     private let lock = NSLock()
     private var processes: [Int: Process] = [:]
+    /// Hosts whose run directory holds this binary already, and whose directory exists.
+    private var prepared: Set<String> = []
 
     public init(options: Options) throws {
         self.options = options
@@ -121,12 +105,12 @@ public final class LocalNetwork: @unchecked Sendable {
         let id = try KeyFiles.writeIdentity(SigningKey.generate(), to: "\(directory)/keys/\(name)")
         let token = try KeyFiles.writeAdminToken(to: "\(directory)/keys/\(name)")  // found beside the identity
         if !options.hosts.isEmpty {
-            // Each namespace has its own ports; peer i uses 7100+i (UDP) and 8100+i (admin) in it.
+            // Each host has its own ports; peer i uses 7100+i (UDP) and 8100+i (admin, with its token) on it.
             let host = options.hosts[index % options.hosts.count]
             return Member(
                 name: name, shard: shard, id: id, configPath: "\(directory)/\(name).toml",
                 udp: HostPort(host: host.address, port: 7100 + index), admin: HostPort(host: host.address, port: 8100 + index),
-                logPath: "\(directory)/\(name).log", adminToken: token, namespace: host.namespace)
+                logPath: "\(directory)/\(name).log", adminToken: token, host: host)
         }
         return Member(
             name: name, shard: shard, id: id, configPath: "\(directory)/\(name).toml",
@@ -200,10 +184,18 @@ public final class LocalNetwork: @unchecked Sendable {
         let member = members[index]
         let process = Process()
         let arguments = ["peer", "--config", member.configPath, "--exit-with-parent"] + extraArguments
-        if let namespace = member.namespace {
-            // `ip netns exec` enters the namespace and execs the peer: same pid, same parent.
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["ip", "netns", "exec", namespace, options.executable] + arguments
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        if let host = member.host, let remote = host.runDirectory(runName) {
+            // Another machine: its files go there first; the shell records the peer's pid (for
+            // signals) and execs it, so its output comes back here as the shell's.
+            try copyFiles(of: index, to: host)
+            let binary = host.binary ?? remote + "/chorus"
+            let command = "cd \(shellQuoted(remote)) && echo $$ > \(member.name).pid && exec \(shellQuoted(binary)) peer --config \(member.name).toml --exit-with-parent"
+                + extraArguments.map { " " + shellQuoted($0) }.joined()
+            process.arguments = host.argv(command)
+        } else if let host = member.host {
+            // A namespace here (`ip netns exec`): it execs the peer, same pid, same parent.
+            process.arguments = host.execArgv([options.executable] + arguments)
         } else {
             process.executableURL = URL(fileURLWithPath: options.executable)
             process.arguments = arguments
@@ -218,6 +210,78 @@ public final class LocalNetwork: @unchecked Sendable {
         lock.withLock { processes[index] = process }
     }
 
+    /// The run's name, also its directory's name on other machines.
+    private var runName: String { (directory as NSString).lastPathComponent }
+
+    /// Checks every other machine before anything starts: creates the run's directory, copies
+    /// this binary or checks the one there speaks the same protocol, and measures its clock.
+    public func prepareHosts() throws -> [HostReport] {
+        var reports: [HostReport] = []
+        let mine = try Host.execute([options.executable, "--version"], timeout: 30).output
+        for host in options.hosts where host.isRemote {
+            let remote = host.runDirectory(runName)!
+            if !prepared.contains(host.name) {
+                let made = try host.run("mkdir -p \(shellQuoted(remote)) && chmod 700 \(shellQuoted(remote))")
+                guard made.status == 0 else { throw StartupError("host \(host.name): cannot create \(remote) through `\(host.shell)`: \(made.output)") }
+                if host.binary == nil {
+                    let executable = URL(fileURLWithPath: options.executable).resolvingSymlinksInPath()
+                    try send(["-C", executable.deletingLastPathComponent().path, "--transform", "s,.*,chorus,", executable.lastPathComponent], to: host)
+                }
+                prepared.insert(host.name)
+            }
+            let binary = host.binary ?? remote + "/chorus"
+            let theirs = try host.run("\(shellQuoted(binary)) --version")
+            guard theirs.status == 0, theirs.output == mine else {
+                throw StartupError("host \(host.name): \(binary) \(theirs.status == 0 ? "is \"\(theirs.output)\"" : "does not run (\(theirs.output))"), "
+                                   + "this is \"\(mine)\": install the same release there (scripts/install.sh), or remove `binary` from the hosts file to copy this one")
+            }
+            // The clock: a few round trips, the one with the least delay (as NTP filters).
+            var best: HostReport?
+            for _ in 0..<3 {
+                let sent = Date().timeIntervalSince1970
+                let said = try host.run("date +%s.%N")
+                let back = Date().timeIntervalSince1970
+                guard said.status == 0, let clock = Double(said.output) else { break }
+                let report = HostReport(name: host.name, address: host.address, clockOffset: clock - (sent + back) / 2, roundTrip: back - sent)
+                if best == nil || report.roundTrip < best!.roundTrip { best = report }
+            }
+            if let best { reports.append(best) }
+        }
+        return reports
+    }
+
+    /// Copies member `index`'s configuration, keys and the network key into its host's run
+    /// directory, in the layout they have here (the configuration's paths are relative to it).
+    private func copyFiles(of index: Int, to host: Host) throws {
+        if !prepared.contains(host.name) { _ = try prepareHosts() }
+        let name = members[index].name
+        try send(["-C", directory, "\(name).toml", "keys/\(name)", "keys/network.key"], to: host)
+    }
+
+    /// Packs files with tar (these `tar -c` arguments) and unpacks them in `host`'s run
+    /// directory through its shell: one command, any size, modes kept (secrets stay 0600).
+    private func send(_ tarArguments: [String], to host: Host) throws {
+        let remote = host.runDirectory(runName)!
+        let archive = NSTemporaryDirectory() + "chorus-send-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).tar"
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        let packed = try Host.execute(["tar", "-cf", archive] + tarArguments, timeout: 120)
+        guard packed.status == 0, let data = FileManager.default.contents(atPath: archive) else {
+            throw StartupError("cannot pack \(tarArguments.suffix(from: 2).joined(separator: " ")) for \(host.name): \(packed.output)")
+        }
+        let result = try host.run("tar -C \(shellQuoted(remote)) -xf -", input: data, timeout: 300)
+        guard result.status == 0 else { throw StartupError("host \(host.name): unpacking into \(remote) through `\(host.shell)` failed: \(result.output)") }
+    }
+
+    /// Sends `signal` to member `index`'s process, wherever it runs.
+    public func signal(_ index: Int, _ signal: Int32) {
+        guard let process = lock.withLock({ processes[index] }), process.isRunning else { return }
+        if let host = members[index].host, let remote = host.runDirectory(runName) {
+            _ = try? host.run("kill -\(signal) \"$(cat \(shellQuoted(remote + "/" + members[index].name + ".pid")))\"", timeout: 10)
+        } else {
+            kill(process.processIdentifier, signal)
+        }
+    }
+
     public func isRunning(_ index: Int) -> Bool {
         lock.withLock { processes[index]?.isRunning ?? false }
     }
@@ -230,11 +294,12 @@ public final class LocalNetwork: @unchecked Sendable {
     @discardableResult
     public func stop(_ index: Int, signal: Int32 = SIGTERM, timeout: Double = 5) -> Int32? {
         guard let process = lock.withLock({ processes[index] }) else { return nil }
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        self.signal(index, signal)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            self.signal(index, SIGKILL)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
         lock.withLock { processes[index] = nil }
@@ -243,22 +308,28 @@ public final class LocalNetwork: @unchecked Sendable {
 
     /// Stops every process (SIGTERM, then SIGKILL after the timeout).
     public func stopAll(timeout: Double = 5) {
-        let running = lock.withLock { Array(processes.keys) }
-        for index in running {
-            if let p = lock.withLock({ processes[index] }), p.isRunning { kill(p.processIdentifier, SIGTERM) }
-        }
+        let running = lock.withLock { Array(processes.keys) }.sorted()
+        for index in running { signal(index, SIGTERM) }
         for index in running { stop(index, timeout: timeout) }
     }
 
-    /// Kills every child immediately; safe to call from a signal handler's queue.
+    /// Kills every peer immediately, wherever it runs (on other machines through their shell);
+    /// safe to call from a signal handler's queue.
     public func killAll() {
-        for p in lock.withLock({ Array(processes.values) }) where p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
+        let running = lock.withLock { processes.filter { $0.value.isRunning } }
+        for (index, process) in running.sorted(by: { $0.key < $1.key }) {
+            signal(index, SIGKILL)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
     }
 
+    /// Removes the run's directory here and on every other machine.
     public func removeDirectory() {
         try? FileManager.default.removeItem(atPath: directory)
+        for host in options.hosts where prepared.contains(host.name) {
+            if let remote = host.runDirectory(runName) { _ = try? host.run("rm -rf \(shellQuoted(remote))", timeout: 30) }
+        }
+        prepared = []
     }
 
     /// Stops every process and removes the directory: the end of a test or a throwaway run.

@@ -157,6 +157,24 @@ public enum RunOutput {
         /// What `chorus simulate --replay` needs to run this again byte for byte: every option,
         /// and the schedule's text (the file may have changed since). Nil for real experiments.
         public var replay: Replay?
+        /// `chorus experiment --hosts`: each machine and its clock against the controller's (every
+        /// time in the files is the controller's, so offsets do not shift them; they matter to
+        /// the peers, whose rounds follow their own clocks). Not written otherwise.
+        public var hosts: [Host]?
+
+        public struct Host: Sendable, Equatable, Codable {
+            public var name: String
+            public var address: String
+            /// Its clock minus the controller's, seconds (NTP's estimate: the midpoint of the best of three round trips).
+            public var clockOffset: Double
+            public var roundTrip: Double
+            public init(name: String, address: String, clockOffset: Double, roundTrip: Double) {
+                self.name = name
+                self.address = address
+                self.clockOffset = clockOffset
+                self.roundTrip = roundTrip
+            }
+        }
 
         public struct Replay: Sendable, Equatable, Codable {
             /// The command's options, every one spelled out (defaults included), without --out.
@@ -212,7 +230,7 @@ public enum RunOutput {
         }
 
         enum CodingKeys: String, CodingKey {
-            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds, baseline, warnings, replay
+            case peers, seed, duration, wallSeconds, task, crypto, final, events, falseFailures, violation, violationsPassed, interruptedAt, real, totals, cpuSeconds, baseline, warnings, replay, hosts
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -235,6 +253,7 @@ public enum RunOutput {
             try c.encodeIfPresent(baseline, forKey: .baseline)
             try c.encodeIfPresent(warnings, forKey: .warnings)
             try c.encodeIfPresent(replay, forKey: .replay)
+            try c.encodeIfPresent(hosts, forKey: .hosts)
         }
     }
 

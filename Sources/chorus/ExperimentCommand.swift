@@ -10,7 +10,8 @@ struct ExperimentCommand: ParsableCommand {
         commandName: "experiment",
         abstract: "Run a churn schedule on real peer processes and write series.csv, events.csv, summary.json and a plot.",
         discussion: """
-            Starts N `chorus peer` processes on 127.0.0.1 with fresh keys, trains for the \
+            Starts N `chorus peer` processes on 127.0.0.1 (or over the machines of --hosts \
+            FILE) with fresh keys, trains for the \
             given duration while the schedule crashes (kill -9), makes leave (SIGTERM), \
             restarts (from the checkpoint), adds (--join) peers and partitions, heals or \
             degrades the network (live, through each peer's POST /faults). Every live peer \
@@ -33,6 +34,26 @@ struct ExperimentCommand: ParsableCommand {
             is constant unless --cosine-decay (as in chorus simulate). Ctrl-C (or SIGTERM) stops every peer and still writes what was \
             measured (exit status 130). DIR/convergence.png is drawn at the end when \
             python3-matplotlib is installed (--no-plot to skip).
+
+            Across machines, --hosts FILE lists them (docs/multi-machine.md):
+
+              shell = "ssh {host}"            # how to run a command there ({command} marks where)
+              directory = "/tmp"              # the run's files go to a directory of their own in it
+              [[host]]
+              name = "a"                      # for {host}: an ssh destination
+              address = "192.0.2.10"          # its peers listen, and are polled, at this address
+              [[host]]
+              name = "b"
+              address = "192.0.2.11"
+
+            Before any peer starts, each host gets the run's directory and this binary (or \
+            `binary = "/usr/local/bin/chorus"` is checked to be the same release), and its \
+            clock is measured against this one (summary.json "hosts"). Keys and \
+            configurations are written here and copied to the peer's host; actions are \
+            carried out there through the shell (signals by the pid the peer's shell \
+            recorded); every peer is polled here at its address, so every time in the \
+            files is this machine's. Ctrl-C kills every peer on every host, writes what was \
+            measured, and removes the run's directories.
             """
     )
 
@@ -67,6 +88,9 @@ struct ExperimentCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Decay the learning rate to zero by a cosine over this fraction of the run (0: constant, as chorus simulate by default).", valueName: "fraction"))
     var cosineDecay: Double = 0
 
+    @Option(help: ArgumentHelp("Spread the peers over the machines of this hosts file, round-robin: each gets its files and (unless the file names one) this binary through its shell (ssh by default), then its peers; format in docs/multi-machine.md.", valueName: "file"))
+    var hosts: String?
+
     @Option(help: ArgumentHelp("Run peers in this network namespace at this address, round-robin over the repeated option (root; see scripts/netns-cluster.sh).", valueName: "name@address"))
     var netns: [String] = []
 
@@ -87,6 +111,7 @@ struct ExperimentCommand: ParsableCommand {
             throw ValidationError("--netns: expected NAME@ADDRESS (a network namespace and the peer address in it), got \"\(text)\"")
         }
         if !netns.isEmpty && getuid() != 0 { throw ValidationError("--netns needs root (ip netns exec); run scripts/netns-cluster.sh with sudo") }
+        if hosts != nil && !netns.isEmpty { throw ValidationError("--hosts and --netns both place the peers: give one") }
     }
 
     func run() throws {
@@ -100,6 +125,9 @@ struct ExperimentCommand: ParsableCommand {
         options.sampleInterval = sampleInterval
         options.cosineFraction = cosineDecay
         options.hosts = netns.compactMap(LocalNetwork.Host.init(parsing:))
+        if let hosts {
+            do { options.hosts = try LocalNetwork.Host.load(path: hosts) } catch { throw UserError("--hosts \(error)") }
+        }
         if let schedule {
             do { options.schedule = try Schedule.load(path: schedule) } catch { throw UserError("\(error)") }
         }

@@ -165,3 +165,50 @@ func hostPort() {
     }
     #expect(HostPort(parsing: "0.0.0.0:0", allowZero: true)?.port == 0)
 }
+
+@Test("a hosts file: defaults and per-host settings, the shell template, and every mistake named with its field")
+func hostsFile() throws {
+    let dir = NSTemporaryDirectory() + "chorus-hosts-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    func load(_ text: String) throws -> [LocalNetwork.Host] {
+        let path = dir + "/hosts.toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return try LocalNetwork.Host.load(path: path)
+    }
+    let hosts = try load("""
+        directory = "/var/tmp/{host}"
+        binary = "/usr/local/bin/chorus"
+        [[host]]
+        name = "alice@a.example"
+        address = "192.0.2.10"
+        [[host]]
+        name = "ns2"
+        address = "10.0.0.2"
+        shell = "ip netns exec {host} sh -c {command}"
+        binary = "copy"
+        """)
+    #expect(hosts.count == 2)
+    #expect(hosts[0].argv("echo hi") == ["ssh", "alice@a.example", "echo hi"], "ssh takes the command as one argument, appended")
+    #expect(hosts[1].argv("cd /x && exec y") == ["ip", "netns", "exec", "ns2", "sh", "-c", "cd /x && exec y"], "{command} is one argument where it stands")
+    #expect(hosts[0].binary == "/usr/local/bin/chorus" && hosts[1].binary == nil, "\"copy\" copies this binary")
+    #expect(hosts[1].runDirectory("run1") == "/var/tmp/ns2/run1", "{host} in the directory")
+    #expect(shellQuoted("it's") == "'it'\\''s'")
+    for (text, field) in [
+        ("[[host]]\naddress = \"192.0.2.1\"\n", "host[0].name"),
+        ("[[host]]\nname = \"a\"\naddress = \"192.0.2.1:7000\"\n", "host[0].address"),
+        ("directory = \"tmp\"\n[[host]]\nname = \"a\"\naddress = \"192.0.2.1\"\n", "directory"),
+        ("[[host]]\nname = \"a\"\naddress = \"192.0.2.1\"\nport = 3\n", "host[0].port"),
+        ("[[host]]\nname = \"a\"\naddress = \"192.0.2.1\"\n[[host]]\nname = \"a\"\naddress = \"192.0.2.2\"\n", "host"),
+        ("shell = \"{host} go\"\n[[host]]\nname = \"a\"\naddress = \"192.0.2.1\"\n", "shell"),
+        ("shel = \"ssh\"\n[[host]]\nname = \"a\"\naddress = \"192.0.2.1\"\n", "shel"),
+        ("", "host"),
+    ] {
+        do {
+            _ = try load(text)
+            Issue.record("accepted: \(text)")
+        } catch let error as ConfigError {
+            #expect(error.field == field && error.file.hasSuffix("hosts.toml"), "\(error) for \(text)")
+        }
+    }
+}
