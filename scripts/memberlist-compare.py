@@ -143,10 +143,11 @@ class Chorus(Cluster):
             entry = json.loads(line)
         except ValueError:
             return None
+        # "member alive" / "member failed" / "member left", the member's short id as a field.
         words = entry.get("message", "").split()
-        if len(words) >= 3 and words[0] == "member" and words[2] in ("alive", "failed", "left"):
+        if len(words) == 2 and words[0] == "member" and words[1] in ("alive", "failed", "left") and "member" in entry:
             t = datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
-            return (t - datetime(1970, 1, 1)).total_seconds() * 1000, words[2], words[1]
+            return (t - datetime(1970, 1, 1)).total_seconds() * 1000, words[1], entry["member"]
         return None
 
 

@@ -83,6 +83,20 @@ cluster=$!
 for _ in $(seq 1 300); do grep -q "peers running" "$work/log" && break; sleep 0.2; done
 grep -q "peers running" "$work/log" || { kill -TERM "$cluster"; wait "$cluster" || true; fail "the peers did not start within 60 s"; }
 sleep 3
+# chorus network from the controller's namespace: every member of the view, with each peer's own
+# step read from its admin endpoint on its host (peer i: 10.213.0.(i mod 3 + 1):8100+i).
+also=()
+for i in 1 2 3 4 5; do also+=(--also "10.213.0.$((i % 3 + 1)):$((8100 + i))"); done
+view="$(ip netns exec "chorus-$cluster-ctl" "${CHORUS_BIN:-.build/release/chorus}" network --admin 10.213.0.1:8100 "${also[@]}" --json)" \
+    || { kill -TERM "$cluster"; wait "$cluster" || true; fail "chorus network across the hosts failed: $view"; }
+python3 -c "
+import json, sys
+view = json.loads(sys.argv[1])
+rows = view['members']
+assert len(rows) == 6 and all(r['status'] == 'alive' and isinstance(r.get('step'), int) and r['step'] > 0 for r in rows), rows
+assert view['unreachable'] == [], view['unreachable']
+print('test-netns.sh: chorus network across 3 hosts shows all 6 peers alive with their own steps', sorted(r['step'] for r in rows))
+" "$view" || { kill -TERM "$cluster"; wait "$cluster" || true; fail "chorus network did not show every peer's step"; }
 kill -TERM "$cluster"  # (a background job ignores SIGINT; the script forwards TERM to the experiment as Ctrl-C)
 set +e; wait "$cluster"; status=$?; set -e
 [ "$status" = 130 ] || fail "interrupted experiment exited $status, expected 130"
