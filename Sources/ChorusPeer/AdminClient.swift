@@ -1,10 +1,13 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 
-/// A tiny blocking HTTP/1.1 client for a peer's admin endpoint (loopback by default), used by
-/// `chorus status`, the demo and the integration tests. No dependencies, explicit timeouts.
+/// A small blocking HTTP/1.1 client for a peer's admin endpoint (loopback by default), used by
+/// the verbs (`chorus status`, `leave`, `faults`, …), the demo, experiments and the integration
+/// tests. SwiftNIO's HTTP/1 codec parses the answer (Content-Length or chunked, whatever the
+/// server chooses), with explicit timeouts and a bound on what is read. Call it from a plain
+/// thread, never from an event loop (it waits).
 public enum AdminClient {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -15,45 +18,96 @@ public enum AdminClient {
         public var body: [UInt8]
     }
 
+    /// Largest answer read: a model of a few million parameters (`GET /parameters`), with room.
+    public static let maxBodyBytes = 256 << 20
+
     /// - Parameter token: the peer's admin token, for the routes that need it (`/parameters`, `POST /faults`, `/leave`).
     public static func request(_ method: String = "GET", _ path: String, body: [UInt8] = [], token: String? = nil,
                                at address: HostPort, timeout: Double = 2) throws(Failure) -> Response {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(address.host, String(address.port), &hints, &result) == 0, let info = result else {
-            throw Failure(description: "cannot resolve \(address.host)")
+        let group = MultiThreadedEventLoopGroup.singleton
+        let answer = group.next().makePromise(of: Response.self)
+        let limit = TimeAmount.milliseconds(Int64(max(0.001, timeout) * 1000))
+        let channel: Channel
+        do {
+            channel = try ClientBootstrap(group: group)
+                .connectTimeout(limit)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(answer: answer, limit: maxBodyBytes))
+                    }
+                }
+                .connect(host: address.host, port: address.port).wait()
+        } catch {
+            answer.fail(error)
+            throw Failure(description: "cannot connect to \(address): \(describe(error)) (is the peer running, and is this its admin address?)")
         }
-        defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
-        guard fd >= 0 else { throw Failure(description: "cannot create a socket") }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
-            throw Failure(description: "cannot connect to \(address): \(String(cString: strerror(errno))) (is the peer running, and is this its admin address?)")
+        defer { channel.close(promise: nil) }
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
+        head.headers.add(name: "Host", value: address.description)
+        head.headers.add(name: "Connection", value: "close")
+        if let token { head.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if !body.isEmpty { head.headers.add(name: "Content-Type", value: "application/json") }
+        head.headers.add(name: "Content-Length", value: String(body.count))
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if !body.isEmpty { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let timer = channel.eventLoop.scheduleTask(in: limit) { answer.fail(TimedOut()) }
+        defer { timer.cancel() }
+        do {
+            return try answer.futureResult.wait()
+        } catch is TimedOut {
+            throw Failure(description: "no answer from \(address) within \(timeout) s")
+        } catch {
+            throw Failure(description: "malformed or cut HTTP answer from \(address): \(describe(error))")
         }
-        let contentType = body.isEmpty ? "" : "Content-Type: application/json\r\n"
-        let authorization = token.map { "Authorization: Bearer \($0)\r\n" } ?? ""
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\(authorization)\(contentType)Content-Length: \(body.count)\r\n\r\n".utf8) + body
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
-            throw Failure(description: "cannot send the request to \(address)")
+    }
+
+    private struct TimedOut: Error {}
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return "\(error)"
+    }
+
+    /// Collects one response: its status and body, up to `limit` bytes.
+    private final class ResponseCollector: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        private let answer: EventLoopPromise<Response>
+        private let limit: Int
+        private var status = 0
+        private var body: [UInt8] = []
+
+        init(answer: EventLoopPromise<Response>, limit: Int) {
+            self.answer = answer
+            self.limit = limit
         }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { break }
-            guard n > 0 else { throw Failure(description: "no answer from \(address) within \(timeout) s") }
-            data.append(contentsOf: buffer[0..<n])
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case let .head(head):
+                status = Int(head.status.code)
+            case var .body(buffer):
+                guard body.count + buffer.readableBytes <= limit else {
+                    answer.fail(Failure(description: "an answer over \(limit) bytes"))
+                    context.close(promise: nil)
+                    return
+                }
+                body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            case .end:
+                answer.succeed(Response(status: status, body: body))
+                context.close(promise: nil)
+            }
         }
-        guard let split = data.firstRange(of: Array("\r\n\r\n".utf8)),
-              let head = String(bytes: data[..<split.lowerBound], encoding: .utf8),
-              let statusText = head.split(separator: " ").dropFirst().first, let status = Int(statusText)
-        else { throw Failure(description: "malformed HTTP answer from \(address)") }
-        return Response(status: status, body: Array(data[split.upperBound...]))
+
+        func channelInactive(context: ChannelHandlerContext) {
+            answer.fail(Failure(description: "the connection closed before the answer ended"))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            answer.fail(error)
+            context.close(promise: nil)
+        }
     }
 
     public static func status(at address: HostPort, timeout: Double = 2) throws(Failure) -> PeerStatus {

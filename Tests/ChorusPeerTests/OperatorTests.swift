@@ -315,8 +315,11 @@ func initWritesANetwork() throws {
 func initOnOneHostAndOperatorVerbs() throws {
     let out = NSTemporaryDirectory() + "chorus-init1-\(UInt32.random(in: 0...UInt32.max))"
     defer { try? FileManager.default.removeItem(atPath: out) }
-    let ports = try (0..<4).map { _ in try FreePort.udp() }
-    let adminBase = try FreePort.tcp()
+    // Four distinct free UDP ports, and five consecutive free TCP ports for init's admin ports.
+    var ports: [Int] = []
+    while ports.count < 4 { let p = try FreePort.udp(); if !ports.contains(p) { ports.append(p) } }
+    var adminBase = try FreePort.tcp()
+    while !(1...4).allSatisfy({ tcpPortIsFree(adminBase + $0) }) { adminBase = try FreePort.tcp() }
     let created = try ChorusBinary.run(["init", "--hosts", ports.map { "127.0.0.1:\($0)" }.joined(separator: ","), "--out", out,
                                         "--admin-port", String(adminBase)], timeout: 20)
     try #require(created.status == 0, "\(created.stderr)")
@@ -335,7 +338,8 @@ func initOnOneHostAndOperatorVerbs() throws {
     }
     var waited = 0
     while !aliveEverywhere([0, 1, 2, 3], count: 4) && waited < 200 { usleep(100_000); waited += 1 }
-    try #require(aliveEverywhere([0, 1, 2, 3], count: 4), "the four peers did not start and meet within 20 s")
+    try #require(aliveEverywhere([0, 1, 2, 3], count: 4),
+                 "the four peers did not start and meet within 20 s: \((0..<4).map { status($0).map { "\($0.phase), \($0.members.filter { $0.status == "alive" }.count) alive" } ?? "no answer" })")
     processes.append(try ChorusBinary.start(["peer", "--config", files[4]]))
     waited = 0
     while !aliveEverywhere([0, 4], count: 5) && waited < 300 { usleep(100_000); waited += 1 }
@@ -372,6 +376,17 @@ func initOnOneHostAndOperatorVerbs() throws {
         .write(toFile: broken, atomically: true, encoding: .utf8)
     let invalid = try ChorusBinary.run(["validate", files[1], broken], timeout: 30)
     #expect(invalid.status == 1 && invalid.stdout.contains("ok") && invalid.stderr.contains("peer.network_key"), "\(invalid.stdout)\(invalid.stderr)")
+}
+
+/// Whether nothing listens on this TCP port of 127.0.0.1 now.
+private func tcpPortIsFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
 }
 
 @Test("a second process with a running peer's identity: the earlier one stops with an error naming it, and the views are whole again")
@@ -429,4 +444,53 @@ func simulateRestartKeepsOutput() throws {
     }
     #expect(outputs["restarted"] == outputs["off"] && outputs["own"] == outputs["off"])
     #expect(outputs["off"]?.first?.isEmpty == false)
+}
+
+/// A one-connection HTTP server on 127.0.0.1 that sends `answer` once it has read the request's
+/// head, then keeps the connection open for `holdOpen` seconds (as a keep-alive server would).
+private func cannedServer(answer: String, holdOpen: Double) throws -> (port: Int, thread: Thread) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    try #require(bound)
+    let port = Int(UInt16(bigEndian: addr.sin_port))
+    let thread = Thread {
+        let client = accept(fd, nil, nil)
+        var request: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !request.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
+            let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            request += buffer[0..<n]
+        }
+        _ = Array(answer.utf8).withUnsafeBytes { send(client, $0.baseAddress, $0.count, 0) }
+        Thread.sleep(forTimeInterval: holdOpen)
+        close(client)
+        close(fd)
+    }
+    thread.start()
+    return (port, thread)
+}
+
+@Test("the admin client reads a chunked answer to its end without waiting for the close, and gives up on a silent server after its timeout")
+func adminClientFraming() throws {
+    let chunked = try cannedServer(answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", holdOpen: 5)
+    let started = Date()
+    let response = try AdminClient.request("GET", "/status", at: HostPort(host: "127.0.0.1", port: chunked.port), timeout: 4)
+    #expect(response.status == 200 && String(decoding: response.body, as: UTF8.self) == "hello world")
+    #expect(Date().timeIntervalSince(started) < 3, "read until the server closed instead of to the last chunk")
+
+    let sized = try cannedServer(answer: "HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope", holdOpen: 5)
+    let refused = try AdminClient.request("POST", "/leave", at: HostPort(host: "127.0.0.1", port: sized.port), timeout: 4)
+    #expect(refused.status == 401 && refused.body == Array("nope".utf8))
+
+    let silent = try cannedServer(answer: "", holdOpen: 3)
+    let waited = Date()
+    #expect(throws: AdminClient.Failure.self) { try AdminClient.request("GET", "/status", at: HostPort(host: "127.0.0.1", port: silent.port), timeout: 0.5) }
+    #expect(Date().timeIntervalSince(waited) < 2.5, "the timeout did not hold")
 }
