@@ -37,9 +37,15 @@ struct AdminGuard: Sendable {
     /// `Host` values accepted ("host:port"): the bound address and, on loopback, localhost names.
     /// Anything else is a DNS-rebinding page or a misdirected request.
     var hosts: Set<String>
-    /// Seconds a connection may stay idle or half-sent before it is closed.
+    /// Seconds a connection may stay idle before it is closed.
     var idleTimeout: Int64 = 10
-    /// Connections served at once; more are closed at accept.
+    /// Seconds from a connection's start (or its last answer) to a complete request: a client
+    /// that sends a byte a second is closed at this deadline, however steadily it trickles.
+    var requestTimeout: Int64 = 10
+    /// Connections served at once. When all are taken, a new one takes the place of the one that
+    /// has waited longest for its request to be complete (a slow sender), so `/status` stays
+    /// answerable while someone holds every connection open; only when every connection is
+    /// being answered is a new one closed at accept.
     var maxConnections = 32
     /// Request bodies are small JSON documents (fault settings); anything larger is refused.
     static let maxBody = 64 * 1024
@@ -79,12 +85,37 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: used only on its channel's event loop.
     private let router: AdminRouter
     private let guardian: AdminGuard
+    private let connections: AdminConnections?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    private var deadline: Scheduled<Void>?
 
-    init(router: @escaping AdminRouter, guardian: AdminGuard) {
+    init(router: @escaping AdminRouter, guardian: AdminGuard, connections: AdminConnections? = nil) {
         self.router = router
         self.guardian = guardian
+        self.connections = connections
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { awaitRequest(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        awaitRequest(context: context)
+        context.fireChannelActive()
+    }
+
+    /// A complete request must arrive within `requestTimeout`, however it trickles in.
+    private func awaitRequest(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let channel = context.channel
+        connections?.awaiting(channel, since: NIODeadline.now())
+        deadline = context.eventLoop.scheduleTask(in: .seconds(guardian.requestTimeout)) { channel.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -99,6 +130,9 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         case .end:
             guard let head else { return }
             self.head = nil
+            deadline?.cancel()
+            deadline = nil
+            connections?.answering(context.channel)
             let request = AdminRequest(
                 method: head.method, path: String(head.uri.split(separator: "?", maxSplits: 1).first ?? ""), body: body,
                 bearer: head.headers.first(name: "Authorization").flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil })
@@ -133,7 +167,7 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
-                if !keepAlive { loopBound.value.close(promise: nil) }
+                if keepAlive { self.awaitRequest(context: loopBound.value) } else { loopBound.value.close(promise: nil) }
             }
         }
     }
@@ -148,9 +182,50 @@ final class AdminHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+/// The admin endpoint's open connections, and since when each has waited for a complete
+/// request (nil while it is being answered): who gives way when every connection is taken.
+final class AdminConnections: Sendable {
+    private struct Open {
+        var channel: Channel
+        var awaitingSince: NIODeadline?
+    }
+
+    private let open = NIOLockedValueBox<[ObjectIdentifier: Open]>([:])
+
+    var count: Int { open.withLockedValue { $0.count } }
+
+    /// Admits `channel` when there is room, or when a connection still waiting for its request
+    /// can give way (the one waiting longest is closed). False: every connection is being answered.
+    func admit(_ channel: Channel, max: Int) -> Bool {
+        let evicted: Channel? = open.withLockedValue { table in
+            var victim: Channel?
+            if table.count >= max {
+                guard let (key, entry) = table.filter({ $0.value.awaitingSince != nil }).min(by: { $0.value.awaitingSince! < $1.value.awaitingSince! })
+                else { return nil }
+                table[key] = nil
+                victim = entry.channel
+            }
+            table[ObjectIdentifier(channel)] = Open(channel: channel, awaitingSince: NIODeadline.now())
+            return victim
+        }
+        guard open.withLockedValue({ $0[ObjectIdentifier(channel)] != nil }) else { return false }
+        evicted?.close(promise: nil)
+        channel.closeFuture.whenComplete { [weak self] _ in self?.open.withLockedValue { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+        return true
+    }
+
+    func awaiting(_ channel: Channel, since: NIODeadline) {
+        open.withLockedValue { $0[ObjectIdentifier(channel)]?.awaitingSince = since }
+    }
+
+    func answering(_ channel: Channel) {
+        open.withLockedValue { $0[ObjectIdentifier(channel)]?.awaitingSince = nil }
+    }
+}
+
 enum AdminServer {
     static func bind(host: String, port: Int, group: EventLoopGroup, router: @escaping AdminRouter) async throws -> Channel {
-        let open = NIOLockedValueBox(0)
+        let connections = AdminConnections()
         // The Host check needs the port actually bound (port 0 picks one): filled in after bind.
         let guardian = NIOLockedValueBox(AdminGuard(hosts: []))
         let channel = try await ServerBootstrap(group: group)
@@ -158,17 +233,11 @@ enum AdminServer {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 let rules = guardian.withLockedValue { $0 }
-                let admitted = open.withLockedValue { count -> Bool in
-                    guard count < rules.maxConnections else { return false }
-                    count += 1
-                    return true
-                }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                guard connections.admit(channel, max: rules.maxConnections) else { return channel.close() }
                 return channel.pipeline.addHandler(IdleStateHandler(readTimeout: .seconds(rules.idleTimeout))).flatMap {
                     channel.pipeline.configureHTTPServerPipeline()
                 }.flatMap {
-                    channel.pipeline.addHandler(AdminHTTPHandler(router: router, guardian: rules))
+                    channel.pipeline.addHandler(AdminHTTPHandler(router: router, guardian: rules, connections: connections))
                 }
             }
             .bind(host: host, port: port).get()

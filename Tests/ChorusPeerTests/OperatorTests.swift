@@ -494,3 +494,50 @@ func adminClientFraming() throws {
     #expect(throws: AdminClient.Failure.self) { try AdminClient.request("GET", "/status", at: HostPort(host: "127.0.0.1", port: silent.port), timeout: 0.5) }
     #expect(Date().timeIntervalSince(waited) < 2.5, "the timeout did not hold")
 }
+
+@Test("slow senders holding every admin connection: /status still answers, and each trickling request is cut at its 10 s deadline")
+func adminSlowSenders() throws {
+    let network = try LocalNetwork.forTests(peers: 1)
+    defer { network.discard() }
+    try network.start(0)
+    try network.waitUntilReady([0])
+    let admin = network.members[0].admin
+    // 32 connections (the cap), each sending one byte of a request every half second.
+    var sockets: [Int32] = []
+    for _ in 0..<32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(admin.port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr(admin.host)
+        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(connected == 0)
+        sockets.append(fd)
+    }
+    defer { for fd in sockets { close(fd) } }
+    let opened = Date()
+    let request = Array("GET /status HTTP/1.1\r\nHost: \(admin)\r\nX-Padding: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 100)
+    var closedAt: [Int32: Double] = [:]
+    var answered: Double?
+    var sent = 0
+    while Date().timeIntervalSince(opened) < 14 {
+        for fd in sockets where closedAt[fd] == nil {
+            let byte = [request[sent % request.count]]
+            let n = byte.withUnsafeBytes { send(fd, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { closedAt[fd] = Date().timeIntervalSince(opened) }
+        }
+        sent += 1
+        // Two seconds in, every connection is held by a slow sender: a real client must still get in.
+        if answered == nil && Date().timeIntervalSince(opened) > 2 {
+            let asked = Date()
+            if (try? AdminClient.status(at: admin, timeout: 3)) != nil { answered = Date().timeIntervalSince(asked) }
+            else { answered = .infinity }
+        }
+        usleep(500_000)
+    }
+    #expect((answered ?? .infinity) < 2, "GET /status while 32 slow senders held the endpoint: \(String(describing: answered)) s")
+    // One slow sender gave way to /status; the others were cut at the request deadline, not kept by their trickle.
+    let cut = closedAt.values.filter { $0 <= 13 }
+    #expect(cut.count >= 31, "slow connections still open after 13 s: \(32 - closedAt.count) (closed at \(closedAt.values.sorted()))")
+    #expect(network.isRunning(0))
+}
