@@ -25,9 +25,19 @@ public struct AveragingSettings: Sendable, Equatable {
     /// A receiver remembers a stream closed after that by its id only, and refuses (counts) what
     /// still comes on it instead of adding it twice.
     public var streamIdleTimeout = 60.0
+    /// Plain mixing: self-centred clipping (as ClippedGossip, He, Karimireddy and Jaggi 2022).
+    /// Each contribution enters the mix as x + clip(y − x, τ), τ this factor times the lower
+    /// median of the round's distances ‖y_j − x‖ (never below 10⁻⁶‖x‖; a round of fewer than
+    /// three contributions takes the last larger round's): one neighbour, or any minority, can
+    /// pull a peer at most its weight times τ per round, whatever it sends. 0 turns
+    /// it off. Honest neighbours are within a small multiple of each other's distance, so at 3
+    /// it rarely engages (docs/security.md, "Poisoned parameters", measures it). Push-sum is not
+    /// guarded (clipping running sums would break their conservation).
+    public var clipFactor = 1.5
 
     public init(mixing: MixingMode = .plain, weights: WeightRule = .metropolisHastings, float64Values: Bool = false,
-                closingRounds: Int = 8, streamIdleTimeout: Double = 60) {
+                closingRounds: Int = 8, streamIdleTimeout: Double = 60, clipFactor: Double = 1.5) {
+        self.clipFactor = clipFactor
         self.mixing = mixing
         self.weights = weights
         self.float64Values = float64Values
@@ -44,6 +54,9 @@ public struct AveragingSettings: Sendable, Equatable {
         if closingRounds < 0 || closingRounds > 1000 { out.append("closingRounds must be between 0 and 1000, got \(closingRounds)") }
         if !(streamIdleTimeout > 0 && streamIdleTimeout.isFinite) {
             out.append("streamIdleTimeout must be positive seconds, got \(streamIdleTimeout)")
+        }
+        if !(clipFactor == 0 || (clipFactor >= 1 && clipFactor <= 1000)) {
+            out.append("clipFactor must be 0 (off) or between 1 and 1000, got \(clipFactor)")
         }
         return out
     }
@@ -122,6 +135,9 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         /// A push-sum share to a plain peer or the other way round: the network disagrees on
         /// `gossip.mixing`.
         case wrongMode
+        /// Plain: a contribution farther from this peer than the clipping radius (`clipFactor`);
+        /// not dropped but pulled in to the radius. Counted so a poisoning neighbour shows.
+        case clipped
     }
 
     /// What one round did, for invariant checks and status: plain, the weights of the mix (each
@@ -219,6 +235,10 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     @usableFromInline var _value: [Double]
     @usableFromInline var _weight: Double
     @usableFromInline var _rejections: [Rejection: Int] = [:]
+    /// The clipping reference: the lower median of the distances of the last round that mixed
+    /// at least three contributions. A round with fewer is clipped against it, so a lone
+    /// contribution (a time-varying graph, a quiet round) cannot set its own radius.
+    @usableFromInline var _clipReference: Double?
     @usableFromInline var _mixes = 0
     @usableFromInline var _contributionsMixed = 0
     @usableFromInline var _lastHeard: [Node: Double] = [:]
@@ -456,6 +476,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         var distance: Double?
         if !used.isEmpty {
             if measuringDistance { distance = Self.distance(_value, toWeightedAverageOf: used) }
+            if settings.clipFactor > 0 { clip(&used) }
             let s = selfWeight
             _value.withUnsafeMutableBufferPointer { x in
                 for i in 0..<x.count { x[i] *= s }
@@ -470,6 +491,33 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         let report = MixReport(selfWeight: selfWeight, weights: weights, distanceToNeighbours: distance)
         _lastReport = report
         return report
+    }
+
+    /// Self-centred clipping: each contribution y becomes x + (y − x)·min(1, τ/‖y − x‖), τ =
+    /// `clipFactor` × the lower median of the round's distances (never below 10⁻⁶‖x‖, so
+    /// agreement to rounding is never clipped). The lower median is an honest distance while
+    /// honest neighbours are a majority. A round of one or two contributions uses the last
+    /// round of three or more (`_clipReference`); before any, two use the nearer, one is not clipped.
+    @inlinable mutating func clip(_ used: inout [(weight: Double, values: [Double])]) {
+        let x = _value
+        var distances = [Double](repeating: 0, count: used.count)
+        for j in used.indices {
+            var d = 0.0
+            used[j].values.withUnsafeBufferPointer { y in
+                for i in 0..<x.count { let e = y[i] - x[i]; d += e * e }
+            }
+            distances[j] = d.squareRoot()
+        }
+        if used.count >= 3 { _clipReference = distances.sorted()[(used.count - 1) / 2] }
+        guard let reference = _clipReference ?? (used.count == 2 ? distances.min() : nil) else { return }
+        var norm = 0.0
+        for v in x { norm += v * v }
+        let radius = max(settings.clipFactor * reference, 1e-6 * norm.squareRoot())
+        for j in used.indices where distances[j] > radius {
+            let scale = radius / distances[j]
+            for i in 0..<x.count { used[j].values[i] = x[i] + (used[j].values[i] - x[i]) * scale }
+            _rejections[.clipped, default: 0] += 1
+        }
     }
 
     /// ‖x − ȳ‖ / ‖ȳ‖ with ȳ = Σ w_j·y_j / Σ w_j (0 when both are 0).

@@ -746,7 +746,9 @@ public struct PeerInstance: Sendable {
         guard !outgoing.isEmpty else { return }
         if neighbourAddresses == nil { neighbourAddresses = [:] }
         for item in outgoing {
-            let message = ParametersMessage(share: item.share, step: learner.steps, float64: settings.averaging.sendsFloat64)
+            var share = item.share
+            if let poison = settings.poison, settings.averaging.mixing == .plain { share.values = poisoned(share.values, poison) }
+            let message = ParametersMessage(share: share, step: learner.steps, float64: settings.averaging.sendsFloat64)
             let object = prepared(channel: ChorusChannel.parameters, bytes: message.encoded())
             for target in item.targets {
                 if neighbourAddresses![target] == nil, let address = address(of: target) { neighbourAddresses![target] = address }
@@ -758,9 +760,19 @@ public struct PeerInstance: Sendable {
 
     /// This peer's model with its step count, float32: the answer to a joiner's model request.
     private mutating func modelObject() -> PreparedObject {
+        var parameters = learner.parameters
+        if let poison = settings.poison { parameters = poisoned(parameters.map(Double.init), poison).map(Float.init) }
         let message = ParametersMessage(round: nextRound &- 1, step: learner.steps, degree: max(1, neighbourhood.outDegree),
-                                        parameters: learner.parameters)
+                                        parameters: parameters)
         return prepared(channel: ChorusChannel.model, bytes: message.encoded())
+    }
+
+    /// An insider's values (`PeerSettings.poison`), drawn from this peer's generator.
+    private mutating func poisoned(_ values: [Double], _ poison: Poison) -> [Double] {
+        switch poison {
+        case .huge: return [Double](repeating: 1e30, count: values.count)
+        case .random: return values.map { _ in Double.random(in: -1000...1000, using: &rng) }
+        }
     }
 
     /// An object ready to send: its id from this peer's generator (so a seed replays it), its

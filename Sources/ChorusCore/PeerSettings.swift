@@ -29,6 +29,10 @@ public struct PeerSettings: Sendable, Equatable {
     public var wire = WireSettings()
     /// Whether a new peer waits for the network's model before training (`--join`).
     public var fetchModel = false
+    /// An insider's attack, for experiments on poisoned parameters (`chorus simulate
+    /// --byzantine`; docs/security.md): what this peer sends instead of its value, to its
+    /// neighbours and to joiners asking for the model. Never set from a configuration file.
+    public var poison: Poison?
     /// Joining: seconds between model requests, each to the next neighbour in turn. One second
     /// lets an answer (a few datagrams) arrive before asking someone else.
     public var modelRequestInterval = 1.0
@@ -93,4 +97,12 @@ public struct PeerSettings: Sendable, Equatable {
         out += wire.problems().map { "wire." + $0 }
         return out
     }
+}
+
+/// What a poisoning insider sends in place of its parameters (plain mixing).
+public enum Poison: String, Sendable, CaseIterable {
+    /// Every value 10³⁰ (finite, so it passes the NaN check).
+    case huge
+    /// Every value uniform in ±1000, drawn afresh each round.
+    case random
 }

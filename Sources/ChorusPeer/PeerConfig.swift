@@ -271,6 +271,10 @@ public struct PeerConfig: Sendable {
         }
         averaging.weights = weights
         averaging.float64Values = try gossip.optionalBool("float64") ?? false
+        averaging.clipFactor = try gossip.optionalDouble("clip", range: 0...1000) ?? averaging.clipFactor
+        if averaging.clipFactor > 0 && averaging.clipFactor < 1 {
+            throw ConfigError(file: file, field: "gossip.clip", "expected 0 (off) or a factor of at least 1, got \(averaging.clipFactor)")
+        }
         let collect = try gossip.optionalDouble("collect_ms", range: 0.001...600_000) ?? interval / 2
         guard collect < interval else {
             throw ConfigError(file: file, field: "gossip.collect_ms", "must be shorter than gossip.interval_ms (\(plain(interval)) ms), got \(plain(collect))")

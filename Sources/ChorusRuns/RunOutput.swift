@@ -121,6 +121,9 @@ public enum RunOutput {
         /// Membership protocol counters: probes, failedProbes, indirectProbes, directRetries,
         /// suspicionsRaised, refutations, failuresDeclared, pausesDetected, messagesSent.
         public var membership: [String: Int] = [:]
+        /// Parameter contributions dropped or changed by the averaging layer, by reason (late,
+        /// duplicate, clipped, …; docs/averaging.md and docs/security.md).
+        public var parameters: [String: Int] = [:]
 
         public init() {}
     }

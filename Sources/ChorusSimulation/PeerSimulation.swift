@@ -93,8 +93,21 @@ public struct SimulationOptions: Sendable {
     /// Virtual seconds one SGD step takes: a training job's result arrives this much later times
     /// its steps, and datagrams, ticks and churn happen meanwhile, as in a real peer (0: at once).
     public var stepSeconds = 0.0
+    /// Poisoning insiders (docs/security.md, "Poisoned parameters"): the last `count` starting
+    /// peers behave as `kind`. series.csv and the summary then describe the honest peers only.
+    public var byzantine: (count: Int, kind: ByzantineKind)?
 
     public init() {}
+}
+
+/// What a poisoning insider does.
+public enum ByzantineKind: String, Sendable, CaseIterable {
+    /// Sends 10³⁰ for every value.
+    case huge
+    /// Sends values uniform in ±1000.
+    case random
+    /// Trains honestly with learning rate 100 (as a misconfigured or malicious peer may).
+    case lr100
 }
 
 /// N `PeerInstance`s, the very code of a real peer, datagram layer included, on a virtual clock
@@ -141,6 +154,8 @@ public final class PeerSimulation {
         /// changed, on the slot's clock: a suspicion timeout shrinks with it.
         var clusterSizeSeen = 0
         var clusterChangedAt = 0.0
+        /// A poisoning insider (`Options.byzantine`); not measured, its own model unchecked.
+        var byzantine: ByzantineKind?
     }
 
     enum Event {
@@ -378,6 +393,7 @@ public final class PeerSimulation {
         if options.clockOffset > 0 { slot.clockOffset = Double.random(in: -options.clockOffset...options.clockOffset, using: &clockRNG) }
         if options.clockDrift > 0 { slot.clockRate = 1 + Double.random(in: -options.clockDrift...options.clockDrift, using: &clockRNG) }
         if faults.loss > options.envelopeLoss { slot.degradedUntil = .infinity }
+        if let b = options.byzantine, index < startingPeers, index >= startingPeers - b.count { slot.byzantine = b.kind }
         slots.append(slot)
         addresses.append(Self.address(ofSlot: index))
         instances.append(nil)
@@ -388,6 +404,7 @@ public final class PeerSimulation {
     private func makeLearner(for slot: Slot) -> Learner {
         var settings = options.learning
         settings.model = options.model
+        if slot.byzantine == .lr100 { settings.learningRate = 100 }
         settings.seed = options.learning.seed &+ UInt64(slot.shard) &* 7919 &+ slot.bootCount
         let data = shared ?? Self.tinyData
         let shard = (try? data.shard(slot.shard, of: startingPeers, scheme: options.partition, seed: options.learning.initialSeed))
@@ -416,6 +433,11 @@ public final class PeerSimulation {
         if options.task == .average {
             settings.stepsPerRound = 0
             settings.averaging.float64Values = true  // the exact averages the theory predicts, not float32's
+        }
+        switch slot.byzantine {
+        case .huge: settings.poison = .huge
+        case .random: settings.poison = .random
+        case .lr100, nil: break
         }
         var learner = makeLearner(for: slot)
         if let saved = slot.checkpoint { try? learner.resume(parameters: saved.parameters, steps: saved.steps, epoch: saved.epoch) }
@@ -709,7 +731,7 @@ public final class PeerSimulation {
     // MARK: Invariants
 
     private func checkModel(of index: Int) {
-        guard running(index) else { return }
+        guard running(index), slots[index].byzantine == nil else { return }
         let (mix, finite) = peek(index) { ($0.lastMix, $0.learner.parameters.allSatisfy(\.isFinite)) }
         if let mix {
             let sum = mix.selfWeight + mix.weights.values.reduce(0, +)
@@ -1093,7 +1115,7 @@ public final class PeerSimulation {
             datagramsDropped: dropped - droppedSeen, datagramsRejected: rejected)
         droppedSeen = dropped
         if options.task != .membership {
-            let holders = live.filter { peek($0) { $0.phase } == .training }
+            let holders = live.filter { peek($0) { $0.phase } == .training && slots[$0].byzantine == nil }
             // Averaging alone is measured in double precision, on the estimates themselves.
             let vectors: [[Double]] = options.task == .average
                 ? holders.compactMap { peek($0) { $0.estimate } }
@@ -1152,6 +1174,7 @@ public final class PeerSimulation {
                         "suspicionsRaised": s.suspicionsRaised, "refutations": s.refutations,
                         "failuresDeclared": s.failuresDeclared, "pausesDetected": s.pausesDetected, "messagesSent": s.messagesSent]
         totals.membership.merge(counters, uniquingKeysWith: +)
+        for (reason, count) in peer.averager.rejections { totals.parameters[reason.rawValue, default: 0] += count }
     }
 }
 

@@ -113,6 +113,9 @@ struct SimulateRun: ParsableCommand {
 
     @OptionGroup(title: "Network, clocks, membership timing and checks") var simulated: SimulatedFaultOptions
 
+    @Option(help: ArgumentHelp("Poisoning insiders: the last COUNT starting peers send 10^30 for every value (huge), values uniform in ±1000 (random), or train with learning rate 100 (lr100). series.csv then describes the honest peers. docs/security.md.", valueName: "count:kind"))
+    var byzantine: String?
+
     @Flag(help: "Record invariant violations in summary.json and go on instead of stopping.")
     var keepGoing = false
 
@@ -135,6 +138,7 @@ struct SimulateRun: ParsableCommand {
         guard learningRate > 0 && learningRate <= 100 else { throw ValidationError("--learning-rate must be in (0, 100], got \(learningRate)") }
         guard (0...1).contains(cosineDecay) else { throw ValidationError("--cosine-decay must be a fraction in [0, 1], got \(cosineDecay)") }
         if let lossOnly { _ = try Self.channels(lossOnly) }
+        if let byzantine { _ = try Self.byzantine(byzantine, peers: peers) }
         try checkNumber(gossipInterval, option: "--gossip-interval", in: 0.001...600, unit: "seconds")
         guard simulated.liveness < duration else {
             throw ValidationError("--liveness \(simulated.liveness) must be shorter than --duration \(duration): the faults and churn come before it")
@@ -153,6 +157,15 @@ struct SimulateRun: ParsableCommand {
         return out
     }
 
+    /// "COUNT:KIND" of --byzantine.
+    static func byzantine(_ text: String, peers: Int) throws -> (count: Int, kind: ByzantineKind) {
+        let parts = text.split(separator: ":").map(String.init)
+        guard parts.count == 2, let count = Int(parts[0]), (1..<peers).contains(count), let kind = ByzantineKind(rawValue: parts[1]) else {
+            throw ValidationError("--byzantine: expected COUNT:KIND, COUNT from 1 to \(peers - 1) (fewer than --peers) and KIND \(ByzantineKind.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+        }
+        return (count, kind)
+    }
+
     /// Every option of this run spelled out, defaults included (so a later change of a default
     /// cannot change a replay), without --out, --no-plot and --replay. Doubles print in Swift's
     /// shortest round-tripping form, so they parse back to the same bits.
@@ -160,8 +173,8 @@ struct SimulateRun: ParsableCommand {
         var a = ["--peers", "\(peers)", "--duration", "\(duration)", "--seed", "\(seed)", "--task", task, "--model", model,
                  "--partition", partition, "--loss", "\(loss)", "--crypto", crypto, "--sample-interval", "\(sampleInterval)",
                  "--gossip-interval", "\(gossipInterval)", "--topology", averaging.topology, "--mixing", averaging.mixing,
-                 "--weights", averaging.weights, "--data-seed", "\(dataSeed)", "--learning-rate", "\(learningRate)",
-                 "--cosine-decay", "\(cosineDecay)"]
+                 "--weights", averaging.weights, "--clip", "\(averaging.clipFactor(averageOnly: task == "average"))", "--data-seed", "\(dataSeed)",
+                 "--learning-rate", "\(learningRate)", "--cosine-decay", "\(cosineDecay)"]
         if let schedule { a += ["--schedule", schedule] }
         if let lossOnly { a += ["--loss-only", lossOnly] }
         for (name, values) in [("--peer-loss", faults.peerLoss), ("--link-loss", faults.linkLoss),
@@ -171,6 +184,7 @@ struct SimulateRun: ParsableCommand {
         a += simulated.replayArguments
         if baseline { a.append("--baseline") }
         if keepGoing { a.append("--keep-going") }
+        if let byzantine { a += ["--byzantine", byzantine] }
         return a
     }
 
@@ -218,6 +232,8 @@ struct SimulateRun: ParsableCommand {
         options.settings.topology = averaging.parsedTopology
         options.settings.averaging.mixing = averaging.settings.mixing
         options.settings.averaging.weights = averaging.settings.weights
+        options.settings.averaging.clipFactor = averaging.clipFactor(averageOnly: task == "average")
+        if let byzantine { options.byzantine = try Self.byzantine(byzantine, peers: peers) }
         options.learning.learningRate = learningRate
         options.learning.initialSeed = dataSeed
         options.learning.cosineSteps = Int(duration * cosineDecay * Double(options.settings.stepsPerRound) / gossipInterval)

@@ -296,3 +296,32 @@ func pushSumHoldsMassFromSilentNeighbours() {
     #expect(abs(sent[1].share.weight - total) < 1e-15)  // c silent for 0.6 s: no new mass
     #expect(a.lastReport?.selfWeight == 1)
 }
+
+@Test("self-centred clipping: a poisoned contribution moves a peer by at most its weight times the radius; honest ones pass untouched; a lone one is clipped against the last full round")
+func clippingBoundsAPoisonedNeighbour() {
+    let settings = AveragingSettings(weights: .uniform, clipFactor: 1.5)
+    var a = GossipAverager<String>(initial: [0, 0], settings: settings)
+    let hood: [(node: String, degree: Int)] = [("b", 3), ("c", 3), ("d", 3)]
+    // Round 1: two honest neighbours at distance 1 and 2, an insider at 10^30.
+    _ = a.receive(from: "b", Share(round: 1, degree: 3, values: [1, 0]), now: 0)
+    _ = a.receive(from: "c", Share(round: 1, degree: 3, values: [0, 2]), now: 0)
+    _ = a.receive(from: "d", Share(round: 1, degree: 3, values: [1e30, 1e30]), now: 0)
+    let report = a.mix(round: 1, in: hood, ownDegree: 3, maxDegree: 3)
+    let w = report.weights["d"]!
+    // Radius 1.5 × the lower median (2) = 3: the insider moved the value by w·3 at most.
+    let honest = [w * 1, w * 2]  // what b and c contribute: w·(y − x)
+    let moved = ((a.value[0] - honest[0]) * (a.value[0] - honest[0]) + (a.value[1] - honest[1]) * (a.value[1] - honest[1])).squareRoot()
+    #expect(abs(moved - w * 3) < 1e-9, "pulled \(moved) by the insider, bound \(w * 3)")
+    #expect(a.rejections == [.clipped: 1], "only the insider's contribution is clipped")
+    // Round 2: the insider alone; it is clipped against round 1's reference (2), not its own distance.
+    let before = a.value
+    _ = a.receive(from: "d", Share(round: 2, degree: 3, values: [1e30, 1e30]), now: 0)
+    _ = a.mix(round: 2, in: hood, ownDegree: 3, maxDegree: 3)
+    let step = ((a.value[0] - before[0]) * (a.value[0] - before[0]) + (a.value[1] - before[1]) * (a.value[1] - before[1])).squareRoot()
+    #expect(step <= w * 3 + 1e-9 && a.rejections[.clipped] == 2)
+    // Off: the same insider takes the value to its 10^30 at once.
+    var off = GossipAverager<String>(initial: [0, 0], settings: AveragingSettings(weights: .uniform, clipFactor: 0))
+    _ = off.receive(from: "d", Share(round: 1, degree: 3, values: [1e30, 1e30]), now: 0)
+    _ = off.mix(round: 1, in: hood, ownDegree: 3, maxDegree: 3)
+    #expect(off.value[0] > 1e28 && off.rejections.isEmpty)
+}

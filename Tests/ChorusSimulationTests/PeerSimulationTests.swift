@@ -293,3 +293,30 @@ struct RunOutputTests {
     }
 }
 
+
+@Suite("poisoned parameters")
+struct PoisoningTests {
+    /// 10 peers train; p9 sends 10^30 for every value (docs/security.md, "Poisoned parameters").
+    static func insiderRun(clip: Double) throws -> RunOutput.Final {
+        var options = SimulationOptions()
+        options.peers = 10
+        options.duration = 20
+        options.sampleInterval = 5
+        options.crypto = .simulated
+        options.settings.gossipInterval = 0.25
+        options.settings.averaging.clipFactor = clip
+        options.byzantine = (1, .huge)
+        options.stopOnViolation = false
+        let simulation = try PeerSimulation(options: options)
+        simulation.run()
+        return simulation.summary(wallSeconds: 0).final
+    }
+
+    @Test("one insider sending 10^30: with clipping every honest peer learns (≥ 90 %); without, all are at chance")
+    func hugeInsider() throws {
+        let guarded = try Self.insiderRun(clip: 1.5)
+        #expect(guarded.livePeers == 10 && (guarded.accuracyMin ?? 0) >= 0.9, "\(guarded)")
+        let open = try Self.insiderRun(clip: 0)
+        #expect((open.accuracyMean ?? 1) < 0.5, "\(open)")
+    }
+}
