@@ -150,6 +150,11 @@ public struct PeerInstance: Sendable {
     private var joinDeadline = Double.infinity
     private var nextModelRequestAt = Double.infinity
     private var modelRequests = 0
+    /// When each sender last got a model answer, and the answers of the current second
+    /// (`modelAnswerInterval`, `modelAnswersPerSecond`); entries older than the interval are
+    /// dropped once the table holds 256, so Sybil requests cannot grow it.
+    private var modelAnswered: [PeerID: Double] = [:]
+    private var modelAnswerSecond = (start: -Double.infinity, count: 0)
     private var leaveEndsAt = Double.infinity
     /// Live members besides this peer (kept with the neighbourhood, not recounted per tick).
     private var othersLive = 0
@@ -549,6 +554,12 @@ public struct PeerInstance: Sendable {
         case ChorusChannel.modelRequest:
             // Only a peer that is itself training has a model worth handing over.
             guard phase == .training else { return }
+            if let last = modelAnswered[sender], now - last < settings.modelAnswerInterval { return count("model.rateLimited") }
+            if now - modelAnswerSecond.start >= 1 { modelAnswerSecond = (now, 0) }
+            guard modelAnswerSecond.count < settings.modelAnswersPerSecond else { return count("model.rateLimited") }
+            modelAnswerSecond.count += 1
+            if modelAnswered.count >= 256 { modelAnswered = modelAnswered.filter { now - $0.value < settings.modelAnswerInterval } }
+            modelAnswered[sender] = now
             send(.object(modelObject()), to: sender, at: address(of: sender) ?? source, now: now, into: &out)
         default:
             count("channel.unknown")

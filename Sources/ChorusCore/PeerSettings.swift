@@ -36,6 +36,12 @@ public struct PeerSettings: Sendable, Equatable {
     /// Joining: seconds between model requests, each to the next neighbour in turn. One second
     /// lets an answer (a few datagrams) arrive before asking someone else.
     public var modelRequestInterval = 1.0
+    /// Seconds between two model answers to one sender, and model answers per second in all:
+    /// an answer is the whole model (a 143-byte request brings back 1205× its size for
+    /// `mlp:1024`), so insiders and Sybils must not be able to ask for it at will. A joiner asks
+    /// its neighbours in turn once a second, so an honest one is never refused twice in a row.
+    public var modelAnswerInterval = 2.0
+    public var modelAnswersPerSecond = 4
     /// Joining: seconds without any model before training from this peer's own start (it may be
     /// the first peer). Ten seconds covers a join sync and a few request rounds on a LAN.
     public var modelWaitTimeout = 10.0

@@ -286,3 +286,20 @@ func channelCounts() {
     for channel in [ChorusChannel.membership, 7, 8, 255] as [UInt8] { other[channel] = counts[channel] }
     #expect(other == counts)
 }
+
+@Suite("model answers")
+struct ModelAnswerTests {
+    @Test("model answers are rate-limited per sender: a joiner asking every second gets one every modelAnswerInterval, the rest counted")
+    func rateLimited() {
+        var bench = Bench()
+        let other = bench.add(1, model: .mlp(hidden: 8, activation: .relu))  // its answers never fit: the joiner keeps asking
+        bench.run(bench.peers[other].start(seeds: [], knownPeers: [], now: 0), by: other)
+        let joiner = bench.add(2, fetchModel: true)
+        bench.run(bench.peers[joiner].start(seeds: ["10.0.0.1:7000"], knownPeers: [], now: 0), by: joiner)
+        bench.advance(to: 9.5)
+        let answered = bench.peers[joiner].rejections["model.rejected"] ?? 0
+        let refused = bench.peers[other].rejections["model.rateLimited"] ?? 0
+        #expect(answered >= 3 && answered <= 5, "answers in 9.5 s of a request a second: \(answered)")
+        #expect(refused >= 3, "requests refused: \(refused)")
+    }
+}
