@@ -29,14 +29,20 @@ public struct AveragingSettings: Sendable, Equatable {
     /// Each contribution enters the mix as x + clip(y − x, τ), τ this factor times the lower
     /// median of the round's distances ‖y_j − x‖ (never below 10⁻⁶‖x‖; a round of fewer than
     /// three contributions takes the last larger round's): one neighbour, or any minority, can
-    /// pull a peer at most its weight times τ per round, whatever it sends. 0 turns
-    /// it off. Honest neighbours are within a small multiple of each other's distance, so at 3
-    /// it rarely engages (docs/security.md, "Poisoned parameters", measures it). Push-sum is not
-    /// guarded (clipping running sums would break their conservation).
-    public var clipFactor = 1.5
+    /// pull a peer at most its weight times τ per round, whatever it sends. 0 turns it off; nil
+    /// (the default) means `defaultClipFactor` for a peer that trains and 0 for one that only
+    /// averages (from independent random starts, peers are far apart in uneven ways, and
+    /// clipping would move the exact average such a run measures). docs/security.md,
+    /// "Poisoned parameters", measures it. Push-sum is not guarded (clipping running sums
+    /// would break their conservation).
+    public var clipFactor: Double?
+    public static let defaultClipFactor = 1.5
+
+    /// The factor in force for a peer that trains or only averages.
+    public func clipFactor(training: Bool) -> Double { clipFactor ?? (training ? Self.defaultClipFactor : 0) }
 
     public init(mixing: MixingMode = .plain, weights: WeightRule = .metropolisHastings, float64Values: Bool = false,
-                closingRounds: Int = 8, streamIdleTimeout: Double = 60, clipFactor: Double = 1.5) {
+                closingRounds: Int = 8, streamIdleTimeout: Double = 60, clipFactor: Double? = nil) {
         self.clipFactor = clipFactor
         self.mixing = mixing
         self.weights = weights
@@ -55,7 +61,7 @@ public struct AveragingSettings: Sendable, Equatable {
         if !(streamIdleTimeout > 0 && streamIdleTimeout.isFinite) {
             out.append("streamIdleTimeout must be positive seconds, got \(streamIdleTimeout)")
         }
-        if !(clipFactor == 0 || (clipFactor >= 1 && clipFactor <= 1000)) {
+        if let clipFactor, !(clipFactor == 0 || (clipFactor >= 1 && clipFactor <= 1000)) {
             out.append("clipFactor must be 0 (off) or between 1 and 1000, got \(clipFactor)")
         }
         return out
@@ -476,7 +482,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         var distance: Double?
         if !used.isEmpty {
             if measuringDistance { distance = Self.distance(_value, toWeightedAverageOf: used) }
-            if settings.clipFactor > 0 { clip(&used) }
+            if let factor = settings.clipFactor, factor > 0 { clip(&used, factor: factor) }
             let s = selfWeight
             _value.withUnsafeMutableBufferPointer { x in
                 for i in 0..<x.count { x[i] *= s }
@@ -498,7 +504,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// agreement to rounding is never clipped). The lower median is an honest distance while
     /// honest neighbours are a majority. A round of one or two contributions uses the last
     /// round of three or more (`_clipReference`); before any, two use the nearer, one is not clipped.
-    @inlinable mutating func clip(_ used: inout [(weight: Double, values: [Double])]) {
+    @inlinable mutating func clip(_ used: inout [(weight: Double, values: [Double])], factor: Double) {
         let x = _value
         var distances = [Double](repeating: 0, count: used.count)
         for j in used.indices {
@@ -512,7 +518,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         guard let reference = _clipReference ?? (used.count == 2 ? distances.min() : nil) else { return }
         var norm = 0.0
         for v in x { norm += v * v }
-        let radius = max(settings.clipFactor * reference, 1e-6 * norm.squareRoot())
+        let radius = max(factor * reference, 1e-6 * norm.squareRoot())
         for j in used.indices where distances[j] > radius {
             let scale = radius / distances[j]
             for i in 0..<x.count { used[j].values[i] = x[i] + (used[j].values[i] - x[i]) * scale }

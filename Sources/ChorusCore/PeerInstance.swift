@@ -183,8 +183,10 @@ public struct PeerInstance: Sendable {
         self.membership = MembershipInstance(
             key: identity, address: address, incarnation: epoch << 16, settings: settings.membership, now: now,
             unixTimeAtZero: unixTimeAtZero, verifier: verifier)
+        var averaging = settings.averaging
+        averaging.clipFactor = averaging.clipFactor(training: settings.stepsPerRound > 0)  // resolved here, once
         self.averager = GossipAverager(initial: learner.parameters.map(Double.init), weight: settings.fetchModel ? 0 : 1,
-                                       epoch: epoch, settings: settings.averaging)
+                                       epoch: epoch, settings: averaging)
         self.unixTimeAtZero = unixTimeAtZero
         self.nextRound = Self.roundIndex(at: now, origin: unixTimeAtZero, interval: settings.gossipInterval) + 1
         self.nextRoundAt = Double(nextRound) * settings.gossipInterval - unixTimeAtZero

@@ -64,4 +64,7 @@ public enum ClaimRejection: String, Sendable, CaseIterable {
     case unannouncedIncarnation
     /// An accusation about a member we do not know.
     case unknownSubject
+    /// An accusation by a member whose recent accusations were proved false too often
+    /// (`MembershipSettings.falseAccusationLimit`).
+    case distrustedAccuser
 }

@@ -178,6 +178,10 @@ public struct MembershipInstance: Sendable {
     private var lastStrangerSync: [PeerID: Double] = [:]
     /// Set when a claim made us refute; `receive` then announces the new incarnation.
     private var refutedAccuser: PeerID?
+    /// When each member's accusations were proved false lately, and who is distrusted until
+    /// when (`MembershipSettings.falseAccusationLimit`). Both are pruned as they age.
+    private var falseAccusations: [PeerID: [(subject: PeerID, at: Double)]] = [:]
+    private var distrusted: [PeerID: Double] = [:]
     /// Members still spreading an accusation we already refuted, told our alive claim (once per
     /// incarnation each; a missed refutation would otherwise let their timers run out).
     private var staleAccusers: Set<PeerID> = []
@@ -682,6 +686,12 @@ public struct MembershipInstance: Sendable {
             let wasLive = existing?.isLive ?? false
             let wasSuspect = existing?.status == .suspect
             let rebooted = existing.map { claim.incarnation >> 16 > $0.incarnation >> 16 } ?? false
+            if let m = existing, !rebooted {
+                // Alive again in the same boot: whoever held it suspect or failed was wrong.
+                var wrong = suspicions[claim.subject]?.accusers ?? []
+                if m.status == .failed, let accuser = m.statusClaim?.accuser { wrong.insert(accuser) }
+                for accuser in wrong where accuser != me { chargeFalseAccusation(by: accuser, about: claim.subject, now: now) }
+            }
             store(Member(incarnation: claim.incarnation, status: .alive, aliveClaim: claim, statusClaim: nil), as: claim.subject, now: now)
             suspicions[claim.subject] = nil
             enqueue(claim)
@@ -711,6 +721,10 @@ public struct MembershipInstance: Sendable {
             guard var m = existing else { return reject(.unknownSubject) }
             guard claim.incarnation == m.incarnation else { return reject(.unannouncedIncarnation) }
             guard m.isLive else { return [] }
+            if let until = distrusted[claim.accuser!] {
+                if now < until { return reject(.distrustedAccuser) }
+                distrusted[claim.accuser!] = nil
+            }
             if claim.status == .failed {
                 m.status = .failed
                 m.statusClaim = claim
@@ -737,6 +751,22 @@ public struct MembershipInstance: Sendable {
             if accuser != me && probesSuspectAtOnce(claim.subject, incarnation: claim.incarnation) { verifyNext.append(claim.subject) }
             return [.event(.suspected(claim.subject, by: accuser))]
         }
+    }
+
+    /// Records that `accuser` accused `subject`, which proved alive; past the limit about one
+    /// subject within the window, its accusations are ignored for `distrustSeconds`.
+    private mutating func chargeFalseAccusation(by accuser: PeerID, about subject: PeerID, now: Double) {
+        let window = settings.falseAccusationWindow
+        var recent = (falseAccusations[accuser] ?? []).filter { now - $0.at < window }
+        recent.append((subject, now))
+        if recent.filter({ $0.subject == subject }).count >= settings.falseAccusationLimit {
+            distrusted[accuser] = now + settings.distrustSeconds
+            recent = []
+        }
+        falseAccusations[accuser] = recent.isEmpty ? nil : recent
+        // Keep the tables to members that accused lately.
+        if falseAccusations.count > 1024 { falseAccusations = falseAccusations.filter { $0.value.contains { now - $0.at < window } } }
+        if distrusted.count > 1024 { distrusted = distrusted.filter { $0.value > now } }
     }
 
     /// Applies another member's whole view (a sync). A failed verdict about a member this view

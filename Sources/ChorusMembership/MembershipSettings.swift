@@ -67,6 +67,17 @@ public struct MembershipSettings: Sendable, Equatable {
     /// failed probes confirm a crash within about two probe periods, so the suspicion timeout
     /// falls to its minimum early; a live suspect gets this many extra pings. 0 turns it off.
     public var suspicionProbes = 6
+    /// Accusations have a cost: a member whose accusations about one subject were proved false
+    /// (the subject came back alive in the same boot) this many times within
+    /// `falseAccusationWindow` seconds has all its accusations ignored for `distrustSeconds`
+    /// (counted as `claims.distrustedAccuser`). An honest member is proved wrong about one
+    /// subject now and then (a lossy link, a paused peer, a partition that heals: once per
+    /// subject); an insider accusing one peer again and again is proved wrong at every
+    /// refutation. The accused still refutes every accusation (another member may not
+    /// distrust the accuser yet).
+    public var falseAccusationLimit = 3
+    public var falseAccusationWindow = 60.0
+    public var distrustSeconds = 300.0
 
     /// Close to hashicorp/memberlist's LAN profile (1 s probes, 500 ms timeout, k = 3, gossip
     /// 200 ms × 3, retransmit ×4, 30 s sync) but with a lower suspicion floor (multiplier 1

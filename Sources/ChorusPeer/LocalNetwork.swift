@@ -168,8 +168,8 @@ public final class LocalNetwork: @unchecked Sendable {
         ]
         if let lr = options.learningRate { lines.append("learning_rate = \(lr)") }
         lines += ["", "[gossip]", "interval_ms = \(options.gossipIntervalMs)", "topology = \"\(options.topology)\"",
-                  "mixing = \"\(options.averaging.mixing)\"", "weights = \"\(options.averaging.weights)\"",
-                  "clip = \(options.averaging.clipFactor)"]
+                  "mixing = \"\(options.averaging.mixing)\"", "weights = \"\(options.averaging.weights)\""]
+            + (options.averaging.clipFactor.map { ["clip = \($0)"] } ?? [])
             + (options.maxDatagramSize.map { ["max_datagram_size = \($0)"] } ?? [])
         if options.averaging.float64Values || options.averageOnly { lines.append("float64 = true") }
         lines += ["", "[membership]", "profile = \"\(options.membershipProfile)\"", ""]

@@ -271,9 +271,9 @@ public struct PeerConfig: Sendable {
         }
         averaging.weights = weights
         averaging.float64Values = try gossip.optionalBool("float64") ?? false
-        averaging.clipFactor = try gossip.optionalDouble("clip", range: 0...1000) ?? averaging.clipFactor
-        if averaging.clipFactor > 0 && averaging.clipFactor < 1 {
-            throw ConfigError(file: file, field: "gossip.clip", "expected 0 (off) or a factor of at least 1, got \(averaging.clipFactor)")
+        averaging.clipFactor = try gossip.optionalDouble("clip", range: 0...1000)
+        if let clip = averaging.clipFactor, clip > 0 && clip < 1 {
+            throw ConfigError(file: file, field: "gossip.clip", "expected 0 (off) or a factor of at least 1, got \(clip)")
         }
         let collect = try gossip.optionalDouble("collect_ms", range: 0.001...600_000) ?? interval / 2
         guard collect < interval else {

@@ -122,7 +122,6 @@ struct ExperimentCommand: ParsableCommand {
         (options.model, options.partition, options.topology) = training.parsed
         options.averaging = training.averaging
         options.averageOnly = task == "average"
-        options.averaging.clipFactor = training.averagingOptions.clipFactor(averageOnly: options.averageOnly)
         options.sampleInterval = sampleInterval
         options.cosineFraction = cosineDecay
         options.hosts = netns.compactMap(LocalNetwork.Host.init(parsing:))

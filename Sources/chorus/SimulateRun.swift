@@ -173,8 +173,9 @@ struct SimulateRun: ParsableCommand {
         var a = ["--peers", "\(peers)", "--duration", "\(duration)", "--seed", "\(seed)", "--task", task, "--model", model,
                  "--partition", partition, "--loss", "\(loss)", "--crypto", crypto, "--sample-interval", "\(sampleInterval)",
                  "--gossip-interval", "\(gossipInterval)", "--topology", averaging.topology, "--mixing", averaging.mixing,
-                 "--weights", averaging.weights, "--clip", "\(averaging.clipFactor(averageOnly: task == "average"))", "--data-seed", "\(dataSeed)",
+                 "--weights", averaging.weights, "--data-seed", "\(dataSeed)",
                  "--learning-rate", "\(learningRate)", "--cosine-decay", "\(cosineDecay)"]
+        if let clip = averaging.clip { a += ["--clip", "\(clip)"] }
         if let schedule { a += ["--schedule", schedule] }
         if let lossOnly { a += ["--loss-only", lossOnly] }
         for (name, values) in [("--peer-loss", faults.peerLoss), ("--link-loss", faults.linkLoss),
@@ -232,7 +233,7 @@ struct SimulateRun: ParsableCommand {
         options.settings.topology = averaging.parsedTopology
         options.settings.averaging.mixing = averaging.settings.mixing
         options.settings.averaging.weights = averaging.settings.weights
-        options.settings.averaging.clipFactor = averaging.clipFactor(averageOnly: task == "average")
+        options.settings.averaging.clipFactor = averaging.clip
         if let byzantine { options.byzantine = try Self.byzantine(byzantine, peers: peers) }
         options.learning.learningRate = learningRate
         options.learning.initialSeed = dataSeed

@@ -14,13 +14,8 @@ struct AveragingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Weights: \(WeightRule.help).", valueName: "rule"))
     var weights = AveragingSettings().weights.rawValue
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Plain mixing: clip each neighbour's contribution to this many times the lower median of the round's distances (self-centred clipping against poisoned parameters; 0: off). Default: 3 when training, 0 with --task average (which measures the averaging theory exactly). docs/security.md.", valueName: "factor"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Plain mixing: clip each neighbour's contribution to this many times the lower median of the round's distances (self-centred clipping against poisoned parameters; 0: off). Default: 1.5 when training, 0 when only averaging (--task average measures the averaging theory exactly). docs/security.md.", valueName: "factor"))
     var clip: Double?
-
-    /// The clipping factor in force: as given, else 3 when training and 0 when only averaging
-    /// (peers from independent random starts are far apart in uneven ways, and clipping would
-    /// move the average the run measures).
-    func clipFactor(averageOnly: Bool) -> Double { clip ?? (averageOnly ? 0 : AveragingSettings().clipFactor) }
 
     func validate() throws {
         guard let parsedTopology = Topology(parsing: topology) else { throw ValidationError("--topology: expected \(Topology.help), got \"\(topology)\"") }
@@ -35,7 +30,7 @@ struct AveragingOptions: ParsableArguments {
 
     /// The averaging settings the options name (`validate` has checked them).
     var settings: AveragingSettings {
-        AveragingSettings(mixing: MixingMode(rawValue: mixing)!, weights: WeightRule(parsing: weights)!, clipFactor: clipFactor(averageOnly: false))
+        AveragingSettings(mixing: MixingMode(rawValue: mixing)!, weights: WeightRule(parsing: weights)!, clipFactor: clip)
     }
 }
 

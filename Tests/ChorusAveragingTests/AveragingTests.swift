@@ -299,7 +299,7 @@ func pushSumHoldsMassFromSilentNeighbours() {
 
 @Test("self-centred clipping: a poisoned contribution moves a peer by at most its weight times the radius; honest ones pass untouched; a lone one is clipped against the last full round")
 func clippingBoundsAPoisonedNeighbour() {
-    let settings = AveragingSettings(weights: .uniform, clipFactor: 1.5)
+    let settings = AveragingSettings(weights: .uniform, clipFactor: 1.5)  // as a training peer resolves the default
     var a = GossipAverager<String>(initial: [0, 0], settings: settings)
     let hood: [(node: String, degree: Int)] = [("b", 3), ("c", 3), ("d", 3)]
     // Round 1: two honest neighbours at distance 1 and 2, an insider at 10^30.

@@ -270,3 +270,50 @@ extension MembershipDirective {
         if case let .send(.ping(_, claims), _, _) = self { claims } else { [] }
     }
 }
+
+@Suite("accusations have a cost")
+struct FalseAccusationTests {
+    /// Member 3 accuses member 2 failed again and again; 2 refutes each time (alive, same boot, a
+    /// higher incarnation). Member 4 once accuses 2 falsely, an honest mistake.
+    @Test("an accuser proved wrong about one member falseAccusationLimit times is ignored for distrustSeconds; a single honest mistake is not")
+    func repeatedFalseAccusationsIgnored() {
+        var observer = Fixture.instance(1, knowing: [2, 3, 4])
+        let limit = observer.settings.falseAccusationLimit
+        var incarnation = Fixture.base
+        var now = 1.0
+        for _ in 0..<limit {
+            #expect(observer.apply(Fixture.failed(2, by: 3, incarnation: incarnation), now: now).events == [.failed(Fixture.id(2))])
+            incarnation += 1
+            _ = observer.apply(Fixture.alive(2, incarnation: incarnation), now: now + 0.5)
+            #expect(observer.status(of: Fixture.id(2)) == .alive)
+            now += 2
+        }
+        // The next accusation by 3 is refused and counted; 2 stays alive.
+        #expect(observer.apply(Fixture.failed(2, by: 3, incarnation: incarnation), now: now).isEmpty)
+        #expect(observer.status(of: Fixture.id(2)) == .alive)
+        #expect(observer.rejections[.distrustedAccuser] == 1)
+        // Member 4 was wrong once: its accusation still counts.
+        #expect(observer.apply(Fixture.suspect(2, by: 4, incarnation: incarnation), now: now + 1).events == [.suspected(Fixture.id(2), by: Fixture.id(4))])
+        incarnation += 1
+        _ = observer.apply(Fixture.alive(2, incarnation: incarnation), now: now + 1.5)
+        #expect(observer.apply(Fixture.suspect(2, by: 4, incarnation: incarnation), now: now + 2).events == [.suspected(Fixture.id(2), by: Fixture.id(4))])
+        // After distrustSeconds, 3 is heard again.
+        incarnation += 1
+        _ = observer.apply(Fixture.alive(2, incarnation: incarnation), now: now + 3)
+        let later = now + observer.settings.distrustSeconds + 1
+        #expect(observer.apply(Fixture.suspect(2, by: 3, incarnation: incarnation), now: later).events == [.suspected(Fixture.id(2), by: Fixture.id(3))])
+    }
+
+    @Test("a member that crashed and came back in a later boot proves nobody wrong")
+    func rebootIsNotARefutation() {
+        var observer = Fixture.instance(1, knowing: [2, 3])
+        var now = 1.0
+        for boot in 0..<UInt64(observer.settings.falseAccusationLimit + 1) {
+            let incarnation = Fixture.base + (boot << 16)
+            _ = observer.apply(Fixture.failed(2, by: 3, incarnation: incarnation), now: now)
+            _ = observer.apply(Fixture.alive(2, incarnation: incarnation + (1 << 16)), now: now + 0.5)
+            now += 2
+        }
+        #expect(observer.rejections[.distrustedAccuser] == nil)
+    }
+}
