@@ -27,8 +27,8 @@ public struct AveragingSettings: Sendable, Equatable {
     public var streamIdleTimeout = 60.0
     /// Plain mixing: self-centred clipping (as ClippedGossip, He, Karimireddy and Jaggi 2022).
     /// Each contribution enters the mix as x + clip(y − x, τ), τ this factor times the lower
-    /// median of the round's distances ‖y_j − x‖ (never below 10⁻⁶‖x‖; a round of fewer than
-    /// three contributions takes the last larger round's): one neighbour, or any minority, can
+    /// median of the round's distances ‖y_j − x‖ (never below 10⁻⁶‖x‖; a lone contribution
+    /// takes the last round's, see `clip`): one neighbour, or any minority, can
     /// pull a peer at most its weight times τ per round, whatever it sends. 0 turns it off; nil
     /// (the default) means `defaultClipFactor` for a peer that trains and 0 for one that only
     /// averages (from independent random starts, peers are far apart in uneven ways, and
@@ -242,8 +242,8 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     @usableFromInline var _weight: Double
     @usableFromInline var _rejections: [Rejection: Int] = [:]
     /// The clipping reference: the lower median of the distances of the last round that mixed
-    /// at least three contributions. A round with fewer is clipped against it, so a lone
-    /// contribution (a time-varying graph, a quiet round) cannot set its own radius.
+    /// two contributions or more. A lone contribution is clipped against it, so it cannot set
+    /// its own radius (a time-varying graph, a quiet round).
     @usableFromInline var _clipReference: Double?
     @usableFromInline var _mixes = 0
     @usableFromInline var _contributionsMixed = 0

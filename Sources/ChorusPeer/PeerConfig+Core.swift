@@ -16,6 +16,7 @@ extension PeerConfig {
         s.wire = wire
         s.fetchModel = fetchModel && !membershipOnly
         if membershipOnly { (s.gossipRounds, s.checkpointInterval) = (false, 0) }
+        s.poison = poison
         return s
     }
 

@@ -1,4 +1,5 @@
 import ChorusAveraging
+import ChorusCore
 import ChorusCrypto
 import ChorusLearning
 import ChorusMembership
@@ -84,6 +85,9 @@ public struct PeerConfig: Sendable {
     /// Membership only: no training, no rounds, no parameters (`chorus peer --membership-only`,
     /// for measuring membership against other SWIM implementations).
     public var membershipOnly = false
+    /// An insider's attack for experiments on poisoned parameters (`chorus peer --poison`, a
+    /// hidden option; docs/security.md). Never read from the file.
+    public var poison: Poison?
     // [faults]
     public var faults: FaultSettings
 

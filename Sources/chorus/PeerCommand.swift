@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusCore
 import ChorusCrypto
 import ChorusPeer
 import Foundation
@@ -59,6 +60,11 @@ struct PeerCommand: AsyncParsableCommand {
     @Flag(name: .long, help: .hidden)
     var exitWithParent = false
 
+    /// For experiments on poisoned parameters only (docs/security.md): send 10^30 (huge) or
+    /// random values (random) instead of this peer's parameters.
+    @Option(name: .long, help: .hidden)
+    var poison: String?
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: expected one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(logLevel)\"")
@@ -75,6 +81,10 @@ struct PeerCommand: AsyncParsableCommand {
             parsed.fetchModel = true
         }
         parsed.membershipOnly = membershipOnly
+        if let poison {
+            guard let kind = Poison(rawValue: poison) else { throw ValidationError("--poison: expected huge or random, got \"\(poison)\"") }
+            parsed.poison = kind
+        }
         if let drop {
             guard (0...1).contains(drop) else { throw ValidationError("--drop: expected a probability between 0 and 1, got \(drop)") }
             parsed.faults.drop = drop

@@ -124,3 +124,29 @@ func liveFaults() throws {
     #expect(try AdminClient.faults(at: admin) == faults, "a refused body changed the faults")
     #expect(try AdminClient.setFaults(FaultSettings(), token: token, at: admin) == FaultSettings())
 }
+
+/// Six real peers, p5 an insider sending 10^30 for every value (`chorus peer --poison huge`);
+/// returns the lowest test accuracy of the five honest peers after `seconds`.
+private func honestAccuracyBesideAnInsider(clip: Double?, seconds: UInt32) throws -> Double {
+    let binary = try #require(ChorusBinary.path, "chorus binary not built")
+    var options = LocalNetwork.Options(executable: binary)
+    options.peers = 6
+    options.averaging.clipFactor = clip
+    let network = try LocalNetwork(options: options)
+    defer { network.discard() }
+    for index in 0..<5 { try network.start(index) }
+    try network.start(5, extraArguments: ["--poison", "huge"])
+    try network.waitUntilReady(Array(0..<6))
+    sleep(seconds)
+    let accuracies = (0..<5).compactMap { try? AdminClient.status(at: network.members[$0].admin).testAccuracy }
+    #expect(accuracies.count == 5, "an honest peer did not answer")
+    return accuracies.min() ?? 0
+}
+
+@Test("real processes: one insider sending 10^30 cannot ruin the honest peers with clipping on (≥ 90 %); with clipping off it does")
+func poisonedParametersOnRealProcesses() throws {
+    let guarded = try honestAccuracyBesideAnInsider(clip: nil, seconds: 12)
+    #expect(guarded >= 0.9, "lowest honest accuracy with clipping: \(guarded)")
+    let open = try honestAccuracyBesideAnInsider(clip: 0, seconds: 12)
+    #expect(open < 0.5, "lowest honest accuracy without clipping: \(open)")
+}
