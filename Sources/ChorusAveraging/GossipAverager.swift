@@ -482,7 +482,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         var distance: Double?
         if !used.isEmpty {
             if measuringDistance { distance = Self.distance(_value, toWeightedAverageOf: used) }
-            if let factor = settings.clipFactor, factor > 0 { clip(&used, factor: factor) }
+            if let factor = settings.clipFactor, factor > 0 { clip(&used, factor: factor, neighbours: neighbours.count) }
             let s = selfWeight
             _value.withUnsafeMutableBufferPointer { x in
                 for i in 0..<x.count { x[i] *= s }
@@ -500,11 +500,14 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     }
 
     /// Self-centred clipping: each contribution y becomes x + (y − x)·min(1, τ/‖y − x‖), τ =
-    /// `clipFactor` × the lower median of the round's distances (never below 10⁻⁶‖x‖, so
-    /// agreement to rounding is never clipped). The lower median is an honest distance while
-    /// honest neighbours are a majority. A round of one or two contributions uses the last
-    /// round of three or more (`_clipReference`); before any, two use the nearer, one is not clipped.
-    @inlinable mutating func clip(_ used: inout [(weight: Double, values: [Double])], factor: Double) {
+    /// `clipFactor` × a reference distance (never below 10⁻⁶‖x‖, so agreement to rounding is
+    /// never clipped): the lower median of the round's distances, an honest one while honest
+    /// neighbours are a majority; the nearer of two; and for a lone contribution the last
+    /// round's reference (`_clipReference`). A lone contribution before any reference is held
+    /// back (it cannot be judged, and the first rounds of a network are where an unclipped
+    /// insider did the most harm on real processes), unless this peer has a single neighbour,
+    /// which can only be taken as it comes.
+    @inlinable mutating func clip(_ used: inout [(weight: Double, values: [Double])], factor: Double, neighbours: Int) {
         let x = _value
         var distances = [Double](repeating: 0, count: used.count)
         for j in used.indices {
@@ -514,8 +517,13 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             }
             distances[j] = d.squareRoot()
         }
-        if used.count >= 3 { _clipReference = distances.sorted()[(used.count - 1) / 2] }
-        guard let reference = _clipReference ?? (used.count == 2 ? distances.min() : nil) else { return }
+        if used.count >= 2 { _clipReference = distances.sorted()[(used.count - 1) / 2] }
+        guard let reference = _clipReference else {
+            guard neighbours > 1 else { return }
+            used[0].values = x  // held back: mixes in as this peer's own value
+            _rejections[.clipped, default: 0] += 1
+            return
+        }
         var norm = 0.0
         for v in x { norm += v * v }
         let radius = max(factor * reference, 1e-6 * norm.squareRoot())
