@@ -18,15 +18,15 @@ trap 'git worktree remove --force "$scratch"' EXIT
 plants=(
   "isolation deadline rounding (fuzz seed 36)|Sources/ChorusCore/PeerInstance.swift|s/now >= since \+ settings\.isolationWarningAfter/now - since >= settings.isolationWarningAfter/"
   "newcomer island (fuzz seed 46)|Sources/ChorusCore/PeerInstance.swift|s/\(othersLive == 0 \|\| !entryPointAnswered\)/othersLive == 0/"
-  "id-only sync digest (fuzz seed 73)|Sources/ChorusMembership/MembershipInstance.swift|s/mix\(entryHash\(id\) \^ \(incarnation >> 16\)\)/entryHash(id)/"
+  "id-only sync digest (fuzz seed 73)|Sources/ChorusMembership/MemberTable.swift|s/mix\(entryHash\(id\) \^ \(incarnation >> 16\)\)/entryHash(id)/"
   "stale promised deadline (the detection tail)|Sources/ChorusMembership/MembershipInstance.swift|s/promisedTick = max\(nextDeadline, now\)/promisedTick = nextDeadline/"
-  "suspicion timeout off by one confirmation|Sources/ChorusMembership/MembershipInstance.swift|s/confirmations: s\.accusers\.count - 1/confirmations: s.accusers.count/g"
+  "suspicion timeout off by one confirmation|Sources/ChorusMembership/Suspicion.swift|s/confirmations: s\.accusers\.count - 1/confirmations: s.accusers.count/g"
   "sealing to a restarted peer's earlier boot (fuzz seed 1062)|Sources/ChorusCore/PeerInstance.swift|s/wire\.peerRebooted\(peer, epoch: epoch\)/_ = (peer, epoch)/"
-  "lone accusations declared unverified (fuzz seed 1252)|Sources/ChorusMembership/MembershipInstance.swift|s/ && s\.accusers\.count > 1 \{/ {/"
+  "lone accusations declared unverified (fuzz seed 1252)|Sources/ChorusMembership/Suspicion.swift|s/ && s\.accusers\.count > 1 \{/ {/"
   "a newcomer's sync request ends a join (fuzz seed 1005)|Sources/ChorusMembership/MembershipInstance.swift|s/if isResponse \{ seeds = \[:\] \}/seeds = [:]/"
   "joiners pointed at one random live peer (fuzz seeds 1850 and 1987)|Sources/ChorusRuns/EntryPoints.swift|s/count = 2/count = 1/; s/settledOnes\.isEmpty \? candidates : settledOnes/candidates/"
   "entry points never recalled after a long partition|Sources/ChorusCore/PeerInstance.swift|s/for address in missing \{ emit/for address in missing where false { emit/"
-  "failed verifications of corroborated crashes charged to health (fuzz seed 1411)|Sources/ChorusMembership/MembershipInstance.swift|s/s\.secondHand \|\| s\.accusers/s.accusers/"
+  "failed verifications of corroborated crashes charged to health (fuzz seed 1411)|Sources/ChorusMembership/Probing.swift|s/s\.secondHand \|\| s\.accusers/s.accusers/"
 )
 caught=0
 for plant in "${plants[@]}"; do
