@@ -1,8 +1,8 @@
 import ChorusAveraging
 import ChorusCrypto
 import ChorusLearning
-import ChorusMembership
-import ChorusWire
+@_spi(Simulation) import ChorusMembership
+@_spi(Simulation) import ChorusWire
 
 /// One peer's protocol, as a pure state machine: the datagram layer, membership, averaging and
 /// local learning composed, with the phases (joining with model handover, training, leaving),
@@ -229,7 +229,7 @@ public struct PeerInstance: Sendable {
     ///
     /// With `sharing`, an instance already preloaded with the same claims, the membership view
     /// is taken from it and shares its memory (see `MembershipInstance.preload(sharing:now:)`).
-    public mutating func preload(_ claims: [Claim], sharing other: PeerInstance? = nil, now: Double) {
+    @_spi(Simulation) public mutating func preload(_ claims: [Claim], sharing other: PeerInstance? = nil, now: Double) {
         let others = claims.filter { $0.subject != id }
         if let other {
             membership.preload(sharing: other.membership, now: now)
@@ -247,7 +247,7 @@ public struct PeerInstance: Sendable {
     /// event's peer comes from memory, and these misses otherwise come one after the other).
     /// Hints only: the addresses are not for reading, and a wrong one costs nothing (they rely on
     /// a `Dictionary` and a `TreeDictionary` starting with their storage's reference).
-    public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
+    @_spi(Simulation) public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
         wire.memoryHints(body)
         membership.memoryHints(body)
     }

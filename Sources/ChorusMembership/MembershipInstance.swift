@@ -116,7 +116,7 @@ public struct MembershipInstance: Sendable {
 
     /// Where the members tree's root node is: the first heap memory a message or probe reads (a
     /// simulator prefetches it; `PeerInstance.memoryHints`).
-    public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
+    @_spi(Simulation) public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
         Swift.withUnsafeBytes(of: members) { $0.load(as: UnsafeRawPointer?.self).map { body($0, 128) } }
     }
 
@@ -193,7 +193,7 @@ public struct MembershipInstance: Sendable {
     // MARK: Joining and leaving
 
     /// Starts from a known view without gossiping it (a simulation's steady state, or tests).
-    public mutating func preload(_ claims: [Claim], now: Double) {
+    @_spi(Simulation) public mutating func preload(_ claims: [Claim], now: Double) {
         defer { cacheTimers(now: now) }
         table.beginBulkLoad()
         for claim in claims { _ = apply(claim, now: now) }
@@ -205,7 +205,7 @@ public struct MembershipInstance: Sendable {
     /// The same start as `preload` with `other`'s view (and `other` itself), sharing its tree of
     /// members: a simulation's peers all start from one view, and a shared tree keeps n views in
     /// little more than the memory of one (a change copies only the path to the member changed).
-    public mutating func preload(sharing other: MembershipInstance, now: Double) {
+    @_spi(Simulation) public mutating func preload(sharing other: MembershipInstance, now: Double) {
         defer { cacheTimers(now: now) }
         table.share(other.table)
         timersDeadline = nil

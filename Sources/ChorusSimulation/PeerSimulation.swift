@@ -1,5 +1,5 @@
 import CPrefetch
-import ChorusCore
+@_spi(Simulation) import ChorusCore
 import ChorusCrypto
 import ChorusLearning
 import ChorusMembership

@@ -1,6 +1,6 @@
 import ChorusCrypto
 import ChorusLearning
-import ChorusMembership
+@_spi(Simulation) import ChorusMembership
 
 /// How the simulated network treats each message.
 public struct NetworkModel: Sendable {

@@ -290,7 +290,7 @@ public struct WireEndpoint: Sendable {
 
     /// Where the session table starts: the first heap memory a datagram reads (a simulator
     /// prefetches it; `PeerInstance.memoryHints`).
-    public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
+    @_spi(Simulation) public func memoryHints(_ body: (UnsafeRawPointer, Int) -> Void) {
         Swift.withUnsafeBytes(of: sessions) { $0.load(as: UnsafeRawPointer?.self).map { body($0, 192) } }
     }
 
@@ -326,7 +326,7 @@ public struct WireEndpoint: Sendable {
 
     /// Starts a session with `peer` as if hellos had been exchanged: for a simulation that begins
     /// in steady state (without n² hellos). A real peer always learns epochs from signed hellos.
-    public mutating func assumeSession(with peer: PeerID, epoch: UInt64, now: Double) {
+    @_spi(Simulation) public mutating func assumeSession(with peer: PeerID, epoch: UInt64, now: Double) {
         precondition(epoch > 0, "epoch 0 means 'unknown' on the wire")
         var session = Session(lastHeard: now)
         session.epoch = epoch

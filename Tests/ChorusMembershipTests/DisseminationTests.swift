@@ -1,6 +1,6 @@
 import ChorusCrypto
 import Testing
-@testable import ChorusMembership
+@_spi(Simulation) @testable import ChorusMembership
 
 @Suite("Dissemination")
 struct DisseminationTests {

@@ -1,6 +1,6 @@
 import ChorusCrypto
 import Testing
-@testable import ChorusMembership
+@_spi(Simulation) @testable import ChorusMembership
 
 /// The indexes that keep hot paths from scanning every member, and the view digest behind cheap
 /// anti-entropy: both must always agree with a brute-force recomputation from `members`.

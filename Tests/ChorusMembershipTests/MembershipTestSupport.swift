@@ -1,7 +1,7 @@
 import ChorusCrypto
 import ChorusLearning
 import Testing
-@testable import ChorusMembership
+@_spi(Simulation) @testable import ChorusMembership
 
 /// A tiny seeded generator, so every test is reproducible bit for bit.
 typealias SplitMix = SplitMix64

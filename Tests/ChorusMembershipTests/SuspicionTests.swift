@@ -1,7 +1,7 @@
 import ChorusCrypto
 import Foundation
 import Testing
-@testable import ChorusMembership
+@_spi(Simulation) @testable import ChorusMembership
 
 @Suite("Suspicion, refutation and failure")
 struct SuspicionTests {
