@@ -7,7 +7,7 @@ import Glibc
 /// A simulation of thousands of peers holds gigabytes of small tables (every peer's view of every
 /// other: n² entries) and reads them at random, one peer after another. With 4 KB pages nearly
 /// every such read also misses the TLB and walks page tables that no longer fit in the caches:
-/// at 4096 members that was an eighth of the run (docs/performance.md). glibc reads its malloc
+/// at 4096 members that was a tenth of the run (docs/performance.md). glibc reads its malloc
 /// settings only when a process starts, so the simulator starts itself once more with them set:
 /// one arena (the simulation runs on one thread), large blocks from the heap rather than from
 /// mappings of their own, the heap grown 64 MB at a time and given transparent huge pages.
