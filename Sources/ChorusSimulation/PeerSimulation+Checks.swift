@@ -162,7 +162,7 @@ extension PeerSimulation {
     /// ends, and no more churn comes (schedule actions and Poisson events stop here).
     func beginLiveness() {
         calm = true
-        endPartition()
+        partitions.end(at: now)
         faults = NetworkFaults(loss: 0)
         link.loss = 0
         link.duplication = 0

@@ -26,15 +26,13 @@ extension PeerSimulation {
         case .join:
             join()
         case let .partition(side, direction):
-            endPartition()
-            for i in order { sides[i] = side.contains(i) ? 1 : 0 }
-            partitionDirection = direction
+            partitions.begin(side: side, of: order, direction: direction, at: now)
             events.append(.init(time: now, action: label, peer: "network"))
         case let .pause(chosen, seconds):
             for index in chosen { slots[index].pausedUntil = max(slots[index].pausedUntil, now + seconds) }
             events.append(.init(time: now, action: label, peer: chosen.map { slots[$0].name }.joined(separator: " ")))
         case .heal:
-            endPartition()
+            partitions.end(at: now)
             events.append(.init(time: now, action: "heal", peer: "network"))
             pending.append((events.count - 1, nil, .heal, 0))
         case let .fault(action, scope):
@@ -89,7 +87,7 @@ extension PeerSimulation {
     /// version 4); an operator would name reachable ones.
     func entryPoints(for index: Int) -> [PeerAddress] {
         var candidates = live.filter { $0 != index && peek($0) { $0.phase } != .leaving }
-        if !sides.isEmpty {
+        if partitions.inForce {
             let reachableOnes = candidates.filter { reachable(index, $0) && reachable($0, index) }
             if !reachableOnes.isEmpty { candidates = reachableOnes }
         }

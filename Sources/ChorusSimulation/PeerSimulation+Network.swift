@@ -1,7 +1,7 @@
 // The simulated network: how a peer's datagrams travel (`transmit`: loss, latency, duplication,
-// reordering, bandwidth), slot addresses, who reaches whom across a partition, which peers' traffic
-// is outside membership's envelope, and the loss and delay faults a schedule sets (`NetworkFaults`).
-// The link model itself is `LinkModel` (SimulationOptions.swift).
+// reordering, bandwidth), slot addresses, who reaches whom across a partition (`Partitions`),
+// which peers' traffic is outside membership's envelope, and the loss and delay faults a schedule
+// sets (`NetworkFaults`). The link model itself is `LinkModel` (SimulationOptions.swift).
 
 import ChorusCore
 import ChorusRuns
@@ -115,16 +115,7 @@ extension PeerSimulation {
     // MARK: Partitions and membership's envelope
 
     /// Whether what `a` sends reaches `b` across the partition, if any.
-    func reachable(_ a: Int, _ b: Int) -> Bool {
-        guard !sides.isEmpty else { return true }
-        let (sa, sb) = (sides[a] ?? 0, sides[b] ?? 0)
-        if sa == sb { return true }
-        switch partitionDirection {
-        case .both: return false
-        case .out: return sa == 0  // side 1 (the targets) cannot send to side 0
-        case .in: return sb == 0  // side 1 cannot receive from side 0
-        }
-    }
+    func reachable(_ a: Int, _ b: Int) -> Bool { partitions.reachable(a, b) }
 
     /// Whether `a` and `b` were cut apart by a partition that ended within the longest suspicion
     /// timeout (Lifeguard's maximum, stretched by the worst local health).
@@ -135,7 +126,7 @@ extension PeerSimulation {
         let n = Double(max(live.count, 1))
         let window = m.suspicionMaxMultiplier * m.suspicionMultiplier * max(1, log10(n)) * m.probeInterval * Double(1 + m.maxLocalHealth)
         for s in [a, b] where now - slots[s].pausedUntil <= window || now - slots[s].degradedUntil <= window { return true }
-        return healed.contains { now - $0.at <= window && ($0.sides[a] ?? 0) != ($0.sides[b] ?? 0) }
+        return partitions.separated(a, b, endedWithin: window, of: now)
     }
 
     /// Marks which slots' traffic is outside membership's envelope now (`envelopeLoss`, a delay
@@ -161,12 +152,56 @@ extension PeerSimulation {
             }
         }
     }
+}
 
-    func endPartition() {
+/// Who reaches whom: the partition in force, if any, and the partitions that ended (whose
+/// suspicions may still run out after the heal).
+struct Partitions {
+    /// Slot → partition side (absent: side 0); empty when healed.
+    private(set) var sides: [Int: Int] = [:]
+    /// Which way the partition cuts: both, or only what side 1 sends (out) or receives (in).
+    private(set) var direction = Schedule.Direction.both
+    /// The sides of the partitions that ended, and when: suspicions raised across one may still
+    /// run out (and be declared) a while after the heal, which is no false failure. Every one
+    /// counts, not only the last: a partition replaced by another one left its own suspicions
+    /// running (found by `chorus simulate fuzz --seeds 67`).
+    private(set) var healed: [(sides: [Int: Int], at: Double)] = []
+
+    /// Whether a partition is in force.
+    var inForce: Bool { !sides.isEmpty }
+
+    /// Whether what `a` sends reaches `b` across the partition, if any.
+    func reachable(_ a: Int, _ b: Int) -> Bool {
+        guard !sides.isEmpty else { return true }
+        let (sa, sb) = (sides[a] ?? 0, sides[b] ?? 0)
+        if sa == sb { return true }
+        switch direction {
+        case .both: return false
+        case .out: return sa == 0  // side 1 (the targets) cannot send to side 0
+        case .in: return sb == 0  // side 1 cannot receive from side 0
+        }
+    }
+
+    /// Cuts `side` (side 1) off from the other slots (side 0) in `direction`, ending the
+    /// partition in force, if any.
+    mutating func begin(side: Set<Int>, of slots: Range<Int>, direction: Schedule.Direction, at now: Double) {
+        end(at: now)
+        for i in slots { sides[i] = side.contains(i) ? 1 : 0 }
+        self.direction = direction
+    }
+
+    /// Ends the partition in force, if any, remembering its sides.
+    mutating func end(at now: Double) {
         guard !sides.isEmpty else { return }
         healed.removeAll { now - $0.at > 3600 }  // far longer than any suspicion
         healed.append((sides, now))
         sides = [:]
+    }
+
+    /// Whether `a` and `b` were on different sides of a partition that ended at most `window`
+    /// seconds before `now`.
+    func separated(_ a: Int, _ b: Int, endedWithin window: Double, of now: Double) -> Bool {
+        healed.contains { now - $0.at <= window && ($0.sides[a] ?? 0) != ($0.sides[b] ?? 0) }
     }
 }
 

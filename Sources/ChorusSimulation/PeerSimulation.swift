@@ -123,9 +123,8 @@ public final class PeerSimulation {
     private var seeds: SplitMix64
     /// Loss and delay as the schedule last set them (`--loss`, `loss` and `delay` actions).
     var faults: NetworkFaults
-    var sides: [Int: Int] = [:]  // slot → partition side (absent: side 0); empty when healed
-    /// Which way the partition cuts: both, or only what side 1 sends (out) or receives (in).
-    var partitionDirection = Schedule.Direction.both
+    /// The partition in force, if any, and those that ended (`Partitions`).
+    var partitions = Partitions()
     /// The link model as the run stands (the liveness phase removes its loss, duplication and
     /// reordering).
     var link: LinkModel
@@ -135,11 +134,6 @@ public final class PeerSimulation {
     var consensusAtCalm: Double?
     /// The clocks' generator, apart from the others so that runs without clock faults stay as they were.
     private var clockRNG: Xoshiro256
-    /// The sides of the partitions that ended, and when: suspicions raised across one may still
-    /// run out (and be declared) a while after the heal, which is no false failure. Every one
-    /// counts, not only the last: a partition replaced by another one left its own suspicions
-    /// running (found by `chorus simulate fuzz --seeds 67`).
-    var healed: [(sides: [Int: Int], at: Double)] = []
     private var shared: SharedData?
     let startingPeers: Int
     /// Whether the run prefetches (`prefetch(handling:)`): only from `prefetchFromPeers` on.
