@@ -77,6 +77,22 @@ struct PeerSimulationTests {
         }
     }
 
+    @Test("a partition cuts the way its direction says, and the sides of the ended ones are remembered")
+    func partitions() {
+        var p = Partitions()
+        #expect(!p.inForce && p.reachable(0, 1))
+        p.begin(side: [1], of: 0..<3, direction: .both, at: 10)
+        #expect(p.inForce && !p.reachable(0, 1) && !p.reachable(1, 0) && p.reachable(0, 2))
+        p.begin(side: [1], of: 0..<3, direction: .out, at: 20)  // side 1 cannot send to side 0
+        #expect(!p.reachable(1, 0) && p.reachable(0, 1))
+        p.begin(side: [1], of: 0..<3, direction: .in, at: 30)  // side 1 cannot receive from side 0
+        #expect(p.reachable(1, 0) && !p.reachable(0, 1))
+        p.end(at: 40)
+        #expect(!p.inForce && p.reachable(0, 1) && p.healed.count == 3)
+        #expect(p.separated(0, 1, endedWithin: 5, of: 44) && !p.separated(0, 2, endedWithin: 5, of: 44))
+        #expect(!p.separated(0, 1, endedWithin: 5, of: 46))
+    }
+
     @Test("the same seed gives byte-identical series.csv and events.csv; another seed differs")
     func determinism() throws {
         let a = try Self.run(Self.churnOptions(seed: 7))

@@ -1,3 +1,7 @@
+// The membership-only simulator: `MembershipInstance`s alone (no wire layer, no learning) on a
+// virtual clock and a seeded `NetworkModel`, behind docs/membership.md's measurements
+// (`MembershipExperiments`). Whole peers are simulated by `PeerSimulation`.
+
 import ChorusCrypto
 import ChorusLearning
 @_spi(Simulation) import ChorusMembership
