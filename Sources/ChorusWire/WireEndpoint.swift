@@ -239,12 +239,21 @@ public struct WireEndpoint: Sendable {
         let newEpoch = header.senderEpoch > knownEpoch
         if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }  // only signed kinds start an epoch
         guard newEpoch || slot != nil else { return reject(.noSession, reception) }  // epoch 0 from a stranger
-        let verdict = newEpoch ? ReplayWindow().check(header.counter) : withSession(at: slot!) { $0.window.check(header.counter) }
-        switch verdict {
-        case .fresh: break
-        case .duplicate: return reject(.replayed, reception)
-        case .tooOld: return reject(.tooOld, reception)
-        case .invalid: return reject(.counterInvalid, reception)
+        // Only signed datagrams are checked against the replay window and move it. A chunk is
+        // not signed (the manifest's hash binds it), so anyone holding the network key could
+        // forge one in another peer's name: with a counter of 2^62 it moved the window past
+        // every genuine counter, and 56 such chunks cut every link of an 8-peer network until
+        // restart (issue 21). The reassembler drops duplicate pieces, and a forged piece can at
+        // worst spoil the object it names (its hash then fails).
+        let windowed = header.kind.isSigned
+        if windowed {
+            let verdict = newEpoch ? ReplayWindow().check(header.counter) : withSession(at: slot!) { $0.window.check(header.counter) }
+            switch verdict {
+            case .fresh: break
+            case .duplicate: return reject(.replayed, reception)
+            case .tooOld: return reject(.tooOld, reception)
+            case .invalid: return reject(.counterInvalid, reception)
+            }
         }
         if header.kind.isSigned && !opened.signatureVerifies() { return reject(.badSignature, reception) }
 
@@ -260,7 +269,7 @@ public struct WireEndpoint: Sendable {
                 session.epoch = header.senderEpoch
                 session.window = ReplayWindow()
             }
-            session.window.commit(header.counter)
+            if windowed { session.window.commit(header.counter) }
             session.lastHeard = now
         }
         acceptedDatagrams += 1

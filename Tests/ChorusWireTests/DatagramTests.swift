@@ -116,6 +116,22 @@ func forgedHighCounter() {
     #expect(b.receive(genuine, now: 1).deliveries == [.message(from: Fixture.alice.peerID, channel: 1, payload: [2])])
 }
 
+@Test("an insider's forged chunk with a huge counter in another peer's name does not move the window (issue 21)")
+func forgedChunkInAnotherName() {
+    var (a, b) = Fixture.connectedPair()
+    _ = a.send(.message(channel: 1, payload: [1]), to: Fixture.bob.peerID, now: 1)
+    // Anyone holding the network key can tag a chunk; chunks are not signed.
+    let header = DatagramHeader(kind: .chunk, keyID: Fixture.network.keyID, sender: Fixture.alice.peerID,
+                                senderEpoch: 100, recipientEpoch: 200, counter: 1 << 62)
+    let chunk = ObjectChunk(objectID: 7, totalLength: 20, chunkSize: 10, index: 1, data: Array(repeating: 9, count: 10))
+    let forged = DatagramCodec.seal(header: header, body: .chunk(chunk), identity: nil, key: Fixture.network)
+    #expect(b.receive(forged, now: 1).rejection == nil, "accepted as a piece of an object that will never verify")
+    let genuine = a.send(.message(channel: 1, payload: [2]), to: Fixture.bob.peerID, now: 1)[0]
+    #expect(b.receive(genuine, now: 1).deliveries == [.message(from: Fixture.alice.peerID, channel: 1, payload: [2])])
+    // Chunks are not windowed, but a replayed signed datagram still is.
+    #expect(b.receive(genuine, now: 1).rejection == .replayed)
+}
+
 @Test("datagrams recorded before the sender restarted are rejected after it comes back")
 func senderRestart() {
     var (a, b) = Fixture.connectedPair()
