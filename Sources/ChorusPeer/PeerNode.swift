@@ -8,10 +8,11 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// The real shell of one peer: it only moves bytes. It owns the UDP socket, the clock, one timer
-/// re-armed at the instance's `nextDeadline`, a worker thread for learning jobs (so a slow step
-/// never delays an ack), threads for DNS lookups (same reason), checkpoint files and the numbers
-/// behind the admin endpoint. Every protocol decision is the `PeerInstance`'s.
+/// The real shell of one peer: it only moves bytes. It owns the transport (the UDP socket in a
+/// process, an in-memory switch in the in-process tests), the clock, one timer re-armed at the
+/// instance's `nextDeadline`, a worker thread for learning jobs (so a slow step never delays an
+/// ack), threads for DNS lookups (same reason), checkpoint files and the numbers behind the admin
+/// endpoint. Every protocol decision is the `PeerInstance`'s.
 ///
 /// Not Sendable: it lives on its event loop, and the closures that reach it from elsewhere (the
 /// socket, timers, the worker, admin requests) hold it through `NIOLoopBound`, which checks that
@@ -22,7 +23,7 @@ final class PeerNode {
     let bootEpoch: UInt64
     let loop: EventLoop
     private(set) var instance: PeerInstance
-    private var transport: UDPTransport?
+    private var transport: (any DatagramTransport)?
     /// Injected faults: from the configuration at start, replaced live through `POST /faults`.
     private(set) var faults: FaultSettings
     private var faultRNG = SystemRandomNumberGenerator()
@@ -79,7 +80,7 @@ final class PeerNode {
 
     // MARK: Life cycle
 
-    func start(transport: UDPTransport, seeds: [SocketAddress], knownPeers: [PeerID: SocketAddress]) {
+    func start(transport: any DatagramTransport, seeds: [SocketAddress], knownPeers: [PeerID: SocketAddress]) {
         loop.preconditionInEventLoop()
         self.transport = transport
         let known = knownPeers.sorted { $0.key < $1.key }.map { ($0.key, describe($0.value)) }
