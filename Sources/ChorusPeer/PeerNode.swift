@@ -6,7 +6,6 @@ import Dispatch
 import Foundation
 import Logging
 import NIOCore
-import NIOPosix
 
 /// The real shell of one peer: it only moves bytes. It owns the transport (the UDP socket in a
 /// process, an in-memory switch in the in-process tests), the clock, one timer re-armed at the
@@ -32,13 +31,15 @@ final class PeerNode {
     private var awaitingLookup: [PeerAddress: [(datagrams: [[UInt8]], peer: PeerID?)]] = [:]
     /// Datagrams held for one address at most while its lookup runs; more are dropped.
     static let maxAwaitingLookup = 1024
-    private let origin = NIODeadline.now()
+    /// The loop's clock when this peer started: `now` counts from it and the timer is set on it.
+    /// A real loop's clock is the monotonic one; an `EmbeddedEventLoop`'s is virtual (tests).
+    private let origin: NIODeadline
     private var timer: Scheduled<Void>?
     private var armedAt = Double.infinity
     private var datagramsFaulted = 0
     /// Datagrams dropped because their address did not resolve.
     private var unresolved = 0
-    private let worker: NIOThreadPool
+    private let worker: any LearningWorker
     private let checkpoints: CheckpointWriter
     private let log: Logger
     private let metrics: PeerMetrics
@@ -51,8 +52,11 @@ final class PeerNode {
     /// Called when the peer must stop at once, without a leave (another process took its identity).
     var onFatal: ((String) -> Void)?
 
+    /// The defaults of the last three are a real process's; the in-process tests give a worker
+    /// on the loop's virtual clock, and a wall clock and seed of their own so that runs repeat.
     init(config: PeerConfig, identity: SigningKey, network: NetworkKey, bootEpoch: UInt64, learner: Learner,
-         loop: EventLoop, log: Logger) {
+         loop: EventLoop, log: Logger, worker: any LearningWorker = ThreadLearningWorker(),
+         unixTimeAtZero: Double = Date().timeIntervalSince1970, seed: UInt64 = .random(in: .min ... .max)) {
         self.config = config
         self.identity = identity
         self.bootEpoch = bootEpoch
@@ -60,21 +64,20 @@ final class PeerNode {
         self.log = log
         self.faults = config.faults
         self.metrics = PeerMetrics(peer: identity.peerID)
+        self.origin = loop.now
         self.instance = PeerInstance(
             identity: identity, keyring: NetworkKeyring([network]), epoch: bootEpoch, address: config.advertise.description,
-            settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: Date().timeIntervalSince1970,
-            seed: UInt64.random(in: .min ... .max))
-        self.worker = NIOThreadPool(numberOfThreads: 1)
+            settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: unixTimeAtZero, seed: seed)
+        self.worker = worker
         self.checkpoints = CheckpointWriter(path: config.checkpointPath, model: config.model.description, log: log)
-        worker.start()
         let origin = origin
-        resolver = AddressResolver(loop: loop, clock: { Double((NIODeadline.now() - origin).nanoseconds) / 1e9 })
+        resolver = AddressResolver(loop: loop, clock: { [loop] in Double((loop.now - origin).nanoseconds) / 1e9 })
         let node = bound
         resolver.onLookup = { node.value.finishLookup($0, $1) }
     }
 
-    /// Seconds since this peer started (monotonic).
-    var now: Double { Double((NIODeadline.now() - origin).nanoseconds) / 1e9 }
+    /// Seconds since this peer started (monotonic, on the loop's clock).
+    var now: Double { Double((loop.now - origin).nanoseconds) / 1e9 }
 
     private var bound: NIOLoopBound<PeerNode> { NIOLoopBound(self, eventLoop: loop) }
 
@@ -104,7 +107,7 @@ final class PeerNode {
         timer?.cancel()
         timer = nil
         armedAt = -.infinity  // never re-armed
-        worker.shutdownGracefully { _ in }
+        worker.shutdown()
         resolver.shutdown()
         return (checkpoints.checkpoint(instance.snapshot), checkpoints)
     }
@@ -142,11 +145,7 @@ final class PeerNode {
                 send(datagrams, to: address, peer: peer)
             case let .learn(job):
                 let node = bound
-                worker.runIfActive(eventLoop: loop) { () -> (LearningResult, Double) in
-                    let started = DispatchTime.now().uptimeNanoseconds
-                    let result = job.run()
-                    return (result, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
-                }.whenSuccess { result, seconds in
+                worker.run(job, on: loop).whenSuccess { result, seconds in
                     node.value.metrics.observeRoundTraining(seconds: seconds)
                     node.value.finishLearning(result)
                 }
