@@ -204,7 +204,20 @@ final class PeerNode {
         armedAt = deadline
         guard deadline.isFinite else { timer = nil; return }
         let node = bound
-        timer = loop.scheduleTask(deadline: origin + .nanoseconds(Int64((deadline * 1e9).rounded(.up)))) { node.value.fire() }
+        timer = loop.scheduleTask(deadline: origin + .nanoseconds(Self.nanoseconds(reaching: deadline))) { node.value.fire() }
+    }
+
+    /// The first nanosecond after `origin` at which `now` reads at least `deadline`. Rounding
+    /// `deadline · 10⁹` up is not it: 2.5915511270000002 s (a probe 0.2 s after 2.391551127 s)
+    /// gives 2591551127 ns, which `now` reads as 2.591551127 s. The tick then found nothing due
+    /// and the timer was set again for the same instant: a spin until the clock moved on, and for
+    /// ever on the virtual clock of the in-process tests, which found it. (The product can also
+    /// round up past a nanosecond that already reads the deadline: one too late.)
+    static func nanoseconds(reaching deadline: Double) -> Int64 {
+        var nanoseconds = Int64((deadline * 1e9).rounded(.up))
+        while Double(nanoseconds) / 1e9 < deadline { nanoseconds += 1 }
+        while Double(nanoseconds - 1) / 1e9 >= deadline { nanoseconds -= 1 }
+        return nanoseconds
     }
 
     private func record(_ event: PeerEvent) {
