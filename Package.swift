@@ -99,6 +99,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                // In-process tests of PeerNode: an EmbeddedEventLoop's virtual clock, captured logs.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "ChorusCoreTests", dependencies: ["ChorusCore", "ChorusAveraging", "ChorusCrypto", "ChorusLearning", "ChorusMembership", "ChorusWire"]),

@@ -6,12 +6,12 @@ import Dispatch
 import Foundation
 import Logging
 import NIOCore
-import NIOPosix
 
-/// The real shell of one peer: it only moves bytes. It owns the UDP socket, the clock, one timer
-/// re-armed at the instance's `nextDeadline`, a worker thread for learning jobs (so a slow step
-/// never delays an ack), threads for DNS lookups (same reason), checkpoint files and the numbers
-/// behind the admin endpoint. Every protocol decision is the `PeerInstance`'s.
+/// The real shell of one peer: it only moves bytes. It owns the transport (the UDP socket in a
+/// process, an in-memory switch in the in-process tests), the clock, one timer re-armed at the
+/// instance's `nextDeadline`, a worker thread for learning jobs (so a slow step never delays an
+/// ack), threads for DNS lookups (same reason), checkpoint files and the numbers behind the admin
+/// endpoint. Every protocol decision is the `PeerInstance`'s.
 ///
 /// Not Sendable: it lives on its event loop, and the closures that reach it from elsewhere (the
 /// socket, timers, the worker, admin requests) hold it through `NIOLoopBound`, which checks that
@@ -22,7 +22,7 @@ final class PeerNode {
     let bootEpoch: UInt64
     let loop: EventLoop
     private(set) var instance: PeerInstance
-    private var transport: UDPTransport?
+    private var transport: (any DatagramTransport)?
     /// Injected faults: from the configuration at start, replaced live through `POST /faults`.
     private(set) var faults: FaultSettings
     private var faultRNG = SystemRandomNumberGenerator()
@@ -31,13 +31,15 @@ final class PeerNode {
     private var awaitingLookup: [PeerAddress: [(datagrams: [[UInt8]], peer: PeerID?)]] = [:]
     /// Datagrams held for one address at most while its lookup runs; more are dropped.
     static let maxAwaitingLookup = 1024
-    private let origin = NIODeadline.now()
+    /// The loop's clock when this peer started: `now` counts from it and the timer is set on it.
+    /// A real loop's clock is the monotonic one; an `EmbeddedEventLoop`'s is virtual (tests).
+    private let origin: NIODeadline
     private var timer: Scheduled<Void>?
     private var armedAt = Double.infinity
     private var datagramsFaulted = 0
     /// Datagrams dropped because their address did not resolve.
     private var unresolved = 0
-    private let worker: NIOThreadPool
+    private let worker: any LearningWorker
     private let checkpoints: CheckpointWriter
     private let log: Logger
     private let metrics: PeerMetrics
@@ -50,8 +52,11 @@ final class PeerNode {
     /// Called when the peer must stop at once, without a leave (another process took its identity).
     var onFatal: ((String) -> Void)?
 
+    /// The defaults of the last three are a real process's; the in-process tests give a worker
+    /// on the loop's virtual clock, and a wall clock and seed of their own so that runs repeat.
     init(config: PeerConfig, identity: SigningKey, network: NetworkKey, bootEpoch: UInt64, learner: Learner,
-         loop: EventLoop, log: Logger) {
+         loop: EventLoop, log: Logger, worker: any LearningWorker = ThreadLearningWorker(),
+         unixTimeAtZero: Double = Date().timeIntervalSince1970, seed: UInt64 = .random(in: .min ... .max)) {
         self.config = config
         self.identity = identity
         self.bootEpoch = bootEpoch
@@ -59,27 +64,26 @@ final class PeerNode {
         self.log = log
         self.faults = config.faults
         self.metrics = PeerMetrics(peer: identity.peerID)
+        self.origin = loop.now
         self.instance = PeerInstance(
             identity: identity, keyring: NetworkKeyring([network]), epoch: bootEpoch, address: config.advertise.description,
-            settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: Date().timeIntervalSince1970,
-            seed: UInt64.random(in: .min ... .max))
-        self.worker = NIOThreadPool(numberOfThreads: 1)
+            settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: unixTimeAtZero, seed: seed)
+        self.worker = worker
         self.checkpoints = CheckpointWriter(path: config.checkpointPath, model: config.model.description, log: log)
-        worker.start()
         let origin = origin
-        resolver = AddressResolver(loop: loop, clock: { Double((NIODeadline.now() - origin).nanoseconds) / 1e9 })
+        resolver = AddressResolver(loop: loop, clock: { [loop] in Double((loop.now - origin).nanoseconds) / 1e9 })
         let node = bound
         resolver.onLookup = { node.value.finishLookup($0, $1) }
     }
 
-    /// Seconds since this peer started (monotonic).
-    var now: Double { Double((NIODeadline.now() - origin).nanoseconds) / 1e9 }
+    /// Seconds since this peer started (monotonic, on the loop's clock).
+    var now: Double { Double((loop.now - origin).nanoseconds) / 1e9 }
 
     private var bound: NIOLoopBound<PeerNode> { NIOLoopBound(self, eventLoop: loop) }
 
     // MARK: Life cycle
 
-    func start(transport: UDPTransport, seeds: [SocketAddress], knownPeers: [PeerID: SocketAddress]) {
+    func start(transport: any DatagramTransport, seeds: [SocketAddress], knownPeers: [PeerID: SocketAddress]) {
         loop.preconditionInEventLoop()
         self.transport = transport
         let known = knownPeers.sorted { $0.key < $1.key }.map { ($0.key, describe($0.value)) }
@@ -103,7 +107,7 @@ final class PeerNode {
         timer?.cancel()
         timer = nil
         armedAt = -.infinity  // never re-armed
-        worker.shutdownGracefully { _ in }
+        worker.shutdown()
         resolver.shutdown()
         return (checkpoints.checkpoint(instance.snapshot), checkpoints)
     }
@@ -141,11 +145,7 @@ final class PeerNode {
                 send(datagrams, to: address, peer: peer)
             case let .learn(job):
                 let node = bound
-                worker.runIfActive(eventLoop: loop) { () -> (LearningResult, Double) in
-                    let started = DispatchTime.now().uptimeNanoseconds
-                    let result = job.run()
-                    return (result, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
-                }.whenSuccess { result, seconds in
+                worker.run(job, on: loop).whenSuccess { result, seconds in
                     node.value.metrics.observeRoundTraining(seconds: seconds)
                     node.value.finishLearning(result)
                 }
@@ -204,7 +204,20 @@ final class PeerNode {
         armedAt = deadline
         guard deadline.isFinite else { timer = nil; return }
         let node = bound
-        timer = loop.scheduleTask(deadline: origin + .nanoseconds(Int64((deadline * 1e9).rounded(.up)))) { node.value.fire() }
+        timer = loop.scheduleTask(deadline: origin + .nanoseconds(Self.nanoseconds(reaching: deadline))) { node.value.fire() }
+    }
+
+    /// The first nanosecond after `origin` at which `now` reads at least `deadline`. Rounding
+    /// `deadline · 10⁹` up is not it: 2.5915511270000002 s (a probe 0.2 s after 2.391551127 s)
+    /// gives 2591551127 ns, which `now` reads as 2.591551127 s. The tick then found nothing due
+    /// and the timer was set again for the same instant: a spin until the clock moved on, and for
+    /// ever on the virtual clock of the in-process tests, which found it. (The product can also
+    /// round up past a nanosecond that already reads the deadline: one too late.)
+    static func nanoseconds(reaching deadline: Double) -> Int64 {
+        var nanoseconds = Int64((deadline * 1e9).rounded(.up))
+        while Double(nanoseconds) / 1e9 < deadline { nanoseconds += 1 }
+        while Double(nanoseconds - 1) / 1e9 >= deadline { nanoseconds -= 1 }
+        return nanoseconds
     }
 
     private func record(_ event: PeerEvent) {

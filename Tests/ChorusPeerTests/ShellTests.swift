@@ -53,6 +53,20 @@ struct ShellTests {
         #expect(latencies.count >= 10)
         print("acks: slowest \(slowest) s, median \(latencies.sorted()[latencies.count / 2]) s; rounds \(roundSeconds) s")
     }
+
+    @Test("the timer is set for the first nanosecond at which the peer's clock reads the deadline")
+    func timerReachesItsDeadline() {
+        // A probe 0.2 s after 2.391551127 s: rounding its nanoseconds up gives an instant that
+        // reads back earlier, so the tick there found nothing due.
+        let found = 2.5915511270000002
+        #expect(Double(Int64((found * 1e9).rounded(.up))) / 1e9 < found)
+        let deadlines = [found, 0, 1e-9, 0.1 * 3, 86_400.000_000_1] + (0..<100_000).map { 0.2 + Double($0) * 0.000_137 }
+        let wrong = deadlines.filter { deadline in
+            let nanoseconds = PeerNode.nanoseconds(reaching: deadline)
+            return !(Double(nanoseconds) / 1e9 >= deadline && Double(nanoseconds - 1) / 1e9 < deadline)
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+    }
 }
 
 /// A minimal foreign member speaking the real datagram layer over a BSD socket: it pings the
