@@ -1,4 +1,6 @@
+import ChorusCore
 import ChorusCrypto
+import ChorusMembership
 import ChorusWire
 import Foundation
 import Testing
@@ -47,6 +49,95 @@ struct InsiderTests {
                     "genuine datagrams refused as too old at peer \(index)")
         }
     }
+
+    /// The accusation attack of issue 21: a member sent 532 false `failed` claims about one peer
+    /// in 20 s (each at the peer's current incarnation, so each took effect until refuted) and
+    /// kept it not alive in 39 % of samples of the others' views. An accuser proved wrong about
+    /// one member 3 times within 60 s is now ignored for 5 minutes.
+    @Test("532 false failure accusations about one peer in 20 s: it stays alive in the others' views in at least 90 % of samples")
+    func falseAccusationFlood() throws {
+        let network = try LocalNetwork.forTests(peers: 4)
+        defer { network.discard() }
+        let peers = Array(network.members.indices)
+        for index in peers { try network.start(index) }
+        try network.waitUntilReady(peers)
+        Thread.sleep(forTimeInterval: 2)
+        let victim = 0, observers = Array(peers.dropFirst())
+        let victimID = network.members[victim].id
+        let insider = try ForeignMember(networkKeyFile: network.networkKeyPath)
+        for index in observers { insider.know(network.members[index].id, at: network.members[index].udp) }
+
+        var incarnation = try AdminClient.status(at: network.members[victim].admin).incarnation
+        var sent = 0, samples = 0, notAlive = 0
+        let started = Date()
+        var lastRead = started, lastSample = started
+        while Date().timeIntervalSince(started) < 20 {
+            // 532 accusations in 20 s, spread over the observers.
+            let due = min(532, Int(Date().timeIntervalSince(started) / 20 * 532) + 1)
+            while sent < due {
+                let claim = Claim.make(.failed, subject: victimID, incarnation: incarnation, key: insider.identity)
+                let message = MembershipMessage.gossip(claims: [claim])
+                insider.send(.message(channel: ChorusChannel.membership, payload: message.encoded()),
+                             to: network.members[observers[sent % observers.count]].id)
+                sent += 1
+            }
+            insider.pump(for: 0.01)
+            if Date().timeIntervalSince(lastRead) >= 0.2, let status = try? AdminClient.status(at: network.members[victim].admin, timeout: 0.5) {
+                incarnation = status.incarnation  // the refutation's incarnation: the next accusation names it
+                lastRead = Date()
+            }
+            if Date().timeIntervalSince(lastSample) >= 0.5 {
+                lastSample = Date()
+                for index in observers {
+                    guard let view = try? AdminClient.status(at: network.members[index].admin, timeout: 0.5) else { continue }
+                    samples += 1
+                    if view.members.first(where: { $0.id == victimID.description })?.status != "alive" { notAlive += 1 }
+                }
+            }
+        }
+        let share = Double(notAlive) / Double(max(1, samples))
+        print("accusation flood: \(sent) accusations; the victim not alive in \(notAlive) of \(samples) samples")
+        #expect(sent >= 532)
+        #expect(samples >= 60, "too few samples: \(samples)")
+        #expect(share <= 0.1, "the victim was not alive in \(notAlive) of \(samples) samples (\(Int(share * 100)) %)")
+        let distrusted = try observers.map { try AdminClient.status(at: network.members[$0].admin).rejections["claims.distrustedAccuser"] ?? 0 }
+        #expect(distrusted.allSatisfy { $0 > 0 }, "accusations ignored by each observer: \(distrusted)")
+    }
+}
+
+/// A member that is no peer process: its own identity and datagram layer over a UDP socket,
+/// for attacks only a member (holding the network key) can make.
+private final class ForeignMember {
+    let identity = SigningKey.generate()
+    private var wire: WireEndpoint
+    private let socket: UDPSender
+    private var addresses: [PeerID: HostPort] = [:]
+
+    init(networkKeyFile: String) throws {
+        let key = try KeyFiles.readNetworkKey(at: networkKeyFile)
+        wire = WireEndpoint(identity: identity, keyring: NetworkKeyring([key]), epoch: UInt64(Date().timeIntervalSince1970))
+        socket = try UDPSender()
+    }
+
+    func know(_ peer: PeerID, at address: HostPort) { addresses[peer] = address }
+
+    private var now: Double { Date().timeIntervalSince1970 }
+
+    /// Sealed to `peer`; the first goes out as a hello, the rest when it answers (`pump`).
+    func send(_ item: Outgoing, to peer: PeerID) {
+        guard let address = addresses[peer] else { return }
+        for datagram in wire.send(item, to: peer, now: now) { try? socket.send(datagram, to: address) }
+    }
+
+    /// Reads what comes back for `seconds`, answering hellos and sending what waited for them.
+    func pump(for seconds: Double) {
+        let until = Date().addingTimeInterval(seconds)
+        while Date() < until, let bytes = socket.receive() {
+            let reception = wire.receive(bytes, now: now)
+            guard let sender = reception.sender, let address = addresses[sender] else { continue }
+            for datagram in reception.replies + reception.flushed { try? socket.send(datagram, to: address) }
+        }
+    }
 }
 
 /// A bare UDP socket for datagrams built by hand.
@@ -59,6 +150,15 @@ private final class UDPSender {
     }
 
     deinit { close(fd) }
+
+    /// One datagram, or nil when none arrives within 5 ms.
+    func receive() -> [UInt8]? {
+        var timeout = timeval(tv_sec: 0, tv_usec: 5_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        return n > 0 ? Array(buffer[..<n]) : nil
+    }
 
     func send(_ bytes: [UInt8], to address: HostPort) throws {
         var destination = sockaddr_in()
