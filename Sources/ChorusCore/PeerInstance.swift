@@ -252,6 +252,13 @@ public struct PeerInstance: Sendable {
         membership.memoryHints(body)
     }
 
+    /// The network keys: the primary seals, all of them open.
+    public var keyring: NetworkKeyring { wire.keyring }
+
+    /// Installs other network keys on the running peer (a step of a key rotation,
+    /// docs/security.md): nothing else changes, so no member notices.
+    public mutating func setKeyring(_ keyring: NetworkKeyring) { wire.setKeyring(keyring) }
+
     /// This peer's signed statement that it is alive at its address and incarnation.
     public var aliveClaim: Claim { membership.fullState()[0] }
 

@@ -39,6 +39,9 @@ public struct PeerConfig: Sendable {
     public var advertise: HostPort
     public var identityPath: String
     public var networkKeyPath: String
+    /// Further network keys accepted from others but never used to seal (`accepted_network_keys`):
+    /// the middle steps of a key rotation (docs/security.md, "Rotating the network key").
+    public var acceptedNetworkKeyPaths: [String] = []
     public var admin: HostPort
     /// The admin token file (`chorus keygen` writes one beside the identity): without it the
     /// endpoint serves only read-only routes and must stay on loopback.
@@ -142,6 +145,7 @@ public struct PeerConfig: Sendable {
         }
         let identity = resolve(try peer.string("identity"))
         let networkKey = resolve(try peer.string("network_key"))
+        let acceptedNetworkKeys = try peer.optionalStringArray("accepted_network_keys").map(resolve)
         let admin = try peer.optionalAddress("admin", allowZero: true) ?? HostPort(host: "127.0.0.1", port: 0)
         var adminToken = try peer.optionalString("admin_token").map(resolve)
         if adminToken == nil {
@@ -352,7 +356,7 @@ public struct PeerConfig: Sendable {
         try faultTable.finish()
         try top.finish()
 
-        return PeerConfig(
+        var config = PeerConfig(
             file: file, bind: bind, advertise: advertise, identityPath: identity, networkKeyPath: networkKey,
             admin: admin, adminTokenPath: adminToken, checkpointPath: checkpoint, checkpointInterval: checkpointInterval, neighbours: neighbours, model: model, randomStart: startText == "random",
             dataSource: dataSource, partition: partition, shard: shard, shards: shards, dataSeed: dataSeed,
@@ -360,6 +364,8 @@ public struct PeerConfig: Sendable {
             stepsPerRound: stepsPerRound, weightDecay: weightDecay, cosineSteps: cosineSteps, seed: seed,
             gossipInterval: interval / 1000, collect: collect / 1000, averaging: averaging, evaluationInterval: evaluation / 1000, wire: wire,
             membership: membership, seeds: seeds, topology: topology, fetchModel: fetchModel, faults: faults)
+        config.acceptedNetworkKeyPaths = acceptedNetworkKeys
+        return config
     }
 }
 

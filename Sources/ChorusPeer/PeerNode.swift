@@ -54,7 +54,7 @@ final class PeerNode {
 
     /// The defaults of the last three are a real process's; the in-process tests give a worker
     /// on the loop's virtual clock, and a wall clock and seed of their own so that runs repeat.
-    init(config: PeerConfig, identity: SigningKey, network: NetworkKey, bootEpoch: UInt64, learner: Learner,
+    init(config: PeerConfig, identity: SigningKey, keyring: NetworkKeyring, bootEpoch: UInt64, learner: Learner,
          loop: EventLoop, log: Logger, worker: any LearningWorker = ThreadLearningWorker(),
          unixTimeAtZero: Double = Date().timeIntervalSince1970, seed: UInt64 = .random(in: .min ... .max)) {
         self.config = config
@@ -66,7 +66,7 @@ final class PeerNode {
         self.metrics = PeerMetrics(peer: identity.peerID)
         self.origin = loop.now
         self.instance = PeerInstance(
-            identity: identity, keyring: NetworkKeyring([network]), epoch: bootEpoch, address: config.advertise.description,
+            identity: identity, keyring: keyring, epoch: bootEpoch, address: config.advertise.description,
             settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: unixTimeAtZero, seed: seed)
         self.worker = worker
         self.checkpoints = CheckpointWriter(path: config.checkpointPath, model: config.model.description, log: log)
@@ -259,8 +259,9 @@ final class PeerNode {
         case .stopped:
             finishStopping()
         case let .isolated(seconds, tried):
-            log.warning("alone: no answer from the entry points (down, unreachable through a firewall or NAT, a wrong address, or another network key); still trying",
-                        metadata: ["seconds": "\(Int(seconds))", "tried": "\(tried.joined(separator: ","))"])
+            log.warning("alone: no answer from the entry points (down, unreachable through a firewall or NAT, a wrong address, or another network key: if the network's key was rotated while this peer was down, put the current key in peer.network_key of \(config.file) and restart); still trying",
+                        metadata: ["seconds": "\(Int(seconds))", "tried": "\(tried.joined(separator: ","))",
+                                   "network_key": "\(Hex.encode(keyring.primary.keyID))"])
         case let .identityInUse(laterEpoch, address):
             let message = "identity \(identity.peerID) was started again at \(address) (epoch \(laterEpoch), later than this process's \(bootEpoch)): two processes must not share one identity, and the network follows the later one; this one stops. Stop the other process, or give one of them another identity (chorus keygen)"
             log.error("\(message)")
@@ -338,6 +339,14 @@ final class PeerNode {
     }
 
     // MARK: Admin
+
+    var keyring: NetworkKeyring { instance.keyring }
+
+    func setKeyring(_ keyring: NetworkKeyring) {
+        instance.setKeyring(keyring)
+        log.notice("network keys replaced", metadata: ["primary": "\(Hex.encode(keyring.primary.keyID))",
+                                                       "accepted": "\(keyring.keys.dropFirst().map { Hex.encode($0.keyID) })"])
+    }
 
     func setFaults(_ new: FaultSettings) {
         loop.preconditionInEventLoop()

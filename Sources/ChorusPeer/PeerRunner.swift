@@ -17,15 +17,12 @@ public struct StartupError: Error, CustomStringConvertible {
 /// down cleanly and saves its checkpoint.
 public enum PeerRunner {
     /// Loads everything that can fail before any socket is opened, so mistakes are reported early.
-    static func prepare(config: PeerConfig) throws -> (SigningKey, NetworkKey, Learner, String?) {
+    static func prepare(config: PeerConfig) throws -> (SigningKey, NetworkKeyring, Learner, String?) {
         let identity: SigningKey
         do { identity = try KeyFiles.readIdentity(at: config.identityPath) } catch {
             throw StartupError("\(config.file): field 'peer.identity': \(error.description)")
         }
-        let network: NetworkKey
-        do { network = try KeyFiles.readNetworkKey(at: config.networkKeyPath) } catch {
-            throw StartupError("\(config.file): field 'peer.network_key': \(error.description)")
-        }
+        let network = try keyring(of: config)
         if config.neighbours.contains(where: { $0.id == identity.peerID }) {
             throw StartupError("\(config.file): field 'neighbours': lists this peer's own id \(identity.peerID.short)…; remove it")
         }
@@ -51,6 +48,19 @@ public enum PeerRunner {
             }
         }
         return (identity, network, learner, adminToken)
+    }
+
+    /// The network keys a configuration names: `network_key` seals and opens, each of
+    /// `accepted_network_keys` only opens (a key rotation's middle steps).
+    static func keyring(of config: PeerConfig) throws -> NetworkKeyring {
+        var keys: [NetworkKey] = []
+        for (index, path) in ([config.networkKeyPath] + config.acceptedNetworkKeyPaths).enumerated() {
+            do { keys.append(try KeyFiles.readNetworkKey(at: path)) } catch {
+                let field = index == 0 ? "peer.network_key" : "peer.accepted_network_keys[\(index - 1)]"
+                throw StartupError("\(config.file): field '\(field)': \(error.description)")
+            }
+        }
+        return NetworkKeyring(keys)
     }
 
     /// Resolves every address the configuration names. Other peers are told `advertise`: a
@@ -117,7 +127,7 @@ public enum PeerRunner {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let node = try await loop.submit {
-            NIOLoopBound(PeerNode(config: config, identity: identity, network: network, bootEpoch: bootEpoch,
+            NIOLoopBound(PeerNode(config: config, identity: identity, keyring: network, bootEpoch: bootEpoch,
                                   learner: learner, loop: loop, log: log), eventLoop: loop)
         }.get()
         let shutdown = ShutdownTrigger()
@@ -185,7 +195,7 @@ public enum PeerRunner {
     }
 
     /// Routes that change the peer or reveal its model need the admin token; the rest are read-only.
-    static let privileged: Set<String> = ["POST /leave", "GET /parameters", "POST /faults"]
+    static let privileged: Set<String> = ["POST /leave", "GET /parameters", "POST /faults", "POST /keys/reload"]
 
     static func route(_ node: PeerNode, _ request: AdminRequest, token: String?, shutdown: ShutdownTrigger) -> AdminResponse {
         let (method, path, body) = (request.method, request.path, request.body)
@@ -210,6 +220,17 @@ public enum PeerRunner {
             case let .failure(error):
                 return .text("POST /faults: \(error)\n", status: .badRequest)
             }
+        case (.GET, "/keys"):
+            return json(NetworkKeyIDs(node.keyring))
+        case (.POST, "/keys/reload"):
+            // The configuration file is the truth: what it names now is what a restart would use.
+            do {
+                let config = try PeerConfig.load(path: node.config.file)
+                node.setKeyring(try keyring(of: config))
+                return json(NetworkKeyIDs(node.keyring))
+            } catch {
+                return .text("POST /keys/reload: \(error)\n", status: .badRequest)
+            }
         case (.GET, "/metrics"):
             return AdminResponse(contentType: "text/plain; version=0.0.4", body: node.metricsText())
         case (.GET, "/parameters"):
@@ -218,7 +239,7 @@ public enum PeerRunner {
             shutdown.fire("leave requested on the admin endpoint")
             return .text("leaving\n")
         case (.GET, "/"):
-            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /faults; with the admin token: GET /parameters  POST /faults  POST /leave\n")
+            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /faults  GET /keys; with the admin token: GET /parameters  POST /faults  POST /keys/reload  POST /leave\n")
         default:
             return .text("not found: \(method) \(path)\n", status: .notFound)
         }

@@ -1,3 +1,4 @@
+import ChorusCrypto
 import Foundation
 
 /// What `GET /status` returns (JSON). Field names are part of the admin API; see Peers/README.md.
@@ -91,4 +92,17 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     public static let floatDecoding = JSONDecoder.NonConformingFloatDecodingStrategy.convertFromString(
         positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+}
+
+/// The network keys a peer holds, by their public 4-byte ids (hex): `GET /keys`.
+public struct NetworkKeyIDs: Codable, Sendable, Equatable {
+    /// Seals this peer's datagrams (and opens others').
+    public var primary: String
+    /// Only opens others' datagrams (`accepted_network_keys`).
+    public var accepted: [String]
+
+    public init(_ keyring: NetworkKeyring) {
+        primary = Hex.encode(keyring.primary.keyID)
+        accepted = keyring.keys.dropFirst().map { Hex.encode($0.keyID) }
+    }
 }

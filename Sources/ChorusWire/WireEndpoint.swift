@@ -82,7 +82,7 @@ public struct WireEndpoint: Sendable {
     }
 
     public let identity: SigningKey
-    public let keyring: NetworkKeyring
+    public private(set) var keyring: NetworkKeyring
     /// This boot's epoch: must be larger than every earlier boot's (see `EpochStore`).
     public let epoch: UInt64
     public let settings: WireSettings
@@ -340,6 +340,13 @@ public struct WireEndpoint: Sendable {
         var session = Session(lastHeard: now)
         session.epoch = epoch
         store(session, for: peer)
+    }
+
+    /// Replaces the network keys (a rotation step): datagrams are sealed with the new primary
+    /// from now on and opened with any of them. Sessions, epochs and windows are untouched.
+    public mutating func setKeyring(_ new: NetworkKeyring) {
+        precondition(new.primary.mode == keyring.primary.mode, "a keyring of another crypto mode")
+        keyring = new
     }
 
     /// Forgets a peer's session (it left or was declared failed).

@@ -79,7 +79,7 @@ final class InProcessNetwork {
         let log = LogRecorder()
         let worker = VirtualLearningWorker(seconds: learningSeconds)
         let node = PeerNode(
-            config: config, identity: identity, network: networkKey, bootEpoch: UInt64(Self.unixTimeAtZero), learner: try config.makeLearner(),
+            config: config, identity: identity, keyring: NetworkKeyring([networkKey]), bootEpoch: UInt64(Self.unixTimeAtZero), learner: try config.makeLearner(),
             loop: loop, log: log.logger(peer: index + 1), worker: worker, unixTimeAtZero: Self.unixTimeAtZero, seed: UInt64(index + 1))
         let peer = TestPeer(node: node, identity: identity, address: address, worker: worker, log: log)
         peer.transport = wires.attach(address) { bytes, source in node.receive(bytes, from: source) }
