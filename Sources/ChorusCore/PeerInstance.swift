@@ -144,6 +144,7 @@ public struct PeerInstance: Sendable {
     private var nextEvaluationAt: Double
     private var nextCheckpointAt: Double
     private var nextHousekeepingAt: Double
+    private var nextSessionSweepAt = -Double.infinity
     private var nextSeedHelloAt = Double.infinity
     /// When entry points missing from the live view are next called (`recallEntryPoints`).
     private var nextEntryPointRecallAt = Double.infinity
@@ -290,10 +291,14 @@ public struct PeerInstance: Sendable {
     // MARK: Time
 
     /// When `tick` must run next (calling it earlier is harmless).
+    /// More datagram sessions than members (and slack): identities that said hello and never
+    /// joined. Checked in O(1), so a network without strangers never sweeps.
+    private var holdsStrangerSessions: Bool { wire.sessionCount > membership.members.count + 64 }
+
     public var nextDeadline: Double {
         if phase == .stopped { return .infinity }
         var t = membership.nextDeadline
-        if wire.needsTick { t = min(t, nextHousekeepingAt) }  // idle housekeeping is skipped, not ticked
+        if wire.needsTick || holdsStrangerSessions { t = min(t, nextHousekeepingAt) }  // idle housekeeping is skipped, not ticked
         switch phase {
         case .training:
             if settings.gossipRounds { t = min(t, nextRoundAt, mixAt) }
@@ -355,6 +360,13 @@ public struct PeerInstance: Sendable {
                 for (peer, hello) in wire.tick(now: now) {
                     if let address = address(of: peer) { emit([hello], to: address, peer: peer, into: &out) }
                 }
+            }
+            if holdsStrangerSessions && now >= nextSessionSweepAt {
+                // Sessions of identities that never became members (a Sybil flood, peers long
+                // gone) are forgotten once idle, and their memory given back.
+                nextSessionSweepAt = now + settings.sessionSweepInterval
+                let membership = membership, addresses = addresses
+                _ = wire.forgetIdleSessions(now: now) { membership.status(of: $0) != nil || addresses[$0] != nil }
             }
         }
         if callsEntryPoints {
@@ -532,11 +544,16 @@ public struct PeerInstance: Sendable {
         for delivery in reception.deliveries {
             switch delivery {
             case let .hello(peer):
-                // Someone we may not know yet (a seed answering, a newcomer, a restarted peer):
-                // exchange views through it.
+                // An entry point answering, or anyone while we are not settled yet (a newcomer
+                // joining through another newcomer): exchange views through it. A settled member
+                // leaves a stranger's hello at that: a newcomer joins through us by itself, and
+                // its first message brings our view back (membership's stranger sync). Joining
+                // through every stranger sent each one our whole view every second until it
+                // answered: an insider's hellos in 100 000 names, or at a third party's address,
+                // came back as megabytes of syncs (issue 21).
                 let fromEntryPoint = entryPoints.contains(source)
                 if fromEntryPoint { entryPointAnswered = true }
-                if membership.status(of: peer) == nil || fromEntryPoint {
+                if fromEntryPoint || (membership.status(of: peer) == nil && !settled) {
                     if address(of: peer) == nil {
                         addresses[peer] = source
                         neighbourAddresses = nil

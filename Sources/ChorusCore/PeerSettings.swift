@@ -53,6 +53,9 @@ public struct PeerSettings: Sendable, Equatable {
     public var distanceInterval = 1.0
     /// Seconds between housekeeping of the datagram layer (incomplete objects, hello retries).
     public var housekeepingInterval = 0.25
+    /// Seconds between sweeps of idle stranger sessions (`WireEndpoint.forgetIdleSessions`),
+    /// while there are more sessions than members.
+    public var sessionSweepInterval = 5.0
     /// While this peer knows no other member, seconds between hellos to its entry points (seeds
     /// and configured neighbours) at first; the gap doubles after each unanswered round…
     public var seedRetryInterval = 1.0
@@ -82,6 +85,7 @@ public struct PeerSettings: Sendable, Equatable {
         positive(modelRequestInterval, "modelRequestInterval")
         positive(modelWaitTimeout, "modelWaitTimeout")
         positive(housekeepingInterval, "housekeepingInterval")
+        positive(sessionSweepInterval, "sessionSweepInterval")
         positive(distanceInterval, "distanceInterval")
         positive(seedRetryInterval, "seedRetryInterval")
         positive(entryPointRecallInterval, "entryPointRecallInterval")

@@ -84,6 +84,9 @@ public struct MembershipInstance: Sendable {
     private var nextJoinAttempt: Double = 0
     /// When we last answered an unknown sender with a sync (rate limit).
     private var lastStrangerSync: [PeerID: Double] = [:]
+    /// The token bucket of `MembershipSettings.strangerSyncsPerSecond`: tokens, and when filled.
+    private var strangerSyncTokens = 0.0
+    private var strangerTokensAt = -Double.infinity
     /// Set when a claim made us refute; `receive` then announces the new incarnation.
     var refutedAccuser: PeerID?
     /// Members still spreading an accusation we already refuted, told our alive claim (once per
@@ -181,6 +184,18 @@ public struct MembershipInstance: Sendable {
         promisedTick = max(nextDeadline, now)
     }
 
+    /// Takes one token of the stranger-sync budget (a bucket of 2 × `strangerSyncsPerSecond`).
+    private mutating func takeStrangerSyncToken(now: Double) -> Bool {
+        let rate = settings.strangerSyncsPerSecond
+        if now > strangerTokensAt {
+            strangerSyncTokens = min(2 * rate, strangerSyncTokens + (now - strangerTokensAt) * rate)
+            strangerTokensAt = now
+        }
+        guard strangerSyncTokens >= 1 else { return false }
+        strangerSyncTokens -= 1
+        return true
+    }
+
     /// Moves `nextGossipAt` to the first round on its grid after `now`. Rounds with an empty
     /// queue are skipped this way rather than ticked (they were most of a large network's
     /// events); a claim queued between rounds still waits for the next round, as if every
@@ -226,7 +241,7 @@ public struct MembershipInstance: Sendable {
     public mutating func join(seed: PeerID, address seedAddress: String, now: Double) -> [MembershipDirective] {
         defer { cacheTimers(now: now) }
         if queue.isEmpty { passGossipRounds(upTo: now) }
-        guard seed != me else { return [] }
+        guard seed != me, seeds[seed] != nil || seeds.count < settings.maxJoinSeeds else { return [] }
         seeds[seed] = seedAddress
         nextJoinAttempt = now + settings.joinRetryInterval
         // Announce ourselves on every message we send from now on, not only through the seed.
@@ -355,7 +370,7 @@ public struct MembershipInstance: Sendable {
         // views with it now rather than at the next anti-entropy round. At most every strangerSyncInterval per peer.
         var answeredStranger = false
         if stranger && senderEntry == nil && !isLeaving && !message.isBulk,
-           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval {
+           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval, takeStrangerSyncToken(now: now) {
             answeredStranger = true
             lastStrangerSync[sender] = now
             if lastStrangerSync.count > settings.strangersRemembered { lastStrangerSync.removeAll() }

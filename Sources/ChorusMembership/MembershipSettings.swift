@@ -37,6 +37,12 @@ public struct MembershipSettings: Sendable, Equatable {
     public var strangerSyncInterval = 5.0
     /// Unknown senders remembered for that rate limit; the memory is cleared beyond this.
     public var strangersRemembered = 4096
+    /// Syncs answering unknown senders per second in all, with bursts of twice as many: a view
+    /// is many times the message that asked for it, so many fresh identities (Sybils) must not
+    /// each get one (issue 21). Joins go through entry points and are not counted here.
+    public var strangerSyncsPerSecond = 20.0
+    /// Seeds a joining peer calls at once (`join(seed:)`); more are ignored until one answers.
+    public var maxJoinSeeds = 16
     /// Fraction of anti-entropy syncs sent to a failed member rather than a live one, so that
     /// two sides of a healed partition, each holding the other failed, find each other again.
     public var failedSyncFraction = 0.25
@@ -131,6 +137,10 @@ public struct MembershipSettings: Sendable, Equatable {
         if !(joinRetryInterval > 0) { out.append("joinRetryInterval must be positive seconds, got \(joinRetryInterval)") }
         if !(strangerSyncInterval >= 0) { out.append("strangerSyncInterval must be 0 or more seconds, got \(strangerSyncInterval)") }
         if strangersRemembered < 1 { out.append("strangersRemembered must be at least 1, got \(strangersRemembered)") }
+        if !(strangerSyncsPerSecond >= 1 && strangerSyncsPerSecond.isFinite) {
+            out.append("strangerSyncsPerSecond must be at least 1, got \(strangerSyncsPerSecond)")
+        }
+        if maxJoinSeeds < 1 { out.append("maxJoinSeeds must be at least 1, got \(maxJoinSeeds)") }
         if !(failedSyncFraction >= 0 && failedSyncFraction <= 1) { out.append("failedSyncFraction must be between 0 and 1, got \(failedSyncFraction)") }
         if suspicionProbes < 0 { out.append("suspicionProbes must be 0 or more, got \(suspicionProbes)") }
         if directRetries < 0 { out.append("directRetries must be 0 or more, got \(directRetries)") }

@@ -157,7 +157,7 @@ public struct OpenedDatagram: Sendable {
 /// Why a datagram was dropped. Every drop is counted under one of these; none is answered.
 public enum WireRejection: String, Error, Sendable, CaseIterable, Comparable {
     case tooShort, tooLong, unsupportedVersion, unknownKind, unknownNetwork, badTag, malformedBody
-    case reflected, staleRecipientEpoch, staleSenderEpoch, noSession
+    case reflected, staleRecipientEpoch, staleSenderEpoch, noSession, sessionsRateLimited
     case replayed, tooOld, counterInvalid, badSignature
     case objectInconsistent, objectTooLarge, objectOverBudget, objectHashMismatch, objectTimedOut
     case pendingOverflow

@@ -96,6 +96,9 @@ public struct WireEndpoint: Sendable {
     /// any): `tick` visits only these.
     private var waiting: [PeerID: Queue] = [:]
     private var reassembler: Reassembler
+    /// The token bucket of `WireSettings.newSessionsPerSecond`: tokens left, and when it was filled.
+    private var newSessionTokens: Double
+    private var tokensFilledAt = -Double.infinity
     public private(set) var rejections: [WireRejection: Int] = [:]
     public private(set) var acceptedDatagrams = 0
     public private(set) var sentDatagrams = 0
@@ -108,6 +111,7 @@ public struct WireEndpoint: Sendable {
         self.epoch = epoch
         self.settings = settings
         self.reassembler = Reassembler(settings: settings.reassembly(mode: keyring.primary.mode))
+        self.newSessionTokens = 2 * settings.newSessionsPerSecond
     }
 
     public var totalRejected: Int { rejections.values.reduce(0, +) }
@@ -239,6 +243,7 @@ public struct WireEndpoint: Sendable {
         let newEpoch = header.senderEpoch > knownEpoch
         if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }  // only signed kinds start an epoch
         guard newEpoch || slot != nil else { return reject(.noSession, reception) }  // epoch 0 from a stranger
+        if newEpoch && !takeNewSessionToken(now: now) { return reject(.sessionsRateLimited, reception) }
         // Only signed datagrams are checked against the replay window and move it. A chunk is
         // not signed (the manifest's hash binds it), so anyone holding the network key could
         // forge one in another peer's name: with a counter of 2^62 it moved the window past
@@ -371,6 +376,34 @@ public struct WireEndpoint: Sendable {
         reassembler.dropAll(from: peer)
     }
 
+    /// Peers this endpoint keeps a session with (tests, status).
+    public var sessionCount: Int { sessions.count }
+
+    /// Forgets the sessions not heard from for `WireSettings.idleSessionTimeout` whose peer
+    /// `keep` does not name (the caller keeps its members), and gives their memory back: after
+    /// a flood of fresh identities the table shrinks to what it was. Returns how many went.
+    public mutating func forgetIdleSessions(now: Double, keep: (PeerID) -> Bool) -> Int {
+        let cutoff = now - settings.idleSessionTimeout
+        let idle = sessions.compactMap { $0.value.lastHeard < cutoff && waiting[$0.key] == nil && !keep($0.key) ? $0.key : nil }
+        for peer in idle { forget(peer) }
+        // A dictionary keeps its capacity when emptied: rebuild it once it is mostly empty.
+        if !idle.isEmpty && sessions.count * 4 < sessions.capacity { sessions = Dictionary(uniqueKeysWithValues: sessions.map { ($0.key, $0.value) }) }
+        return idle.count
+    }
+
+    /// Takes one token of the new-session budget (a bucket of 2 × `newSessionsPerSecond`,
+    /// refilled continuously), or says there is none.
+    private mutating func takeNewSessionToken(now: Double) -> Bool {
+        let rate = settings.newSessionsPerSecond
+        if now > tokensFilledAt {
+            newSessionTokens = min(2 * rate, newSessionTokens + (now - tokensFilledAt) * rate)
+            tokensFilledAt = now
+        }
+        guard newSessionTokens >= 1 else { return false }
+        newSessionTokens -= 1
+        return true
+    }
+
     static let helloSize = DatagramHeader.byteCount + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
 
     private mutating func handle(_ outcome: Reassembler.Outcome, into reception: inout Reception) {
@@ -395,9 +428,11 @@ public struct WireEndpoint: Sendable {
     }
 
     private mutating func store(_ session: Session, for peer: PeerID) {
-        if sessions[peer] == nil && sessions.count >= settings.maxSessions,
-           let oldest = sessions.min(by: { $0.value.lastHeard < $1.value.lastHeard })?.key {
-            forget(oldest)
+        if sessions[peer] == nil && sessions.count >= settings.maxSessions {
+            // Full: forget the least recently heard eighth at once, so a stream of new peers
+            // costs one sort per eighth of the table rather than a scan per peer.
+            let victims = sessions.sorted { $0.value.lastHeard < $1.value.lastHeard }.prefix(max(1, sessions.count / 8)).map(\.key)
+            for victim in victims { forget(victim) }
         }
         sessions[peer] = session
     }

@@ -21,6 +21,14 @@ public struct WireSettings: Sendable, Equatable {
     public var pendingTimeout = 10.0
     /// Peers whose session state (epoch, replay window) is kept; the least recently heard is forgotten.
     public var maxSessions = 65_536
+    /// Datagrams per second that may open a session or move a peer to a new epoch (hellos from
+    /// strangers, restarts), with bursts of twice as many. Each costs a signature check and a
+    /// session: a flood of fresh identities is cut here, before any of that work, so the peer
+    /// keeps answering the members it has (issue 21). Sessions already open are not limited.
+    public var newSessionsPerSecond = 500.0
+    /// Seconds after which the session of a peer that is no member and has not been heard from
+    /// is forgotten (`WireEndpoint.forgetIdleSessions`): Sybil identities do not stay in memory.
+    public var idleSessionTimeout = 60.0
 
     public init() {}
 
@@ -43,6 +51,12 @@ public struct WireSettings: Sendable, Equatable {
         if !(helloInterval > 0) { out.append("helloInterval must be positive seconds, got \(helloInterval)") }
         if !(pendingTimeout > 0) { out.append("pendingTimeout must be positive seconds, got \(pendingTimeout)") }
         if maxSessions < 1 { out.append("maxSessions must be at least 1, got \(maxSessions)") }
+        if !(newSessionsPerSecond >= 1 && newSessionsPerSecond.isFinite) {
+            out.append("newSessionsPerSecond must be at least 1, got \(newSessionsPerSecond)")
+        }
+        if !(idleSessionTimeout > 0 && idleSessionTimeout.isFinite) {
+            out.append("idleSessionTimeout must be positive seconds, got \(idleSessionTimeout)")
+        }
         return out
     }
 

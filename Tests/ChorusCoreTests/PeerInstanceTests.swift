@@ -201,6 +201,30 @@ struct PeerInstanceTests {
         #expect(bench.peers[again].phase == .training && bench.peers[b].membership.liveMemberCount == 2)
     }
 
+    /// Issue 21: a settled member joined through every stranger that said hello, sending it a
+    /// whole view every second until it answered; an insider's hellos in many names, or at a
+    /// third party's address, came back as megabytes of syncs.
+    @Test("a settled member answers a stranger's hello with a hello only, however long the stranger stays silent")
+    func strangersHelloGetsNoViews() {
+        var bench = Bench()
+        let a = bench.add(1), b = bench.add(2)
+        bench.run(bench.peers[a].start(seeds: [], knownPeers: [], now: 0), by: a)
+        bench.run(bench.peers[b].start(seeds: [bench.peers[a].address], knownPeers: [], now: 0), by: b)
+        bench.advance(to: 5)
+        #expect(bench.peers[a].settled && bench.peers[b].settled)
+        let stranger = bench.add(9)
+        var toStranger = 0
+        bench.lose = { from, to, _ in
+            if from == a && to == stranger { toStranger += 1 }
+            return to == stranger  // it never hears anything: a spoofed address, or a Sybil
+        }
+        bench.run(bench.peers[stranger].start(seeds: [bench.peers[a].address], knownPeers: [], now: 5), by: stranger)
+        bench.advance(to: 35)
+        // Its hellos back off (5, 6, 8, 12, 20, 28 s): one hello back for each, nothing more.
+        #expect(toStranger >= 1 && toStranger <= 7, "\(toStranger) sends to the stranger")
+        #expect(bench.peers[a].membership.status(of: bench.peers[stranger].id) == nil)
+    }
+
     /// Found by `chorus simulate fuzz --seeds 46` (generator version 1): two newcomers that
     /// joined through each other, the first one's hellos to its own seed lost, knew each other,
     /// so neither said hello to a seed again: an island of two, for good.

@@ -242,3 +242,32 @@ func firstChunkLayoutIsStrict() {
     #expect(open(chunk(2, 500), .chunk) == nil)
     #expect(open(chunk(0, 1000), .chunk) == .malformedBody)  // chunk 0 travels in the manifest
 }
+
+@Test("hellos from fresh identities beyond the new-session budget are dropped before any signature check; open sessions are not limited")
+func newSessionBudget() throws {
+    var settings = WireSettings()
+    settings.newSessionsPerSecond = 50
+    var (a, b) = Fixture.connectedPair(settings: settings)
+    func hello(from key: SigningKey) -> [UInt8] {
+        let header = DatagramHeader(kind: .hello, keyID: Fixture.network.keyID, sender: key.peerID, senderEpoch: 7, recipientEpoch: 0, counter: 1)
+        return DatagramCodec.seal(header: header, body: .hello, identity: key, key: Fixture.network)
+    }
+    let sybils = (0..<150).map { _ in SigningKey.generate() }
+    var accepted = 0
+    for key in sybils where b.receive(hello(from: key), now: 10).rejection == nil { accepted += 1 }
+    #expect(accepted == 100, "a burst of twice the rate, at most")
+    #expect(b.rejections[.sessionsRateLimited] == 50)
+    let message = a.send(.message(channel: 1, payload: [1]), to: Fixture.bob.peerID, now: 10)[0]
+    #expect(b.receive(message, now: 10).deliveries.count == 1, "a member with a session is not limited")
+    // Half a second later, 25 tokens have come back.
+    accepted = 0
+    for key in (0..<40).map({ _ in SigningKey.generate() }) where b.receive(hello(from: key), now: 10.5).rejection == nil { accepted += 1 }
+    #expect(accepted == 25)
+    #expect(b.sessionCount == 1 + 125)
+    // Idle strangers go after idleSessionTimeout; the members the caller keeps stay.
+    #expect(b.forgetIdleSessions(now: 10.5 + settings.idleSessionTimeout - 1) { _ in false } == 0)
+    let gone = b.forgetIdleSessions(now: 11 + settings.idleSessionTimeout) { $0 == Fixture.alice.peerID }
+    #expect(gone == 125 && b.sessionCount == 1)
+    let later = a.send(.message(channel: 1, payload: [2]), to: Fixture.bob.peerID, now: 80)[0]
+    #expect(b.receive(later, now: 80).deliveries.count == 1, "the kept session still works")
+}
