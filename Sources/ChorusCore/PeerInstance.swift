@@ -546,14 +546,16 @@ public struct PeerInstance: Sendable {
             case let .hello(peer):
                 // An entry point answering, or anyone while we are not settled yet (a newcomer
                 // joining through another newcomer): exchange views through it. A settled member
-                // leaves a stranger's hello at that: a newcomer joins through us by itself, and
-                // its first message brings our view back (membership's stranger sync). Joining
-                // through every stranger sent each one our whole view every second until it
-                // answered: an insider's hellos in 100 000 names, or at a third party's address,
-                // came back as megabytes of syncs (issue 21).
+                // only greets a stranger with its view's digest (one small datagram); a peer with
+                // news answers with its view. Joining through every stranger sent each one our
+                // whole view every second until it answered: an insider's hellos in 100 000
+                // names, or at a third party's address, came back as megabytes (issue 21).
                 let fromEntryPoint = entryPoints.contains(source)
                 if fromEntryPoint { entryPointAnswered = true }
-                if fromEntryPoint || (membership.status(of: peer) == nil && !settled) {
+                let stranger = membership.status(of: peer) == nil
+                if stranger && !fromEntryPoint && settled {
+                    perform(membership.greet(peer, address: source, now: now), now: now, into: &out)
+                } else if fromEntryPoint || stranger {
                     if address(of: peer) == nil {
                         addresses[peer] = source
                         neighbourAddresses = nil

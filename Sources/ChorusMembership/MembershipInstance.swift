@@ -249,6 +249,18 @@ public struct MembershipInstance: Sendable {
         return [send(.sync(isResponse: false, claims: fullState()), to: seed, address: seedAddress)]
     }
 
+    /// A stranger said hello (a newcomer, a member we forgot): tell it our view's digest, one
+    /// small datagram, so that a peer with news answers with its view at once (a newcomer's
+    /// neighbours learn of it this way before gossip reaches them). Not a join: nothing is
+    /// retried, no view goes to an address that has not answered, and a hello in a fresh name
+    /// costs one datagram of about its own size (issue 21).
+    public mutating func greet(_ peer: PeerID, address: String, now: Double) -> [MembershipDirective] {
+        defer { cacheTimers(now: now) }
+        if queue.isEmpty { passGossipRounds(upTo: now) }
+        guard peer != me, !isLeaving else { return [] }
+        return [send(.digest(digest, claims: []), to: peer, address: address)]
+    }
+
     /// Graceful leave: announce a signed "left" claim directly to up to `announceFanout` members and
     /// by gossip; probing stops. The shell keeps the instance running briefly to spread it.
     public mutating func leave(now: Double, rng: inout some RandomNumberGenerator) -> [MembershipDirective] {

@@ -397,7 +397,7 @@ final class PeerNode {
             neighbours: neighbourRows, members: members, incarnation: membership.incarnation, membershipCounts: counts,
             localHealth: membership.localHealth, bytesSent: traffic.bytesSent, bytesReceived: traffic.bytesReceived,
             datagramsSent: traffic.datagramsSent, datagramsReceived: traffic.datagramsReceived,
-            datagramsRejected: instance.wire.totalRejected,
+            datagramsRejected: instance.wire.totalRejected, sessions: instance.wire.sessionCount,
             payloadBytesSent: traffic.payloadBytesSent, payloadBytesReceived: traffic.payloadBytesReceived, rejections: rejections,
             mixes: averager.mixes, contributionsMixed: averager.contributionsMixed, faults: faults)
     }

@@ -67,6 +67,8 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var datagramsSent: Int
     public var datagramsReceived: Int
     public var datagramsRejected: Int
+    /// Peers the datagram layer keeps a session with (members, and strangers not yet forgotten).
+    public var sessions: Int? = nil
     /// Payload bytes (messages and objects, without datagram headers, hellos and tags) by
     /// channel: parameters, membership, membership_sync, model_request, model.
     public var payloadBytesSent: [String: Int]
