@@ -103,6 +103,73 @@ struct InsiderTests {
         let distrusted = try observers.map { try AdminClient.status(at: network.members[$0].admin).rejections["claims.distrustedAccuser"] ?? 0 }
         #expect(distrusted.allSatisfy { $0 > 0 }, "accusations ignored by each observer: \(distrusted)")
     }
+
+    /// The Sybil flood of issue 21: 100 000 hellos, each from a fresh identity, brought back 45 MB
+    /// of syncs for 14 MB, kept the memory, and got the flooded peer suspected by the others.
+    @Test("100 000 hellos from fresh identities: less back than was sent, the budget cuts them, the sessions back to normal within 75 s")
+    func sybilFlood() throws {
+        let network = try LocalNetwork.forTests(peers: 4)
+        defer { network.discard() }
+        let peers = Array(network.members.indices)
+        for index in peers { try network.start(index) }
+        try network.waitUntilReady(peers)
+        Thread.sleep(forTimeInterval: 2)
+        let victim = 0, observers = Array(peers.dropFirst())
+        let target = network.members[victim]
+        let key = try KeyFiles.readNetworkKey(at: network.networkKeyPath)
+        let before = try AdminClient.status(at: target.admin)
+        let rssBefore = try Self.residentBytes(target.admin)
+
+        let socket = try UDPSender()
+        var sentBytes = 0, backBytes = 0, samples = 0, suspected = 0
+        var lastSample = Date.distantPast
+        let started = Date()
+        for n in 0..<100_000 {
+            let sybil = SigningKey.generate()
+            let header = DatagramHeader(kind: .hello, keyID: key.keyID, sender: sybil.peerID, senderEpoch: UInt64(n + 1),
+                                        recipientEpoch: 0, counter: 1)
+            let hello = DatagramCodec.seal(header: header, body: .hello, identity: sybil, key: key)
+            try socket.send(hello, to: target.udp)
+            sentBytes += hello.count
+            while let back = socket.receive(waiting: false) { backBytes += back.count }
+            if Date().timeIntervalSince(lastSample) >= 0.5 {
+                lastSample = Date()
+                for index in observers {
+                    guard let view = try? AdminClient.status(at: network.members[index].admin, timeout: 0.5) else { continue }
+                    samples += 1
+                    if view.members.first(where: { $0.id == target.id.description })?.status != "alive" { suspected += 1 }
+                }
+            }
+        }
+        let floodSeconds = Date().timeIntervalSince(started)
+        let during = try AdminClient.status(at: target.admin)
+        let rssPeak = try Self.residentBytes(target.admin)
+        print("sybil flood: \(sentBytes) bytes in \(Int(floodSeconds)) s; \(backBytes) bytes back; sessions \(before.sessions ?? -1) → \(during.sessions ?? -1); RSS \(rssBefore >> 20) → \(rssPeak >> 20) MB; victim not alive in \(suspected) of \(samples) samples")
+        #expect(backBytes <= sentBytes, "the flood brought back \(backBytes) bytes for \(sentBytes)")
+        // Whether the others suspect the flooded peer meanwhile depends on how fast this machine
+        // drains its socket (a debug build on a busy machine drops genuine datagrams with the
+        // flood): measured with a release build in docs/security.md, not asserted here.
+        #expect((during.rejections["sessionsRateLimited"] ?? 0) > 0)
+
+        // The strangers' sessions go once idle for a minute; the memory with them.
+        var after = during
+        let deadline = Date().addingTimeInterval(75)
+        while (after.sessions ?? .max) > (before.sessions ?? 0) + 64 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 1)
+            after = try AdminClient.status(at: target.admin)
+        }
+        let rssAfter = try Self.residentBytes(target.admin)
+        print("sybil flood: sessions \(after.sessions ?? -1) after \(Int(Date().timeIntervalSince(started))) s; RSS \(rssAfter >> 20) MB")
+        #expect((after.sessions ?? .max) <= (before.sessions ?? 0) + 64, "sessions still \(after.sessions ?? -1)")
+        #expect(after.members.allSatisfy { $0.status == "alive" } && after.members.count == peers.count)
+    }
+
+    /// The peer's resident memory, from its `/metrics`.
+    static func residentBytes(_ admin: HostPort) throws -> Int {
+        let text = String(decoding: try AdminClient.request("GET", "/metrics", at: admin).body, as: UTF8.self)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("process_resident_memory_bytes") })
+        return Int(Double(line.split(separator: " ").last ?? "") ?? 0)
+    }
 }
 
 /// A member that is no peer process: its own identity and datagram layer over a UDP socket,
@@ -151,12 +218,12 @@ private final class UDPSender {
 
     deinit { close(fd) }
 
-    /// One datagram, or nil when none arrives within 5 ms.
-    func receive() -> [UInt8]? {
+    /// One datagram, or nil when none arrives within 5 ms (`waiting: false`: only one already there).
+    func receive(waiting: Bool = true) -> [UInt8]? {
         var timeout = timeval(tv_sec: 0, tv_usec: 5_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        if waiting { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) }
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, waiting ? 0 : Int32(MSG_DONTWAIT)) }
         return n > 0 ? Array(buffer[..<n]) : nil
     }
 
