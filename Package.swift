@@ -113,6 +113,11 @@ let package = Package(
             name: "ChorusExperimentTests",
             dependencies: ["ChorusExperiment", "ChorusRuns", "ChorusPeer"]
         ),
+        // Every input a libFuzzer target (Fuzz/, scripts/fuzz.sh) found, kept as a test.
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["ChorusRuns", "ChorusPeer", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
