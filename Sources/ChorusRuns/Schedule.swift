@@ -217,6 +217,10 @@ public struct Schedule: Sendable, Equatable {
                 guard let name = array[i].string, Self.index(ofName: name) != nil else {
                     throw fail("\(field).peers[\(i)]", "expected a peer name p0, p1, … (start order), got \(array[i])")
                 }
+                // Named twice, a peer was restarted twice by one action and `chorus simulate`
+                // trapped on the second; a crash or leave counted it twice (found by the
+                // schedule fuzz target).
+                guard !names.contains(name) else { throw fail("\(field).peers[\(i)]", "\(name) is named twice") }
                 names.append(name)
             }
             targets.append(.names(names))

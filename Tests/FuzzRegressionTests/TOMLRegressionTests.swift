@@ -68,4 +68,17 @@ struct TOMLRegressionTests {
         let hostsError = try #require(throws: ConfigError.self) { try LocalNetwork.Host.load(path: hosts) }
         #expect(hostsError.description.contains("invalid TOML at line 1, column 3"))
     }
+
+    /// A schedule naming one peer twice in `peers` restarted it twice in one action, and `chorus
+    /// simulate run` trapped on the second (nil unwrapped in PeerSimulation.peek); a crash or
+    /// leave counted it twice. Found by the `schedule` target (its check that an action's targets
+    /// are distinct peers).
+    @Test("a peer named twice in one action is refused")
+    func peerNamedTwice() throws {
+        let error = try #require(throws: Schedule.ParseError.self) {
+            try Schedule.parse("[[action]]\nat = 10\naction = \"restart\"\npeers = [\"p2\", \"p2\"]\ndown = 4\n", file: "s.toml")
+        }
+        #expect(error.field == "action[0].peers[1]")
+        #expect(error.message == "p2 is named twice")
+    }
 }
