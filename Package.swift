@@ -113,6 +113,36 @@ let package = Package(
             name: "ChorusExperimentTests",
             dependencies: ["ChorusExperiment", "ChorusRuns", "ChorusPeer"]
         ),
+        // Every input a libFuzzer target (Fuzz/, scripts/fuzz.sh) found, kept as a test.
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["ChorusRuns", "ChorusPeer", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (docs/security.md, "Fuzzing with libFuzzer"): declared only when CHORUS_FUZZ is
+// set, which scripts/fuzz.sh does for its own build path, built with `swiftc -sanitize=fuzzer,address`.
+// A plain `swift build` or `swift test` never sees them: libFuzzer supplies `main`, so they link
+// only with the fuzzer runtime.
+if Context.environment["CHORUS_FUZZ"] != nil {
+    let fuzzers: [(name: String, dependencies: [Target.Dependency])] = [
+        ("datagram", ["ChorusWire", "ChorusCrypto"]),
+        ("reassembler", ["ChorusWire", "ChorusCrypto"]),
+        ("membership", ["ChorusMembership", "ChorusWire", "ChorusCrypto"]),
+        ("parameters", ["ChorusCore", "ChorusAveraging"]),
+        ("config", ["ChorusPeer"]),
+        ("schedule", ["ChorusRuns"]),
+        ("checkpoint", ["ChorusPeer", "ChorusCrypto"]),
+        ("peer", ["ChorusCore", "ChorusCrypto", "ChorusWire", "ChorusLearning", "ChorusMembership", "ChorusAveraging"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["ChorusWire", "ChorusCrypto"], path: "Fuzz/Support"))
+    for fuzzer in fuzzers {
+        let name = "fuzz-" + fuzzer.name
+        package.targets.append(.executableTarget(
+            name: name, dependencies: ["FuzzSupport"] + fuzzer.dependencies, path: "Fuzz/Targets/\(fuzzer.name)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

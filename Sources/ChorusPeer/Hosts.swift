@@ -1,3 +1,4 @@
+import ChorusRuns
 import Foundation
 import TOMLKit
 
@@ -105,11 +106,7 @@ extension LocalNetwork {
                 throw ConfigError(file: path, field: nil, FileManager.default.fileExists(atPath: path) ? "cannot read the file (or it is over \(PeerConfig.maxFileBytes) bytes of UTF-8)" : "no such file")
             }
             let root: TOMLTable
-            do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
-                throw ConfigError(file: path, field: nil, "invalid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
-            } catch {
-                throw ConfigError(file: path, field: nil, "invalid TOML: \(error)")
-            }
+            do { root = try TOMLText.parse(text) } catch { throw ConfigError(file: path, field: nil, error.description) }
             var top = TableReader(file: path, table: root, prefix: "")
             func settings(_ t: inout TableReader, _ inherited: (shell: String, directory: String?, binary: String?)) throws(ConfigError)
                 -> (shell: String, directory: String?, binary: String?) {

@@ -3,6 +3,7 @@ import ChorusCore
 import ChorusCrypto
 import ChorusLearning
 import ChorusMembership
+import ChorusRuns
 import ChorusWire
 import Foundation
 import TOMLKit
@@ -120,13 +121,7 @@ public struct PeerConfig: Sendable {
             throw ConfigError(file: file, field: nil, "the file has \(text.utf8.count) bytes; a peer configuration has a few thousand (at most \(maxFileBytes) accepted)")
         }
         let root: TOMLTable
-        do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw ConfigError(file: file, field: nil, "invalid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
-        } catch {
-            throw ConfigError(file: file, field: nil, "invalid TOML: \(error)")
-        }
+        do { root = try TOMLText.parse(text) } catch { throw ConfigError(file: file, field: nil, error.description) }
         let base = (file as NSString).deletingLastPathComponent
         func resolve(_ p: String) -> String {
             p.hasPrefix("/") || base.isEmpty ? p : (base as NSString).appendingPathComponent(p)

@@ -157,11 +157,7 @@ public struct Schedule: Sendable, Equatable {
     public static func parse(_ text: String, file: String) throws(ParseError) -> Schedule {
         func fail(_ field: String?, _ message: String) -> ParseError { ParseError(file: file, field: field, message: message) }
         let root: TOMLTable
-        do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
-            throw fail(nil, "invalid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
-        } catch {
-            throw fail(nil, "invalid TOML: \(error)")
-        }
+        do { root = try TOMLText.parse(text) } catch { throw fail(nil, error.description) }
         for key in root.keys.sorted() where key != "action" && key != "poisson" {
             throw fail(key, "unknown key (expected [[action]] entries and an optional [poisson] section)")
         }
@@ -221,6 +217,10 @@ public struct Schedule: Sendable, Equatable {
                 guard let name = array[i].string, Self.index(ofName: name) != nil else {
                     throw fail("\(field).peers[\(i)]", "expected a peer name p0, p1, … (start order), got \(array[i])")
                 }
+                // Named twice, a peer was restarted twice by one action and `chorus simulate`
+                // trapped on the second; a crash or leave counted it twice (found by the
+                // schedule fuzz target).
+                guard !names.contains(name) else { throw fail("\(field).peers[\(i)]", "\(name) is named twice") }
                 names.append(name)
             }
             targets.append(.names(names))

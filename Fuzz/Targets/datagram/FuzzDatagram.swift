@@ -1,0 +1,63 @@
+import ChorusCrypto
+import ChorusWire
+import FuzzSupport
+
+/// libFuzzer target `datagram`: `DatagramCodec.open`, the first code every received datagram meets.
+///
+/// The input is one whole datagram. It is opened twice: as it came (nearly always refused at the
+/// tag, which covers the length, version, kind and key-id checks), then re-tagged with the fixed
+/// network key, so the body decoder behind the MAC sees the fuzzer's bytes. A datagram that
+/// opens must be the one encoding of what it decoded to: sealing the decoded header and body again
+/// gives the same bytes up to the signature (strict decoding, docs/protocol.md).
+
+private let maxObjectBytes = WireSettings().maxObjectBytes
+/// Seals the decoded body again; only its length and the bytes before the signature are compared.
+private let resealer = try! SigningKey(seed: [UInt8](repeating: 0x5e, count: 32), mode: .simulated)
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzDatagram(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    _ = DatagramCodec.open(input, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize, maxObjectBytes: maxObjectBytes)
+    var bytes = input
+    Fuzz.retag(&bytes)
+    guard case let .success(opened) = DatagramCodec.open(
+        bytes, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize, maxObjectBytes: maxObjectBytes)
+    else { return 0 }
+    let again = DatagramCodec.seal(header: opened.header, body: opened.body, identity: resealer, key: Fuzz.network)
+    let signed = opened.header.kind != .chunk
+    let compared = bytes.count - DatagramCodec.tagByteCount - (signed ? DatagramCodec.signatureByteCount : 0)
+    Fuzz.check(again.count == bytes.count, "re-sealed \(opened.header.kind) has \(again.count) bytes, the input \(bytes.count)")
+    Fuzz.check(again[..<compared] == bytes[..<compared], "re-sealed \(opened.header.kind) differs from the input before the signature")
+    if case let .manifest(m) = opened.body {
+        Fuzz.check(m.chunkSize > 0, "manifest with 0-byte chunks")  // an empty object (0 chunks) is valid
+        Fuzz.check(m.firstChunk.count == min(Int(m.chunkSize), Int(m.totalLength)), "manifest's first chunk has the wrong length")
+    }
+    if case let .chunk(c) = opened.body {
+        Fuzz.check(c.index > 0 && UInt64(c.index) * UInt64(c.chunkSize) < UInt64(c.totalLength), "chunk \(c.index) outside its object")
+    }
+    return 0
+}
+
+@_cdecl("LLVMFuzzerInitialize")
+public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRawPointer?) -> CInt {
+    Fuzz.writeSeedsIfAsked {
+        // Every kind, as Alice sends them to Bob after the hellos: a message, a one-chunk object
+        // (manifest only) and a three-chunk object (manifest and two chunks).
+        var (alice, bob, hellos) = Fuzz.connectedPair()
+        var seeds: [(String, [UInt8])] = zip(["hello", "hello-reply", "message-flushed"], hellos).map { ($0, $1) }
+        seeds.append(("message", alice.send(.message(channel: 2, payload: Fuzz.pattern(40)), to: bob.localID, now: 1)[0]))
+        seeds.append(("message-empty", alice.send(.message(channel: 4, payload: []), to: bob.localID, now: 1)[0]))
+        let small = PreparedObject(channel: 1, bytes: Fuzz.pattern(300), objectID: 7)
+        seeds.append(("manifest-whole", alice.send(.object(small), to: bob.localID, now: 1)[0]))
+        let large = PreparedObject(channel: 3, bytes: Fuzz.pattern(2500, seed: 9), objectID: 8)
+        for (i, d) in alice.send(.object(large), to: bob.localID, now: 1).enumerated() {
+            seeds.append((i == 0 ? "manifest-of-3" : "chunk-\(i)-of-3", d))
+        }
+        return seeds
+    } valid: { bytes in
+        if case .success = DatagramCodec.open(bytes, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize,
+                                              maxObjectBytes: maxObjectBytes) { return true }
+        return false
+    }
+    return 0
+}
