@@ -25,6 +25,8 @@ else
 fi
 echo "== the fuzz step: the corpus of earlier failures, then seeds 1-60 (release build; scripts/fuzz-sim.sh for long sweeps)"
 scripts/fuzz-sim.sh 1-60 0 "$(mktemp -d)/fuzz"
+echo "== libFuzzer + AddressSanitizer: every decoder target briefly from its seeds (scripts/fuzz.sh for long runs)"
+scripts/fuzz.sh --smoke
 echo "== checking the plot scripts"
 scripts/test-plots.sh
 echo "== installing into a temporary prefix (binary, man page, completions, systemd unit)"
