@@ -1,4 +1,5 @@
 import ChorusCrypto
+import ChorusWire
 import HashTreeCollections
 
 /// SWIM with Lifeguard for one peer, as a pure state machine: no sockets, no clocks, no global
@@ -84,9 +85,8 @@ public struct MembershipInstance: Sendable {
     private var nextJoinAttempt: Double = 0
     /// When we last answered an unknown sender with a sync (rate limit).
     private var lastStrangerSync: [PeerID: Double] = [:]
-    /// The token bucket of `MembershipSettings.strangerSyncsPerSecond`: tokens, and when filled.
-    private var strangerSyncTokens = 0.0
-    private var strangerTokensAt = -Double.infinity
+    /// `MembershipSettings.strangerSyncsPerSecond`.
+    private var strangerSyncs: TokenBucket
     /// Set when a claim made us refute; `receive` then announces the new incarnation.
     var refutedAccuser: PeerID?
     /// Members still spreading an accusation we already refuted, told our alive claim (once per
@@ -104,6 +104,7 @@ public struct MembershipInstance: Sendable {
         self.incarnation = incarnation
         self.verifier = verifier
         self.unixTimeAtZero = unixTimeAtZero
+        self.strangerSyncs = TokenBucket(rate: settings.strangerSyncsPerSecond)
         self.health = LocalHealth(maximum: settings.maxLocalHealth)
         self.myAliveClaim = Claim.make(.alive, subject: key.peerID, incarnation: incarnation, address: address, key: key)
         // Spread the phase of probes and gossip by id: peers started together must not all probe
@@ -182,18 +183,6 @@ public struct MembershipInstance: Sendable {
     private mutating func cacheTimers(now: Double) {
         if timersDeadline == nil { timersDeadline = earliestTimer() }
         promisedTick = max(nextDeadline, now)
-    }
-
-    /// Takes one token of the stranger-sync budget (a bucket of 2 × `strangerSyncsPerSecond`).
-    private mutating func takeStrangerSyncToken(now: Double) -> Bool {
-        let rate = settings.strangerSyncsPerSecond
-        if now > strangerTokensAt {
-            strangerSyncTokens = min(2 * rate, strangerSyncTokens + (now - strangerTokensAt) * rate)
-            strangerTokensAt = now
-        }
-        guard strangerSyncTokens >= 1 else { return false }
-        strangerSyncTokens -= 1
-        return true
     }
 
     /// Moves `nextGossipAt` to the first round on its grid after `now`. Rounds with an empty
@@ -382,7 +371,7 @@ public struct MembershipInstance: Sendable {
         // views with it now rather than at the next anti-entropy round. At most every strangerSyncInterval per peer.
         var answeredStranger = false
         if stranger && senderEntry == nil && !isLeaving && !message.isBulk,
-           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval, takeStrangerSyncToken(now: now) {
+           now - (lastStrangerSync[sender] ?? -.infinity) >= settings.strangerSyncInterval, strangerSyncs.take(now: now) {
             answeredStranger = true
             lastStrangerSync[sender] = now
             if lastStrangerSync.count > settings.strangersRemembered { lastStrangerSync.removeAll() }

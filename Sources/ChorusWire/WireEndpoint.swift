@@ -96,9 +96,8 @@ public struct WireEndpoint: Sendable {
     /// any): `tick` visits only these.
     private var waiting: [PeerID: Queue] = [:]
     private var reassembler: Reassembler
-    /// The token bucket of `WireSettings.newSessionsPerSecond`: tokens left, and when it was filled.
-    private var newSessionTokens: Double
-    private var tokensFilledAt = -Double.infinity
+    /// `WireSettings.newSessionsPerSecond`.
+    private var newSessions: TokenBucket
     public private(set) var rejections: [WireRejection: Int] = [:]
     public private(set) var acceptedDatagrams = 0
     public private(set) var sentDatagrams = 0
@@ -111,7 +110,7 @@ public struct WireEndpoint: Sendable {
         self.epoch = epoch
         self.settings = settings
         self.reassembler = Reassembler(settings: settings.reassembly(mode: keyring.primary.mode))
-        self.newSessionTokens = 2 * settings.newSessionsPerSecond
+        self.newSessions = TokenBucket(rate: settings.newSessionsPerSecond)
     }
 
     public var totalRejected: Int { rejections.values.reduce(0, +) }
@@ -243,7 +242,7 @@ public struct WireEndpoint: Sendable {
         let newEpoch = header.senderEpoch > knownEpoch
         if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }  // only signed kinds start an epoch
         guard newEpoch || slot != nil else { return reject(.noSession, reception) }  // epoch 0 from a stranger
-        if newEpoch && !takeNewSessionToken(now: now) { return reject(.sessionsRateLimited, reception) }
+        if newEpoch && !newSessions.take(now: now) { return reject(.sessionsRateLimited, reception) }
         // Only signed datagrams are checked against the replay window and move it. A chunk is
         // not signed (the manifest's hash binds it), so anyone holding the network key could
         // forge one in another peer's name: with a counter of 2^62 it moved the window past
@@ -389,19 +388,6 @@ public struct WireEndpoint: Sendable {
         // A dictionary keeps its capacity when emptied: rebuild it once it is mostly empty.
         if !idle.isEmpty && sessions.count * 4 < sessions.capacity { sessions = Dictionary(uniqueKeysWithValues: sessions.map { ($0.key, $0.value) }) }
         return idle.count
-    }
-
-    /// Takes one token of the new-session budget (a bucket of 2 × `newSessionsPerSecond`,
-    /// refilled continuously), or says there is none.
-    private mutating func takeNewSessionToken(now: Double) -> Bool {
-        let rate = settings.newSessionsPerSecond
-        if now > tokensFilledAt {
-            newSessionTokens = min(2 * rate, newSessionTokens + (now - tokensFilledAt) * rate)
-            tokensFilledAt = now
-        }
-        guard newSessionTokens >= 1 else { return false }
-        newSessionTokens -= 1
-        return true
     }
 
     static let helloSize = DatagramHeader.byteCount + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount

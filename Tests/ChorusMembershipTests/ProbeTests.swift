@@ -90,6 +90,25 @@ struct ProbeTests {
         #expect(again == [.send(.ack(sequence: sequence, claims: []), to: Fixture.id(9), address: "192.0.2.9:1")])
     }
 
+    @Test("strangers get syncs within strangerSyncsPerSecond in all (bursts of twice as many), then acks only (issue 21)")
+    func strangerSyncBudget() {
+        var rng = SplitMix(seed: 1)
+        var settings = Fixture.hand
+        settings.strangerSyncsPerSecond = 5
+        var b = Fixture.instance(2, knowing: [1], settings: settings)
+        func syncs(from strangers: ClosedRange<UInt8>, at now: Double) -> Int {
+            var count = 0
+            for k in strangers {
+                let out = b.receive(.ping(sequence: 1, claims: []), from: Fixture.id(k), address: "192.0.2.\(k):1", now: now, rng: &rng)
+                count += out.filter { if case .send(.sync, _, _) = $0 { true } else { false } }.count
+                #expect(out.last == .send(.ack(sequence: 1, claims: []), to: Fixture.id(k), address: "192.0.2.\(k):1"), "every ping is acked")
+            }
+            return count
+        }
+        #expect(syncs(from: 10...39, at: 1) == 10)
+        #expect(syncs(from: 40...59, at: 2) == 5, "five more a second later")
+    }
+
     @Test("an ack to the current probe is a success: no indirect probe, no suspicion, and local health falls")
     func ackedProbe() throws {
         var d = Driver(Fixture.instance(1, knowing: [2, 3]))
