@@ -553,7 +553,10 @@ public struct PeerInstance: Sendable {
                 let fromEntryPoint = entryPoints.contains(source)
                 if fromEntryPoint { entryPointAnswered = true }
                 let stranger = membership.status(of: peer) == nil
-                if stranger && !fromEntryPoint && settled {
+                // A member that says hello from a later boot than our view holds has restarted:
+                // greeting it brings its new alive claim at once, rather than when gossip does.
+                let rebooted = !stranger && (wire.epoch(of: peer) ?? 0) > (membership.members[peer]?.incarnation ?? 0) >> 16
+                if (stranger || rebooted) && !fromEntryPoint && settled {
                     perform(membership.greet(peer, address: source, now: now), now: now, into: &out)
                 } else if fromEntryPoint || stranger {
                     if address(of: peer) == nil {

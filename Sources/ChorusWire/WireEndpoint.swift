@@ -116,6 +116,8 @@ public struct WireEndpoint: Sendable {
     public var totalRejected: Int { rejections.values.reduce(0, +) }
     public var reassemblyBytesInUse: Int { reassembler.bytesInUse }
     public func knowsEpoch(of peer: PeerID) -> Bool { (sessions[peer]?.epoch ?? 0) != 0 }
+    /// The boot epoch `peer`'s datagrams name (nil or 0 while unknown).
+    public func epoch(of peer: PeerID) -> UInt64? { sessions[peer]?.epoch }
 
     // MARK: Sending
 
