@@ -98,35 +98,59 @@ seeds() {  # seeds TARGET → directory
     echo "$dir"
 }
 
+# Longest single fuzzer process (seconds; 0: no limit). config and schedule: what TOMLKit leaks
+# (about half a kilobyte per input) would reach libFuzzer's 2 GB memory limit in about six minutes,
+# so longer runs go in two-minute pieces, each a new process on the same corpus.
+chunk_seconds() {
+    case "$1" in
+        config|schedule) echo 120 ;;
+        *) echo 0 ;;
+    esac
+}
+
 # run TARGET SECONDS CORPUS [FLAGS…]: fuzz, print the figures, return 1 on any finding.
 run() {
     local t="$1" seconds="$2" corpus="$3"
     shift 3
     local artifacts="$build_path/artifacts/$t"
-    local seed_dir log
+    local seed_dir
     seed_dir="$(seeds "$t")" || return 1
-    mkdir -p "$corpus" "$artifacts"
-    log="$build_path/logs/$t-$(date +%Y%m%d-%H%M%S).log"
-    mkdir -p "$(dirname "$log")"
+    mkdir -p "$corpus" "$artifacts" "$build_path/logs"
     echo "== fuzz-$t for ${seconds} s: $(describe "$t")"
-    # A slow input (10 s) counts as a finding: a parser must not hang.
-    local status=0
-    # shellcheck disable=SC2046  # flags: zero or more words
-    fuzzer "$t" "$corpus" "$seed_dir" -max_total_time="$seconds" -max_len="$(max_len "$t")" \
-        -timeout=10 -print_final_stats=1 -artifact_prefix="$artifacts/" $(flags "$t") "$@" >"$log" 2>&1 || status=$?
-    # A build without coverage counters fuzzes blind, and says so only in passing.
-    if ! grep -q "inline 8-bit counters" "$log"; then
-        echo "   fuzz-$t has no coverage instrumentation (see $log): rebuild with rm -rf $build_path" >&2
-        return 1
-    fi
-    local runs rate peak
-    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-    peak="$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)"
-    echo "   executions: ${runs:-?}   exec/s: ${rate:-?}   peak RSS: ${peak:-?} MB   corpus: $(ls "$corpus" | wc -l) inputs   log: $log"
+    local chunk left="$seconds" part=0 status=0 runs=0 time=0 peak=0 log logs=""
+    chunk="$(chunk_seconds "$t")"
+    case " $* " in *" -runs="*) chunk=0 ;; esac  # a run count is for one process
+    while :; do
+        local this="$left"
+        if [ "$chunk" -gt 0 ] && [ "$left" -gt "$chunk" ]; then this="$chunk"; fi
+        part=$((part + 1))
+        log="$build_path/logs/$t-$(date +%Y%m%d-%H%M%S)-$part.log"
+        logs="$logs $log"
+        # A slow input (10 s) counts as a finding: a parser must not hang.
+        # shellcheck disable=SC2046  # flags: zero or more words
+        fuzzer "$t" "$corpus" "$seed_dir" -max_total_time="$this" -max_len="$(max_len "$t")" \
+            -timeout=10 -print_final_stats=1 -artifact_prefix="$artifacts/" $(flags "$t") "$@" >"$log" 2>&1 || status=$?
+        # A build without coverage counters fuzzes blind, and says so only in passing.
+        if ! grep -q "inline 8-bit counters" "$log"; then
+            echo "   fuzz-$t has no coverage instrumentation (see $log): rebuild with rm -rf $build_path" >&2
+            return 1
+        fi
+        local r s p
+        r="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
+        s="$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)"
+        p="$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)"
+        runs=$((runs + ${r:-0}))
+        time=$((time + ${s:-$this}))
+        [ "${p:-0}" -gt "$peak" ] && peak="$p"
+        left=$((left - this))
+        if [ "$status" != 0 ] || [ "$left" -le 0 ] || [ "$chunk" = 0 ]; then break; fi
+    done
+    local rate="-"
+    [ "$time" -gt 0 ] && rate=$((runs / time))
+    echo "   executions: $runs   exec/s: $rate   peak RSS: $peak MB   corpus: $(ls "$corpus" | wc -l) inputs   log:$logs"
     if [ "$status" != 0 ]; then
         echo "   FINDING (exit $status):"
-        grep -E "^==[0-9]+==ERROR|^SUMMARY|fuzz invariant broken|Fatal error|ERROR: libFuzzer" "$log" | head -5 | sed 's/^/     /'
+        grep -E "^==[0-9]+==ERROR|^SUMMARY|fuzz invariant broken|Fatal error|ERROR: libFuzzer|Assertion" "$log" | head -5 | sed 's/^/     /'
         local file
         file="$(sed -n "s/.*Test unit written to \(.*\)$/\1/p" "$log" | tail -1)"
         if [ -n "$file" ]; then

@@ -25,6 +25,8 @@ public enum TOMLText {
     /// after 3.4.0 in marzer/tomlplusplus#301), and an array whose next value starts with `}` or a
     /// Unicode line separator (`a = [}`: "Assertion `!is_value_terminator(*cp)' failed"). Found by
     /// the `config` and `schedule` libFuzzer targets (docs/security.md, "Fuzzing with libFuzzer").
+    /// A third came later: a date, a space and a lone digit (`at = 1979-05-27 7`: "Assertion
+    /// `!is_value_terminator(*cp)' failed" in the date-time scan).
     /// Everything refused here is invalid TOML anyway; valid documents reach toml++ unchanged.
     public static func parse(_ text: String) throws(TOMLSyntaxError) -> TOMLTable {
         if let problem = assertionTrigger(in: Array(text.utf8)) { throw problem }
@@ -41,7 +43,8 @@ public enum TOMLText {
     /// a table header (a `[` or `[[` where a statement starts) whose name does not start with a
     /// bare-key character, a quote or `]`, as `parse_table_header` reads it; an array's value
     /// (right after `[` or `,`) starting with `}`; a Unicode line separator (U+0085, U+2028,
-    /// U+2029) outside strings and comments, where TOML allows none. Strings, comments, arrays and
+    /// U+2029) outside strings and comments, where TOML allows none; a date-like token followed
+    /// by a space, one digit and the end of the value. Strings, comments, arrays and
     /// inline tables are followed so that a `[` inside a value is not taken for a header. What
     /// follows another syntax error does not matter: toml++ stops at the first.
     static func assertionTrigger(in bytes: [UInt8]) -> TOMLSyntaxError? {
@@ -71,6 +74,30 @@ public enum TOMLText {
             if bytes[j] == 0xC2 && at(j + 1) == 0x85 { return 2 }
             if bytes[j] == 0xE2 && at(j + 1) == 0x80 && (at(j + 2) == 0xA8 || at(j + 2) == 0xA9) { return 3 }
             return 0
+        }
+        /// Whether `c` ends a value for toml++ (whitespace, `]`, `}`, `,`, `#`; any non-ASCII byte
+        /// counts, as it might start Unicode whitespace).
+        func endsValue(_ c: UInt8) -> Bool {
+            c == space || c == tab || (c >= 0x0A && c <= 0x0D) || c == UInt8(ascii: "]") || c == UInt8(ascii: "}")
+                || c == UInt8(ascii: ",") || c == UInt8(ascii: "#") || c >= 0x80
+        }
+        /// For a token starting at `j` with a digit that toml++ would read as a date whose time is
+        /// separated by a space (ten characters, underscores not counted, with `-` at 4 and 7)
+        /// followed by a space, one digit and the end of the value: where that digit is. toml++
+        /// then scans on from the end of the value, which it asserts it never does.
+        func dateThenLoneDigit(at j: Int) -> Int? {
+            guard bytes[j] >= 0x30 && bytes[j] <= 0x39, j == 0 || endsValue(bytes[j - 1]) || bytes[j - 1] == UInt8(ascii: "=")
+                    || bytes[j - 1] == UInt8(ascii: "[") || bytes[j - 1] == UInt8(ascii: "{") else { return nil }
+            var k = j
+            var token: [UInt8] = []
+            while let d = at(k), !endsValue(d), token.count <= 10 {  // quotes too, as toml++ scans
+                if d != UInt8(ascii: "_") { token.append(d) }
+                k += 1
+            }
+            guard token.count == 10, token[4] == UInt8(ascii: "-"), token[7] == UInt8(ascii: "-"),
+                  at(k) == space, let digit = at(k + 1), digit >= 0x30 && digit <= 0x39, let next = at(k + 2), endsValue(next)
+            else { return nil }
+            return k + 1
         }
         /// A value (or the start of one) seen: the innermost array no longer expects one.
         func valueSeen() {
@@ -151,6 +178,9 @@ public enum TOMLText {
             default:
                 if lineSeparator(at: i) > 0 {
                     return problem(at: i, "a Unicode line separator outside a string (TOML breaks lines with \\n or \\r\\n only)")
+                }
+                if let digit = dateThenLoneDigit(at: i) {
+                    return problem(at: digit, "a date followed by a space and a lone digit (a date and time is written 1979-05-27 07:32:00)")
                 }
                 valueSeen()
                 i += 1

@@ -29,6 +29,16 @@ struct TOMLRegressionTests {
         #expect(throws: TOMLSyntaxError.self) { try TOMLText.parse(text) }
     }
 
+    /// toml++ 3.4.0 reads `1979-05-27 ` as the start of a date and time, and after a lone digit
+    /// scans past the end of the value, which it asserts it never does. Found by the `schedule`
+    /// target as `W=4$22-p4-p' 0` (ten characters with '-' at 4 and 7 are enough).
+    @Test("a date followed by a space and one digit is an error, not an abort",
+          arguments: ["at = 1979-05-27 7\n", "W=4$22-p4-p' 0\n", "a = [1979-05-27 7]\n", "a = 1979-05-27 7#\n", "a = 1979_-05-27 7 \n"])
+    func dateThenLoneDigit(text: String) throws {
+        let error = try #require(throws: TOMLSyntaxError.self) { try TOMLText.parse(text) }
+        #expect(error.message.contains("a date followed by a space and a lone digit"))
+    }
+
     @Test("valid TOML that looks like those cases still parses")
     func validLookalikes() throws {
         let table = try TOMLText.parse("""
@@ -46,6 +56,9 @@ struct TOMLRegressionTests {
               [],
             ]
             inline = { a = [1], b = { c = "}" } }
+            when = 1979-05-27 07:32:00
+            day = 1979-05-27
+            days = [1979-05-27, 1979-05-28 ]
             [[ "quoted header" ]]
             [ table . sub ]
             x = 1

@@ -21,7 +21,9 @@ public func fuzzSchedule(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             Fuzz.check(Set(picked).count == picked.count && picked.allSatisfy { (0..<8).contains($0) }, "picked \(picked) from p0–p7")
         }
     }
-    if let poisson = schedule.poisson {
+    // As both shells call it: only for a positive rate (a rate of -0.0 passes the parser's
+    // `rate >= 0`, and nextEvent then returns -inf; the shells' `ratePerMinute > 0` skips it).
+    if let poisson = schedule.poisson, poisson.ratePerMinute > 0 {
         var t = poisson.start
         for _ in 0..<4 {
             guard let next = poisson.nextEvent(after: t, startingPeers: 8, duration: 600, using: &rng) else { break }
