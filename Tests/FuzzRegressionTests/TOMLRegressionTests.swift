@@ -29,14 +29,19 @@ struct TOMLRegressionTests {
         #expect(throws: TOMLSyntaxError.self) { try TOMLText.parse(text) }
     }
 
-    /// toml++ 3.4.0 reads `1979-05-27 ` as the start of a date and time, and after a lone digit
-    /// scans past the end of the value, which it asserts it never does. Found by the `schedule`
-    /// target as `W=4$22-p4-p' 0` (ten characters with '-' at 4 and 7 are enough).
-    @Test("a date followed by a space and one digit is an error, not an abort",
-          arguments: ["at = 1979-05-27 7\n", "W=4$22-p4-p' 0\n", "a = [1979-05-27 7]\n", "a = 1979-05-27 7#\n", "a = 1979_-05-27 7 \n"])
-    func dateThenLoneDigit(text: String) throws {
+    /// toml++ 3.4.0's number and date scanner asserts what it does not check: `1979-05-27 ` then a
+    /// lone digit makes it scan past the end of the value ("`!is_value_terminator(*cp)'"), and a
+    /// date, `T` and no digit reaches parse_time without its digit ("`is_decimal_digit(*cp)'").
+    /// Found by the `schedule` target (`W=4$22-p4-p' 0`) and then the `config` target
+    /// (`s= 6020-06-20t):`). Every bare value is now checked against TOML's syntax first.
+    @Test("a bare value that is not a TOML number, boolean, date or time is an error, not an abort",
+          arguments: ["at = 1979-05-27 7\n", "W=4$22-p4-p' 0\n", "a = [1979-05-27 7]\n", "a = 1979-05-27 7#\n",
+                      "s= 6020-06-20t):\n", "a = 1979-05-27T\n", "a = 1979-05-27 07:32\n", "a = 07:32:00Z\n", "a = 1__0\n",
+                      "a = 01\n", "a = 1.\n", "a = .5\n", "a = 1e\n", "a = +0x10\n", "a = 0x\n", "a = 0x_1\n", "a = tru\n", "a = localhost\n",
+                      "a = { b = 1979-05-27t) }\n"])
+    func invalidBareValue(text: String) throws {
         let error = try #require(throws: TOMLSyntaxError.self) { try TOMLText.parse(text) }
-        #expect(error.message.contains("a date followed by a space and a lone digit"))
+        #expect(error.message.contains("is not a TOML value"))
     }
 
     @Test("valid TOML that looks like those cases still parses")
@@ -57,13 +62,18 @@ struct TOMLRegressionTests {
             ]
             inline = { a = [1], b = { c = "}" } }
             when = 1979-05-27 07:32:00
+            offset = 1979-05-27T07:32:00.999-07:00
+            utc = 1979-05-27t07:32:00z
             day = 1979-05-27
+            time = 07:32:00.5
             days = [1979-05-27, 1979-05-28 ]
+            numbers = [0, -1, +1_000, 0x1 , 0xdead_BEEF, 0o755, 0b1_0, 1.5, -0.0, 6.626e-34, 1E6, 1_0.0_1e+0_1, inf, -inf, +nan, true, false]
             [[ "quoted header" ]]
             [ table . sub ]
             x = 1
             """)
         #expect(table["nested"]?.array?.count == 3)
+        #expect(table["numbers"]?.array?.count == 17)
         #expect(table["s"]?.string == "[[\n[=")
         #expect(table["t"]?.string == "[}")
         #expect(table["table"]?.table?["sub"]?.table?["x"]?.int == 1)
