@@ -72,6 +72,8 @@ public final class Experiment {
     /// Members told to leave or killed: a killed process may not be reaped yet, and a leaving one
     /// lingers, but neither may be a target or an entry point any more.
     private var departing: Set<Int> = []
+    /// Members whose process ended without the schedule asking (reported once each).
+    private var exitedByThemselves: Set<Int> = []
     private var latest: [Int: PeerStatus] = [:]
     /// Faults each member should have (partition side, loss, per-peer and per-link loss and
     /// delay) and what it was last given.
@@ -166,6 +168,7 @@ public final class Experiment {
                 restart(due.member)
             }
             for (index, until) in paused.sorted(by: { $0.key < $1.key }) where until <= now { resume(index) }
+            reportUnexpectedExits()
             poll()
             if now - lastSampleAt >= options.sampleInterval - options.pollInterval / 2 { sample() }
         }
@@ -301,6 +304,22 @@ public final class Experiment {
         network.departed(index)
         pending.append(Pending(event: note(kind.rawValue, member: index), kind: kind, member: index))
         say("\(network.members[index].name) \(what)")
+    }
+
+    /// A peer process that ended although no action stopped it (a crash of its own, an exit on an
+    /// error) is reported at once, with how it ended and the end of its log, and recorded in
+    /// events.csv as `exit`: the log goes with the run's temporary directory, and a run that only
+    /// counted one live peer fewer left its cause unknown (a 32-peer churn run, 2026-12-05).
+    private func reportUnexpectedExits() {
+        for index in network.members.indices where !departing.contains(index) && !exitedByThemselves.contains(index) {
+            guard let (status, bySignal) = network.termination(index) else { continue }
+            exitedByThemselves.insert(index)
+            departing.insert(index)
+            network.departed(index)
+            note("exit", member: index)
+            let how = bySignal ? "killed by signal \(status)" : "exit status \(status)"
+            say("\(network.members[index].name) ended by itself (\(how)); the end of its log:\n" + network.tail(index, lines: 10))
+        }
     }
 
     /// kill -9 now; the same configuration starts again after `down` seconds.

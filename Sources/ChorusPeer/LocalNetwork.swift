@@ -287,6 +287,15 @@ public final class LocalNetwork: @unchecked Sendable {
         lock.withLock { processes[index]?.isRunning ?? false }
     }
 
+    /// How member `index`'s last process ended: its exit status, or the signal that killed it
+    /// (nil while it runs or if it never started).
+    public func termination(_ index: Int) -> (status: Int32, bySignal: Bool)? {
+        lock.withLock {
+            guard let process = processes[index], !process.isRunning else { return nil }
+            return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+        }
+    }
+
     public func pid(_ index: Int) -> Int32? {
         lock.withLock { processes[index]?.processIdentifier }
     }

@@ -104,6 +104,33 @@ struct ExperimentTests {
         #expect(series.count >= 3, "rows measured before Ctrl-C were lost")
     }
 
+    /// A 32-peer churn run (2026-12-05) lost a peer 2 s in with nothing but a live-peer count one
+    /// lower to show for it. A peer that ends without the schedule asking is now reported at once,
+    /// with how it ended and its log's last lines, and recorded as an `exit` event.
+    @Test("a peer process that dies by itself is reported with how it ended and recorded as an exit event")
+    func unexpectedExitIsReported() throws {
+        var options = Experiment.Options(executable: try chorusBinary())
+        options.peers = 3
+        options.duration = 8
+        let lines = ProgressLines()
+        let experiment = try Experiment(options: options) { line, _ in lines.append(line) }
+        defer { experiment.network.removeDirectory() }
+        // Kill p1 from outside the runner once the run is under way.
+        let network = experiment.network
+        let killer = Thread {
+            let deadline = Date().addingTimeInterval(60)
+            while !lines.contains("peers running") && Date() < deadline { usleep(100_000) }
+            sleep(2)
+            if let pid = network.pid(1) { kill(pid, SIGKILL) }
+        }
+        killer.start()
+        let (_, summary) = try experiment.run { false }
+        #expect(summary.events.map(\.action) == ["exit"], "\(summary.events)")
+        #expect(summary.events.first?.peer == "p1")
+        #expect(summary.final.livePeers == 2)
+        #expect(lines.contains("p1 ended by itself (killed by signal 9)"), "\(lines.all)")
+    }
+
     /// Processes whose parent is `pid` (from /proc).
     func childProcesses(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -142,4 +169,13 @@ struct ShardLedgerTests {
         ledger.release(0)
         #expect(ledger.free == [0])
     }
+}
+
+/// Progress lines from the runner, read by a test while the run goes on.
+final class ProgressLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+    func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
 }
