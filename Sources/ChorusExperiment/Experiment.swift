@@ -72,8 +72,6 @@ public final class Experiment {
     /// Members told to leave or killed: a killed process may not be reaped yet, and a leaving one
     /// lingers, but neither may be a target or an entry point any more.
     private var departing: Set<Int> = []
-    /// Members whose process ended without the schedule asking (reported once each).
-    private var exitedByThemselves: Set<Int> = []
     private var latest: [Int: PeerStatus] = [:]
     /// Faults each member should have (partition side, loss, per-peer and per-link loss and
     /// delay) and what it was last given.
@@ -311,9 +309,9 @@ public final class Experiment {
     /// events.csv as `exit`: the log goes with the run's temporary directory, and a run that only
     /// counted one live peer fewer left its cause unknown (a 32-peer churn run, 2026-12-05).
     private func reportUnexpectedExits() {
-        for index in network.members.indices where !departing.contains(index) && !exitedByThemselves.contains(index) {
+        // Reported once: it joins the departing members, which this loop skips.
+        for index in network.members.indices where !departing.contains(index) {
             guard let (status, bySignal) = network.termination(index) else { continue }
-            exitedByThemselves.insert(index)
             departing.insert(index)
             network.departed(index)
             note("exit", member: index)
