@@ -166,9 +166,11 @@ public struct PeerInstance: Sendable {
     ///   - seed: this peer's randomness (probe order, gossip targets, object ids).
     ///   - claimVerifier: shared by a simulator's peers (it caches verified claims); by default
     ///     a new one in the network key's crypto mode.
+    ///   - admission: the network authority and this peer's certificate, when the network admits
+    ///     only identities the authority certified (docs/security.md, "Admission and revocation").
     public init(identity: SigningKey, keyring: NetworkKeyring, epoch: UInt64, address: PeerAddress,
                 settings: PeerSettings, learner: Learner, now: Double, unixTimeAtZero: Double, seed: UInt64,
-                claimVerifier: ClaimVerifier? = nil) {
+                claimVerifier: ClaimVerifier? = nil, admission: Admission? = nil) {
         precondition(settings.problems().isEmpty, "invalid PeerSettings: \(settings.problems())")
         // Claims are checked the way the network key says (a simulator shares one verifier).
         let verifier = claimVerifier ?? ClaimVerifier(mode: keyring.primary.mode)
@@ -180,10 +182,10 @@ public struct PeerInstance: Sendable {
         self.learner = learner
         self.rng = Xoshiro256(seed: seed)
         self.phase = settings.fetchModel ? .joining : .training
-        self.wire = WireEndpoint(identity: identity, keyring: keyring, epoch: epoch, settings: settings.wire)
+        self.wire = WireEndpoint(identity: identity, keyring: keyring, epoch: epoch, settings: settings.wire, admission: admission)
         self.membership = MembershipInstance(
             key: identity, address: address, incarnation: epoch << 16, settings: settings.membership, now: now,
-            unixTimeAtZero: unixTimeAtZero, verifier: verifier)
+            unixTimeAtZero: unixTimeAtZero, verifier: verifier, authority: admission?.authority)
         var averaging = settings.averaging
         averaging.clipFactor = averaging.clipFactor(training: settings.stepsPerRound > 0)  // resolved here, once
         self.averager = GossipAverager(initial: learner.parameters.map(Double.init), weight: settings.fetchModel ? 0 : 1,
@@ -259,6 +261,21 @@ public struct PeerInstance: Sendable {
     /// Installs other network keys on the running peer (a step of a key rotation,
     /// docs/security.md): nothing else changes, so no member notices.
     public mutating func setKeyring(_ keyring: NetworkKeyring) { wire.setKeyring(keyring) }
+
+    /// Applies a revocation signed by the network authority (handed over by the operator, or kept
+    /// from an earlier run), as if gossip had brought it; it is gossiped on from here. Returns
+    /// why it was refused, if it was.
+    public mutating func revoke(_ revocation: Claim, now: Double) -> (refused: ClaimRejection?, directives: [PeerDirective]) {
+        guard revocation.status == .revoked else { return (.notFromAuthority, []) }
+        let before = membership.rejections
+        var out: [PeerDirective] = []
+        perform(membership.learn(revocation, now: now), now: now, into: &out)
+        let refused = ClaimRejection.allCases.first { membership.rejections[$0, default: 0] > before[$0, default: 0] }
+        return (refused, out)
+    }
+
+    /// The revocations this peer holds, to keep across restarts.
+    public var revocations: [Claim] { membership.revocations }
 
     /// This peer's signed statement that it is alive at its address and incarnation.
     public var aliveClaim: Claim { membership.fullState()[0] }
@@ -652,6 +669,16 @@ public struct PeerInstance: Sendable {
              to: source, peer: nil, into: &out)
     }
 
+    /// Shows a revoked member its revocation, once, before its session goes: nobody gossips to it
+    /// any more, and it must learn that it is out (its process then stops and says why).
+    private mutating func tellRevoked(_ peer: PeerID, into out: inout [PeerDirective]) {
+        guard let epoch = wire.epoch(of: peer), epoch != 0, let claim = membership.members[peer]?.statusClaim,
+              let address = address(of: peer) else { return }
+        let message = MembershipMessage.gossip(claims: [claim]).encoded()
+        emit(wire.sendToEarlierBoot(.message(channel: ChorusChannel.membership, payload: message), of: peer, epoch: epoch),
+             to: address, peer: peer, into: &out)
+    }
+
     /// Whether a warning of this kind may be given now (at most one per `warningInterval`).
     private mutating func warnOnce(_ kind: String, now: Double) -> Bool {
         guard now >= nextWarning[kind, default: -.infinity] else { return false }
@@ -694,6 +721,18 @@ public struct PeerInstance: Sendable {
                     addresses[peer] = nil
                 case let .rebooted(peer, epoch):
                     wire.peerRebooted(peer, epoch: epoch)
+                case let .revoked(peer) where peer == id:
+                    // The authority removed this identity: nobody will talk to it again.
+                    if phase != .stopped {
+                        phase = .stopped
+                        out.append(.event(.membership(event)))
+                        out.append(.event(.stopped))
+                    }
+                    continue
+                case let .revoked(peer):
+                    tellRevoked(peer, into: &out)
+                    wire.revoke(peer)
+                    addresses[peer] = nil
                 case let .laterSelf(address, incarnation):
                     // The network follows the later boot: this one stops, whatever the shell (a
                     // real process exits with the error; a simulated peer is taken out).
@@ -867,7 +906,7 @@ extension MembershipEvent {
     /// Whether the set of live members (and so the neighbourhood) may have changed.
     public var changesLiveSet: Bool {
         switch self {
-        case .joined, .failed, .left, .removed: return true
+        case .joined, .failed, .left, .removed, .revoked: return true
         case .suspected, .refuted, .addressChanged, .refutedAccusation, .laterSelf, .rebooted: return false
         }
     }

@@ -38,20 +38,86 @@ public enum KeyFiles {
     public static let secretFileName = "identity.secret"
     public static let publicFileName = "identity.public"
 
+    public static let authoritySecretFileName = "authority.secret"
+    public static let authorityPublicFileName = "authority.public"
+    public static let certificateFileName = "certificate"
+
+    /// Writes a new network authority key into `directory`: `authority.secret` (its Ed25519
+    /// seed, mode 0600: keep it off the peers) and `authority.public` (what peers name in
+    /// `peer.authority`). Refuses to overwrite.
+    @discardableResult
+    public static func writeAuthority(_ key: SigningKey, to directory: String) throws(KeyFileError) -> PeerID {
+        try writeKeyPair(key, to: directory, secret: authoritySecretFileName, public: authorityPublicFileName,
+                         comment: "Chorus network authority (Ed25519 seed): it certifies and revokes identities. Keep secret, off the peers.")
+    }
+
+    /// Reads `authority.secret` from a directory (or the path of the secret file itself).
+    public static func readAuthority(at path: String) throws(KeyFileError) -> SigningKey {
+        try readSigningKey(at: path, defaultFile: authoritySecretFileName)
+    }
+
+    /// Reads a public key (a peer id or the authority's): a file of 64 hex characters, or a
+    /// directory holding `defaultFile`.
+    public static func readPublicKey(at path: String, defaultFile: String) throws(KeyFileError) -> PeerID {
+        let file = inDirectory(path, defaultFile)
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw .unreadable(path: file, reason: FileManager.default.fileExists(atPath: file) ? "cannot read contents" : "no such file")
+        }
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard lines.count == 1, let id = PeerID(text: lines[0]) else {
+            throw .malformed(path: file, expected: "a public key as 64 hexadecimal characters on one line")
+        }
+        return id
+    }
+
+    /// Writes a certificate (`chorus certify`); public, mode 0644. Refuses to overwrite.
+    public static func writeCertificate(_ certificate: Certificate, authority: PeerID, to path: String) throws(KeyFileError) {
+        try writeExclusive("# Chorus membership certificate for peer \(certificate.subject), signed by authority \(authority)\n\(Hex.encode(certificate.bytes))\n",
+                           to: inDirectory(path, certificateFileName), mode: 0o644)
+    }
+
+    /// Reads a certificate file (or `certificate` in a directory). Its validity is the caller's to check.
+    public static func readCertificate(at path: String) throws(KeyFileError) -> Certificate {
+        let file = inDirectory(path, certificateFileName)
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw .unreadable(path: file, reason: FileManager.default.fileExists(atPath: file) ? "cannot read contents" : "no such file")
+        }
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard lines.count == 1, let bytes = Hex.decode(lines[0]), let certificate = Certificate(bytes: bytes) else {
+            throw .malformed(path: file, expected: "a certificate as \(2 * Certificate.byteCount) hexadecimal characters on one line (chorus certify)")
+        }
+        return certificate
+    }
+
+    /// `name` inside `path` when `path` is a directory, else `path` itself.
+    static func inDirectory(_ path: String, _ name: String) -> String {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? (path as NSString).appendingPathComponent(name) : path
+    }
+
     /// Writes a new identity into `directory` (created if needed). Refuses to overwrite.
     @discardableResult
     public static func writeIdentity(_ key: SigningKey, to directory: String) throws(KeyFileError) -> PeerID {
+        try writeKeyPair(key, to: directory, secret: secretFileName, public: publicFileName,
+                         comment: "Chorus peer identity (Ed25519 seed). Keep secret.")
+    }
+
+    private static func writeKeyPair(_ key: SigningKey, to directory: String, secret: String, public: String,
+                                     comment: String) throws(KeyFileError) -> PeerID {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw .writeFailed(path: directory, reason: "cannot create directory")
         }
-        let secretPath = (directory as NSString).appendingPathComponent(secretFileName)
-        let publicPath = (directory as NSString).appendingPathComponent(publicFileName)
+        let secretPath = (directory as NSString).appendingPathComponent(secret)
+        let publicPath = (directory as NSString).appendingPathComponent(`public`)
         if FileManager.default.fileExists(atPath: secretPath) { throw .exists(path: secretPath) }
         if FileManager.default.fileExists(atPath: publicPath) { throw .exists(path: publicPath) }
         try writeExclusive(
-            "# Chorus peer identity (Ed25519 seed). Keep secret.\n\(Hex.encode(key.seed))\n",
+            "# \(comment)\n\(Hex.encode(key.seed))\n",
             to: secretPath, mode: 0o600)
         try writeExclusive("\(key.peerID)\n", to: publicPath, mode: 0o644)
         return key.peerID
@@ -59,9 +125,11 @@ public enum KeyFiles {
 
     /// Reads `identity.secret` from a directory (or a path to the secret file itself).
     public static func readIdentity(at path: String) throws(KeyFileError) -> SigningKey {
-        var isDirectory: ObjCBool = false
-        let secretPath = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-            ? (path as NSString).appendingPathComponent(secretFileName) : path
+        try readSigningKey(at: path, defaultFile: secretFileName)
+    }
+
+    private static func readSigningKey(at path: String, defaultFile: String) throws(KeyFileError) -> SigningKey {
+        let secretPath = inDirectory(path, defaultFile)
         let bytes = try readSecretHex(at: secretPath, byteCount: Ed25519.seedByteCount, what: "an Ed25519 seed")
         do { return try SigningKey(seed: bytes) } catch {
             throw .malformed(path: secretPath, expected: "an Ed25519 seed")

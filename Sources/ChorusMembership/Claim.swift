@@ -5,14 +5,19 @@ import Synchronization
 /// A member's state as the protocol orders it: at equal incarnations a later state wins.
 public enum MemberStatus: UInt8, Sendable, Comparable, CustomStringConvertible, Codable {
     case alive = 1, suspect = 2, failed = 3, left = 4
+    /// Removed by the network authority (`Certificate`): final, whatever the incarnation.
+    case revoked = 5
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    /// Claims of this status name their signer (an accuser, or the authority), not the subject.
+    var isSignedByOther: Bool { self == .suspect || self == .failed || self == .revoked }
     public var description: String {
         switch self {
         case .alive: "alive"
         case .suspect: "suspect"
         case .failed: "failed"
         case .left: "left"
+        case .revoked: "revoked"
         }
     }
 }
@@ -21,10 +26,11 @@ public enum MemberStatus: UInt8, Sendable, Comparable, CustomStringConvertible, 
 ///
 /// `alive` and `left` are signed by their subject: nobody else can announce, refute for, move or
 /// retire a peer. `suspect` and `failed` are signed by the accuser: attributable, and they can only
-/// name an incarnation the subject itself announced, so they cannot raise it.
+/// name an incarnation the subject itself announced, so they cannot raise it. `revoked` is signed
+/// by the network authority, named in the accuser's place, with incarnation 0: it is final.
 ///
 /// Layout: kind u8 ‖ subject (32) ‖ incarnation u64 ‖ [alive: address (u16 length + UTF-8)]
-/// ‖ [suspect, failed: accuser (32)] ‖ Ed25519 signature (64) over "chorus/v1/claim" ‖ the preceding bytes.
+/// ‖ [suspect, failed, revoked: accuser (32)] ‖ Ed25519 signature (64) over "chorus/v1/claim" ‖ the preceding bytes.
 ///
 /// The fields live in one shared, immutable object (a setter makes a new one): every member of
 /// a view holds one or two claims, and a simulated network holds n² views' worth, so a claim is
@@ -71,7 +77,7 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
         get { fields.address }
         set { change { $0.address = newValue } }
     }
-    /// Who makes the accusation; suspect and failed claims only.
+    /// Who makes the accusation; suspect and failed claims only (for revoked: the authority).
     public var accuser: PeerID? {
         get { fields.accuser }
         set { change { $0.accuser = newValue } }
@@ -117,7 +123,7 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
 
     /// Makes and signs a claim. `key` must belong to the subject (alive, left) or the accuser.
     public static func make(_ status: MemberStatus, subject: PeerID, incarnation: UInt64, address: String = "", key: SigningKey) -> Claim {
-        let accuser: PeerID? = (status == .suspect || status == .failed) ? key.peerID : nil
+        let accuser: PeerID? = status.isSignedByOther ? key.peerID : nil
         precondition(accuser != nil || key.peerID == subject, "alive and left claims are signed by their subject")
         let unsigned = Claim(status: status, subject: subject, incarnation: incarnation,
                              address: status == .alive ? address : "", accuser: accuser, signature: [])
@@ -161,7 +167,7 @@ public struct Claim: Hashable, Sendable, CustomStringConvertible {
             address = text
         }
         var accuser: PeerID?
-        if status == .suspect || status == .failed {
+        if status.isSignedByOther {
             guard let id = try? r.peerID() else { return nil }
             accuser = id
         }

@@ -5,11 +5,13 @@ import ChorusCrypto
 extension MembershipInstance {
     /// Applies one claim (from any message or sync) and returns the resulting events.
     mutating func apply(_ claim: Claim, now: Double) -> [MembershipDirective] {
+        if claim.status == .revoked { return applyRevocation(claim, now: now) }
         let ceiling = (UInt64(max(0, unixTimeAtZero + now + settings.maxIncarnationLeadSeconds)) << 16) | 0xFFFF
         guard claim.incarnation <= ceiling else { return reject(.absurdIncarnation) }
         if claim.subject == me { return applyAboutMe(claim, now: now) }
         let existing = members[claim.subject]
         if let existing {
+            if existing.status == .revoked { return [] }  // final: nothing brings it back
             // Cheap staleness check before any signature work.
             if claim.incarnation < existing.incarnation { return [] }
             if claim.incarnation == existing.incarnation && claim.status <= existing.status && !(claim.status == .suspect && existing.status == .suspect) {
@@ -85,7 +87,25 @@ extension MembershipInstance {
             queue.enqueue(claim)
             if accuser != me && probesSuspectAtOnce(claim.subject, incarnation: claim.incarnation) { verifyNext.append(claim.subject) }
             return [.event(.suspected(claim.subject, by: accuser))]
+        case .revoked:
+            preconditionFailure("revocations are applied by applyRevocation")
         }
+    }
+
+    /// A revocation, signed by the network authority: the member is out for good (its entry
+    /// stays, without a tombstone, and travels in syncs), and the claim is gossiped on. One about
+    /// this peer is reported, so the shell stops it.
+    mutating func applyRevocation(_ claim: Claim, now: Double) -> [MembershipDirective] {
+        guard let authority, claim.accuser == authority else { return reject(.notFromAuthority) }
+        let existing = members[claim.subject]
+        if existing?.status == .revoked { return [] }
+        guard verifier.isValid(claim) else { return reject(.badSignature) }
+        if claim.subject == me { return [.event(.revoked(me))] }
+        store(Member(incarnation: existing?.incarnation ?? 0, status: .revoked, aliveClaim: existing?.aliveClaim, statusClaim: claim),
+              as: claim.subject, now: now)
+        suspicions[claim.subject] = nil
+        queue.enqueue(claim)
+        return [.event(.revoked(claim.subject))]
     }
 
     /// Applies another member's whole view (a sync). A failed verdict about a member this view
@@ -137,6 +157,8 @@ extension MembershipInstance {
             health.adjust(+1)  // Lifeguard: being suspected hints that we are the slow one
             refutedAccuser = claim.accuser
             return [.event(.refutedAccusation(incarnation: incarnation, by: claim.accuser!))]
+        case .revoked:
+            preconditionFailure("revocations are applied by applyRevocation")
         }
     }
 

@@ -35,6 +35,8 @@ public enum MembershipEvent: Equatable, Sendable {
     case refuted(PeerID)
     case failed(PeerID)
     case left(PeerID)
+    /// The network authority revoked the member (or this peer itself): it is out for good.
+    case revoked(PeerID)
     /// A tombstone expired.
     case removed(PeerID)
     case addressChanged(PeerID, address: String)
@@ -67,4 +69,6 @@ public enum ClaimRejection: String, Sendable, CaseIterable {
     /// An accusation by a member whose recent accusations were proved false too often
     /// (`MembershipSettings.falseAccusationLimit`).
     case distrustedAccuser
+    /// A revocation not signed by the network authority this peer trusts (or it trusts none).
+    case notFromAuthority
 }

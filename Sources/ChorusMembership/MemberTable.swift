@@ -35,7 +35,8 @@ struct MemberTable: Sendable {
         if let old, wasLive { othersSyncDigest ^= Self.syncHash(id, incarnation: old.incarnation) }
         if member.isLive { othersSyncDigest ^= Self.syncHash(id, incarnation: member.incarnation) }
         members[id] = member
-        let tombstone = member.isLive ? nil : now
+        // A revoked member stays for good (no tombstone to expire): a late claim must not revive it.
+        let tombstone = member.isLive || member.status == .revoked ? nil : now
         var timersMoved = false
         if tombstones[id] != tombstone {
             tombstones[id] = tombstone

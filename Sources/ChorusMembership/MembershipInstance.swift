@@ -46,6 +46,8 @@ public struct MembershipInstance: Sendable {
 
     let key: SigningKey
     let verifier: ClaimVerifier
+    /// The network authority whose revocations this peer obeys (nil: none are accepted).
+    public let authority: PeerID?
     /// Unix time (seconds) when `now` was 0: bounds incarnations against the wall clock.
     let unixTimeAtZero: Double
     var myAliveClaim: Claim
@@ -95,7 +97,7 @@ public struct MembershipInstance: Sendable {
     private var informed: Set<PeerID> = []
 
     public init(key: SigningKey, address: String, incarnation: UInt64, settings: MembershipSettings,
-                now: Double, unixTimeAtZero: Double, verifier: ClaimVerifier = ClaimVerifier()) {
+                now: Double, unixTimeAtZero: Double, verifier: ClaimVerifier = ClaimVerifier(), authority: PeerID? = nil) {
         precondition(settings.problems().isEmpty, "invalid MembershipSettings: \(settings.problems())")
         self.settings = settings
         self.key = key
@@ -103,6 +105,7 @@ public struct MembershipInstance: Sendable {
         self.address = address
         self.incarnation = incarnation
         self.verifier = verifier
+        self.authority = authority
         self.unixTimeAtZero = unixTimeAtZero
         self.strangerSyncs = TokenBucket(rate: settings.strangerSyncsPerSecond)
         self.health = LocalHealth(maximum: settings.maxLocalHealth)
@@ -236,6 +239,19 @@ public struct MembershipInstance: Sendable {
         // Announce ourselves on every message we send from now on, not only through the seed.
         if !queue.contains(me) { queue.enqueue(myAliveClaim) }
         return [send(.sync(isResponse: false, claims: fullState()), to: seed, address: seedAddress)]
+    }
+
+    /// Applies one claim that came from outside the protocol (a revocation the operator hands
+    /// over, or one kept from an earlier run) as if gossip had brought it.
+    public mutating func learn(_ claim: Claim, now: Double) -> [MembershipDirective] {
+        defer { cacheTimers(now: now) }
+        if queue.isEmpty { passGossipRounds(upTo: now) }
+        return apply(claim, now: now)
+    }
+
+    /// The revocations this peer holds (to keep across restarts), in subject order.
+    public var revocations: [Claim] {
+        members.values.compactMap { $0.status == .revoked ? $0.statusClaim : nil }.sorted { $0.subject < $1.subject }
     }
 
     /// A stranger said hello (a newcomer, a member we forgot): tell it our view's digest, one

@@ -35,6 +35,9 @@ public final class LocalNetwork: @unchecked Sendable {
         public var hosts: [Host] = []
         /// `gossip.max_datagram_size` of every peer (the peer's default when nil).
         public var maxDatagramSize: Int?
+        /// Admission: a network authority in keys/authority certifies every peer (keys/NAME/
+        /// certificate), and peers admit only certified identities (docs/security.md).
+        public var admission = false
 
         public init(executable: String) { self.executable = executable }
     }
@@ -58,6 +61,8 @@ public final class LocalNetwork: @unchecked Sendable {
     public let options: Options
     public let directory: String
     public let networkKeyPath: String
+    /// The network authority (with `Options.admission`): authority.secret and authority.public.
+    public var authorityPath: String { directory + "/keys/authority" }
     public private(set) var members: [Member] = []
     /// Who holds which data shard: joiners take the shards of departed peers.
     public private(set) var shards: ShardLedger
@@ -78,6 +83,7 @@ public final class LocalNetwork: @unchecked Sendable {
         networkKeyPath = directory + "/keys/network.key"
         shards = ShardLedger(startingPeers: max(1, options.peers))
         try KeyFiles.writeNetworkKey(NetworkKey.generate(), to: networkKeyPath)
+        if options.admission { try KeyFiles.writeAuthority(SigningKey.generate(), to: authorityPath) }
         for index in 0..<options.peers { members.append(try makeMember(index: index, shard: index)) }
         rewireAll()
     }
@@ -104,6 +110,11 @@ public final class LocalNetwork: @unchecked Sendable {
         let name = "p\(index)"
         let id = try KeyFiles.writeIdentity(SigningKey.generate(), to: "\(directory)/keys/\(name)")
         let token = try KeyFiles.writeAdminToken(to: "\(directory)/keys/\(name)")  // found beside the identity
+        if options.admission {
+            let authority = try KeyFiles.readAuthority(at: authorityPath)
+            try KeyFiles.writeCertificate(Certificate(subject: id, authority: authority), authority: authority.peerID,
+                                          to: "\(directory)/keys/\(name)/\(KeyFiles.certificateFileName)")
+        }
         if !options.hosts.isEmpty {
             // Each host has its own ports; peer i uses 7100+i (UDP) and 8100+i (admin, with its token) on it.
             let host = options.hosts[index % options.hosts.count]
@@ -149,7 +160,8 @@ public final class LocalNetwork: @unchecked Sendable {
             "network_key = \"keys/network.key\"",
             "admin = \"\(member.admin)\"",
             "checkpoint = \"state/\(member.name).checkpoint\"",
-        ] + (options.checkpointIntervalSeconds.map { ["checkpoint_interval_s = \($0)"] } ?? []) + [
+        ] + (options.admission ? ["authority = \"keys/authority/\(KeyFiles.authorityPublicFileName)\"",
+                                  "certificate = \"keys/\(member.name)/\(KeyFiles.certificateFileName)\""] : []) + (options.checkpointIntervalSeconds.map { ["checkpoint_interval_s = \($0)"] } ?? []) + [
             "",
             "[model]",
             "kind = \"\(options.model.description)\"",
@@ -256,7 +268,8 @@ public final class LocalNetwork: @unchecked Sendable {
     private func copyFiles(of index: Int, to host: Host) throws {
         if !prepared.contains(host.name) { _ = try prepareHosts() }
         let name = members[index].name
-        try send(["-C", directory, "\(name).toml", "keys/\(name)", "keys/network.key"], to: host)
+        try send(["-C", directory, "\(name).toml", "keys/\(name)", "keys/network.key"]
+                 + (options.admission ? ["keys/authority/\(KeyFiles.authorityPublicFileName)"] : []), to: host)
     }
 
     /// Packs files with tar (these `tar -c` arguments) and unpacks them in `host`'s run

@@ -47,6 +47,11 @@ public struct PeerConfig: Sendable {
     /// The admin token file (`chorus keygen` writes one beside the identity): without it the
     /// endpoint serves only read-only routes and must stay on loopback.
     public var adminTokenPath: String?
+    /// The network authority's public key (`peer.authority`: a file, or the directory `chorus
+    /// keygen --authority` wrote) and this peer's certificate from it (`peer.certificate`): both
+    /// or neither. With them, only identities the authority certified are admitted.
+    public var authorityPath: String?
+    public var certificatePath: String?
     public var checkpointPath: String
     /// Seconds between checkpoints while training (0: only at shutdown), so `kill -9` loses little.
     public var checkpointInterval: Double
@@ -151,6 +156,12 @@ public struct PeerConfig: Sendable {
         }
         if adminToken == nil && !admin.isLoopback {
             throw ConfigError(file: file, field: "peer.admin", "\(admin) is reachable from other machines, and no admin token protects it: keep admin on 127.0.0.1, or create a token (chorus keygen --admin-token --out \(identity)) and firewall the port")
+        }
+        let authority = try peer.optionalString("authority").map(resolve)
+        let certificate = try peer.optionalString("certificate").map(resolve)
+        if (authority == nil) != (certificate == nil) {
+            throw ConfigError(file: file, field: authority == nil ? "peer.authority" : "peer.certificate",
+                              "admission needs both peer.authority (the authority's public key) and peer.certificate (this peer's certificate, chorus certify); give both or neither")
         }
         let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let checkpoint = resolve(try peer.optionalString("checkpoint") ?? "state/\(stem).checkpoint")
@@ -360,6 +371,8 @@ public struct PeerConfig: Sendable {
             gossipInterval: interval / 1000, collect: collect / 1000, averaging: averaging, evaluationInterval: evaluation / 1000, wire: wire,
             membership: membership, seeds: seeds, topology: topology, fetchModel: fetchModel, faults: faults)
         config.acceptedNetworkKeyPaths = acceptedNetworkKeys
+        config.authorityPath = authority
+        config.certificatePath = certificate
         return config
     }
 }

@@ -56,7 +56,8 @@ final class PeerNode {
     /// on the loop's virtual clock, and a wall clock and seed of their own so that runs repeat.
     init(config: PeerConfig, identity: SigningKey, keyring: NetworkKeyring, bootEpoch: UInt64, learner: Learner,
          loop: EventLoop, log: Logger, worker: any LearningWorker = ThreadLearningWorker(),
-         unixTimeAtZero: Double = Date().timeIntervalSince1970, seed: UInt64 = .random(in: .min ... .max)) {
+         unixTimeAtZero: Double = Date().timeIntervalSince1970, seed: UInt64 = .random(in: .min ... .max),
+         admission: Admission? = nil, revocations: [Claim] = []) {
         self.config = config
         self.identity = identity
         self.bootEpoch = bootEpoch
@@ -67,7 +68,11 @@ final class PeerNode {
         self.origin = loop.now
         self.instance = PeerInstance(
             identity: identity, keyring: keyring, epoch: bootEpoch, address: config.advertise.description,
-            settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: unixTimeAtZero, seed: seed)
+            settings: config.peerSettings, learner: learner, now: 0, unixTimeAtZero: unixTimeAtZero, seed: seed,
+            admission: admission)
+        // Revocations kept from an earlier run: refused from the first datagram (the network
+        // would tell them again, but only after the revoked peer had a chance to talk).
+        for claim in revocations { _ = instance.revoke(claim, now: 0) }
         self.worker = worker
         self.checkpoints = CheckpointWriter(path: config.checkpointPath, model: config.model.description, log: log)
         let origin = origin
@@ -251,6 +256,14 @@ final class PeerNode {
                 log.debug("member forgotten (tombstone expired)", metadata: ["member": "\(peer.short)"])
             case let .addressChanged(peer, address): log.info("member moved", metadata: ["member": "\(peer.short)", "address": "\(address)"])
             case .laterSelf: break
+            case let .revoked(peer) where peer == identity.peerID:
+                let message = "identity \(peer) was revoked by the network authority: no member admits it any more, so this peer stops. To take part again, create a new identity (chorus keygen) and have the authority certify it (chorus certify)"
+                log.error("\(message)")
+                onFatal?(message)
+            case let .revoked(peer):
+                suspectedAt[peer] = nil
+                log.notice("member revoked by the network authority", metadata: ["member": "\(peer.short)"])
+                saveRevocations()
             }
         case let .adoptedModel(from, step):
             log.notice("joined with the network's model", metadata: ["from": "\(from.short)", "step": "\(step)"])
@@ -274,6 +287,23 @@ final class PeerNode {
         case let .misconfiguredTraffic(.otherModel(from, theirs, ours)):
             log.warning("a peer sends parameters of another length: it runs another model (check [model] kind on both)",
                         metadata: ["member": "\(from.short)", "theirs": "\(theirs)", "ours": "\(ours)"])
+        }
+    }
+
+    /// Applies a revocation handed over by the operator (`POST /revocations`); nil when applied
+    /// (or already held), else why it was refused.
+    func revoke(_ claim: Claim) -> ClaimRejection? {
+        loop.preconditionInEventLoop()
+        let (refused, directives) = instance.revoke(claim, now: now)
+        run(directives)
+        return refused
+    }
+
+    /// Keeps the revocations beside the checkpoint, so that a restart refuses the revoked at once.
+    private func saveRevocations() {
+        let path = PeerRunner.revocationsPath(of: config)
+        do { try AtomicFile.write(Array(RevocationFile.text(instance.revocations).utf8), to: path) } catch {
+            log.warning("could not keep the revocations", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 

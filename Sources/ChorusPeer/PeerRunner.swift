@@ -1,5 +1,6 @@
 import ChorusCrypto
 import ChorusLearning
+import ChorusMembership
 import Foundation
 import Logging
 import NIOCore
@@ -50,6 +51,37 @@ public enum PeerRunner {
         return (identity, network, learner, adminToken)
     }
 
+    /// The authority and certificate a configuration names (nil without `peer.authority`), checked:
+    /// the certificate must be for this identity and signed by that authority.
+    static func admission(of config: PeerConfig, identity: PeerID) throws -> Admission? {
+        guard let authorityPath = config.authorityPath, let certificatePath = config.certificatePath else { return nil }
+        let authority: PeerID
+        do { authority = try KeyFiles.readPublicKey(at: authorityPath, defaultFile: KeyFiles.authorityPublicFileName) } catch {
+            throw StartupError("\(config.file): field 'peer.authority': \(error.description)")
+        }
+        let certificate: Certificate
+        do { certificate = try KeyFiles.readCertificate(at: certificatePath) } catch {
+            throw StartupError("\(config.file): field 'peer.certificate': \(error.description)")
+        }
+        guard certificate.subject == identity else {
+            throw StartupError("\(config.file): field 'peer.certificate': \(certificatePath) certifies peer \(certificate.subject.short)…, not this identity \(identity.short)… (chorus certify --authority DIR --peer \(config.identityPath))")
+        }
+        guard certificate.isValid(authority: authority) else {
+            throw StartupError("\(config.file): field 'peer.certificate': \(certificatePath) is not signed by the authority in peer.authority (\(authority.short)…): certify this identity with that authority (chorus certify)")
+        }
+        return Admission(authority: authority, certificate: certificate)
+    }
+
+    /// The revocations this peer learnt in earlier runs.
+    static func keptRevocations(of config: PeerConfig) throws -> [Claim] {
+        do { return try RevocationFile.load(from: revocationsPath(of: config)) } catch {
+            throw StartupError("\(error.description) (kept by this peer beside peer.checkpoint in \(config.file); move it away to forget the revocations, which the network then tells again)")
+        }
+    }
+
+    /// Where a peer keeps the revocations it learnt, beside its checkpoint.
+    static func revocationsPath(of config: PeerConfig) -> String { config.checkpointPath + ".revocations" }
+
     /// The network keys a configuration names: `network_key` seals and opens, each of
     /// `accepted_network_keys` only opens (a key rotation's middle steps).
     static func keyring(of config: PeerConfig) throws -> NetworkKeyring {
@@ -98,6 +130,8 @@ public enum PeerRunner {
     /// model, data shard and checkpoint, and every address resolving. Writes nothing.
     public static func check(config: PeerConfig) throws -> Check {
         let (identity, _, learner, token) = try prepare(config: config)
+        _ = try admission(of: config, identity: identity.peerID)
+        _ = try keptRevocations(of: config)
         _ = try resolveAddresses(config)
         let resumes = FileManager.default.fileExists(atPath: config.checkpointPath) ? learner.steps : nil
         return Check(peerID: identity.peerID, parameterCount: learner.parameterCount, resumesAt: resumes, hasAdminToken: token != nil)
@@ -108,6 +142,8 @@ public enum PeerRunner {
     /// `log` gets the peer's id as metadata here.
     public static func run(config: PeerConfig, exitWithParent: Bool = false, log base: Logger) async throws {
         let (identity, network, learner, adminToken) = try prepare(config: config)
+        let admission = try admission(of: config, identity: identity.peerID)
+        let revocations = try keptRevocations(of: config)
         let log = { var log = base; log[metadataKey: "peer"] = "\(identity.peerID.short)"; return log }()
         for path in [config.checkpointPath, config.checkpointPath + ".epoch"] {
             for stale in AtomicFile.removeStaleTemporaries(of: path) { log.notice("removed a file left by a peer killed while writing", metadata: ["path": "\(stale)"]) }
@@ -128,7 +164,7 @@ public enum PeerRunner {
         let loop = group.next()
         let node = try await loop.submit {
             NIOLoopBound(PeerNode(config: config, identity: identity, keyring: network, bootEpoch: bootEpoch,
-                                  learner: learner, loop: loop, log: log), eventLoop: loop)
+                                  learner: learner, loop: loop, log: log, admission: admission, revocations: revocations), eventLoop: loop)
         }.get()
         let shutdown = ShutdownTrigger()
         let transport: UDPTransport
@@ -195,7 +231,7 @@ public enum PeerRunner {
     }
 
     /// Routes that change the peer or reveal its model need the admin token; the rest are read-only.
-    static let privileged: Set<String> = ["POST /leave", "GET /parameters", "POST /faults", "POST /keys/reload"]
+    static let privileged: Set<String> = ["POST /leave", "GET /parameters", "POST /faults", "POST /keys/reload", "POST /revocations"]
 
     static func route(_ node: PeerNode, _ request: AdminRequest, token: String?, shutdown: ShutdownTrigger) -> AdminResponse {
         let (method, path, body) = (request.method, request.path, request.body)
@@ -231,6 +267,20 @@ public enum PeerRunner {
             } catch {
                 return .text("POST /keys/reload: \(error)\n", status: .badRequest)
             }
+        case (.POST, "/revocations"):
+            // Revocations signed by the network authority (chorus revoke): applied here and gossiped on.
+            do {
+                let claims = try RevocationFile.parse(String(decoding: body, as: UTF8.self), what: "POST /revocations")
+                guard !claims.isEmpty else { return .text("POST /revocations: no revocation in the body\n", status: .badRequest) }
+                for claim in claims {
+                    if let refused = node.revoke(claim) {
+                        return .text("POST /revocations: revocation of \(claim.subject.short)… refused: \(refused.rawValue)\(refused == .notFromAuthority ? " (not signed by this peer's peer.authority, or it has none)" : "")\n", status: .badRequest)
+                    }
+                }
+                return .text("revoked \(claims.count): \(claims.map { $0.subject.short }.joined(separator: " "))\n")
+            } catch {
+                return .text("\(error)\n", status: .badRequest)
+            }
         case (.GET, "/metrics"):
             return AdminResponse(contentType: "text/plain; version=0.0.4", body: node.metricsText())
         case (.GET, "/parameters"):
@@ -239,7 +289,7 @@ public enum PeerRunner {
             shutdown.fire("leave requested on the admin endpoint")
             return .text("leaving\n")
         case (.GET, "/"):
-            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /faults  GET /keys; with the admin token: GET /parameters  POST /faults  POST /keys/reload  POST /leave\n")
+            return .text("chorus peer \(node.identity.peerID)\nGET /status  GET /metrics  GET /faults  GET /keys; with the admin token: GET /parameters  POST /faults  POST /keys/reload  POST /revocations  POST /leave\n")
         default:
             return .text("not found: \(method) \(path)\n", status: .notFound)
         }

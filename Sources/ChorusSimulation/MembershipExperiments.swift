@@ -142,6 +142,24 @@ public enum MembershipExperiments {
         return (Distribution(values: times), missed, asFailed)
     }
 
+    /// The authority revokes one member per trial, through another member; when each other
+    /// member holds it revoked (the spread time docs/security.md states).
+    public static func revocation(members: Int, settings: MembershipSettings, trials: Int, seed: UInt64,
+                                  network: NetworkModel = .init()) -> (times: Distribution, missed: Int) {
+        var times: [Double] = []
+        var missed = 0
+        for trial in 0..<trials {
+            let sim = steadyNetwork(members: members, settings: settings, network: network, seed: seed &+ UInt64(trial))
+            let revoked = sim.order[trial % members]
+            sim.revoke(revoked, through: sim.order[(trial * 7 + 1) % members], at: 20)
+            sim.run(until: 40)
+            let seen = sim.firstTimes(of: revoked, after: 20) { if case .revoked(revoked) = $0 { return true }; return false }
+            times += seen.values.map { $0 - 20 }
+            missed += (members - 1) - seen.count
+        }
+        return (Distribution(values: times), missed)
+    }
+
     /// A new member joins through a random member per trial; when each member first lists it.
     public static func join(members: Int, settings: MembershipSettings, trials: Int, seed: UInt64,
                             network: NetworkModel = .init()) -> (times: Distribution, missed: Int) {

@@ -53,6 +53,7 @@ public final class MembershipSimulation {
         case leave(PeerID)
         case stop(PeerID)
         case join(PeerID, seed: PeerID)
+        case revoke(PeerID, through: PeerID)
         case pause(PeerID, Double)
         case block(Set<PeerID>, Set<PeerID>)
         case unblock
@@ -76,11 +77,15 @@ public final class MembershipSimulation {
     private var queue = EventQueue<Event>()
     private var blocked: (Set<PeerID>, Set<PeerID>)?
     private let unixTimeAtZero = 1_800_000_000.0
+    /// The network authority every member trusts (revocations), from the seeded generator.
+    public let authority: SigningKey
 
     public init(settings: MembershipSettings, network: NetworkModel = .init(), seed: UInt64) {
         self.settings = settings
         self.network = network
-        self.rng = Xoshiro256(seed: seed)
+        var rng = Xoshiro256(seed: seed)
+        self.authority = try! SigningKey(seed: (0..<4).flatMap { _ in withUnsafeBytes(of: rng.next()) { Array($0) } })
+        self.rng = rng
     }
 
     // MARK: Building the population
@@ -93,7 +98,7 @@ public final class MembershipSimulation {
         let index = order.count
         let instance = MembershipInstance(
             key: key, address: "10.0.\(index / 250).\(index % 250 + 1):7000", incarnation: UInt64(unixTimeAtZero + now) << 16,
-            settings: settings, now: now, unixTimeAtZero: unixTimeAtZero, verifier: verifier)
+            settings: settings, now: now, unixTimeAtZero: unixTimeAtZero, verifier: verifier, authority: authority.peerID)
         nodes[key.peerID] = Node(instance: instance)
         order.append(key.peerID)
         return key.peerID
@@ -120,6 +125,10 @@ public final class MembershipSimulation {
     /// Messages between the two groups are dropped from `time` until `heal(at:)`.
     public func partition(_ a: Set<PeerID>, _ b: Set<PeerID>, at time: Double) { queue.push(.action(.block(a, b)), at: time) }
     public func heal(at time: Double) { queue.push(.action(.unblock), at: time) }
+    /// The authority revokes `id`, handing the revocation to `member`; the revoked member's
+    /// datagrams are dropped everywhere from then on (the datagram layer's part), so it is
+    /// taken out as if it had crashed.
+    public func revoke(_ id: PeerID, through member: PeerID, at time: Double) { queue.push(.action(.revoke(id, through: member)), at: time) }
 
     /// Runs the simulation up to `time` (virtual seconds).
     public func run(until time: Double) {
@@ -206,6 +215,11 @@ public final class MembershipSimulation {
             guard let seedNode = nodes[seed] else { return }
             perform(nodes[id]!.instance.join(seed: seed, address: seedNode.instance.address, now: now), by: id)
             schedule(id)
+        case let .revoke(id, member):
+            nodes[id]?.crashed = true
+            guard nodes[member] != nil else { return }
+            perform(nodes[member]!.instance.learn(Claim.make(.revoked, subject: id, incarnation: 0, key: authority), now: now), by: member)
+            schedule(member)
         case let .pause(id, duration):
             guard nodes[id] != nil, !nodes[id]!.crashed else { return }
             nodes[id]!.pausedUntil = now + duration
@@ -233,7 +247,7 @@ public final class MembershipSimulation {
 
     private func isFailureRelated(_ event: MembershipEvent) -> Bool {
         switch event {
-        case .failed, .left, .joined, .suspected: return true
+        case .failed, .left, .joined, .suspected, .revoked: return true
         default: return false
         }
     }

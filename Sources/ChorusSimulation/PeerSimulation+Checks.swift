@@ -149,6 +149,7 @@ extension PeerSimulation {
                 case .suspect: return .suspect(incarnation: m.incarnation)
                 case .failed: return .failed
                 case .left: return .left
+                case .revoked: return .failed  // out for good, as a crash is (simulations have no authority)
                 }
             })
         case .partition, .loss, .delay, .pause:

@@ -63,6 +63,9 @@ public struct DatagramHeader: Equatable, Sendable {
 /// The decoded body of a datagram.
 public enum DatagramBody: Equatable, Sendable {
     case hello
+    /// A hello showing the sender's certificate from the network authority (`Admission`): what
+    /// a peer that has an authority configured sends, and needs to admit a new identity.
+    case certifiedHello(Certificate)
     case message(channel: UInt8, payload: [UInt8])
     case manifest(ObjectManifest)
     case chunk(ObjectChunk)
@@ -159,6 +162,9 @@ public enum WireRejection: String, Error, Sendable, CaseIterable, Comparable {
     case tooShort, tooLong, unsupportedVersion, unknownKind, unknownNetwork, badTag, malformedBody
     case reflected, staleRecipientEpoch, staleSenderEpoch, noSession, sessionsRateLimited
     case replayed, tooOld, counterInvalid, badSignature
+    /// Admission (`Admission`): a sender whose certificate this peer has not seen (answered with
+    /// a hello, so that a certified peer shows it), or one the network authority revoked.
+    case notAdmitted, revoked
     case objectInconsistent, objectTooLarge, objectOverBudget, objectHashMismatch, objectTimedOut
     case pendingOverflow
 
@@ -182,6 +188,8 @@ public enum DatagramCodec {
         switch body {
         case .hello:
             break
+        case let .certifiedHello(certificate):
+            w.raw(certificate.bytes)
         case let .message(channel, payload):
             w.u8(channel)
             w.raw(payload)
@@ -249,6 +257,7 @@ public enum DatagramCodec {
     private static func bodyCapacity(_ body: DatagramBody) -> Int {
         switch body {
         case .hello: return 0
+        case .certifiedHello: return Certificate.byteCount
         case let .message(_, payload): return payload.count + 1
         case let .manifest(m): return ObjectManifest.byteCount + m.firstChunk.count
         case let .chunk(c): return c.bytes.count + ObjectChunk.headerByteCount
@@ -297,7 +306,13 @@ public enum DatagramCodec {
         do {
             switch kind {
             case .hello:
-                decoded = .hello
+                // Empty, or a certificate: nothing else.
+                if body.remaining == 0 {
+                    decoded = .hello
+                } else {
+                    guard let certificate = Certificate(bytes: try body.raw(Certificate.byteCount)) else { return .failure(.malformedBody) }
+                    decoded = .certifiedHello(certificate)
+                }
             case .message:
                 let channel = try body.u8()
                 decoded = .message(channel: channel, payload: try body.raw(body.remaining))

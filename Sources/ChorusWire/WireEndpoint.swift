@@ -101,8 +101,16 @@ public struct WireEndpoint: Sendable {
     public private(set) var rejections: [WireRejection: Int] = [:]
     public private(set) var acceptedDatagrams = 0
     public private(set) var sentDatagrams = 0
+    /// The authority and our certificate, when this network admits only certified identities.
+    public let admission: Admission?
+    /// Identities whose certificate this peer has checked (admission only; forgotten with their
+    /// session). A set beside the sessions, not a field in each: without admission it stays empty.
+    private var admitted: Set<PeerID> = []
+    /// Identities the network authority revoked: their datagrams are dropped before any other work.
+    public private(set) var revoked: Set<PeerID> = []
 
-    public init(identity: SigningKey, keyring: NetworkKeyring, epoch: UInt64, settings: WireSettings = .init()) {
+    public init(identity: SigningKey, keyring: NetworkKeyring, epoch: UInt64, settings: WireSettings = .init(),
+                admission: Admission? = nil) {
         precondition(epoch > 0, "epoch 0 means 'unknown' on the wire")
         precondition(settings.problems().isEmpty, "invalid WireSettings: \(settings.problems())")
         self.identity = identity
@@ -111,6 +119,7 @@ public struct WireEndpoint: Sendable {
         self.settings = settings
         self.reassembler = Reassembler(settings: settings.reassembly(mode: keyring.primary.mode))
         self.newSessions = TokenBucket(rate: settings.newSessionsPerSecond)
+        self.admission = admission
     }
 
     public var totalRejected: Int { rejections.values.reduce(0, +) }
@@ -154,8 +163,9 @@ public struct WireEndpoint: Sendable {
         return out
     }
 
-    /// A message for an earlier boot of `peer` (its datagrams were `staleSenderEpoch`): sealed
-    /// for that epoch, so that a process still running it can read it. Sessions are untouched.
+    /// A message for an earlier boot of `peer` (its datagrams were `staleSenderEpoch`), or for a
+    /// peer about to be revoked: sealed for that epoch, so that a process still running it can
+    /// read it. Sessions are untouched.
     public mutating func sendToEarlierBoot(_ item: Outgoing, of peer: PeerID, epoch: UInt64) -> [[UInt8]] {
         seal(item, to: peer, recipientEpoch: epoch)
     }
@@ -188,9 +198,11 @@ public struct WireEndpoint: Sendable {
     }
 
     private mutating func seal(_ body: DatagramBody, to peer: PeerID?, recipientEpoch: UInt64) -> [UInt8] {
+        var body = body
+        if case .hello = body, let admission { body = .certifiedHello(admission.certificate) }  // every hello shows it
         let kind: DatagramKind
         switch body {
-        case .hello: kind = .hello
+        case .hello, .certifiedHello: kind = .hello
         case .message: kind = .message
         case .manifest: kind = .manifest
         case .chunk: kind = .chunk
@@ -220,11 +232,12 @@ public struct WireEndpoint: Sendable {
         let header = opened.header
         let sender = header.sender
         guard sender != localID else { return reject(.reflected, reception) }
+        if !revoked.isEmpty && revoked.contains(sender) { return reject(.revoked, reception) }
 
         if header.kind != .hello && header.recipientEpoch != epoch {
             // Sent to an earlier boot of ours (or a replay of such a datagram). Tell the sender our
             // epoch, rate-limited and only if the hello is no larger than what we received.
-            if bytes.count >= Self.helloSize, var session = sessions[sender], now - session.lastHelloSent >= settings.helloInterval {
+            if bytes.count >= helloSize, var session = sessions[sender], now - session.lastHelloSent >= settings.helloInterval {
                 session.lastHelloSent = now
                 store(session, for: sender)
                 reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
@@ -262,8 +275,25 @@ public struct WireEndpoint: Sendable {
             }
         }
         if header.kind.isSigned && !opened.signatureVerifies() { return reject(.badSignature, reception) }
+        var admitsNow = false
+        if let admission, !admitted.contains(sender) {
+            // Authentic (its signature verified), but from an identity whose certificate we have
+            // not seen. A certified hello admits it; anything else is dropped and answered with
+            // our hello naming no epoch of theirs, which a certified peer answers with its own
+            // (a peer that restarted, or forgot it, is admitted again that way). The answer is
+            // at most twice what came in, and budgeted with the new sessions.
+            guard case let .certifiedHello(certificate) = opened.body, certificate.subject == sender,
+                  certificate.isValid(authority: admission.authority, mode: cryptoMode) else {
+                if header.kind != .hello && 2 * bytes.count >= helloSize && newSessions.take(now: now) {
+                    reception.replies.append(seal(.hello, to: sender, recipientEpoch: 0))
+                }
+                return reject(.notAdmitted, reception)
+            }
+            admitsNow = true
+        }
 
         // Accepted: only now does any state move.
+        if admitsNow { admitted.insert(sender) }
         if slot == nil {
             store(Session(lastHeard: now), for: sender)
             slot = sessions.index(forKey: sender)
@@ -287,7 +317,7 @@ public struct WireEndpoint: Sendable {
             }
         }
         switch opened.body {
-        case .hello:
+        case .hello, .certifiedHello:
             reception.deliveries.append(.hello(sender))
             if header.recipientEpoch != epoch {
                 withSession(at: index) { $0.lastHelloSent = now }
@@ -346,6 +376,7 @@ public struct WireEndpoint: Sendable {
         var session = Session(lastHeard: now)
         session.epoch = epoch
         store(session, for: peer)
+        if admission != nil { admitted.insert(peer) }  // as if its certified hello had come
     }
 
     /// Replaces the network keys (a rotation step): datagrams are sealed with the new primary
@@ -373,6 +404,7 @@ public struct WireEndpoint: Sendable {
 
     public mutating func forget(_ peer: PeerID) {
         sessions[peer] = nil
+        if !admitted.isEmpty { admitted.remove(peer) }
         waiting[peer] = nil
         reassembler.dropAll(from: peer)
     }
@@ -392,7 +424,17 @@ public struct WireEndpoint: Sendable {
         return idle.count
     }
 
-    static let helloSize = DatagramHeader.byteCount + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
+    /// The network authority revoked `peer` (membership verified the revocation): its session
+    /// goes, and from now on its datagrams are dropped before any signature work.
+    public mutating func revoke(_ peer: PeerID) {
+        revoked.insert(peer)
+        forget(peer)
+    }
+
+    /// Bytes of the hellos this endpoint sends (with the certificate under admission).
+    var helloSize: Int {
+        DatagramHeader.byteCount + (admission == nil ? 0 : Certificate.byteCount) + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
+    }
 
     private mutating func handle(_ outcome: Reassembler.Outcome, into reception: inout Reception) {
         switch outcome {

@@ -19,7 +19,7 @@ struct Chorus: AsyncParsableCommand {
             See README.md, Peers/README.md and docs/.
             """,
         version: ChorusVersion.description,
-        subcommands: [Keygen.self, InitCommand.self, PeerCommand.self, ValidateCommand.self, StatusCommand.self, MembersCommand.self, NetworkCommand.self, FaultsCommand.self, KeysCommand.self, LeaveCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, BaselineCommand.self, TopologyCommand.self, Bench.self]
+        subcommands: [Keygen.self, CertifyCommand.self, RevokeCommand.self, InitCommand.self, PeerCommand.self, ValidateCommand.self, StatusCommand.self, MembersCommand.self, NetworkCommand.self, FaultsCommand.self, KeysCommand.self, LeaveCommand.self, DemoCommand.self, SimulateCommand.self, ExperimentCommand.self, BaselineCommand.self, TopologyCommand.self, Bench.self]
     )
 }
 

@@ -32,6 +32,10 @@ struct SimulateMembership: ParsableCommand {
                                --pause-seconds at random moments. Every failure
                                declared is false; each is listed with its
                                suspicion and the subject's last pause.
+              revocation       the network authority revokes a member through
+                               another (not run by default); --loss of the
+                               messages are lost: when does every other member
+                               hold it revoked?
 
             The figures in docs/membership.md come from a release build; that page lists \
             the exact commands, for example:
@@ -49,13 +53,13 @@ struct SimulateMembership: ParsableCommand {
     @Option(help: "Trials (crashes, leaves, joins) per experiment.")
     var trials = 5
 
-    @Option(help: "Experiments to run, comma-separated: detection,leave,join,false-positives.")
+    @Option(help: "Experiments to run, comma-separated: detection,leave,join,false-positives,revocation.")
     var experiments = "detection,leave,join,false-positives"
 
     @Option(parsing: .unconditional, help: "Simulated seconds for false-positives.")
     var seconds: Double = 600
 
-    @Option(parsing: .unconditional, help: "Fraction of messages lost in false-positives.")
+    @Option(parsing: .unconditional, help: "Fraction of messages lost in false-positives and revocation.")
     var loss = 0.05
 
     @Option(parsing: .unconditional, help: "Fraction of members that pause in false-positives.")
@@ -79,7 +83,7 @@ struct SimulateMembership: ParsableCommand {
         try checkNumber(pauseSeconds, option: "--pause-seconds", in: 0...3600, excludingLower: true, unit: "seconds")
         try checkNumber(pauseEvery, option: "--pause-every", in: 0...maxRunSeconds, excludingLower: true, unit: "seconds")
         guard settings != nil else { throw ValidationError("--profile: expected lan, fast or memberlist-lan, got \"\(profile)\"") }
-        let known: Set<String> = ["detection", "leave", "join", "false-positives"]
+        let known: Set<String> = ["detection", "leave", "join", "false-positives", "revocation"]
         for e in experimentList where !known.contains(e) {
             throw ValidationError("--experiments: unknown experiment \"\(e)\" (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -110,6 +114,11 @@ struct SimulateMembership: ParsableCommand {
                 let r = MembershipExperiments.join(members: members, settings: settings, trials: trials, seed: seed)
                 print(String(format: "join             listed by each member: median %.2f s, p99 %.2f s, max %.2f s; never: %d",
                              r.times.median, r.times.quantile(0.99), r.times.values.max() ?? .nan, r.missed))
+            case "revocation":
+                let r = MembershipExperiments.revocation(members: members, settings: settings, trials: trials, seed: seed,
+                                                         network: NetworkModel(loss: loss))
+                print(String(format: "revocation       held revoked by each other member (%.0f %% loss): median %.2f s, p99 %.2f s, max %.2f s; never: %d of %d",
+                             loss * 100, r.times.median, r.times.quantile(0.99), r.times.values.max() ?? .nan, r.missed, r.missed + r.times.count))
             case "false-positives":
                 let r = MembershipExperiments.falsePositives(
                     members: members, settings: settings, seconds: seconds, loss: loss, pausedFraction: paused,

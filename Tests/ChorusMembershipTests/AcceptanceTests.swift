@@ -29,6 +29,15 @@ struct MembershipAcceptanceTests {
         #expect(r.times.values.allSatisfy { $0 <= 2 }, "\(r.times)")
     }
 
+    @Test("a revocation handed to one member is held by every other member within 2 s, also at 5 % loss")
+    func revocation() {
+        for loss in [0, 0.05] {
+            let r = MembershipExperiments.revocation(members: 64, settings: .lan, trials: 2, seed: 7, network: NetworkModel(loss: loss))
+            #expect(r.missed == 0, "loss \(loss)")
+            #expect(r.times.values.allSatisfy { $0 <= 2 }, "loss \(loss): \(r.times)")
+        }
+    }
+
     @Test("a join reaches every member's view within 3 s")
     func join() {
         let r = MembershipExperiments.join(members: 64, settings: .lan, trials: 2, seed: 7)

@@ -1,0 +1,99 @@
+import ChorusCrypto
+import Testing
+@testable import ChorusWire
+
+/// Admission at the datagram layer: certified hellos, the hello that asks a peer to show its
+/// certificate, and revoked identities (docs/security.md, "Admission and revocation").
+@Suite("Admission")
+struct AdmissionTests {
+    static let authority = try! SigningKey(seed: [UInt8](repeating: 0xa0, count: 32))
+    static let otherAuthority = try! SigningKey(seed: [UInt8](repeating: 0xa1, count: 32))
+    static let carol = try! SigningKey(seed: [UInt8](repeating: 0x0c, count: 32))
+
+    static func admission(_ key: SigningKey, by authority: SigningKey = AdmissionTests.authority, for subject: PeerID? = nil) -> Admission {
+        Admission(authority: Self.authority.peerID, certificate: Certificate(subject: subject ?? key.peerID, authority: authority))
+    }
+
+    static func endpoint(_ key: SigningKey, epoch: UInt64, admission: Admission?) -> WireEndpoint {
+        WireEndpoint(identity: key, keyring: NetworkKeyring([Fixture.network]), epoch: epoch, admission: admission)
+    }
+
+    @Test("a certified hello admits its sender; none, another authority's or another peer's certificate is refused as notAdmitted")
+    func certifiedHelloAdmits() throws {
+        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice))
+        let hello = alice.hello(now: 0)
+        #expect(hello.count == DatagramHeader.byteCount + Certificate.byteCount + 64 + 16)
+        let accepted = bob.receive(hello, now: 0)
+        #expect(accepted.rejection == nil && accepted.deliveries == [.hello(Fixture.alice.peerID)])
+        #expect(accepted.replies.count == 1, "answered with bob's own certified hello")
+        #expect(alice.receive(accepted.replies[0], now: 0).rejection == nil, "and alice admits bob from it")
+
+        let refusedBy: [(String, WireEndpoint)] = [
+            ("no certificate", Self.endpoint(Fixture.alice, epoch: 101, admission: nil)),
+            ("another authority's", Self.endpoint(Self.carol, epoch: 100, admission: Self.admission(Self.carol, by: Self.otherAuthority))),
+            ("another peer's", Self.endpoint(Self.carol, epoch: 100, admission: Self.admission(Self.carol, for: Fixture.alice.peerID))),
+        ]
+        for (what, var sender) in refusedBy {
+            var fresh = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+            let reception = fresh.receive(sender.hello(now: 0), now: 0)
+            #expect(reception.rejection == .notAdmitted, "\(what)")
+            #expect(reception.deliveries.isEmpty && reception.replies.isEmpty, "\(what): a hello is not answered")
+            #expect(fresh.sessionCount == 0, "\(what): no state kept")
+            #expect(fresh.rejections[.notAdmitted] == 1)
+        }
+    }
+
+    @Test("an authentic datagram from an identity not admitted here is answered with a hello, and the answer to it admits the sender")
+    func forgottenPeerIsAdmittedAgain() throws {
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice))
+        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+        // Connect, then bob forgets alice (as after her tombstone expired); alice still knows bob.
+        _ = alice.receive(bob.receive(alice.hello(now: 0), now: 0).replies[0], now: 0)
+        #expect(alice.knowsEpoch(of: Fixture.bob.peerID))
+        bob.forget(Fixture.alice.peerID)
+
+        let message = alice.send(.message(channel: 7, payload: Array(repeating: 1, count: 100)), to: Fixture.bob.peerID, now: 1)
+        let refused = bob.receive(message[0], now: 1)
+        #expect(refused.rejection == .notAdmitted && refused.deliveries.isEmpty)
+        let ask = try #require(refused.replies.first, "bob asks alice to show her certificate")
+        #expect(ask.count <= 2 * message[0].count)
+
+        let atAlice = alice.receive(ask, now: 1)
+        #expect(atAlice.rejection == nil)
+        let answer = try #require(atAlice.replies.first, "a hello naming no epoch of hers is answered")
+        #expect(bob.receive(answer, now: 1).rejection == nil)
+        let again = alice.send(.message(channel: 7, payload: [2]), to: Fixture.bob.peerID, now: 2)
+        #expect(bob.receive(again[0], now: 2).deliveries == [.message(from: Fixture.alice.peerID, channel: 7, payload: [2])])
+    }
+
+    @Test("a revoked identity's datagrams are dropped before any signature work, and its session is gone")
+    func revokedIsDropped() throws {
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice))
+        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+        _ = alice.receive(bob.receive(alice.hello(now: 0), now: 0).replies[0], now: 0)
+        #expect(bob.sessionCount == 1)
+        bob.revoke(Fixture.alice.peerID)
+        #expect(bob.sessionCount == 0)
+        for datagram in [alice.hello(now: 1)] + alice.send(.message(channel: 7, payload: [1]), to: Fixture.bob.peerID, now: 1) {
+            let reception = bob.receive(datagram, now: 1)
+            #expect(reception.rejection == .revoked && reception.replies.isEmpty && reception.deliveries.isEmpty)
+        }
+        #expect(bob.rejections[.revoked] == 2)
+        #expect(bob.sessionCount == 0)
+    }
+
+    @Test("a hello body is empty or exactly one certificate")
+    func helloBodyIsStrict() {
+        for length in [1, Certificate.byteCount - 1, Certificate.byteCount + 1] {
+            let header = DatagramHeader(kind: .hello, keyID: Fixture.network.keyID, sender: Fixture.alice.peerID, senderEpoch: 100,
+                                        recipientEpoch: 0, counter: 1)
+            // A message body sealed under the hello kind: the bytes after the header are `length` long.
+            let datagram = DatagramCodec.seal(header: header, body: .message(channel: 0, payload: Array(repeating: 0, count: length - 1)),
+                                              identity: Fixture.alice, key: Fixture.network)
+            let opened = DatagramCodec.open(datagram, keyring: NetworkKeyring([Fixture.network]), maxDatagramSize: 1200, maxObjectBytes: 1 << 20)
+            guard case .failure(.malformedBody) = opened else { Issue.record("a hello of \(length) body bytes: \(opened)"); continue }
+        }
+    }
+}
