@@ -16,6 +16,8 @@ enum PayloadExamples {
     static var all: [(name: String, bytes: [UInt8])] {
         let alive = Claim.make(.alive, subject: alice.peerID, incarnation: aliceIncarnation, address: "10.0.0.1:7000", key: alice)
         let suspect = Claim.make(.suspect, subject: alice.peerID, incarnation: aliceIncarnation, key: bob)
+        // The authority of the admission examples (seed a0 × 32) revokes Bob.
+        let revoked = Claim.make(.revoked, subject: bob.peerID, incarnation: 0, key: try! SigningKey(seed: [UInt8](repeating: 0xa0, count: 32)))
         func encoded(_ claim: Claim) -> [UInt8] {
             var w = ByteWriter(capacity: 200)
             claim.write(to: &w)
@@ -24,6 +26,7 @@ enum PayloadExamples {
         return [
             ("claim-alive", encoded(alive)),
             ("claim-suspect", encoded(suspect)),
+            ("claim-revoked", encoded(revoked)),
             ("membership-ping", MembershipMessage.ping(sequence: 7, claims: [suspect]).encoded()),
             ("parameters", ParametersMessage(round: 17_800_000_000, step: 1234, degree: 3, parameters: [1.0, -0.5, 0.25]).encoded()),
             ("parameters-push-sum", ParametersMessage(round: 17_800_000_000, step: 1234, degree: 3, stream: StreamID(epoch: 1_780_000_000, counter: 2),

@@ -13,6 +13,10 @@ enum WorkedExamples {
         DatagramHeader(kind: kind, keyID: Fixture.network.keyID, sender: key.peerID, senderEpoch: epoch, recipientEpoch: recipientEpoch, counter: counter)
     }
 
+    /// The network authority of the admission examples: Ed25519 seed `a0` × 32.
+    static let authority = try! SigningKey(seed: [UInt8](repeating: 0xa0, count: 32))
+    static let aliceCertificate = Certificate(subject: Fixture.alice.peerID, authority: authority)
+
     static var all: [(name: String, bytes: [UInt8])] {
         let hash = try! Blake2b.hash(objectBytes, outputLength: 32)
         return [
@@ -34,6 +38,10 @@ enum WorkedExamples {
                 header: header(.chunk, from: Fixture.alice, epoch: aliceEpoch, to: bobEpoch, counter: 4),
                 body: .chunk(ObjectChunk(objectID: 0x0102030405060708, totalLength: 10, chunkSize: 8, index: 1, data: Array(objectBytes[8...]))),
                 identity: nil, key: Fixture.network)),
+            ("certificate", aliceCertificate.bytes),
+            ("certified-hello", DatagramCodec.seal(
+                header: header(.hello, from: Fixture.alice, epoch: aliceEpoch, to: 0, counter: 1),
+                body: .certifiedHello(aliceCertificate), identity: Fixture.alice, key: Fixture.network)),
         ]
     }
 
@@ -87,4 +95,16 @@ func workedExamplesAccepted() throws {
     #expect(bob.receive(try #require(documented["manifest"]), now: 0).deliveries.isEmpty)
     let chunk = bob.receive(try #require(documented["chunk"]), now: 0)
     #expect(chunk.deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 3, bytes: WorkedExamples.objectBytes))])
+}
+
+@Test("a receiver with admission admits Alice from the documented certified hello, and only from it")
+func certifiedHelloExampleAdmits() throws {
+    let documented = try WorkedExamples.fromDocs()
+    let admission = Admission(authority: WorkedExamples.authority.peerID,
+                              certificate: Certificate(subject: Fixture.bob.peerID, authority: WorkedExamples.authority))
+    var bob = WireEndpoint(identity: Fixture.bob, keyring: NetworkKeyring([Fixture.network]), epoch: WorkedExamples.bobEpoch, admission: admission)
+    #expect(bob.receive(try #require(documented["hello"]), now: 0).rejection == .notAdmitted)
+    let certified = bob.receive(try #require(documented["certified-hello"]), now: 0)
+    #expect(certified.rejection == nil && certified.deliveries == [.hello(Fixture.alice.peerID)])
+    #expect(Certificate(bytes: try #require(documented["certificate"]))?.isValid(authority: WorkedExamples.authority.peerID) == true)
 }

@@ -45,6 +45,11 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
         // (manifest only) and a three-chunk object (manifest and two chunks).
         var (alice, bob, hellos) = Fuzz.connectedPair()
         var seeds: [(String, [UInt8])] = zip(["hello", "hello-reply", "message-flushed"], hellos).map { ($0, $1) }
+        // A hello with a certificate (admission), from an endpoint that has one.
+        let authority = try! SigningKey(seed: [UInt8](repeating: 0xa0, count: 32))
+        var certified = WireEndpoint(identity: Fuzz.alice, keyring: Fuzz.keyring, epoch: 1000,
+                                     admission: Admission(authority: authority.peerID, certificate: Certificate(subject: Fuzz.alice.peerID, authority: authority)))
+        seeds.append(("hello-certified", certified.hello(now: 0)))
         seeds.append(("message", alice.send(.message(channel: 2, payload: Fuzz.pattern(40)), to: bob.localID, now: 1)[0]))
         seeds.append(("message-empty", alice.send(.message(channel: 4, payload: []), to: bob.localID, now: 1)[0]))
         let small = PreparedObject(channel: 1, bytes: Fuzz.pattern(300), objectID: 7)

@@ -10,7 +10,7 @@ import FuzzSupport
 /// message payload as it arrives on the membership channel. Operation byte: bits 0–1 pick the
 /// sender (Alice and Bob, members; Dave, a stranger; Carol, the receiver herself), bits 2–4
 /// advance the clock by that many × 0.25 s, bit 5 calls `tick` after the message. The receiver
-/// Carol knows Alice and Bob. Keys are in the simulated crypto mode (a stand-in signature is a
+/// Carol knows Alice and Bob, and trusts a network authority (revocations). Keys are in the simulated crypto mode (a stand-in signature is a
 /// 64-bit digest the fuzzer can learn from comparisons), so claims the fuzzer changes can still
 /// verify and reach the state rules; the decoder is the same in both modes.
 ///
@@ -22,14 +22,14 @@ import FuzzSupport
 private let epoch: UInt64 = 1_800_000_000
 private let unixTimeAtZero = 1_800_000_000.0
 private func key(_ byte: UInt8) -> SigningKey { try! SigningKey(seed: [UInt8](repeating: byte, count: 32), mode: .simulated) }
-private let alice = key(0x0a), bob = key(0x0b), carol = key(0x0c), dave = key(0x0d)
+private let alice = key(0x0a), bob = key(0x0b), carol = key(0x0c), dave = key(0x0d), authority = key(0xa0)
 private let senders = [alice, bob, dave, carol]
 private let addresses = ["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.4:7000", "10.0.0.3:7000"]
 private let settings = MembershipSettings.fast
 
 private let template: MembershipInstance = {
     var m = MembershipInstance(key: carol, address: addresses[3], incarnation: epoch << 16, settings: settings, now: 0,
-                               unixTimeAtZero: unixTimeAtZero, verifier: ClaimVerifier(mode: .simulated))
+                               unixTimeAtZero: unixTimeAtZero, verifier: ClaimVerifier(mode: .simulated), authority: authority.peerID)
     m.preload([
         Claim.make(.alive, subject: alice.peerID, incarnation: (epoch - 10) << 16, address: addresses[0], key: alice),
         Claim.make(.alive, subject: bob.peerID, incarnation: (epoch - 20) << 16, address: addresses[1], key: bob),
@@ -80,6 +80,7 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
         let suspectB = Claim.make(.suspect, subject: bob.peerID, incarnation: (epoch - 20) << 16, key: alice)
         let failedB = Claim.make(.failed, subject: bob.peerID, incarnation: (epoch - 20) << 16, key: alice)
         let leftA = Claim.make(.left, subject: alice.peerID, incarnation: (epoch - 10) << 16 + 1, key: alice)
+        let revokedB = Claim.make(.revoked, subject: bob.peerID, incarnation: 0, key: authority)
         func record(_ op: UInt8, _ message: MembershipMessage) -> [UInt8] { Fuzz.joinRecords([[op] + message.encoded()]) }
         let ping = MembershipMessage.ping(sequence: 7, claims: [aliveA])
         return [
@@ -96,6 +97,7 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
             ("suspect-me", record(0, .gossip(claims: [suspectC]))),
             ("suspect-then-fail", record(0, .gossip(claims: [suspectB])) + record(0x3c, .gossip(claims: [failedB])) + record(0x3c, ping)),
             ("left", record(0, .gossip(claims: [leftA]))),
+            ("revoked-then-alive", record(0, .gossip(claims: [revokedB])) + record(0x21, .gossip(claims: [aliveB]))),
             ("stranger", record(2, .ping(sequence: 1, claims: [aliveD]))),
             ("ticks", record(0x3c, ping) + record(0x3c, ping) + record(0x3d, .ack(sequence: 1, claims: []))),
         ]
