@@ -151,6 +151,8 @@ public struct PeerInstance: Sendable {
     private var joinDeadline = Double.infinity
     private var nextModelRequestAt = Double.infinity
     private var modelRequests = 0
+    /// Joining: the models handed over so far, by sender (checked for length and finiteness).
+    private var modelAnswers: [PeerID: ParametersMessage] = [:]
     /// When each sender last got a model answer, and the answers of the current second
     /// (`modelAnswerInterval`, `modelAnswersPerSecond`); entries older than the interval are
     /// dropped once the table holds 256, so Sybil requests cannot grow it.
@@ -638,15 +640,10 @@ public struct PeerInstance: Sendable {
         case ChorusChannel.model:
             guard phase == .joining else { return }
             guard let message = ParametersMessage.decode(object.bytes), message.stream == nil,
-                  message.values.count == learner.parameterCount, message.values.allSatisfy(\.isFinite),
-                  (try? learner.adopt(parameters: message.parameters, step: message.step)) != nil
+                  message.values.count == learner.parameterCount, message.values.allSatisfy({ $0.isFinite && abs($0) <= Double(Float.greatestFiniteMagnitude) })
             else { return count("model.rejected") }
-            // Plain: the model is the value. Push-sum: the joiner keeps the mass it was sent while
-            // joining (none of its own: it leaves the network's average as it is); its estimate
-            // replaces the adopted model at its first round.
-            if settings.averaging.mixing == .plain { averager.reset(to: message.values, weight: 1) }
-            becomeTraining(now: now)
-            out.append(.event(.adoptedModel(from: object.sender, step: message.step)))
+            modelAnswers[object.sender] = message
+            if modelAnswers.count >= modelQuorumNeeded { adoptModel(now: now, into: &out) }
         default:
             count("channel.unknown")
         }
@@ -783,11 +780,16 @@ public struct PeerInstance: Sendable {
 
     // MARK: Model handover
 
-    /// A joining peer asks its neighbours, one per `modelRequestInterval` in turn, for their
-    /// current model; after `modelWaitTimeout` without an answer (e.g. it is the first peer) it
-    /// starts from its own.
+    /// Models a joiner waits for: `modelQuorum`, or one per other member when there are fewer.
+    private var modelQuorumNeeded: Int { min(settings.modelQuorum, max(1, othersLive)) }
+
+    /// A joining peer asks its neighbours for their current model, every `modelRequestInterval`
+    /// as many as answers are still missing, each in turn. With `modelQuorumNeeded` answers it
+    /// adopts one (`adoptModel`); at `modelWaitTimeout` it adopts from the answers it has, or
+    /// with none (e.g. it is the first peer) starts from its own.
     private mutating func requestModel(now: Double, into out: inout [PeerDirective]) {
         if now >= joinDeadline {
+            if !modelAnswers.isEmpty { return adoptModel(now: now, into: &out) }
             // Nobody handed a model over: this peer's own start is its contribution to the average.
             averager.reset(to: learner.parameters.map(Double.init), weight: 1)
             becomeTraining(now: now)
@@ -796,10 +798,51 @@ public struct PeerInstance: Sendable {
         }
         guard now >= nextModelRequestAt, !neighbours.isEmpty else { return }
         nextModelRequestAt = now + settings.modelRequestInterval
-        let target = neighbours[modelRequests % neighbours.count]
-        modelRequests += 1
-        guard let address = address(of: target) else { return }
-        send(.message(channel: ChorusChannel.modelRequest, payload: []), to: target, at: address, now: now, into: &out)
+        var asked = 0
+        for _ in neighbours.indices where asked < modelQuorumNeeded - modelAnswers.count {
+            let target = neighbours[modelRequests % neighbours.count]
+            modelRequests += 1
+            guard modelAnswers[target] == nil, let address = address(of: target) else { continue }
+            send(.message(channel: ChorusChannel.modelRequest, payload: []), to: target, at: address, now: now, into: &out)
+            asked += 1
+        }
+    }
+
+    /// Adopts one of the models handed over: with three or more, the one nearest their
+    /// coordinate-wise median, which is an honest model while honest senders are a majority
+    /// (each coordinate's median lies between honest values); answers farther from that median
+    /// than the clipping radius of plain mixing would allow (`clipFactor` × the lower median of
+    /// the distances) are counted as `model.outlier`. With one or two there is nothing to judge
+    /// by: the first sender in id order is taken (a network of fewer than four peers).
+    private mutating func adoptModel(now: Double, into out: inout [PeerDirective]) {
+        let senders = modelAnswers.keys.sorted()
+        let models = senders.map { modelAnswers[$0]! }
+        var chosen = 0
+        if models.count >= 3 {
+            let median = (0..<learner.parameterCount).map { i in
+                let column = models.map { $0.values[i] }.sorted()
+                return column.count % 2 == 1 ? column[column.count / 2] : (column[column.count / 2 - 1] + column[column.count / 2]) / 2
+            }
+            let distances = models.map { m in zip(m.values, median).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() }
+            chosen = distances.indices.min { distances[$0] < distances[$1] }!
+            let factor = averager.settings.clipFactor ?? 0
+            if factor > 0 {
+                let radius = max(factor * distances.sorted()[(distances.count - 1) / 2],
+                                 1e-6 * median.reduce(0) { $0 + $1 * $1 }.squareRoot())
+                for d in distances where d > radius { count("model.outlier") }
+            }
+        }
+        let message = models[chosen]
+        modelAnswers = [:]
+        guard (try? learner.adopt(parameters: message.parameters, step: message.step)) != nil else {
+            return count("model.rejected")  // cannot happen for a checked length; the join goes on
+        }
+        // Plain: the model is the value. Push-sum: the joiner keeps the mass it was sent while
+        // joining (none of its own: it leaves the network's average as it is); its estimate
+        // replaces the adopted model at its first round.
+        if settings.averaging.mixing == .plain { averager.reset(to: message.values, weight: 1) }
+        becomeTraining(now: now)
+        out.append(.event(.adoptedModel(from: senders[chosen], step: message.step)))
     }
 
     private mutating func becomeTraining(now: Double) {

@@ -42,6 +42,10 @@ public struct PeerSettings: Sendable, Equatable {
     /// its neighbours in turn once a second, so an honest one is never refused twice in a row.
     public var modelAnswerInterval = 2.0
     public var modelAnswersPerSecond = 4
+    /// Joining: models from this many neighbours (fewer when the network has fewer other members)
+    /// before adopting one, the one nearest their coordinate-wise median: a single insider among
+    /// them cannot hand a poisoned model over (docs/security.md, "Poisoned parameters").
+    public var modelQuorum = 3
     /// Joining: seconds without any model before training from this peer's own start (it may be
     /// the first peer). Ten seconds covers a join sync and a few request rounds on a LAN.
     public var modelWaitTimeout = 10.0
@@ -84,6 +88,7 @@ public struct PeerSettings: Sendable, Equatable {
         positive(gossipInterval, "gossipInterval")
         positive(modelRequestInterval, "modelRequestInterval")
         positive(modelWaitTimeout, "modelWaitTimeout")
+        if !(1...16).contains(modelQuorum) { out.append("modelQuorum must be between 1 and 16 models, got \(modelQuorum)") }
         positive(housekeepingInterval, "housekeepingInterval")
         positive(sessionSweepInterval, "sessionSweepInterval")
         positive(distanceInterval, "distanceInterval")

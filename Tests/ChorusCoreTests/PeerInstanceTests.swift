@@ -18,9 +18,10 @@ struct Bench {
     var watch: (_ from: Int, _ to: Int, _ bytes: [UInt8]) -> Void = { _, _, _ in }
 
     mutating func add(_ k: UInt8, model: ModelSpec = .softmax, fetchModel: Bool = false, epoch: UInt64? = nil,
-                      address: PeerAddress? = nil) -> Int {
+                      address: PeerAddress? = nil, poison: Poison? = nil) -> Int {
         var settings = PeerSettings()
         settings.fetchModel = fetchModel
+        settings.poison = poison
         settings.membership = .fast
         var learning = LearningSettings(model: model)
         learning.seed = UInt64(k)
@@ -92,6 +93,25 @@ struct PeerInstanceTests {
         #expect(bench.peers[joiner].neighbours == [bench.peers[trainer].id])
         bench.advance(to: 10)
         #expect(bench.peers[trainer].averager.contributionsMixed > 0, "the two never mixed")
+    }
+
+    @Test("a joiner asks three neighbours and adopts the model nearest their median: one handing over 10^30 everywhere is an outlier, never adopted")
+    func joinerRefusesPoisonedModel() throws {
+        for poisoner in 0..<3 {
+            var bench = Bench()
+            let trainers = (0..<3).map { bench.add(UInt8($0 + 1), poison: $0 == poisoner ? .huge : nil) }
+            bench.run(bench.peers[trainers[0]].start(seeds: [], knownPeers: [], now: 0), by: trainers[0])
+            for t in trainers.dropFirst() { bench.run(bench.peers[t].start(seeds: ["10.0.0.1:7000"], knownPeers: [], now: 0), by: t) }
+            bench.advance(to: 5)
+            let joiner = bench.add(9, fetchModel: true)
+            bench.run(bench.peers[joiner].start(seeds: ["10.0.0.1:7000"], knownPeers: [], now: bench.now), by: joiner)
+            bench.advance(to: 9)
+            let adopted = try #require(bench.events[joiner].compactMap { if case let .adoptedModel(from, _) = $0 { from } else { nil } }.first,
+                                       "poisoner \(poisoner): no model adopted")
+            #expect(adopted != bench.peers[trainers[poisoner]].id, "poisoner \(poisoner): the poisoned model was adopted")
+            #expect(bench.peers[joiner].rejections["model.outlier"] == 1, "poisoner \(poisoner): \(bench.peers[joiner].rejections)")
+            #expect(bench.peers[joiner].learner.parameters.allSatisfy { abs($0) < 1e3 })
+        }
     }
 
     @Test("a model of the wrong size is refused and counted; after the wait the joiner starts from its own")
