@@ -24,14 +24,14 @@ cd "$(dirname "$0")/.."
 targets="datagram reassembler membership parameters config schedule checkpoint peer"
 describe() {
     case "$1" in
-        datagram) echo "DatagramCodec.open: header checks, then (re-tagged) every body kind; re-sealing gives the input back" ;;
+        datagram) echo "DatagramCodec.open: header checks, then (resealed) every body kind; sealing again gives the input back" ;;
         reassembler) echo "Reassembler: manifests and chunks from opened datagrams, small budgets; eviction, expiry, accounting" ;;
         membership) echo "MembershipMessage.decode and Claim.read, then a MembershipInstance receiving and ticking" ;;
         parameters) echo "ParametersMessage.decode, then plain (clipped) and push-sum GossipAverager receive and mix" ;;
         config) echo "PeerConfig.parse: TOML (toml++ via TOMLKit) and every field; a parsed file gives valid settings" ;;
         schedule) echo "Schedule.parse, review against a run, targets, join counts, Poisson times" ;;
         checkpoint) echo "Checkpoint.decode, as read and with the checksum recomputed; re-encoding gives the file back" ;;
-        peer) echo "PeerInstance.receive: datagrams re-signed and re-tagged, through wire, membership, averaging, model handover" ;;
+        peer) echo "PeerInstance.receive: datagrams re-signed and resealed, through wire, membership, averaging, model handover" ;;
         *) return 1 ;;
     esac
 }

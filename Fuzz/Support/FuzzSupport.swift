@@ -31,23 +31,35 @@ public enum Fuzz {
         Array(bytes[6..<14]) + Array(bytes[38..<46]) + Array(bytes[54..<62])
     }
 
-    /// Overwrites the last 16 bytes with the tag `key` gives the rest, so `DatagramCodec.open`
-    /// accepts the MAC and decodes the body: the fuzzer cannot forge a tag by itself. Shorter
-    /// inputs than a header and a tag are left alone (they are refused before the MAC).
-    public static func retag(_ bytes: inout [UInt8], key: NetworkKey = network) {
+    /// Takes the input as a datagram in clear (header ‖ body ‖ signature ‖ 16 bytes for the tag)
+    /// and seals it with `key` as `DatagramCodec.seal` does: the body encrypted in place, the last
+    /// 16 bytes the tag. `DatagramCodec.open` then decrypts it back to the fuzzer's bytes and
+    /// decodes them: the fuzzer cannot forge a tag by itself. Shorter inputs than a header and a
+    /// tag are left alone (they are refused before the tag).
+    public static func reseal(_ bytes: inout [UInt8], key: NetworkKey = network) {
         guard bytes.count >= headerByteCount + tagByteCount else { return }
         let end = bytes.count - tagByteCount
         let nonce = nonce(of: bytes)
-        let tag = bytes.withUnsafeBytes { all in
-            nonce.withUnsafeBytes { key.tag(over: UnsafeRawBufferPointer(rebasing: all[..<end]), nonce: $0) }
+        let tag = bytes.withUnsafeMutableBytes { all in
+            nonce.withUnsafeBytes { key.seal(UnsafeMutableRawBufferPointer(rebasing: all[..<end]), headerCount: headerByteCount, nonce: $0) }
         }
         bytes.replaceSubrange(end..., with: tag)
     }
 
+    /// A sealed datagram in clear, as `reseal` takes it (the tag bytes are left as they were):
+    /// seeds are written this way, so that the fuzzer mutates bodies, not ciphertext.
+    public static func unseal(_ sealed: [UInt8], key: NetworkKey = network) -> [UInt8] {
+        var bytes = sealed
+        let nonce = nonce(of: bytes)
+        let opened = nonce.withUnsafeBytes { key.open(&bytes, headerCount: headerByteCount, nonce: $0) }
+        precondition(opened, "unseal: a datagram that does not open under the fuzz network key")
+        return bytes
+    }
+
     /// For a signed kind (hello, message, manifest) whose header names one of `identities` as
     /// sender: overwrites the 64 bytes before the tag with that identity's signature over
-    /// domain ‖ everything before it, as `DatagramCodec.seal` makes it. Then `retag`.
-    public static func resignAndRetag(_ bytes: inout [UInt8], identities: [SigningKey], key: NetworkKey = network) {
+    /// domain ‖ everything before it, as `DatagramCodec.seal` makes it. Then `reseal`.
+    public static func resignAndReseal(_ bytes: inout [UInt8], identities: [SigningKey], key: NetworkKey = network) {
         let minimum = headerByteCount + signatureByteCount + tagByteCount
         if bytes.count >= minimum, (1...3).contains(bytes[1]) {
             let sender = bytes.withUnsafeBytes { PeerID(exactly: UnsafeRawBufferPointer(rebasing: $0[6..<38])) }
@@ -57,7 +69,7 @@ public enum Fuzz {
                 bytes.replaceSubrange(start..<start + signatureByteCount, with: signature)
             }
         }
-        retag(&bytes, key: key)
+        reseal(&bytes, key: key)
     }
 
     // MARK: Records

@@ -5,7 +5,7 @@ public struct NetworkKey: Sendable {
     public static let byteCount = 32
     public static let keyIDByteCount = 4
 
-    /// Key for the per-datagram XChaCha20-Poly1305 tag: BLAKE2b-256(key = network key, "chorus/v1/datagram-mac").
+    /// Key that seals every datagram (XChaCha20-Poly1305): BLAKE2b-256(key = network key, "chorus/v1/datagram-mac").
     public let datagramKey: SecretBytes
     /// Public 4-byte identifier: BLAKE2b-256(key = network key, "chorus/v1/key-id")[0..<4].
     /// Lets a receiver pick the right key (rotation) and drop foreign traffic before any MAC work.
@@ -26,15 +26,32 @@ public struct NetworkKey: Sendable {
         try! NetworkKey(bytes: secureRandomBytes(byteCount))  // right length by construction
     }
 
-    /// The 16-byte tag of one datagram (XChaCha20-Poly1305 over `data` with the datagram key).
-    public func tag(over data: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer) -> [UInt8] {
-        if mode == .simulated { return StandIn.tag(over: data, keyID: keyID) }
-        return try! XChaCha20Poly1305.tag(over: data, nonce: nonce, key: datagramKey)  // lengths fixed by the caller
+    /// Seals a datagram in place: its first `headerCount` bytes are authenticated, the rest is
+    /// encrypted (XChaCha20-Poly1305 with the datagram key); returns the 16-byte tag. In
+    /// `.simulated` mode nothing is encrypted and the tag is the stand-in over the whole.
+    public func seal(_ datagram: UnsafeMutableRawBufferPointer, headerCount: Int, nonce: UnsafeRawBufferPointer) -> [UInt8] {
+        if mode == .simulated { return StandIn.tag(over: UnsafeRawBufferPointer(datagram), keyID: keyID) }
+        return XChaCha20Poly1305.sealInPlace(UnsafeMutableRawBufferPointer(rebasing: datagram[headerCount...]),
+                                             associatedData: UnsafeRawBufferPointer(rebasing: datagram[..<headerCount]),
+                                             nonce: nonce, key: datagramKey)
     }
 
-    public func verifyTag(_ tag: UnsafeRawBufferPointer, over data: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer) -> Bool {
-        if mode == .simulated { return StandIn.verifyTag(tag, over: data, keyID: keyID) }
-        return XChaCha20Poly1305.verifyTag(tag, over: data, nonce: nonce, key: datagramKey)
+    /// Checks the tag (the last 16 bytes) of a datagram sealed by `seal` and, if it matches,
+    /// decrypts the rest after the header in place. The simulator's stand-in encrypts nothing and
+    /// is checked without writing (no copy of a shared array).
+    public func open(_ datagram: inout [UInt8], headerCount: Int, nonce: UnsafeRawBufferPointer) -> Bool {
+        let end = datagram.count - XChaCha20Poly1305.tagByteCount
+        guard end >= headerCount else { return false }
+        if mode == .simulated {
+            return datagram.withUnsafeBytes { all in
+                StandIn.verifyTag(UnsafeRawBufferPointer(rebasing: all[end...]), over: UnsafeRawBufferPointer(rebasing: all[..<end]), keyID: keyID)
+            }
+        }
+        return datagram.withUnsafeMutableBytes { all in
+            XChaCha20Poly1305.openInPlace(UnsafeMutableRawBufferPointer(rebasing: all[headerCount..<end]),
+                                          associatedData: UnsafeRawBufferPointer(rebasing: all[..<headerCount]),
+                                          tag: UnsafeRawBufferPointer(rebasing: all[end...]), nonce: nonce, key: datagramKey)
+        }
     }
 
     /// The raw key, for writing the key file.

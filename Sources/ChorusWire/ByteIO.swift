@@ -16,6 +16,8 @@ public struct ByteWriter {
     public mutating func f32(_ v: Float) { u32(v.bitPattern) }
     public mutating func f64(_ v: Double) { u64(v.bitPattern) }
     public mutating func raw(_ v: some Sequence<UInt8>) { bytes.append(contentsOf: v) }
+    /// The bytes written so far, to change in place (a datagram is encrypted where it was written).
+    public mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R { bytes.withUnsafeMutableBytes(body) }
     public mutating func peerID(_ id: PeerID) { id.withUnsafeBytes { bytes.append(contentsOf: $0) } }
     /// A length-prefixed (u16) byte string.
     public mutating func string16(_ v: [UInt8]) {

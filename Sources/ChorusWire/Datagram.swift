@@ -17,11 +17,11 @@ public enum DatagramKind: UInt8, Sendable, CaseIterable {
     var isSigned: Bool { self != .chunk }
 }
 
-/// The fixed 62-byte header in front of every datagram.
+/// The fixed 62-byte header in front of every datagram (in clear; the rest is encrypted).
 public struct DatagramHeader: Equatable, Sendable {
     public static let byteCount = 62
-    /// 2 since the manifest carries the first chunk (version 1 sent it in a chunk of its own).
-    public static let version: UInt8 = 2
+    /// 3 since bodies are encrypted (2: only authenticated; 1: chunk 0 in a chunk of its own).
+    public static let version: UInt8 = 3
 
     public var kind: DatagramKind
     public var keyID: [UInt8]
@@ -181,7 +181,7 @@ public enum DatagramCodec {
     public static let minimumDatagramSize = 256
     public static let maximumDatagramSize = 65507
 
-    /// Builds a complete datagram: header ‖ body [‖ signature] ‖ tag.
+    /// Builds a complete datagram: header ‖ encrypted(body [‖ signature]) ‖ tag.
     public static func seal(header: DatagramHeader, body: DatagramBody, identity: SigningKey?, key: NetworkKey) -> [UInt8] {
         var w = ByteWriter(capacity: DatagramHeader.byteCount + bodyCapacity(body) + signatureByteCount + tagByteCount)
         header.write(to: &w)
@@ -208,7 +208,7 @@ public enum DatagramCodec {
             let signature = w.bytes.withUnsafeBytes { prefix in withSignedBytes(prefix) { identity.sign($0) } }
             w.raw(signature)
         }
-        appendTag(to: &w, header: header, key: key)
+        appendSeal(to: &w, header: header, key: key)
         return w.bytes
     }
 
@@ -220,7 +220,7 @@ public enum DatagramCodec {
         var w = ByteWriter(capacity: DatagramHeader.byteCount + ObjectChunk.headerByteCount + data.count + tagByteCount)
         header.write(to: &w)
         writeChunk(to: &w, objectID: objectID, totalLength: totalLength, chunkSize: chunkSize, index: index, data: data)
-        appendTag(to: &w, header: header, key: key)
+        appendSeal(to: &w, header: header, key: key)
         return w.bytes
     }
 
@@ -233,11 +233,12 @@ public enum DatagramCodec {
         w.raw(data)
     }
 
-    /// Appends the tag over everything written so far (in place: capacity was reserved for it).
-    private static func appendTag(to w: inout ByteWriter, header: DatagramHeader, key: NetworkKey) {
-        let tag = w.bytes.withUnsafeBytes { data in
+    /// Encrypts everything written after the header in place and appends the tag over the whole
+    /// (capacity was reserved for it).
+    private static func appendSeal(to w: inout ByteWriter, header: DatagramHeader, key: NetworkKey) {
+        let tag = w.withUnsafeMutableBytes { data in
             header.withNonce { nonce in
-                key.tag(over: data, nonce: nonce)
+                key.seal(data, headerCount: DatagramHeader.byteCount, nonce: nonce)
             }
         }
         w.raw(tag)
@@ -264,9 +265,10 @@ public enum DatagramCodec {
         }
     }
 
-    /// Checks length, version, kind, key id and tag (in that order, cheapest first), then decodes
-    /// the body strictly: exact lengths, no trailing bytes.
-    public static func open(_ bytes: [UInt8], keyring: NetworkKeyring, maxDatagramSize: Int, maxObjectBytes: Int) -> Result<OpenedDatagram, WireRejection> {
+    /// Checks length, version, kind, key id and tag (in that order, cheapest first), decrypts,
+    /// then decodes the body strictly: exact lengths, no trailing bytes.
+    public static func open(_ sealed: [UInt8], keyring: NetworkKeyring, maxDatagramSize: Int, maxObjectBytes: Int) -> Result<OpenedDatagram, WireRejection> {
+        var bytes = sealed
         let minimum = DatagramHeader.byteCount + tagByteCount
         guard bytes.count >= minimum else { return .failure(.tooShort) }
         guard bytes.count <= maxDatagramSize else { return .failure(.tooLong) }
@@ -288,14 +290,7 @@ public enum DatagramCodec {
         } catch {
             return .failure(.tooShort)
         }
-        let tagOK = bytes.withUnsafeBytes { all in
-            header.withNonce { nonce in
-                key.verifyTag(
-                    UnsafeRawBufferPointer(rebasing: all[(bytes.count - tagByteCount)...]),
-                    over: UnsafeRawBufferPointer(rebasing: all[..<(bytes.count - tagByteCount)]),
-                    nonce: nonce)
-            }
-        }
+        let tagOK = header.withNonce { nonce in key.open(&bytes, headerCount: DatagramHeader.byteCount, nonce: nonce) }
         guard tagOK else { return .failure(.badTag) }
 
         // From here on the datagram is from a network member; decode strictly.

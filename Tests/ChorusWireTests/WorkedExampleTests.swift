@@ -74,11 +74,40 @@ enum WorkedExamples {
 func workedExamplesMatchDocs() throws {
     let documented = try WorkedExamples.fromDocs()
     if ProcessInfo.processInfo.environment["CHORUS_PRINT_EXAMPLES"] != nil {
-        for (name, bytes) in WorkedExamples.all { print("EXAMPLE \(name) \(Hex.encode(bytes))") }
+        for (name, bytes) in WorkedExamples.all {
+            print("EXAMPLE \(name) \(Hex.encode(bytes))")
+            if case let .success(opened) = DatagramCodec.open(bytes, keyring: NetworkKeyring([Fixture.network]), maxDatagramSize: 1200, maxObjectBytes: 1 << 20) {
+                print("CLEAR \(name) \(Hex.encode(opened.bytes))")  // decrypted, for the page's "in clear" listings
+            }
+        }
     }
     for (name, bytes) in WorkedExamples.all {
         #expect(documented[name] == bytes, "example \(name) differs from docs/protocol.md")
+        // A datagram's listing in clear is what it decrypts to (the tag bytes stay as sealed).
+        if case let .success(opened) = DatagramCodec.open(bytes, keyring: NetworkKeyring([Fixture.network]), maxDatagramSize: 1200, maxObjectBytes: 1 << 20) {
+            #expect(documented[name + "-clear"] == opened.bytes, "example \(name)-clear differs from docs/protocol.md")
+            #expect(opened.bytes[..<DatagramHeader.byteCount] == bytes[..<DatagramHeader.byteCount], "the header travels in clear")
+        }
     }
+}
+
+@Test("captured traffic reveals no parameter values: no 8-byte run of a known vector is in the datagrams that carry it")
+func capturedTrafficRevealsNoParameters() throws {
+    var (alice, bob) = Fixture.connectedPair()
+    let vector = (0..<5000).map { Float($0) * 0.001 - 2.5 }.withUnsafeBytes { Array($0) }
+    let datagrams = alice.send(.object(PreparedObject(channel: 1, bytes: vector)), to: bob.localID, now: 1)
+        + alice.send(.message(channel: 2, payload: Array(vector[..<400])), to: bob.localID, now: 1)
+    #expect(datagrams.count > 10)
+    let runs = Set(stride(from: 0, to: vector.count - 8, by: 4).map { Array(vector[$0..<$0 + 8]) })
+    var found = 0
+    for d in datagrams where d.count >= 8 {
+        for start in 0...(d.count - 8) where runs.contains(Array(d[start..<start + 8])) { found += 1 }
+    }
+    #expect(found == 0, "\(found) runs of the vector readable on the wire")
+    // And the receiver gets it all back.
+    var delivered = 0
+    for d in datagrams { delivered += bob.receive(d, now: 1).deliveries.count }
+    #expect(delivered == 2)
 }
 
 @Test("a receiver accepts the documented datagrams in order and delivers what they say")

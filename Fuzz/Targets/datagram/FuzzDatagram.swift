@@ -19,7 +19,7 @@ public func fuzzDatagram(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     _ = DatagramCodec.open(input, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize, maxObjectBytes: maxObjectBytes)
     var bytes = input
-    Fuzz.retag(&bytes)
+    Fuzz.reseal(&bytes)
     guard case let .success(opened) = DatagramCodec.open(
         bytes, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize, maxObjectBytes: maxObjectBytes)
     else { return 0 }
@@ -58,9 +58,11 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
         for (i, d) in alice.send(.object(large), to: bob.localID, now: 1).enumerated() {
             seeds.append((i == 0 ? "manifest-of-3" : "chunk-\(i)-of-3", d))
         }
-        return seeds
+        return seeds.map { ($0.0, Fuzz.unseal($0.1)) }  // in clear: the input is resealed
     } valid: { bytes in
-        if case .success = DatagramCodec.open(bytes, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize,
+        var sealed = bytes
+        Fuzz.reseal(&sealed)
+        if case .success = DatagramCodec.open(sealed, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize,
                                               maxObjectBytes: maxObjectBytes) { return true }
         return false
     }

@@ -19,7 +19,7 @@ import FuzzSupport
 /// and a whole datagram (or none: the clock only). Operation byte: bits 0–2 advance the clock by
 /// that many × 50 ms, bit 3 runs Carol's due timers after the datagram (a learning job she asks for comes back at once,
 /// untrained). A datagram whose header names Alice, Tom or Carol as sender is re-signed with that
-/// identity (signed kinds), and every datagram is re-tagged with the network key, so it gets past
+/// identity (signed kinds), and every datagram is resealed with the network key, so it gets past
 /// the MAC and the signature to everything behind them.
 ///
 /// Checked: nothing Carol sends is larger than the datagram size she is configured with.
@@ -100,7 +100,7 @@ private func run(_ input: UnsafeRawBufferPointer) -> PeerInstance? {
         now += Double(op & 7) * 0.05
         var bytes = Array(record.dropFirst())
         if !bytes.isEmpty {  // an operation byte alone only moves the clock
-            Fuzz.resignAndRetag(&bytes, identities: identities, key: network)
+            Fuzz.resignAndReseal(&bytes, identities: identities, key: network)
             let fromTom = bytes.count >= Fuzz.headerByteCount && bytes[6..<38].elementsEqual(tomID)
             handle(peer.receive(bytes, from: address[fromTom ? "tom" : "alice"]!, now: now), &peer, now: now)
         }

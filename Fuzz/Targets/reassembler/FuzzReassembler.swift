@@ -32,7 +32,7 @@ public func fuzzReassembler(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         guard let op = record.first else { continue }
         now += Double(op & 7) * 0.75
         var bytes = Array(record.dropFirst())
-        Fuzz.retag(&bytes)
+        Fuzz.reseal(&bytes)
         guard case let .success(opened) = DatagramCodec.open(
             bytes, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize, maxObjectBytes: settings.maxObjectBytes)
         else { continue }
@@ -45,7 +45,7 @@ public func fuzzReassembler(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
             outcome = reassembler.add(manifest: m, from: sender, now: now)
         case let .chunk(c):
             outcome = reassembler.add(chunk: c, from: sender, now: now)
-        case .hello, .message:
+        case .hello, .certifiedHello, .message:
             continue
         }
         if case let .complete(object) = outcome {
@@ -79,7 +79,8 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
         func send(_ object: PreparedObject, from a: inout WireEndpoint, to b: PeerID) -> [[UInt8]] {
             a.send(.object(object), to: b, now: 1)
         }
-        func record(_ op: UInt8, _ datagrams: [[UInt8]]) -> [UInt8] { Fuzz.joinRecords(datagrams.map { [op] + $0 }) }
+        // In clear: the target reseals every record.
+        func record(_ op: UInt8, _ datagrams: [[UInt8]]) -> [UInt8] { Fuzz.joinRecords(datagrams.map { [op] + Fuzz.unseal($0) }) }
         let one = send(PreparedObject(channel: 1, bytes: Fuzz.pattern(40), objectID: 1), from: &alice, to: bob.localID)
         let empty = send(PreparedObject(channel: 1, bytes: [], objectID: 2), from: &alice, to: bob.localID)
         let nine = send(PreparedObject(channel: 3, bytes: Fuzz.pattern(600, seed: 3), objectID: 3), from: &alice, to: bob.localID)
@@ -93,14 +94,16 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
             ("nine-chunks-reversed", record(0, nine.reversed())),
             ("nine-chunks-duplicated", record(0, nine + nine)),
             ("seventy-chunks", record(0, seventy)),
-            ("two-senders-interleaved", Fuzz.joinRecords(zip(nine, fromBob).flatMap { [[0] + $0, [0] + $1] })),
+            ("two-senders-interleaved", Fuzz.joinRecords(zip(nine, fromBob).flatMap { [[0] + Fuzz.unseal($0), [0] + Fuzz.unseal($1)] })),
             ("timed-out", record(0, Array(nine.prefix(4))) + record(7, Array(nine.dropFirst(4)))),
             ("expired-then-resent", record(0x0f, Array(nine.prefix(4))) + record(0x0f, nine)),
             ("sender-restarted", record(0, Array(nine.prefix(4))) + record(0x10, nine)),
         ]
     } valid: { input in
         input.withUnsafeBytes { Fuzz.records($0, limit: 160) }.allSatisfy { record in
-            if case .success = DatagramCodec.open(Array(record.dropFirst()), keyring: Fuzz.keyring,
+            var sealed = Array(record.dropFirst())
+            Fuzz.reseal(&sealed)
+            if case .success = DatagramCodec.open(sealed, keyring: Fuzz.keyring,
                                                   maxDatagramSize: DatagramCodec.maximumDatagramSize, maxObjectBytes: settings.maxObjectBytes) { return true }
             return false
         }
