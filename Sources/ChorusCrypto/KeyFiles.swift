@@ -60,12 +60,7 @@ public enum KeyFiles {
     /// directory holding `defaultFile`.
     public static func readPublicKey(at path: String, defaultFile: String) throws(KeyFileError) -> PeerID {
         let file = inDirectory(path, defaultFile)
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw .unreadable(path: file, reason: FileManager.default.fileExists(atPath: file) ? "cannot read contents" : "no such file")
-        }
-        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        guard lines.count == 1, let id = PeerID(text: lines[0]) else {
+        guard let line = try soleLine(of: file), let id = PeerID(text: line) else {
             throw .malformed(path: file, expected: "a public key as 64 hexadecimal characters on one line")
         }
         return id
@@ -80,15 +75,21 @@ public enum KeyFiles {
     /// Reads a certificate file (or `certificate` in a directory). Its validity is the caller's to check.
     public static func readCertificate(at path: String) throws(KeyFileError) -> Certificate {
         let file = inDirectory(path, certificateFileName)
+        guard let line = try soleLine(of: file), let bytes = Hex.decode(line), let certificate = Certificate(bytes: bytes) else {
+            throw .malformed(path: file, expected: "a certificate as \(2 * Certificate.byteCount) hexadecimal characters on one line (chorus certify)")
+        }
+        return certificate
+    }
+
+    /// The one line of a public text file that is neither empty nor a `#` comment (nil when
+    /// there is not exactly one).
+    private static func soleLine(of file: String) throws(KeyFileError) -> String? {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw .unreadable(path: file, reason: FileManager.default.fileExists(atPath: file) ? "cannot read contents" : "no such file")
         }
         let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        guard lines.count == 1, let bytes = Hex.decode(lines[0]), let certificate = Certificate(bytes: bytes) else {
-            throw .malformed(path: file, expected: "a certificate as \(2 * Certificate.byteCount) hexadecimal characters on one line (chorus certify)")
-        }
-        return certificate
+        return lines.count == 1 ? lines[0] : nil
     }
 
     /// `name` inside `path` when `path` is a directory, else `path` itself.

@@ -28,7 +28,9 @@ public struct WireSettings: Sendable, Equatable {
     public var newSessionsPerSecond = 500.0
     /// Seconds after which the session of a peer that is no member and has not been heard from
     /// is forgotten (`WireEndpoint.forgetIdleSessions`): Sybil identities do not stay in memory.
-    public var idleSessionTimeout = 60.0
+    /// 30 s: a flood's sessions are gone, with their memory, well within a minute of its end
+    /// (a newcomer is a member within a second or two of its hello).
+    public var idleSessionTimeout = 30.0
 
     public init() {}
 

@@ -8,11 +8,7 @@ import Testing
 struct AdmissionProcessTests {
     @Test("certified peers form a network and an uncertified one cannot join; a revocation handed to one peer reaches every member, which drop the revoked peer and keep it out across a restart")
     func admissionAndRevocation() throws {
-        let binary = try #require(ChorusBinary.path, "chorus binary not built")
-        var options = LocalNetwork.Options(executable: binary)
-        options.peers = 5
-        options.admission = true
-        let network = try LocalNetwork(options: options)
+        let network = try LocalNetwork.forTests(peers: 5, admission: true)
         defer { network.discard() }
         let certified = Array(0..<4), intruder = 4, revoked = 3
         for index in certified { try network.start(index) }
@@ -85,11 +81,7 @@ struct AdmissionProcessTests {
 
     @Test("a certificate of another identity, or of another authority, is refused at start naming the field")
     func badCertificateIsAStartupError() throws {
-        let binary = try #require(ChorusBinary.path, "chorus binary not built")
-        var options = LocalNetwork.Options(executable: binary)
-        options.peers = 2
-        options.admission = true
-        let network = try LocalNetwork(options: options)
+        let network = try LocalNetwork.forTests(peers: 2, admission: true)
         defer { network.discard() }
         // Peer 0 names peer 1's certificate.
         let config = network.members[0].configPath

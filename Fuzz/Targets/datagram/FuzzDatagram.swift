@@ -5,7 +5,7 @@ import FuzzSupport
 /// libFuzzer target `datagram`: `DatagramCodec.open`, the first code every received datagram meets.
 ///
 /// The input is one whole datagram. It is opened twice: as it came (nearly always refused at the
-/// tag, which covers the length, version, kind and key-id checks), then re-tagged with the fixed
+/// tag, which covers the length, version, kind and key-id checks), then taken as a datagram in clear and sealed with the fixed
 /// network key, so the body decoder behind the MAC sees the fuzzer's bytes. A datagram that
 /// opens must be the one encoding of what it decoded to: sealing the decoded header and body again
 /// gives the same bytes up to the signature (strict decoding, docs/protocol.md).

@@ -7,7 +7,7 @@ import FuzzSupport
 /// happen within a few inputs.
 ///
 /// The input is records (u16 length ‖ bytes, `Fuzz.records`), each an operation byte then a whole
-/// datagram. The datagram is re-tagged with the fixed network key and opened by
+/// datagram in clear. The datagram is sealed with the fixed network key and opened by
 /// `DatagramCodec.open`; a manifest or chunk goes to the reassembler under the sender its header
 /// names. The operation byte: bits 0–2 advance the clock by that many × 0.75 s (objects time out
 /// after 5 s), bit 3 expires old objects after the datagram, bit 4 drops the sender's objects
