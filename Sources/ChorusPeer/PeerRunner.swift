@@ -124,17 +124,20 @@ public enum PeerRunner {
         /// Steps of the checkpoint it would resume from, nil when it starts fresh.
         public var resumesAt: UInt64?
         public var hasAdminToken: Bool
+        /// The network authority it admits identities by (nil: admission is off).
+        public var authority: PeerID?
     }
 
     /// Everything a start checks before it opens a socket or writes a file: the keys, token,
     /// model, data shard and checkpoint, and every address resolving. Writes nothing.
     public static func check(config: PeerConfig) throws -> Check {
         let (identity, _, learner, token) = try prepare(config: config)
-        _ = try admission(of: config, identity: identity.peerID)
+        let admission = try admission(of: config, identity: identity.peerID)
         _ = try keptRevocations(of: config)
         _ = try resolveAddresses(config)
         let resumes = FileManager.default.fileExists(atPath: config.checkpointPath) ? learner.steps : nil
-        return Check(peerID: identity.peerID, parameterCount: learner.parameterCount, resumesAt: resumes, hasAdminToken: token != nil)
+        return Check(peerID: identity.peerID, parameterCount: learner.parameterCount, resumesAt: resumes, hasAdminToken: token != nil,
+                     authority: admission?.authority)
     }
 
     /// Runs until SIGINT/SIGTERM or `POST /leave`, then leaves gracefully (announces "left",

@@ -36,7 +36,8 @@ struct ValidateCommand: ParsableCommand {
                 let resume = check.resumesAt.map { "resumes at step \($0)" } ?? "starts fresh"
                 print("ok      \(path): peer \(check.peerID.short)…, advertises \(config.advertise), binds \(config.bind), "
                       + "admin \(config.admin)\(check.hasAdminToken ? " (token)" : ""), \(config.model) (\(check.parameterCount) parameters), "
-                      + "shard \(config.shard) of \(config.shards), \(config.neighbours.count + config.seeds.count) entry points, \(resume)")
+                      + "shard \(config.shard) of \(config.shards), \(config.neighbours.count + config.seeds.count) entry points, \(resume)"
+                      + (check.authority.map { ", admission by authority \($0.short)… (certificate checked)" } ?? ""))
             } catch {
                 failures += 1
                 FileHandle.standardError.write(Data("invalid \("\(error)".hasPrefix(path) ? "" : path + ": ")\(error)\n".utf8))

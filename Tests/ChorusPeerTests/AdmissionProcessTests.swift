@@ -83,8 +83,10 @@ struct AdmissionProcessTests {
     func badCertificateIsAStartupError() throws {
         let network = try LocalNetwork.forTests(peers: 2, admission: true)
         defer { network.discard() }
-        // Peer 0 names peer 1's certificate.
         let config = network.members[0].configPath
+        let good = try ChorusBinary.run(["validate", config])
+        #expect(good.status == 0 && good.stdout.contains("admission by authority"), "\(good.stdout)\(good.stderr)")
+        // Peer 0 names peer 1's certificate.
         let text = try String(contentsOfFile: config, encoding: .utf8)
         try text.replacingOccurrences(of: "keys/p0/certificate", with: "keys/p1/certificate").write(toFile: config, atomically: true, encoding: .utf8)
         let wrongSubject = try ChorusBinary.run(["validate", config])
