@@ -184,7 +184,14 @@ public struct PeerInstance: Sendable {
         self.learner = learner
         self.rng = Xoshiro256(seed: seed)
         self.phase = settings.fetchModel ? .joining : .training
-        self.wire = WireEndpoint(identity: identity, keyring: keyring, epoch: epoch, settings: settings.wire, admission: admission)
+        // The boot's key-exchange key: from the system's generator with real cryptography (a
+        // 64-bit seed is no secret key); in a simulation's stand-in mode from a generator of its
+        // own, so that a seeded run repeats and the other draws do not move.
+        var keyRNG = Xoshiro256(seed: seed ^ 0xB007_5EED)
+        let bootKeySeed = settings.wire.sessionKeys && keyring.primary.mode == .simulated
+            ? (0..<4).flatMap { _ in withUnsafeBytes(of: keyRNG.next()) { Array($0) } } : nil
+        self.wire = WireEndpoint(identity: identity, keyring: keyring, epoch: epoch, settings: settings.wire, admission: admission,
+                                 bootKeySeed: bootKeySeed)
         self.membership = MembershipInstance(
             key: identity, address: address, incarnation: epoch << 16, settings: settings.membership, now: now,
             unixTimeAtZero: unixTimeAtZero, verifier: verifier, authority: admission?.authority)
@@ -234,7 +241,9 @@ public struct PeerInstance: Sendable {
     ///
     /// With `sharing`, an instance already preloaded with the same claims, the membership view
     /// is taken from it and shares its memory (see `MembershipInstance.preload(sharing:now:)`).
-    @_spi(Simulation) public mutating func preload(_ claims: [Claim], sharing other: PeerInstance? = nil, now: Double) {
+    /// With session keys, `bootKeys` gives each peer's boot public key (`wire.bootPublicKey`).
+    @_spi(Simulation) public mutating func preload(_ claims: [Claim], sharing other: PeerInstance? = nil, now: Double,
+                                                   bootKeys: [PeerID: [UInt8]] = [:]) {
         let others = claims.filter { $0.subject != id }
         if let other {
             membership.preload(sharing: other.membership, now: now)
@@ -242,7 +251,7 @@ public struct PeerInstance: Sendable {
             membership.preload(others, now: now)
         }
         for claim in others where claim.status == .alive && !claim.address.isEmpty {
-            wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now)
+            wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now) { bootKeys[$0] }
         }
         recomputeNeighbours(now: now)
     }

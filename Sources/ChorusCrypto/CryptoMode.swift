@@ -77,24 +77,31 @@ enum StandIn {
     }
 
     /// 16 bytes: digest of the data keyed by the network key id ‖ zeros.
-    static func tag(over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> [UInt8] {
+    static func tag(over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> [UInt8] { tag(over: data, seed: seed(keyID)) }
+
+    /// Compares in place (every datagram opened is checked).
+    static func verifyTag(_ tag: UnsafeRawBufferPointer, over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> Bool {
+        verifyTag(tag, over: data, seed: seed(keyID))
+    }
+
+    /// 16 bytes: digest of the data keyed by `seed` ‖ zeros.
+    static func tag(over data: UnsafeRawBufferPointer, seed: UInt64) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(XChaCha20Poly1305.tagByteCount)
-        withUnsafeBytes(of: tagWord(over: data, keyID: keyID).littleEndian) { out += $0 }
+        withUnsafeBytes(of: digest(data, seed: seed).littleEndian) { out += $0 }
         out += repeatElement(0, count: XChaCha20Poly1305.tagByteCount - out.count)
         return out
     }
 
-    /// Compares in place (every datagram opened is checked).
-    static func verifyTag(_ tag: UnsafeRawBufferPointer, over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> Bool {
+    static func verifyTag(_ tag: UnsafeRawBufferPointer, over data: UnsafeRawBufferPointer, seed: UInt64) -> Bool {
         tag.count == XChaCha20Poly1305.tagByteCount
-            && tag.loadUnaligned(as: UInt64.self) == tagWord(over: data, keyID: keyID).littleEndian
+            && tag.loadUnaligned(as: UInt64.self) == digest(data, seed: seed).littleEndian
             && tag[8...].allSatisfy { $0 == 0 }
     }
 
-    private static func tagWord(over data: UnsafeRawBufferPointer, keyID: [UInt8]) -> UInt64 {
+    private static func seed(_ keyID: [UInt8]) -> UInt64 {
         var seed: UInt64 = 0
         for byte in keyID { seed = seed << 8 | UInt64(byte) }
-        return digest(data, seed: seed)
+        return seed
     }
 }

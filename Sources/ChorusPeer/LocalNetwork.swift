@@ -38,6 +38,8 @@ public final class LocalNetwork: @unchecked Sendable {
         /// Admission: a network authority in keys/authority certifies every peer (keys/NAME/
         /// certificate), and peers admit only certified identities (docs/security.md).
         public var admission = false
+        /// `gossip.session_keys` on every peer (per-pair keys, docs/protocol.md).
+        public var sessionKeys = false
 
         public init(executable: String) { self.executable = executable }
     }
@@ -183,6 +185,7 @@ public final class LocalNetwork: @unchecked Sendable {
                   "mixing = \"\(options.averaging.mixing)\"", "weights = \"\(options.averaging.weights)\""]
             + (options.averaging.clipFactor.map { ["clip = \($0)"] } ?? [])
             + (options.maxDatagramSize.map { ["max_datagram_size = \($0)"] } ?? [])
+            + (options.sessionKeys ? ["session_keys = true"] : [])
         if options.averaging.float64Values || options.averageOnly { lines.append("float64 = true") }
         lines += ["", "[membership]", "profile = \"\(options.membershipProfile)\"", ""]
         for n in entryPoints {

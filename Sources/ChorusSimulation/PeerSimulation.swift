@@ -260,9 +260,11 @@ public final class PeerSimulation {
             // A network in steady state: every peer starts knowing all the others (as a configured
             // network's peers do after their first sync), without n² start-up syncs.
             let claims = order.map { peek($0) { $0.aliveClaim } }
+            var bootKeys: [PeerID: [UInt8]] = [:]
+            for index in order { peek(index) { peer in peer.wire.bootPublicKey.map { bootKeys[peer.id] = $0 } } }
             var first: Int?
             for index in order {
-                instances[index]!.value.preload(claims, sharing: first.map { instances[$0]!.value }, now: localNow(index))
+                instances[index]!.value.preload(claims, sharing: first.map { instances[$0]!.value }, now: localNow(index), bootKeys: bootKeys)
                 first = first ?? index
                 schedule(index)
             }

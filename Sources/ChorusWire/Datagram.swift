@@ -63,9 +63,11 @@ public struct DatagramHeader: Equatable, Sendable {
 /// The decoded body of a datagram.
 public enum DatagramBody: Equatable, Sendable {
     case hello
-    /// A hello showing the sender's certificate from the network authority (`Admission`): what
-    /// a peer that has an authority configured sends, and needs to admit a new identity.
-    case certifiedHello(Certificate)
+    /// A hello with the sender boot's key-exchange key (`BootKey`, with session keys) and its
+    /// certificate from the network authority (`Admission`), each when it has one; body: key
+    /// (32) ‖ certificate (96), so its length (0, 32, 96 or 128) says which. Decoding gives
+    /// `.hello` for an empty body.
+    case helloWith(bootKey: [UInt8]?, certificate: Certificate?)
     case message(channel: UInt8, payload: [UInt8])
     case manifest(ObjectManifest)
     case chunk(ObjectChunk)
@@ -165,6 +167,8 @@ public enum WireRejection: String, Error, Sendable, CaseIterable, Comparable {
     /// Admission (`Admission`): a sender whose certificate this peer has not seen (answered with
     /// a hello, so that a certified peer shows it), or one the network authority revoked.
     case notAdmitted, revoked
+    /// Session keys: a hello from an identity whose 8-byte short id another identity holds here.
+    case shortIDTaken
     case objectInconsistent, objectTooLarge, objectOverBudget, objectHashMismatch, objectTimedOut
     case pendingOverflow
 
@@ -185,11 +189,24 @@ public enum DatagramCodec {
     public static func seal(header: DatagramHeader, body: DatagramBody, identity: SigningKey?, key: NetworkKey) -> [UInt8] {
         var w = ByteWriter(capacity: DatagramHeader.byteCount + bodyCapacity(body) + signatureByteCount + tagByteCount)
         header.write(to: &w)
+        writeBody(body, to: &w)
+        if header.kind.isSigned {
+            guard let identity else { preconditionFailure("signed datagram kinds need an identity") }
+            let signature = w.bytes.withUnsafeBytes { prefix in withSignedBytes(prefix) { identity.sign($0) } }
+            w.raw(signature)
+        }
+        appendSeal(to: &w, header: header, key: key)
+        return w.bytes
+    }
+
+    /// The body's bytes, as every kind lays them out (docs/protocol.md, "Bodies").
+    static func writeBody(_ body: DatagramBody, to w: inout ByteWriter) {
         switch body {
         case .hello:
             break
-        case let .certifiedHello(certificate):
-            w.raw(certificate.bytes)
+        case let .helloWith(bootKey, certificate):
+            if let bootKey { w.raw(bootKey) }
+            if let certificate { w.raw(certificate.bytes) }
         case let .message(channel, payload):
             w.u8(channel)
             w.raw(payload)
@@ -203,13 +220,6 @@ public enum DatagramCodec {
         case let .chunk(c):
             writeChunk(to: &w, objectID: c.objectID, totalLength: c.totalLength, chunkSize: c.chunkSize, index: c.index, data: c.bytes)
         }
-        if header.kind.isSigned {
-            guard let identity else { preconditionFailure("signed datagram kinds need an identity") }
-            let signature = w.bytes.withUnsafeBytes { prefix in withSignedBytes(prefix) { identity.sign($0) } }
-            w.raw(signature)
-        }
-        appendSeal(to: &w, header: header, key: key)
-        return w.bytes
     }
 
     /// The same datagram as `seal` with a `.chunk` body, its data read from the object in place
@@ -258,7 +268,7 @@ public enum DatagramCodec {
     private static func bodyCapacity(_ body: DatagramBody) -> Int {
         switch body {
         case .hello: return 0
-        case .certifiedHello: return Certificate.byteCount
+        case let .helloWith(bootKey, certificate): return (bootKey?.count ?? 0) + (certificate == nil ? 0 : Certificate.byteCount)
         case let .message(_, payload): return payload.count + 1
         case let .manifest(m): return ObjectManifest.byteCount + m.firstChunk.count
         case let .chunk(c): return c.bytes.count + ObjectChunk.headerByteCount
@@ -298,45 +308,115 @@ public enum DatagramCodec {
         guard signatureStart >= DatagramHeader.byteCount else { return .failure(.malformedBody) }
         var body = ByteReader(bytes, from: DatagramHeader.byteCount, to: signatureStart)
         let decoded: DatagramBody
-        do {
-            switch kind {
-            case .hello:
-                // Empty, or a certificate: nothing else.
-                if body.remaining == 0 {
-                    decoded = .hello
-                } else {
-                    guard let certificate = Certificate(bytes: try body.raw(Certificate.byteCount)) else { return .failure(.malformedBody) }
-                    decoded = .certifiedHello(certificate)
-                }
-            case .message:
-                let channel = try body.u8()
-                decoded = .message(channel: channel, payload: try body.raw(body.remaining))
-            case .manifest:
-                var m = ObjectManifest(
-                    objectID: try body.u64(), channel: try body.u8(), totalLength: try body.u32(),
-                    chunkSize: try body.u16(), hash: try body.raw(32))
-                guard m.chunkSize > 0 else { return .failure(.malformedBody) }
-                guard Int(m.totalLength) <= maxObjectBytes else { return .failure(.objectTooLarge) }
-                let first = ObjectChunk.expectedLength(totalLength: m.totalLength, chunkSize: m.chunkSize, index: 0) ?? 0
-                guard first == body.remaining else { return .failure(.malformedBody) }
-                m.firstChunk = try body.slice(first)
-                decoded = .manifest(m)
-            case .chunk:
-                let objectID = try body.u64()
-                let total = try body.u32()
-                let chunkSize = try body.u16()
-                let index = try body.u32()
-                guard Int(total) <= maxObjectBytes else { return .failure(.objectTooLarge) }
-                guard index > 0,  // chunk 0 travels in the manifest
-                      let expected = ObjectChunk.expectedLength(totalLength: total, chunkSize: chunkSize, index: index),
-                      expected == body.remaining
-                else { return .failure(.malformedBody) }
-                decoded = .chunk(ObjectChunk(objectID: objectID, totalLength: total, chunkSize: chunkSize, index: index, bytes: try body.slice(expected)))
-            }
-            try body.finish()
-        } catch {
-            return .failure(.malformedBody)
+        switch decodeBody(kind, &body, maxObjectBytes: maxObjectBytes) {
+        case let .failure(reason): return .failure(reason)
+        case let .success(value): decoded = value
         }
         return .success(OpenedDatagram(header: header, body: decoded, bytes: bytes, signatureStart: signatureStart, mode: key.mode))
+    }
+
+    /// Decodes a body of `kind` strictly (exact lengths, no trailing bytes): the bytes between a
+    /// header and its signature or tag, in clear.
+    static func decodeBody(_ kind: DatagramKind, _ body: inout ByteReader, maxObjectBytes: Int) -> Result<DatagramBody, WireRejection> {
+        let decoded: DatagramBody
+            do {
+                switch kind {
+                case .hello:
+                    // Empty, a boot key, a certificate, or both: the length says which.
+                    let keyCount = BootKey.publicKeyByteCount, certificateCount = Certificate.byteCount
+                    switch body.remaining {
+                    case 0: decoded = .hello
+                    case keyCount, certificateCount, keyCount + certificateCount:
+                        let bootKey = body.remaining == certificateCount ? nil : try body.raw(keyCount)
+                        let certificate = body.remaining == 0 ? nil : Certificate(bytes: try body.raw(certificateCount))
+                        decoded = .helloWith(bootKey: bootKey, certificate: certificate)
+                    default: return .failure(.malformedBody)
+                    }
+                case .message:
+                    let channel = try body.u8()
+                    decoded = .message(channel: channel, payload: try body.raw(body.remaining))
+                case .manifest:
+                    var m = ObjectManifest(
+                        objectID: try body.u64(), channel: try body.u8(), totalLength: try body.u32(),
+                        chunkSize: try body.u16(), hash: try body.raw(32))
+                    guard m.chunkSize > 0 else { return .failure(.malformedBody) }
+                    guard Int(m.totalLength) <= maxObjectBytes else { return .failure(.objectTooLarge) }
+                    let first = ObjectChunk.expectedLength(totalLength: m.totalLength, chunkSize: m.chunkSize, index: 0) ?? 0
+                    guard first == body.remaining else { return .failure(.malformedBody) }
+                    m.firstChunk = try body.slice(first)
+                    decoded = .manifest(m)
+                case .chunk:
+                    let objectID = try body.u64()
+                    let total = try body.u32()
+                    let chunkSize = try body.u16()
+                    let index = try body.u32()
+                    guard Int(total) <= maxObjectBytes else { return .failure(.objectTooLarge) }
+                    guard index > 0,  // chunk 0 travels in the manifest
+                          let expected = ObjectChunk.expectedLength(totalLength: total, chunkSize: chunkSize, index: index),
+                          expected == body.remaining
+                    else { return .failure(.malformedBody) }
+                    decoded = .chunk(ObjectChunk(objectID: objectID, totalLength: total, chunkSize: chunkSize, index: index, bytes: try body.slice(expected)))
+                }
+                try body.finish()
+            } catch {
+                return .failure(.malformedBody)
+            }
+        return .success(decoded)
+    }
+}
+
+/// Datagrams sealed with the keys of a pair of boots (`WireSettings.sessionKeys`; `PairCipher`):
+/// what a peer sends a peer whose hello brought its boot key, instead of a network-sealed,
+/// signed datagram. Only the two boots hold the keys, so nobody else, insider or not, reads,
+/// forges or replays into the pair, and the header needs neither epochs nor a signature:
+///
+///     version u8 ‖ kind | 0x80 ‖ sender id[0..8) ‖ counter u64   (18 bytes, in clear, associated data)
+///     ‖ ChaCha20-Poly1305(body) ‖ tag (16)
+///
+/// 34 bytes of header and tag; kinds 2 (message), 3 (manifest), 4 (chunk) with their usual bodies.
+public enum PairedDatagram {
+    public static let flag: UInt8 = 0x80
+    public static let headerByteCount = 18
+    public static let overhead = headerByteCount + DatagramCodec.tagByteCount
+
+    /// Header and encrypted body (written by `body`) and tag.
+    static func seal(kind: DatagramKind, sender: PeerID, counter: UInt64, cipher: PairCipher, capacity: Int,
+                     body: (inout ByteWriter) -> Void) -> [UInt8] {
+        var w = ByteWriter(capacity: overhead + capacity)
+        w.u8(DatagramHeader.version)
+        w.u8(kind.rawValue | flag)
+        w.u64(sender.leadingWord.byteSwapped)  // the id's first 8 bytes, as they stand in it
+        w.u64(counter)
+        body(&w)
+        let tag = w.withUnsafeMutableBytes { all in
+            cipher.seal(UnsafeMutableRawBufferPointer(rebasing: all[headerByteCount...]),
+                        header: UnsafeRawBufferPointer(rebasing: all[..<headerByteCount]), counter: counter)
+        }
+        w.raw(tag)
+        return w.bytes
+    }
+
+    /// The clear header: kind, the sender's short id (`PeerID.leadingWord`) and the counter.
+    static func header(of bytes: [UInt8]) -> Result<(kind: DatagramKind, shortID: UInt64, counter: UInt64), WireRejection> {
+        guard bytes.count >= overhead else { return .failure(.tooShort) }
+        guard bytes[0] == DatagramHeader.version else { return .failure(.unsupportedVersion) }
+        guard let kind = DatagramKind(rawValue: bytes[1] & ~flag), kind != .hello else { return .failure(.unknownKind) }
+        var r = ByteReader(bytes, from: 2, to: headerByteCount)
+        let shortID = (try? r.u64())!.byteSwapped, counter = (try? r.u64())!  // 16 bytes are there
+        return .success((kind, shortID, counter))
+    }
+
+    /// Checks the tag and decrypts in place, then decodes the body strictly.
+    static func open(_ bytes: inout [UInt8], kind: DatagramKind, counter: UInt64, cipher: PairCipher,
+                     maxObjectBytes: Int) -> Result<DatagramBody, WireRejection> {
+        let end = bytes.count - DatagramCodec.tagByteCount
+        let opened = bytes.withUnsafeMutableBytes { all in
+            cipher.open(UnsafeMutableRawBufferPointer(rebasing: all[headerByteCount..<end]),
+                        header: UnsafeRawBufferPointer(rebasing: all[..<headerByteCount]), counter: counter,
+                        tag: UnsafeRawBufferPointer(rebasing: all[end...]))
+        }
+        guard opened else { return .failure(.badTag) }
+        var body = ByteReader(bytes, from: headerByteCount, to: end)
+        return DatagramCodec.decodeBody(kind, &body, maxObjectBytes: maxObjectBytes)
     }
 }

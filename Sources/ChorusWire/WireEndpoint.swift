@@ -108,9 +108,17 @@ public struct WireEndpoint: Sendable {
     private var admitted: Set<PeerID> = []
     /// Identities the network authority revoked: their datagrams are dropped before any other work.
     public private(set) var revoked: Set<PeerID> = []
+    /// With `WireSettings.sessionKeys`: this boot's key-exchange key, the keys of each pair whose
+    /// hello brought the other boot's key, and whose each short id (`PairedDatagram`) is. Beside
+    /// the sessions, not in them: without session keys they stay empty.
+    private let bootKey: BootKey?
+    private var pairs: [PeerID: PairCipher] = [:]
+    private var byShortID: [UInt64: PeerID] = [:]
 
+    /// - bootKeySeed: with session keys, the seed of this boot's key-exchange key (a seeded
+    ///   simulation or test repeats); a fresh random key by default.
     public init(identity: SigningKey, keyring: NetworkKeyring, epoch: UInt64, settings: WireSettings = .init(),
-                admission: Admission? = nil) {
+                admission: Admission? = nil, bootKeySeed: [UInt8]? = nil) {
         precondition(epoch > 0, "epoch 0 means 'unknown' on the wire")
         precondition(settings.problems().isEmpty, "invalid WireSettings: \(settings.problems())")
         self.identity = identity
@@ -120,7 +128,14 @@ public struct WireEndpoint: Sendable {
         self.reassembler = Reassembler(settings: settings.reassembly(mode: keyring.primary.mode))
         self.newSessions = TokenBucket(rate: settings.newSessionsPerSecond)
         self.admission = admission
+        self.bootKey = settings.sessionKeys ? BootKey(seed: bootKeySeed, mode: keyring.primary.mode) : nil
     }
+
+    /// This boot's key-exchange public key (with session keys), which its hellos carry.
+    public var bootPublicKey: [UInt8]? { bootKey?.publicKey }
+
+    /// Whether datagrams to `peer` go sealed with the keys of our pair of boots.
+    public func isPaired(with peer: PeerID) -> Bool { pairs[peer] != nil }
 
     public var totalRejected: Int { rejections.values.reduce(0, +) }
     public var reassemblyBytesInUse: Int { reassembler.bytesInUse }
@@ -142,7 +157,8 @@ public struct WireEndpoint: Sendable {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
         }
         // The epoch read in place: binding the session would copy it (and retain its arrays).
-        if let index = sessions.index(forKey: peer), case let known = withSession(at: index, { $0.epoch }), known != 0 {
+        if let index = sessions.index(forKey: peer), case let known = withSession(at: index, { $0.epoch }), known != 0,
+           bootKey == nil || pairs[peer] != nil {
             return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
@@ -167,10 +183,13 @@ public struct WireEndpoint: Sendable {
     /// peer about to be revoked: sealed for that epoch, so that a process still running it can
     /// read it. Sessions are untouched.
     public mutating func sendToEarlierBoot(_ item: Outgoing, of peer: PeerID, epoch: UInt64) -> [[UInt8]] {
-        seal(item, to: peer, recipientEpoch: epoch)
+        seal(item, to: peer, recipientEpoch: epoch, paired: false)
     }
 
-    private mutating func seal(_ item: Outgoing, to peer: PeerID, recipientEpoch: UInt64) -> [[UInt8]] {
+    /// `item` in datagrams for `peer`: sealed with our pair's keys when we have them (and
+    /// `paired`), else under the network key and signed.
+    private mutating func seal(_ item: Outgoing, to peer: PeerID, recipientEpoch: UInt64, paired: Bool = true) -> [[UInt8]] {
+        if paired, let cipher = pairs[peer] { return sealPaired(item, cipher: cipher) }
         switch item {
         case let .message(channel, payload):
             return [seal(.message(channel: channel, payload: payload), to: peer, recipientEpoch: recipientEpoch)]
@@ -197,12 +216,51 @@ public struct WireEndpoint: Sendable {
         }
     }
 
+    /// `item` sealed with a pair's keys (`PairedDatagram`): no signature, no epochs.
+    private mutating func sealPaired(_ item: Outgoing, cipher: PairCipher) -> [[UInt8]] {
+        switch item {
+        case let .message(channel, payload):
+            return [PairedDatagram.seal(kind: .message, sender: localID, counter: takeCounter(), cipher: cipher, capacity: payload.count + 1) { w in
+                w.u8(channel)
+                w.raw(payload)
+            }]
+        case let .object(object):
+            let chunkSize = settings.chunkDataSize
+            let first = min(chunkSize, object.bytes.count)
+            let manifest = ObjectManifest(
+                objectID: object.objectID, channel: object.channel, totalLength: UInt32(object.bytes.count),
+                chunkSize: UInt16(chunkSize), hash: object.hash, firstChunk: object.bytes[..<first])
+            var out = [PairedDatagram.seal(kind: .manifest, sender: localID, counter: takeCounter(), cipher: cipher,
+                                           capacity: ObjectManifest.byteCount + first) { DatagramCodec.writeBody(.manifest(manifest), to: &$0) }]
+            var index: UInt32 = 1
+            var start = first
+            while start < object.bytes.count {
+                let end = min(start + chunkSize, object.bytes.count)
+                let chunk = ObjectChunk(objectID: object.objectID, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize,
+                                        index: index, bytes: object.bytes[start..<end])
+                out.append(PairedDatagram.seal(kind: .chunk, sender: localID, counter: takeCounter(), cipher: cipher,
+                                               capacity: ObjectChunk.headerByteCount + end - start) { DatagramCodec.writeBody(.chunk(chunk), to: &$0) })
+                index += 1
+                start = end
+            }
+            return out
+        }
+    }
+
+    /// The next datagram's counter (one sequence per boot across all recipients and both formats).
+    private mutating func takeCounter() -> UInt64 {
+        defer { nextCounter += 1; sentDatagrams += 1 }
+        return nextCounter
+    }
+
     private mutating func seal(_ body: DatagramBody, to peer: PeerID?, recipientEpoch: UInt64) -> [UInt8] {
         var body = body
-        if case .hello = body, let admission { body = .certifiedHello(admission.certificate) }  // every hello shows it
+        if case .hello = body, bootKey != nil || admission != nil {  // every hello shows them
+            body = .helloWith(bootKey: bootKey?.publicKey, certificate: admission?.certificate)
+        }
         let kind: DatagramKind
         switch body {
-        case .hello, .certifiedHello: kind = .hello
+        case .hello, .helloWith: kind = .hello
         case .message: kind = .message
         case .manifest: kind = .manifest
         case .chunk: kind = .chunk
@@ -212,17 +270,14 @@ public struct WireEndpoint: Sendable {
 
     /// The header of the next datagram sent (it takes the next counter).
     private mutating func nextHeader(_ kind: DatagramKind, recipientEpoch: UInt64) -> DatagramHeader {
-        let header = DatagramHeader(
-            kind: kind, keyID: keyring.primary.keyID, sender: localID,
-            senderEpoch: epoch, recipientEpoch: recipientEpoch, counter: nextCounter)
-        nextCounter += 1
-        sentDatagrams += 1
-        return header
+        DatagramHeader(kind: kind, keyID: keyring.primary.keyID, sender: localID,
+                       senderEpoch: epoch, recipientEpoch: recipientEpoch, counter: takeCounter())
     }
 
     // MARK: Receiving
 
     public mutating func receive(_ bytes: [UInt8], now: Double) -> Reception {
+        if bytes.count >= 2 && bytes[1] & PairedDatagram.flag != 0 { return receivePaired(bytes, now: now) }
         var reception = Reception()
         let opened: OpenedDatagram
         switch DatagramCodec.open(bytes, keyring: keyring, maxDatagramSize: settings.maxDatagramSize, maxObjectBytes: settings.maxObjectBytes) {
@@ -282,7 +337,7 @@ public struct WireEndpoint: Sendable {
             // our hello naming no epoch of theirs, which a certified peer answers with its own
             // (a peer that restarted, or forgot it, is admitted again that way). The answer is
             // at most twice what came in, and budgeted with the new sessions.
-            guard case let .certifiedHello(certificate) = opened.body, certificate.subject == sender,
+            guard case let .helloWith(_, certificate?) = opened.body, certificate.subject == sender,
                   certificate.isValid(authority: admission.authority, mode: cryptoMode) else {
                 if header.kind != .hello && 2 * bytes.count >= helloSize && newSessions.take(now: now) {
                     reception.replies.append(seal(.hello, to: sender, recipientEpoch: 0))
@@ -291,9 +346,26 @@ public struct WireEndpoint: Sendable {
             }
             admitsNow = true
         }
+        // Session keys: a hello brings the boot's key (new pair, or a restart's new key); a
+        // chunk under the network key is refused (unsigned, anyone holding it could forge one).
+        var newPair: PairCipher?
+        if let bootKey {
+            if header.kind == .chunk { return reject(.noSession, reception) }
+            if case let .helloWith(theirs?, _) = opened.body, pairs[sender]?.isFor(theirs) != true {
+                if let holder = byShortID[sender.leadingWord], holder != sender { return reject(.shortIDTaken, reception) }
+                guard let cipher = try? PairCipher(own: bootKey, ownID: localID, theirs: theirs, theirID: sender) else {
+                    return reject(.malformedBody, reception)  // a low-order key
+                }
+                newPair = cipher
+            }
+        }
 
         // Accepted: only now does any state move.
         if admitsNow { admitted.insert(sender) }
+        if let newPair {
+            pairs[sender] = newPair
+            byShortID[sender.leadingWord] = sender
+        }
         if slot == nil {
             store(Session(lastHeard: now), for: sender)
             slot = sessions.index(forKey: sender)
@@ -317,18 +389,14 @@ public struct WireEndpoint: Sendable {
             }
         }
         switch opened.body {
-        case .hello, .certifiedHello:
+        case .hello, .helloWith:
             reception.deliveries.append(.hello(sender))
             if header.recipientEpoch != epoch {
                 withSession(at: index) { $0.lastHelloSent = now }
                 reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
             }
-        case let .message(channel, payload):
-            reception.deliveries.append(.message(from: sender, channel: channel, payload: payload))
-        case let .manifest(manifest):
-            handle(reassembler.add(manifest: manifest, from: sender, now: now), into: &reception)
-        case let .chunk(chunk):
-            handle(reassembler.add(chunk: chunk, from: sender, now: now), into: &reception)
+        default:
+            deliver(opened.body, from: sender, now: now, into: &reception)
         }
         return reception
     }
@@ -371,11 +439,20 @@ public struct WireEndpoint: Sendable {
 
     /// Starts a session with `peer` as if hellos had been exchanged: for a simulation that begins
     /// in steady state (without n² hellos). A real peer always learns epochs from signed hellos.
-    @_spi(Simulation) public mutating func assumeSession(with peer: PeerID, epoch: UInt64, now: Double) {
+    /// With session keys, `bootKey` gives each peer's boot public key (a simulator knows them all).
+    @_spi(Simulation) public mutating func assumeSession(with peer: PeerID, epoch: UInt64, now: Double,
+                                                         bootKey: (PeerID) -> [UInt8]? = { _ in nil }) {
         precondition(epoch > 0, "epoch 0 means 'unknown' on the wire")
         var session = Session(lastHeard: now)
         session.epoch = epoch
         store(session, for: peer)
+        if let own = self.bootKey {
+            guard let theirs = bootKey(peer), let cipher = try? PairCipher(own: own, ownID: localID, theirs: theirs, theirID: peer) else {
+                preconditionFailure("a steady-state session with session keys needs the peer's boot key")
+            }
+            pairs[peer] = cipher
+            byShortID[peer.leadingWord] = peer
+        }
         if admission != nil { admitted.insert(peer) }  // as if its certified hello had come
     }
 
@@ -400,11 +477,13 @@ public struct WireEndpoint: Sendable {
             session.window = ReplayWindow()
         }
         reassembler.dropAll(from: peer)
+        dropPair(peer)  // the later boot has another key: its hello brings it
     }
 
     public mutating func forget(_ peer: PeerID) {
         sessions[peer] = nil
         if !admitted.isEmpty { admitted.remove(peer) }
+        dropPair(peer)
         waiting[peer] = nil
         reassembler.dropAll(from: peer)
     }
@@ -424,6 +503,67 @@ public struct WireEndpoint: Sendable {
         return idle.count
     }
 
+    private mutating func dropPair(_ peer: PeerID) {
+        guard !pairs.isEmpty, pairs.removeValue(forKey: peer) != nil else { return }
+        byShortID[peer.leadingWord] = nil
+    }
+
+    /// A datagram sealed with a pair's keys (`PairedDatagram`): the short id names the pair, its
+    /// keys authenticate the sender (no signature) and its boot (no epochs); then the replay
+    /// window, as for any datagram. One the receiver cannot open for want of keys (it forgot
+    /// the sender, or restarted) is answered with a hello naming no epoch, at most twice its
+    /// size and within the new-session budget: the sender answers with its own, which re-keys.
+    private mutating func receivePaired(_ sealed: [UInt8], now: Double) -> Reception {
+        let reception = Reception()
+        guard sealed.count <= settings.maxDatagramSize else { return reject(.tooLong, reception) }
+        let (kind, shortID, counter): (DatagramKind, UInt64, UInt64)
+        switch PairedDatagram.header(of: sealed) {
+        case let .failure(reason): return reject(reason, reception)
+        case let .success(fields): (kind, shortID, counter) = fields
+        }
+        guard bootKey != nil, let sender = byShortID[shortID], let cipher = pairs[sender], let slot = sessions.index(forKey: sender) else {
+            var reception = reception
+            if bootKey != nil && 2 * sealed.count >= helloSize && newSessions.take(now: now) {
+                reception.replies.append(seal(.hello, to: nil, recipientEpoch: 0))
+            }
+            return reject(.noSession, reception)
+        }
+        switch withSession(at: slot, { $0.window.check(counter) }) {
+        case .fresh: break
+        case .duplicate: return reject(.replayed, reception)
+        case .tooOld: return reject(.tooOld, reception)
+        case .invalid: return reject(.counterInvalid, reception)
+        }
+        var bytes = sealed
+        let body: DatagramBody
+        switch PairedDatagram.open(&bytes, kind: kind, counter: counter, cipher: cipher, maxObjectBytes: settings.maxObjectBytes) {
+        case let .failure(reason): return reject(reason, reception)
+        case let .success(value): body = value
+        }
+        withSession(at: slot) { session in
+            session.window.commit(counter)
+            session.lastHeard = now
+        }
+        acceptedDatagrams += 1
+        var accepted = reception
+        accepted.sender = sender
+        deliver(body, from: sender, now: now, into: &accepted)
+        return accepted
+    }
+
+    /// Hands an accepted datagram's message or object piece on (hellos are the caller's).
+    private mutating func deliver(_ body: DatagramBody, from sender: PeerID, now: Double, into reception: inout Reception) {
+        switch body {
+        case .hello, .helloWith: break
+        case let .message(channel, payload):
+            reception.deliveries.append(.message(from: sender, channel: channel, payload: payload))
+        case let .manifest(manifest):
+            handle(reassembler.add(manifest: manifest, from: sender, now: now), into: &reception)
+        case let .chunk(chunk):
+            handle(reassembler.add(chunk: chunk, from: sender, now: now), into: &reception)
+        }
+    }
+
     /// The network authority revoked `peer` (membership verified the revocation): its session
     /// goes, and from now on its datagrams are dropped before any signature work.
     public mutating func revoke(_ peer: PeerID) {
@@ -433,7 +573,8 @@ public struct WireEndpoint: Sendable {
 
     /// Bytes of the hellos this endpoint sends (with the certificate under admission).
     var helloSize: Int {
-        DatagramHeader.byteCount + (admission == nil ? 0 : Certificate.byteCount) + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
+        DatagramHeader.byteCount + (bootKey == nil ? 0 : BootKey.publicKeyByteCount) + (admission == nil ? 0 : Certificate.byteCount)
+            + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
     }
 
     private mutating func handle(_ outcome: Reassembler.Outcome, into reception: inout Reception) {

@@ -31,6 +31,11 @@ public struct WireSettings: Sendable, Equatable {
     /// 30 s: a flood's sessions are gone, with their memory, well within a minute of its end
     /// (a newcomer is a member within a second or two of its hello).
     public var idleSessionTimeout = 30.0
+    /// Per-pair session keys (`PairedDatagram`): hellos carry the boot's key-exchange key, and
+    /// everything else goes sealed with the keys of the pair of boots, 34 bytes of header and tag,
+    /// which no other member can read or forge. Off until the protocol page, the tools and the
+    /// measurements follow (issue 21); every peer of a network must agree.
+    public var sessionKeys = false
 
     public init() {}
 

@@ -86,6 +86,9 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "real (libsodium) | simulated (free stand-ins of the same sizes; simulations only).")
     var crypto = "real"
 
+    @Flag(help: "Per-pair session keys (gossip.session_keys): hellos carry each boot's key, and the rest travels sealed with the pair's keys, 34 bytes of header and tag (docs/protocol.md).")
+    var sessionKeys = false
+
     @Option(parsing: .unconditional, help: "Seconds between rows of series.csv.")
     var sampleInterval: Double = 5
 
@@ -226,6 +229,7 @@ struct SimulateRun: ParsableCommand {
         options.seed = seed
         options.task = SimulationTask(rawValue: task)!
         options.crypto = CryptoMode(rawValue: crypto)!
+        options.settings.wire.sessionKeys = sessionKeys
         options.sampleInterval = sampleInterval
         options.stopOnViolation = !keepGoing
         options.link.loss = loss

@@ -84,9 +84,9 @@ struct AdmissionTests {
         #expect(bob.sessionCount == 0)
     }
 
-    @Test("a hello body is empty or exactly one certificate")
+    @Test("a hello body is empty, a boot key, a certificate, or both: no other length")
     func helloBodyIsStrict() {
-        for length in [1, Certificate.byteCount - 1, Certificate.byteCount + 1] {
+        for length in [1, 31, 33, Certificate.byteCount - 1, Certificate.byteCount + 1, 127, 129] {
             let header = DatagramHeader(kind: .hello, keyID: Fixture.network.keyID, sender: Fixture.alice.peerID, senderEpoch: 100,
                                         recipientEpoch: 0, counter: 1)
             // A message body sealed under the hello kind: the bytes after the header are `length` long.

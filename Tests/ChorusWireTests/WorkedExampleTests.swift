@@ -41,7 +41,7 @@ enum WorkedExamples {
             ("certificate", aliceCertificate.bytes),
             ("certified-hello", DatagramCodec.seal(
                 header: header(.hello, from: Fixture.alice, epoch: aliceEpoch, to: 0, counter: 1),
-                body: .certifiedHello(aliceCertificate), identity: Fixture.alice, key: Fixture.network)),
+                body: .helloWith(bootKey: nil, certificate: aliceCertificate), identity: Fixture.alice, key: Fixture.network)),
         ]
     }
 

@@ -45,7 +45,7 @@ public func fuzzReassembler(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
             outcome = reassembler.add(manifest: m, from: sender, now: now)
         case let .chunk(c):
             outcome = reassembler.add(chunk: c, from: sender, now: now)
-        case .hello, .certifiedHello, .message:
+        case .hello, .helloWith, .message:
             continue
         }
         if case let .complete(object) = outcome {

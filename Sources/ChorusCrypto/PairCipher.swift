@@ -1,0 +1,83 @@
+/// One boot's key-exchange key: an X25519 pair made at start and never stored, whose public half
+/// every hello of that boot carries (signed). Two boots that have seen each other's derive the
+/// keys of their pair (`PairCipher`): a new boot, a new pair of keys (forward secrecy per boot).
+public struct BootKey: Sendable {
+    public static let publicKeyByteCount = KeyExchangePair.publicKeyByteCount
+
+    let pair: KeyExchangePair?
+    public let publicKey: [UInt8]
+    public let mode: CryptoMode
+
+    /// A fresh key from the system's generator, or the one `seed` (32 bytes) determines, so that a
+    /// seeded simulation or test repeats. `.simulated`: a stand-in public value from the seed.
+    public init(seed: [UInt8]? = nil, mode: CryptoMode = .real) {
+        self.mode = mode
+        switch mode {
+        case .real:
+            let pair = seed.map { try! KeyExchangePair(seed: $0) } ?? KeyExchangePair.generate()  // a 32-byte seed cannot fail
+            self.pair = pair
+            publicKey = pair.publicKey
+        case .simulated:
+            pair = nil
+            let word = (seed ?? secureRandomBytes(32)).withUnsafeBytes { StandIn.digest($0) }
+            publicKey = withUnsafeBytes(of: word.littleEndian) { Array($0) } + [UInt8](repeating: 0, count: 24)
+        }
+    }
+}
+
+/// The keys of one pair of boots (two peers' `BootKey`s), one per direction, and sealing with
+/// them: ChaCha20-Poly1305 (IETF) with the 96-bit nonce 0⁴ ‖ the sender's datagram counter. The
+/// counter never repeats within a boot, and the keys are new for every pair of boots, so a
+/// nonce never repeats under a key. `.simulated`: a forgeable stand-in tag, nothing encrypted.
+public struct PairCipher: Sendable {
+    let keys: SessionKeys?
+    let standIn: UInt64
+    /// A digest of the other boot's public key: a hello with another one means a new boot, new
+    /// keys. (A word, not the key: a simulation keeps n² pairs.)
+    let theirsDigest: UInt64
+
+    /// The pair's keys as `own` (this peer, `ownID`) sees them with the other boot's public key.
+    /// The lower peer id takes libsodium's client role, so both sides agree whoever spoke first.
+    /// Throws for a public key of the wrong length or of low order.
+    public init(own: BootKey, ownID: PeerID, theirs: [UInt8], theirID: PeerID) throws(CryptoError) {
+        try Sodium.check(theirs, is: BootKey.publicKeyByteCount, "boot key")
+        theirsDigest = Self.digest(theirs)
+        switch own.mode {
+        case .real:
+            keys = ownID < theirID ? try SessionKeys.initiator(own.pair!, responderPublicKey: theirs)
+                                   : try SessionKeys.responder(own.pair!, initiatorPublicKey: theirs)
+            standIn = 0
+        case .simulated:
+            keys = nil
+            let (low, high) = ownID < theirID ? (own.publicKey, theirs) : (theirs, own.publicKey)
+            standIn = (low + high).withUnsafeBytes { StandIn.digest($0) }
+        }
+    }
+
+    /// Whether these are the keys for `theirs` (the other boot's public key).
+    public func isFor(_ theirs: [UInt8]) -> Bool { theirsDigest == Self.digest(theirs) }
+
+    private static func digest(_ key: [UInt8]) -> UInt64 { key.withUnsafeBytes { StandIn.digest($0) } }
+
+    /// Encrypts `text` in place under the send key and returns the tag over it and `header`.
+    public func seal(_ text: UnsafeMutableRawBufferPointer, header: UnsafeRawBufferPointer, counter: UInt64) -> [UInt8] {
+        guard let keys else {
+            // The stand-in: a digest over header and text (contiguous in the datagram), nothing hidden.
+            return StandIn.tag(over: UnsafeRawBufferPointer(start: header.baseAddress, count: header.count + text.count), seed: standIn)
+        }
+        var tag = [UInt8](repeating: 0, count: ChaCha20Poly1305.tagByteCount)
+        tag.withUnsafeMutableBytes { t in
+            ChaCha20Poly1305.seal(text, associatedData: header, counter: counter, key: keys.send, tag: t)
+        }
+        return tag
+    }
+
+    /// Checks the tag under the receive key and, if it matches, decrypts `text` in place.
+    public func open(_ text: UnsafeMutableRawBufferPointer, header: UnsafeRawBufferPointer, counter: UInt64,
+                     tag: UnsafeRawBufferPointer) -> Bool {
+        guard let keys else {
+            return StandIn.verifyTag(tag, over: UnsafeRawBufferPointer(start: header.baseAddress, count: header.count + text.count), seed: standIn)
+        }
+        return ChaCha20Poly1305.open(text, associatedData: header, counter: counter, key: keys.receive, tag: tag)
+    }
+}
