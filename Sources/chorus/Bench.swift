@@ -33,6 +33,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Maximum datagram size in bytes.")
     var datagramSize = 1200
 
+    @Flag(help: "Per-pair session keys (gossip.session_keys): objects travel sealed with the pair's keys, manifests unsigned.")
+    var sessionKeys = false
+
     func validate() throws {
         guard floats > 0, repeats > 0 else { throw ValidationError("--floats and --repeats must be positive") }
     }
@@ -40,6 +43,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         var settings = WireSettings()
         settings.maxDatagramSize = datagramSize
+        settings.sessionKeys = sessionKeys
         if let problem = settings.problems().first { throw UserError("--datagram-size: \(problem)") }
         let bytes = (0..<floats).map { Float($0 % 1000) * 0.001 }.withUnsafeBytes { Array($0) }
         let megabytes = Double(bytes.count) / 1_000_000
@@ -97,6 +101,7 @@ struct Bench: ParsableCommand {
             return threadCPUSeconds() - t
         })
         func perMB(_ s: Double) -> String { String(format: "%.2f ms/MB", s * 1000 / megabytes) }
+        if sessionKeys { print("session keys: objects sealed with the pair's keys (ChaCha20-Poly1305), no signature on the manifest") }
         print("object: \(floats) float32 = \(String(format: "%.1f", megabytes)) MB in \(datagrams) datagrams of ≤ \(datagramSize) bytes; median of \(repeats)")
         print("send    (hash + signed manifest + chunking + encryption): \(perMB(Self.median(sendTimes)))")
         print("receive (decryption + replay + reassembly + hash check):  \(perMB(Self.median(receiveTimes)))")
