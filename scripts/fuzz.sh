@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 targets="datagram reassembler membership parameters config schedule checkpoint peer"
 describe() {
     case "$1" in
-        datagram) echo "DatagramCodec.open: header checks, then (resealed) every body kind; sealing again gives the input back" ;;
+        datagram) echo "DatagramCodec.open: header checks, then (resealed) every body kind, and paired datagrams (session keys); decoding then encoding gives the input back" ;;
         reassembler) echo "Reassembler: manifests and chunks from opened datagrams, small budgets; eviction, expiry, accounting" ;;
         membership) echo "MembershipMessage.decode and Claim.read, then a MembershipInstance receiving and ticking" ;;
         parameters) echo "ParametersMessage.decode, then plain (clipped) and push-sum GossipAverager receive and mix" ;;

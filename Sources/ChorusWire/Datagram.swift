@@ -200,7 +200,7 @@ public enum DatagramCodec {
     }
 
     /// The body's bytes, as every kind lays them out (docs/protocol.md, "Bodies").
-    static func writeBody(_ body: DatagramBody, to w: inout ByteWriter) {
+    public static func writeBody(_ body: DatagramBody, to w: inout ByteWriter) {
         switch body {
         case .hello:
             break
@@ -397,7 +397,7 @@ public enum PairedDatagram {
     }
 
     /// The clear header: kind, the sender's short id (`PeerID.leadingWord`) and the counter.
-    static func header(of bytes: [UInt8]) -> Result<(kind: DatagramKind, shortID: UInt64, counter: UInt64), WireRejection> {
+    public static func header(of bytes: [UInt8]) -> Result<(kind: DatagramKind, shortID: UInt64, counter: UInt64), WireRejection> {
         guard bytes.count >= overhead else { return .failure(.tooShort) }
         guard bytes[0] == DatagramHeader.version else { return .failure(.unsupportedVersion) }
         guard let kind = DatagramKind(rawValue: bytes[1] & ~flag), kind != .hello else { return .failure(.unknownKind) }
@@ -407,8 +407,8 @@ public enum PairedDatagram {
     }
 
     /// Checks the tag and decrypts in place, then decodes the body strictly.
-    static func open(_ bytes: inout [UInt8], kind: DatagramKind, counter: UInt64, cipher: PairCipher,
-                     maxObjectBytes: Int) -> Result<DatagramBody, WireRejection> {
+    public static func open(_ bytes: inout [UInt8], kind: DatagramKind, counter: UInt64, cipher: PairCipher,
+                            maxObjectBytes: Int) -> Result<DatagramBody, WireRejection> {
         let end = bytes.count - DatagramCodec.tagByteCount
         let opened = bytes.withUnsafeMutableBytes { all in
             cipher.open(UnsafeMutableRawBufferPointer(rebasing: all[headerByteCount..<end]),

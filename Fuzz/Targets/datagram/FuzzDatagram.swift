@@ -14,9 +14,36 @@ private let maxObjectBytes = WireSettings().maxObjectBytes
 /// Seals the decoded body again; only its length and the bytes before the signature are compared.
 private let resealer = try! SigningKey(seed: [UInt8](repeating: 0x5e, count: 32), mode: .simulated)
 
+/// Alice's and Bob's keys for their pair (session keys, `PairedDatagram`), from fixed boot keys.
+private let aliceBoot = BootKey(seed: [UInt8](repeating: 0xa1, count: 32)), bobBoot = BootKey(seed: [UInt8](repeating: 0xb0, count: 32))
+private let aliceToBob = try! PairCipher(own: aliceBoot, ownID: Fuzz.alice.peerID, theirs: bobBoot.publicKey, theirID: Fuzz.bob.peerID)
+private let bobFromAlice = try! PairCipher(own: bobBoot, ownID: Fuzz.bob.peerID, theirs: aliceBoot.publicKey, theirID: Fuzz.alice.peerID)
+
+/// A paired datagram in clear (kind byte with 0x80): sealed with Alice's send key, opened with
+/// Bob's receive key; a body that decodes must be the one encoding of what it decoded to.
+private func fuzzPaired(_ input: [UInt8]) {
+    guard input.count >= PairedDatagram.overhead, case let .success(header) = PairedDatagram.header(of: input) else { return }
+    var bytes = input
+    let end = bytes.count - DatagramCodec.tagByteCount, headerCount = PairedDatagram.headerByteCount
+    let tag = bytes.withUnsafeMutableBytes { all in
+        aliceToBob.seal(UnsafeMutableRawBufferPointer(rebasing: all[headerCount..<end]),
+                        header: UnsafeRawBufferPointer(rebasing: all[..<headerCount]), counter: header.counter)
+    }
+    bytes.replaceSubrange(end..., with: tag)
+    guard case let .success(body) = PairedDatagram.open(&bytes, kind: header.kind, counter: header.counter, cipher: bobFromAlice,
+                                                          maxObjectBytes: maxObjectBytes) else { return }
+    var w = ByteWriter()
+    DatagramCodec.writeBody(body, to: &w)
+    Fuzz.check(w.bytes[...] == input[headerCount..<end], "a paired \(header.kind) decoded to a body that encodes to other bytes")
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDatagram(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
+    if input.count >= 2 && input[1] & PairedDatagram.flag != 0 {
+        fuzzPaired(input)
+        return 0
+    }
     _ = DatagramCodec.open(input, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize, maxObjectBytes: maxObjectBytes)
     var bytes = input
     Fuzz.reseal(&bytes)
@@ -58,8 +85,25 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
         for (i, d) in alice.send(.object(large), to: bob.localID, now: 1).enumerated() {
             seeds.append((i == 0 ? "manifest-of-3" : "chunk-\(i)-of-3", d))
         }
-        return seeds.map { ($0.0, Fuzz.unseal($0.1)) }  // in clear: the input is resealed
+        var clear = seeds.map { ($0.0, Fuzz.unseal($0.1)) }  // in clear: the input is resealed
+        // Paired datagrams (session keys), in clear: a message, a manifest and a chunk.
+        func paired(_ kind: DatagramKind, _ body: DatagramBody, counter: UInt64) -> [UInt8] {
+            var w = ByteWriter()
+            w.u8(DatagramHeader.version)
+            w.u8(kind.rawValue | PairedDatagram.flag)
+            w.u64(Fuzz.alice.peerID.leadingWord.byteSwapped)
+            w.u64(counter)
+            DatagramCodec.writeBody(body, to: &w)
+            w.raw([UInt8](repeating: 0, count: DatagramCodec.tagByteCount))
+            return w.bytes
+        }
+        clear.append(("paired-message", paired(.message, .message(channel: 2, payload: Fuzz.pattern(40)), counter: 9)))
+        clear.append(("paired-manifest", paired(.manifest, .manifest(ObjectManifest(objectID: 5, channel: 1, totalLength: 2000, chunkSize: 1000,
+                                                                                     hash: [UInt8](repeating: 7, count: 32), firstChunk: Fuzz.pattern(1000)[...])), counter: 10)))
+        clear.append(("paired-chunk", paired(.chunk, .chunk(ObjectChunk(objectID: 5, totalLength: 2000, chunkSize: 1000, index: 1, data: Fuzz.pattern(1000, seed: 3))), counter: 11)))
+        return clear
     } valid: { bytes in
+        if bytes[1] & PairedDatagram.flag != 0 { return true }  // checked by fuzzPaired's own re-encoding
         var sealed = bytes
         Fuzz.reseal(&sealed)
         if case .success = DatagramCodec.open(sealed, keyring: Fuzz.keyring, maxDatagramSize: DatagramCodec.maximumDatagramSize,
