@@ -17,6 +17,12 @@ enum WorkedExamples {
     static let authority = try! SigningKey(seed: [UInt8](repeating: 0xa0, count: 32))
     static let aliceCertificate = Certificate(subject: Fixture.alice.peerID, authority: authority)
 
+    /// The boot keys of the session-key examples: X25519 from the seeds `a1` × 32 and `b0` × 32.
+    static let aliceBootSeed = [UInt8](repeating: 0xa1, count: 32), bobBootSeed = [UInt8](repeating: 0xb0, count: 32)
+    static let aliceBoot = BootKey(seed: aliceBootSeed), bobBoot = BootKey(seed: bobBootSeed)
+    static let aliceToBob = try! PairCipher(own: aliceBoot, ownID: Fixture.alice.peerID, theirs: bobBoot.publicKey, theirID: Fixture.bob.peerID)
+    static let bobFromAlice = try! PairCipher(own: bobBoot, ownID: Fixture.bob.peerID, theirs: aliceBoot.publicKey, theirID: Fixture.alice.peerID)
+
     static var all: [(name: String, bytes: [UInt8])] {
         let hash = try! Blake2b.hash(objectBytes, outputLength: 32)
         return [
@@ -42,6 +48,15 @@ enum WorkedExamples {
             ("certified-hello", DatagramCodec.seal(
                 header: header(.hello, from: Fixture.alice, epoch: aliceEpoch, to: 0, counter: 1),
                 body: .helloWith(bootKey: nil, certificate: aliceCertificate), identity: Fixture.alice, key: Fixture.network)),
+            ("keyed-hello", DatagramCodec.seal(
+                header: header(.hello, from: Fixture.alice, epoch: aliceEpoch, to: 0, counter: 1),
+                body: .helloWith(bootKey: aliceBoot.publicKey, certificate: nil), identity: Fixture.alice, key: Fixture.network)),
+            ("keyed-hello-reply", DatagramCodec.seal(
+                header: header(.hello, from: Fixture.bob, epoch: bobEpoch, to: aliceEpoch, counter: 1),
+                body: .helloWith(bootKey: bobBoot.publicKey, certificate: nil), identity: Fixture.bob, key: Fixture.network)),
+            ("paired-message", PairedDatagram.seal(kind: .message, sender: Fixture.alice.peerID, counter: 2, cipher: aliceToBob, capacity: 7) {
+                DatagramCodec.writeBody(.message(channel: 7, payload: Array("hi bob".utf8)), to: &$0)
+            }),
         ]
     }
 
@@ -124,6 +139,28 @@ func workedExamplesAccepted() throws {
     #expect(bob.receive(try #require(documented["manifest"]), now: 0).deliveries.isEmpty)
     let chunk = bob.receive(try #require(documented["chunk"]), now: 0)
     #expect(chunk.deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 3, bytes: WorkedExamples.objectBytes))])
+}
+
+@Test("with session keys, Bob answers the documented keyed hello with the documented reply, and opens the documented paired message")
+func sessionKeyExamplesAccepted() throws {
+    let documented = try WorkedExamples.fromDocs()
+    var settings = WireSettings()
+    settings.sessionKeys = true
+    var bob = WireEndpoint(identity: Fixture.bob, keyring: NetworkKeyring([Fixture.network]), epoch: WorkedExamples.bobEpoch,
+                           settings: settings, bootKeySeed: WorkedExamples.bobBootSeed)
+    let hello = bob.receive(try #require(documented["keyed-hello"]), now: 0)
+    #expect(hello.deliveries == [.hello(Fixture.alice.peerID)])
+    #expect(hello.replies.first == documented["keyed-hello-reply"])
+    let message = try #require(documented["paired-message"])
+    #expect(bob.receive(message, now: 0).deliveries == [.message(from: Fixture.alice.peerID, channel: 7, payload: Array("hi bob".utf8))])
+    // Its listing in clear is what Bob's receive key opens it to.
+    var clear = message
+    guard case .success = PairedDatagram.open(&clear, kind: .message, counter: 2, cipher: WorkedExamples.bobFromAlice, maxObjectBytes: 1 << 20) else {
+        Issue.record("the documented paired message does not open")
+        return
+    }
+    #expect(documented["paired-message-clear"] == clear)
+    #expect(documented["alice-boot-key"] == WorkedExamples.aliceBoot.publicKey && documented["bob-boot-key"] == WorkedExamples.bobBoot.publicKey)
 }
 
 @Test("a receiver with admission admits Alice from the documented certified hello, and only from it")
