@@ -187,11 +187,12 @@ public struct WireEndpoint: Sendable {
     }
 
     /// `item` in datagrams for `peer`: sealed with our pair's keys when we have them (and
-    /// `paired`), else under the network key and signed.
+    /// `paired`; `PairedDatagram`: no signature, no epochs), else under the network key and signed.
     private mutating func seal(_ item: Outgoing, to peer: PeerID, recipientEpoch: UInt64, paired: Bool = true) -> [[UInt8]] {
-        if paired, let cipher = pairs[peer] { return sealPaired(item, cipher: cipher) }
+        let cipher = paired ? pairs[peer] : nil
         switch item {
         case let .message(channel, payload):
+            if let cipher { return [sealPaired(.message(channel: channel, payload: payload), cipher: cipher)] }
             return [seal(.message(channel: channel, payload: payload), to: peer, recipientEpoch: recipientEpoch)]
         case let .object(object):
             let chunkSize = settings.chunkDataSize
@@ -199,16 +200,20 @@ public struct WireEndpoint: Sendable {
             let manifest = ObjectManifest(
                 objectID: object.objectID, channel: object.channel, totalLength: UInt32(object.bytes.count),
                 chunkSize: UInt16(chunkSize), hash: object.hash, firstChunk: object.bytes[..<first])
-            var out = [seal(.manifest(manifest), to: peer, recipientEpoch: recipientEpoch)]
+            var out = [cipher.map { sealPaired(.manifest(manifest), cipher: $0) } ?? seal(.manifest(manifest), to: peer, recipientEpoch: recipientEpoch)]
             out.reserveCapacity(manifest.chunkCount)
-            var index = 1
+            var index: UInt32 = 1
             var start = first
             while start < object.bytes.count {
                 let end = min(start + chunkSize, object.bytes.count)
-                let header = nextHeader(.chunk, recipientEpoch: recipientEpoch)
-                out.append(DatagramCodec.sealChunk(
-                    header: header, objectID: object.objectID, totalLength: manifest.totalLength,
-                    chunkSize: manifest.chunkSize, index: UInt32(index), data: object.bytes[start..<end], key: keyring.primary))
+                if let cipher {
+                    out.append(sealPaired(.chunk(ObjectChunk(objectID: object.objectID, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize,
+                                                             index: index, bytes: object.bytes[start..<end])), cipher: cipher))
+                } else {
+                    out.append(DatagramCodec.sealChunk(
+                        header: nextHeader(.chunk, recipientEpoch: recipientEpoch), objectID: object.objectID, totalLength: manifest.totalLength,
+                        chunkSize: manifest.chunkSize, index: index, data: object.bytes[start..<end], key: keyring.primary))
+                }
                 index += 1
                 start = end
             }
@@ -216,34 +221,18 @@ public struct WireEndpoint: Sendable {
         }
     }
 
-    /// `item` sealed with a pair's keys (`PairedDatagram`): no signature, no epochs.
-    private mutating func sealPaired(_ item: Outgoing, cipher: PairCipher) -> [[UInt8]] {
-        switch item {
-        case let .message(channel, payload):
-            return [PairedDatagram.seal(kind: .message, sender: localID, counter: takeCounter(), cipher: cipher, capacity: payload.count + 1) { w in
-                w.u8(channel)
-                w.raw(payload)
-            }]
-        case let .object(object):
-            let chunkSize = settings.chunkDataSize
-            let first = min(chunkSize, object.bytes.count)
-            let manifest = ObjectManifest(
-                objectID: object.objectID, channel: object.channel, totalLength: UInt32(object.bytes.count),
-                chunkSize: UInt16(chunkSize), hash: object.hash, firstChunk: object.bytes[..<first])
-            var out = [PairedDatagram.seal(kind: .manifest, sender: localID, counter: takeCounter(), cipher: cipher,
-                                           capacity: ObjectManifest.byteCount + first) { DatagramCodec.writeBody(.manifest(manifest), to: &$0) }]
-            var index: UInt32 = 1
-            var start = first
-            while start < object.bytes.count {
-                let end = min(start + chunkSize, object.bytes.count)
-                let chunk = ObjectChunk(objectID: object.objectID, totalLength: manifest.totalLength, chunkSize: manifest.chunkSize,
-                                        index: index, bytes: object.bytes[start..<end])
-                out.append(PairedDatagram.seal(kind: .chunk, sender: localID, counter: takeCounter(), cipher: cipher,
-                                               capacity: ObjectChunk.headerByteCount + end - start) { DatagramCodec.writeBody(.chunk(chunk), to: &$0) })
-                index += 1
-                start = end
-            }
-            return out
+    /// One paired datagram (`PairedDatagram`) with `body`.
+    private mutating func sealPaired(_ body: DatagramBody, cipher: PairCipher) -> [UInt8] {
+        let kind: DatagramKind
+        let capacity: Int
+        switch body {
+        case let .message(_, payload): (kind, capacity) = (.message, 1 + payload.count)
+        case let .manifest(m): (kind, capacity) = (.manifest, ObjectManifest.byteCount + m.firstChunk.count)
+        case let .chunk(c): (kind, capacity) = (.chunk, ObjectChunk.headerByteCount + c.bytes.count)
+        case .hello, .helloWith: preconditionFailure("hellos are sealed under the network key")
+        }
+        return PairedDatagram.seal(kind: kind, sender: localID, counter: takeCounter(), cipher: cipher, capacity: capacity) {
+            DatagramCodec.writeBody(body, to: &$0)
         }
     }
 
