@@ -27,7 +27,10 @@ public enum TOMLText {
     ///   3.4.0, marzer/tomlplusplus#301);
     /// - an array whose next value starts with `}` (`a = [}`: "`!is_value_terminator(*cp)'");
     /// - a date, a space and one digit (`at = 1979-05-27 7`: the same, in the date-time scan);
-    /// - a date, a `T` and no digit (`at = 1979-05-27T)`: "`is_decimal_digit(*cp)'" in parse_time).
+    /// - a date, a `T` and no digit (`at = 1979-05-27T)`: "`is_decimal_digit(*cp)'" in parse_time);
+    /// - a number followed at once by a non-ASCII character (`ct = 8` then U+5C2DE: the first
+    ///   again, found later by the `schedule` target: this check had taken any non-ASCII byte
+    ///   for the end of a value, and toml++ does not).
     /// The last two live in toml++'s number and date scanner, so rather than chase its shapes one
     /// by one, every bare value (what is neither a string, an array nor an inline table) must be
     /// TOML 1.0's boolean, integer, float, date or time syntax before toml++ reads it. Everything
@@ -76,11 +79,12 @@ public enum TOMLText {
             (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x5f || c == 0x2d
                 || c == quote || c == apostrophe
         }
-        /// Whether `c` ends a value for toml++ (whitespace, `]`, `}`, `,`, `#`; any non-ASCII byte
-        /// counts, as it might start Unicode whitespace).
+        /// Whether `c` ends a value (whitespace, `]`, `}`, `,`, `#`). A non-ASCII byte does not:
+        /// TOML 1.0 has no other whitespace, so a bare value running into one is refused whole
+        /// (toml++ may take some Unicode spaces for whitespace, but asserts on other characters).
         func endsValue(_ c: UInt8) -> Bool {
             c == space || c == tab || (c >= 0x0A && c <= 0x0D) || c == UInt8(ascii: "]") || c == UInt8(ascii: "}")
-                || c == UInt8(ascii: ",") || c == UInt8(ascii: "#") || c >= 0x80
+                || c == UInt8(ascii: ",") || c == UInt8(ascii: "#")
         }
         /// Length of a U+0085, U+2028 or U+2029 at `j` (UTF-8), 0 for anything else.
         func lineSeparator(at j: Int) -> Int {

@@ -38,7 +38,9 @@ struct TOMLRegressionTests {
           arguments: ["at = 1979-05-27 7\n", "W=4$22-p4-p' 0\n", "a = [1979-05-27 7]\n", "a = 1979-05-27 7#\n",
                       "s= 6020-06-20t):\n", "a = 1979-05-27T\n", "a = 1979-05-27 07:32\n", "a = 07:32:00Z\n", "a = 1__0\n",
                       "a = 01\n", "a = 1.\n", "a = .5\n", "a = 1e\n", "a = +0x10\n", "a = 0x\n", "a = 0x_1\n", "a = tru\n", "a = localhost\n",
-                      "a = { b = 1979-05-27t) }\n"])
+                      "a = { b = 1979-05-27t) }\n",
+                      // The `schedule` target, later: a number running into a non-ASCII character.
+                      "\nct  =8\u{5C2DE}HJ----b= 0#EZo33", "a = 1\u{A0}\n", "a = 2024-01-01\u{3000}\n"])
     func invalidBareValue(text: String) throws {
         let error = try #require(throws: TOMLSyntaxError.self) { try TOMLText.parse(text) }
         #expect(error.message.contains("is not a TOML value"))
