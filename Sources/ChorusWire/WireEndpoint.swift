@@ -266,7 +266,9 @@ public struct WireEndpoint: Sendable {
     // MARK: Receiving
 
     public mutating func receive(_ bytes: [UInt8], now: Double) -> Reception {
-        if bytes.count >= 2 && bytes[1] & PairedDatagram.flag != 0 { return receivePaired(bytes, now: now) }
+        // Paired datagrams only with session keys: without them such a kind byte is unknown, and
+        // the checks below (length first) say so.
+        if bootKey != nil && bytes.count >= 2 && bytes[1] & PairedDatagram.flag != 0 { return receivePaired(bytes, now: now) }
         var reception = Reception()
         let opened: OpenedDatagram
         switch DatagramCodec.open(bytes, keyring: keyring, maxDatagramSize: settings.maxDatagramSize, maxObjectBytes: settings.maxObjectBytes) {
@@ -510,9 +512,9 @@ public struct WireEndpoint: Sendable {
         case let .failure(reason): return reject(reason, reception)
         case let .success(fields): (kind, shortID, counter) = fields
         }
-        guard bootKey != nil, let sender = byShortID[shortID], let cipher = pairs[sender], let slot = sessions.index(forKey: sender) else {
+        guard let sender = byShortID[shortID], let cipher = pairs[sender], let slot = sessions.index(forKey: sender) else {
             var reception = reception
-            if bootKey != nil && 2 * sealed.count >= helloSize && newSessions.take(now: now) {
+            if 2 * sealed.count >= helloSize && newSessions.take(now: now) {
                 reception.replies.append(seal(.hello, to: nil, recipientEpoch: 0))
             }
             return reject(.noSession, reception)
