@@ -30,7 +30,7 @@ let package = Package(
             providers: [.apt(["libsodium-dev"])]
         ),
         .target(name: "ChorusCrypto", dependencies: ["CSodium"]),
-        .target(name: "ChorusWire", dependencies: ["ChorusCrypto"]),
+        .target(name: "ChorusWire", dependencies: ["ChorusCrypto", .product(name: "HashTreeCollections", package: "swift-collections")]),
         .target(
             name: "ChorusLearning",
             exclude: ["Resources/ATTRIBUTION.md"],

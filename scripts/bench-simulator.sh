@@ -10,10 +10,11 @@
 # Usage: scripts/bench-simulator.sh [--task membership|average|train] [--crypto simulated|real]
 #                                   [--sizes "256 512 1024"] [--duration 120] [--loss 0.05]
 #                                   [--repeat 3] [--binary PATH]   (a chorus binary to time instead of building one)
+#                                   [--no-session-keys]   (the network-sealed format instead of per-pair keys)
 # Takes minutes (4096 membership peers: about 20 s of start-up and 3.5 GB of memory per run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=membership crypto=simulated sizes="256 512 1024" duration=120 loss=0.05 binary="" repeat=3
+task=membership crypto=simulated sizes="256 512 1024" duration=120 loss=0.05 binary="" repeat=3 keys=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --task) task="$2"; shift 2 ;;
@@ -23,7 +24,8 @@ while [ $# -gt 0 ]; do
         --loss) loss="$2"; shift 2 ;;
         --binary) binary="$2"; shift 2 ;;
         --repeat) repeat="$2"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --no-session-keys) keys="--no-session-keys"; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "bench-simulator.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -38,7 +40,7 @@ trap 'rm -rf "$work"' EXIT
 
 measure() {  # peers → one more line of "startup run peak-KB" in $work/cpu-N (series kept for the traffic)
     CHORUS_PLOT=off /usr/bin/time -f "%M" -o "$work/time" "$chorus" simulate --peers "$1" --duration "$duration" --task "$task" \
-        --crypto "$crypto" --loss "$loss" --sample-interval 10 --out "$work/run-$1" >/dev/null 2>"$work/err" \
+        --crypto "$crypto" --loss "$loss" $keys --sample-interval 10 --out "$work/run-$1" >/dev/null 2>"$work/err" \
         || { cat "$work/err" >&2; exit 1; }
     python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["cpuSeconds"]; print(c["startup"], c["run"], sys.argv[2])' \
         "$work/run-$1/summary.json" "$(tail -1 "$work/time")" >>"$work/cpu-$1"

@@ -74,9 +74,13 @@ build() {  # build TARGET…
         # interesting inputs were found"), one without ASan misses overflows. So both go in one
         # -Xswiftc flag, which comes last; clang (toml++, the C shims) adds up its -fsanitize
         # flags. The linker's "Cannot export local symbol" warnings for ASan's helpers are harmless.
-        CHORUS_FUZZ=1 swift build -c release --build-path "$build_path" --product "fuzz-$t" --sanitize fuzzer \
+        # A failed build must stop here: an earlier build's binary would be fuzzed in its place.
+        if ! CHORUS_FUZZ=1 swift build -c release --build-path "$build_path" --product "fuzz-$t" --sanitize fuzzer \
             -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=address -Xcxx -fsanitize=address 2>&1 \
-            | grep -v "Cannot export local symbol" | grep -E "error|warning: |Compiling fuzz|complete" >&2 || true
+            | { grep -v "Cannot export local symbol" | grep -E "error|warning: |Compiling fuzz|complete" >&2 || true; }; then
+            echo "fuzz.sh: building fuzz-$t failed" >&2
+            return 1
+        fi
         [ -x "$build_path/release/fuzz-$t" ] || { echo "fuzz.sh: building fuzz-$t failed" >&2; return 1; }
     done
 }
@@ -167,7 +171,7 @@ case "${1:-}" in
         exit 0 ;;
     --list)
         for t in $targets; do printf "%-12s %s\n" "$t" "$(describe "$t")"; done
-        echo "handshake    (not yet: comes with wire protocol v3)"
+        echo "handshake    (no target of its own: the keyed hello, which carries a boot key, is in the datagram and peer targets' seeds)"
         exit 0 ;;
     --smoke)
         seconds="${2:-8}"

@@ -56,6 +56,21 @@ public enum Fuzz {
         return bytes
     }
 
+    /// Takes the input as a paired datagram in clear (`PairedDatagram`: 18-byte header ‖ body ‖
+    /// 16 bytes for the tag) and seals it with `cipher` under the counter its header names, as
+    /// `PairedDatagram.seal` does. Shorter inputs than a header and a tag are left alone.
+    public static func resealPaired(_ bytes: inout [UInt8], cipher: PairCipher) {
+        let headerCount = PairedDatagram.headerByteCount
+        guard bytes.count >= PairedDatagram.overhead else { return }
+        let end = bytes.count - tagByteCount
+        let counter = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: headerCount - 8, as: UInt64.self).littleEndian }
+        let tag = bytes.withUnsafeMutableBytes { all in
+            cipher.seal(UnsafeMutableRawBufferPointer(rebasing: all[headerCount..<end]),
+                        header: UnsafeRawBufferPointer(rebasing: all[..<headerCount]), counter: counter)
+        }
+        bytes.replaceSubrange(end..., with: tag)
+    }
+
     /// For a signed kind (hello, message, manifest) whose header names one of `identities` as
     /// sender: overwrites the 64 bytes before the tag with that identity's signature over
     /// domain ‖ everything before it, as `DatagramCodec.seal` makes it. Then `reseal`.
@@ -151,9 +166,18 @@ public enum Fuzz {
 }
 
 extension Fuzz {
+    /// Settings for the format under the network key, signed (`session_keys = false`): what the
+    /// targets that take datagrams in clear and `reseal` them speak (paired datagrams have seeds
+    /// and re-sealing of their own).
+    public static var networkSealed: WireSettings {
+        var settings = WireSettings()
+        settings.sessionKeys = false
+        return settings
+    }
+
     /// Alice (epoch 100) and Bob (epoch 200) after a completed hello exchange, as
     /// Tests/ChorusWireTests/Fixtures.swift builds them: what they then send each other is valid.
-    public static func connectedPair(settings: WireSettings = .init()) -> (alice: WireEndpoint, bob: WireEndpoint, hellos: [[UInt8]]) {
+    public static func connectedPair(settings: WireSettings = networkSealed) -> (alice: WireEndpoint, bob: WireEndpoint, hellos: [[UInt8]]) {
         var a = WireEndpoint(identity: alice, keyring: keyring, epoch: 100, settings: settings)
         var b = WireEndpoint(identity: bob, keyring: keyring, epoch: 200, settings: settings)
         let hello = a.send(.message(channel: 0, payload: []), to: b.localID, now: 0)

@@ -240,7 +240,8 @@ public struct PeerInstance: Sendable {
     /// (see `init`), so each claim names its sender's epoch.
     ///
     /// With `sharing`, an instance already preloaded with the same claims, the membership view
-    /// is taken from it and shares its memory (see `MembershipInstance.preload(sharing:now:)`).
+    /// is taken from it and shares its memory (see `MembershipInstance.preload(sharing:now:)`), as
+    /// does the datagram layer's table of short ids (`WireEndpoint.shareShortIDs`).
     /// With session keys, `bootKeys` gives each peer's boot public key (`wire.bootPublicKey`).
     @_spi(Simulation) public mutating func preload(_ claims: [Claim], sharing other: PeerInstance? = nil, now: Double,
                                                    bootKeys: [PeerID: [UInt8]] = [:]) {
@@ -250,6 +251,7 @@ public struct PeerInstance: Sendable {
         } else {
             membership.preload(others, now: now)
         }
+        if let other, !bootKeys.isEmpty { wire.shareShortIDs(with: other.wire) }
         for claim in others where claim.status == .alive && !claim.address.isEmpty {
             wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now) { bootKeys[$0] }
         }

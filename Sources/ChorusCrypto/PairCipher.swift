@@ -7,6 +7,8 @@ public struct BootKey: Sendable {
     let pair: KeyExchangePair?
     public let publicKey: [UInt8]
     public let mode: CryptoMode
+    /// `PairCipher.fingerprint(publicKey)`.
+    public let fingerprint: UInt64
 
     /// A fresh key from the system's generator, or the one `seed` (32 bytes) determines, so that a
     /// seeded simulation or test repeats. `.simulated`: a stand-in public value from the seed.
@@ -22,6 +24,7 @@ public struct BootKey: Sendable {
             let word = (seed ?? secureRandomBytes(32)).withUnsafeBytes { StandIn.digest($0) }
             publicKey = withUnsafeBytes(of: word.littleEndian) { Array($0) } + [UInt8](repeating: 0, count: 24)
         }
+        fingerprint = PairCipher.fingerprint(publicKey)
     }
 }
 
@@ -32,32 +35,41 @@ public struct BootKey: Sendable {
 public struct PairCipher: Sendable {
     let keys: SessionKeys?
     let standIn: UInt64
-    /// A digest of the other boot's public key: a hello with another one means a new boot, new
-    /// keys. (A word, not the key: a simulation keeps n² pairs.)
-    let theirsDigest: UInt64
+
+    /// A word naming a boot's public key (never 0, top bit clear: a session keeps a flag there):
+    /// a session keeps it to know which boot its pair's keys are for, and a simulation rebuilds
+    /// the stand-in from it (`init(simulated:)`).
+    public static func fingerprint(_ bootKey: [UInt8]) -> UInt64 {
+        max(1, bootKey.withUnsafeBytes { StandIn.digest($0) } >> 1)
+    }
 
     /// The pair's keys as `own` (this peer, `ownID`) sees them with the other boot's public key.
     /// The lower peer id takes libsodium's client role, so both sides agree whoever spoke first.
     /// Throws for a public key of the wrong length or of low order.
     public init(own: BootKey, ownID: PeerID, theirs: [UInt8], theirID: PeerID) throws(CryptoError) {
         try Sodium.check(theirs, is: BootKey.publicKeyByteCount, "boot key")
-        theirsDigest = Self.digest(theirs)
         switch own.mode {
         case .real:
-            keys = ownID < theirID ? try SessionKeys.initiator(own.pair!, responderPublicKey: theirs)
-                                   : try SessionKeys.responder(own.pair!, initiatorPublicKey: theirs)
-            standIn = 0
+            self.init(keys: ownID < theirID ? try SessionKeys.initiator(own.pair!, responderPublicKey: theirs)
+                                            : try SessionKeys.responder(own.pair!, initiatorPublicKey: theirs), standIn: 0)
         case .simulated:
-            keys = nil
-            let (low, high) = ownID < theirID ? (own.publicKey, theirs) : (theirs, own.publicKey)
-            standIn = (low + high).withUnsafeBytes { StandIn.digest($0) }
+            self.init(simulated: own, ownID: ownID, theirFingerprint: Self.fingerprint(theirs), theirID: theirID)
         }
     }
 
-    /// Whether these are the keys for `theirs` (the other boot's public key).
-    public func isFor(_ theirs: [UInt8]) -> Bool { theirsDigest == Self.digest(theirs) }
+    /// The stand-in pair of a simulation, from the other boot's fingerprint alone: a simulated
+    /// peer keeps that word in each session and rebuilds this per datagram, instead of keeping
+    /// n² ciphers (a simulation of 4096 peers holds 16 million pairs).
+    public init(simulated own: BootKey, ownID: PeerID, theirFingerprint: UInt64, theirID: PeerID) {
+        precondition(own.mode == .simulated, "the stand-in pair is for simulations")
+        let (low, high) = ownID < theirID ? (own.fingerprint, theirFingerprint) : (theirFingerprint, own.fingerprint)
+        self.init(keys: nil, standIn: withUnsafeBytes(of: (low.littleEndian, high.littleEndian)) { StandIn.digest($0) })
+    }
 
-    private static func digest(_ key: [UInt8]) -> UInt64 { key.withUnsafeBytes { StandIn.digest($0) } }
+    private init(keys: SessionKeys?, standIn: UInt64) {
+        self.keys = keys
+        self.standIn = standIn
+    }
 
     /// Encrypts `text` in place under the send key and returns the tag over it and `header`.
     public func seal(_ text: UnsafeMutableRawBufferPointer, header: UnsafeRawBufferPointer, counter: UInt64) -> [UInt8] {

@@ -39,7 +39,7 @@ public final class LocalNetwork: @unchecked Sendable {
         /// certificate), and peers admit only certified identities (docs/security.md).
         public var admission = false
         /// `gossip.session_keys` on every peer (per-pair keys, docs/protocol.md).
-        public var sessionKeys = false
+        public var sessionKeys = true
 
         public init(executable: String) { self.executable = executable }
     }
@@ -185,7 +185,7 @@ public final class LocalNetwork: @unchecked Sendable {
                   "mixing = \"\(options.averaging.mixing)\"", "weights = \"\(options.averaging.weights)\""]
             + (options.averaging.clipFactor.map { ["clip = \($0)"] } ?? [])
             + (options.maxDatagramSize.map { ["max_datagram_size = \($0)"] } ?? [])
-            + (options.sessionKeys ? ["session_keys = true"] : [])
+            + (options.sessionKeys ? [] : ["session_keys = false"])
         if options.averaging.float64Values || options.averageOnly { lines.append("float64 = true") }
         lines += ["", "[membership]", "profile = \"\(options.membershipProfile)\"", ""]
         for n in entryPoints {

@@ -273,7 +273,7 @@ public struct PeerConfig: Sendable {
         let evaluation = try gossip.optionalDouble("evaluation_interval_ms", range: 10...3_600_000) ?? 1000
         var wire = WireSettings()
         wire.maxDatagramSize = try gossip.optionalInt("max_datagram_size", range: DatagramCodec.minimumDatagramSize...DatagramCodec.maximumDatagramSize) ?? 1200
-        wire.sessionKeys = try gossip.optionalBool("session_keys") ?? false
+        wire.sessionKeys = try gossip.optionalBool("session_keys") ?? true
         var averaging = AveragingSettings()
         let mixingText = try gossip.optionalString("mixing") ?? averaging.mixing.rawValue
         guard let mixing = MixingMode(rawValue: mixingText) else {

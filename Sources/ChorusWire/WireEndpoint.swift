@@ -1,4 +1,5 @@
 import ChorusCrypto
+import HashTreeCollections
 
 /// An object ready to send: hashed once, however many peers it goes to.
 public struct PreparedObject: Sendable {
@@ -67,12 +68,24 @@ public struct Reception: Sendable {
 /// either side, a replay window per peer, Ed25519 signatures on hellos, messages and manifests,
 /// and bounded reassembly of chunked objects. See docs/protocol.md.
 public struct WireEndpoint: Sendable {
-    /// What this peer keeps of every peer it talks to (40 bytes: a simulation holds n² of them).
+    /// What this peer keeps of every peer it talks to (48 bytes: a simulation holds n² of them).
     struct Session {
         var epoch: UInt64 = 0  // 0: not yet known
         var lastHeard: Double
         var lastHelloSent = -Double.infinity
         var window = ReplayWindow()
+        /// With session keys: the fingerprint of the peer's boot key our pair's keys are for
+        /// (`PairCipher.fingerprint`; 0 while we have none), and in the top bit whether the peer
+        /// has shown that it holds ours too (`confirmed`).
+        var pair: UInt64 = 0
+
+        var boot: UInt64 { pair & ~Self.confirmedBit }
+        /// The peer named this boot's epoch in a hello, or sent a paired datagram that opened:
+        /// it has our boot key. Only then does anything go to it paired, as in WireGuard, where
+        /// the responder waits for the initiator's first message: a paired datagram that
+        /// overtook the hello carrying our key would find no keys (`noSession`) and be lost.
+        var confirmed: Bool { pair & Self.confirmedBit != 0 }
+        static let confirmedBit: UInt64 = 1 << 63
     }
 
     /// Items for a peer whose epoch is not known yet, sent when it answers (bounded).
@@ -108,12 +121,13 @@ public struct WireEndpoint: Sendable {
     private var admitted: Set<PeerID> = []
     /// Identities the network authority revoked: their datagrams are dropped before any other work.
     public private(set) var revoked: Set<PeerID> = []
-    /// With `WireSettings.sessionKeys`: this boot's key-exchange key, the keys of each pair whose
-    /// hello brought the other boot's key, and whose each short id (`PairedDatagram`) is. Beside
-    /// the sessions, not in them: without session keys they stay empty.
+    /// With `WireSettings.sessionKeys`: this boot's key-exchange key; the keys of each pair whose
+    /// hello brought the other boot's key (real cryptography only: a simulated pair is rebuilt
+    /// from the session's `boot`); and whose each short id (`PairedDatagram`) is, in a hash tree
+    /// that simulated peers share (`shareShortIDs`). Without session keys all stay empty.
     private let bootKey: BootKey?
-    private var pairs: [PeerID: PairCipher] = [:]
-    private var byShortID: [UInt64: PeerID] = [:]
+    private var realPairs: [PeerID: PairCipher] = [:]
+    private var byShortID: TreeDictionary<UInt64, PeerID> = [:]
 
     /// - bootKeySeed: with session keys, the seed of this boot's key-exchange key (a seeded
     ///   simulation or test repeats); a fresh random key by default.
@@ -134,8 +148,9 @@ public struct WireEndpoint: Sendable {
     /// This boot's key-exchange public key (with session keys), which its hellos carry.
     public var bootPublicKey: [UInt8]? { bootKey?.publicKey }
 
-    /// Whether datagrams to `peer` go sealed with the keys of our pair of boots.
-    public func isPaired(with peer: PeerID) -> Bool { pairs[peer] != nil }
+    /// Whether we hold keys for our pair of boots with `peer` (datagrams to it go sealed with them
+    /// once it has confirmed that it holds them too).
+    public func isPaired(with peer: PeerID) -> Bool { (sessions[peer]?.boot ?? 0) != 0 }
 
     public var totalRejected: Int { rejections.values.reduce(0, +) }
     public var reassemblyBytesInUse: Int { reassembler.bytesInUse }
@@ -157,8 +172,8 @@ public struct WireEndpoint: Sendable {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
         }
         // The epoch read in place: binding the session would copy it (and retain its arrays).
-        if let index = sessions.index(forKey: peer), case let known = withSession(at: index, { $0.epoch }), known != 0,
-           bootKey == nil || pairs[peer] != nil {
+        if let index = sessions.index(forKey: peer), case let (known, confirmed) = withSession(at: index, { ($0.epoch, $0.confirmed) }), known != 0,
+           bootKey == nil || confirmed {
             return seal(item, to: peer, recipientEpoch: known)
         }
         var session = sessions[peer] ?? Session(lastHeard: now)
@@ -183,13 +198,17 @@ public struct WireEndpoint: Sendable {
     /// peer about to be revoked: sealed for that epoch, so that a process still running it can
     /// read it. Sessions are untouched.
     public mutating func sendToEarlierBoot(_ item: Outgoing, of peer: PeerID, epoch: UInt64) -> [[UInt8]] {
-        seal(item, to: peer, recipientEpoch: epoch, paired: false)
+        // Signed, under the network key: a message must leave room for the signature (these are
+        // one claim, far below; an object would take the paired format's chunk size).
+        guard case let .message(_, payload) = item,
+              payload.count < settings.maxDatagramSize - WireSettings.signedFramingBytes else { return [] }
+        return seal(item, to: peer, recipientEpoch: epoch, paired: false)
     }
 
     /// `item` in datagrams for `peer`: sealed with our pair's keys when we have them (and
     /// `paired`; `PairedDatagram`: no signature, no epochs), else under the network key and signed.
     private mutating func seal(_ item: Outgoing, to peer: PeerID, recipientEpoch: UInt64, paired: Bool = true) -> [[UInt8]] {
-        let cipher = paired ? pairs[peer] : nil
+        let cipher = paired ? pairCipher(for: peer) : nil
         switch item {
         case let .message(channel, payload):
             if let cipher { return [sealPaired(.message(channel: channel, payload: payload), cipher: cipher)] }
@@ -219,6 +238,32 @@ public struct WireEndpoint: Sendable {
             }
             return out
         }
+    }
+
+    /// The keys of our pair with `peer` (its session at `index`, if known), if we have them.
+    private mutating func pairCipher(for peer: PeerID, at index: Dictionary<PeerID, Session>.Index? = nil) -> PairCipher? {
+        guard let bootKey, let index = index ?? sessions.index(forKey: peer) else { return nil }
+        let boot = withSession(at: index) { $0.boot }
+        guard boot != 0 else { return nil }
+        switch cryptoMode {
+        case .real: return realPairs[peer]
+        case .simulated: return PairCipher(simulated: bootKey, ownID: localID, theirFingerprint: boot, theirID: peer)
+        }
+    }
+
+    /// The keys this endpoint derives with `peer` whose boot key is `theirs` (with session keys):
+    /// a fuzz harness re-tags a simulated peer's paired datagrams with them.
+    @_spi(Simulation) public func pairCipher(for peer: PeerID, bootKey theirs: [UInt8]) -> PairCipher? {
+        bootKey.flatMap { try? PairCipher(own: $0, ownID: localID, theirs: theirs, theirID: peer) }
+    }
+
+    /// Records the keys of our pair with `peer` (whose session exists) for its boot key `boot`,
+    /// `confirmed` if the peer has shown that it holds ours.
+    private mutating func storePair(_ cipher: PairCipher, boot: UInt64, confirmed: Bool, for peer: PeerID,
+                                    at index: Dictionary<PeerID, Session>.Index) {
+        withSession(at: index) { $0.pair = boot | (confirmed ? Session.confirmedBit : 0) }
+        if cryptoMode == .real { realPairs[peer] = cipher }
+        if byShortID[peer.leadingWord] == nil { byShortID[peer.leadingWord] = peer }  // no write (no copy) when shared
     }
 
     /// One paired datagram (`PairedDatagram`) with `body`.
@@ -339,29 +384,34 @@ public struct WireEndpoint: Sendable {
         }
         // Session keys: a hello brings the boot's key (new pair, or a restart's new key); a
         // chunk under the network key is refused (unsigned, anyone holding it could forge one).
-        var newPair: PairCipher?
+        var newPair: (cipher: PairCipher, boot: UInt64)?
         if let bootKey {
             if header.kind == .chunk { return reject(.noSession, reception) }
-            if case let .helloWith(theirs?, _) = opened.body, pairs[sender]?.isFor(theirs) != true {
+            if case let .helloWith(theirs?, _) = opened.body, case let boot = PairCipher.fingerprint(theirs),
+               boot != slot.map({ withSession(at: $0) { $0.boot } }) {
                 if let holder = byShortID[sender.leadingWord], holder != sender { return reject(.shortIDTaken, reception) }
                 guard let cipher = try? PairCipher(own: bootKey, ownID: localID, theirs: theirs, theirID: sender) else {
                     return reject(.malformedBody, reception)  // a low-order key
                 }
-                newPair = cipher
+                newPair = (cipher, boot)
             }
         }
 
         // Accepted: only now does any state move.
         if admitsNow { admitted.insert(sender) }
-        if let newPair {
-            pairs[sender] = newPair
-            byShortID[sender.leadingWord] = sender
-        }
         if slot == nil {
             store(Session(lastHeard: now), for: sender)
             slot = sessions.index(forKey: sender)
         }
         let index = slot!
+        // A hello naming this boot's epoch comes from a peer that has seen one of its hellos,
+        // each of which carries our boot key: it holds the pair's keys.
+        let holdsOurKey = bootKey != nil && header.kind == .hello && header.recipientEpoch == epoch
+        if let newPair {
+            storePair(newPair.cipher, boot: newPair.boot, confirmed: holdsOurKey, for: sender, at: index)
+        } else if holdsOurKey {
+            withSession(at: index) { if $0.boot != 0 { $0.pair |= Session.confirmedBit } }
+        }
         if newEpoch && knownEpoch != 0 { reassembler.dropAll(from: sender) }
         withSession(at: index) { session in
             if newEpoch {
@@ -374,11 +424,8 @@ public struct WireEndpoint: Sendable {
         acceptedDatagrams += 1
         reception.sender = sender
 
-        if !waiting.isEmpty, let queue = waiting.removeValue(forKey: sender) {
-            for (item, _) in queue.items {
-                reception.flushed += seal(item, to: sender, recipientEpoch: header.senderEpoch)
-            }
-        }
+        // With session keys items wait until the peer has confirmed the pair's keys.
+        if bootKey == nil || withSession(at: index, { $0.confirmed }) { flush(to: sender, into: &reception) }
         switch opened.body {
         case .hello, .helloWith:
             reception.deliveries.append(.hello(sender))
@@ -441,10 +488,16 @@ public struct WireEndpoint: Sendable {
             guard let theirs = bootKey(peer), let cipher = try? PairCipher(own: own, ownID: localID, theirs: theirs, theirID: peer) else {
                 preconditionFailure("a steady-state session with session keys needs the peer's boot key")
             }
-            pairs[peer] = cipher
-            byShortID[peer.leadingWord] = peer
+            storePair(cipher, boot: PairCipher.fingerprint(theirs), confirmed: true, for: peer, at: sessions.index(forKey: peer)!)
         }
         if admission != nil { admitted.insert(peer) }  // as if its certified hello had come
+    }
+
+    /// Starts from `other`'s table of short ids (a simulation, before `assumeSession`): the
+    /// tables of n peers then share one hash tree until they differ, instead of n² entries.
+    @_spi(Simulation) public mutating func shareShortIDs(with other: WireEndpoint) {
+        precondition(byShortID.isEmpty, "share the short ids before any session")
+        byShortID = other.byShortID
     }
 
     /// Replaces the network keys (a rotation step): datagrams are sealed with the new primary
@@ -472,9 +525,10 @@ public struct WireEndpoint: Sendable {
     }
 
     public mutating func forget(_ peer: PeerID) {
+        dropPair(peer)
+        if byShortID[peer.leadingWord] == peer { byShortID[peer.leadingWord] = nil }
         sessions[peer] = nil
         if !admitted.isEmpty { admitted.remove(peer) }
-        dropPair(peer)
         waiting[peer] = nil
         reassembler.dropAll(from: peer)
     }
@@ -494,9 +548,11 @@ public struct WireEndpoint: Sendable {
         return idle.count
     }
 
+    /// Forgets the keys of our pair with `peer` (its short id stays while its session does).
     private mutating func dropPair(_ peer: PeerID) {
-        guard !pairs.isEmpty, pairs.removeValue(forKey: peer) != nil else { return }
-        byShortID[peer.leadingWord] = nil
+        guard bootKey != nil, let index = sessions.index(forKey: peer) else { return }
+        withSession(at: index) { $0.pair = 0 }
+        if !realPairs.isEmpty { realPairs[peer] = nil }
     }
 
     /// A datagram sealed with a pair's keys (`PairedDatagram`): the short id names the pair, its
@@ -504,6 +560,9 @@ public struct WireEndpoint: Sendable {
     /// window, as for any datagram. One the receiver cannot open for want of keys (it forgot
     /// the sender, or restarted) is answered with a hello naming no epoch, at most twice its
     /// size and within the new-session budget: the sender answers with its own, which re-keys.
+    /// One that our pair's keys refuse may come from an earlier boot of the sender, still running
+    /// with the keys of its pair with us: it too is answered with a hello (once per hello
+    /// interval), whose answer shows that boot's epoch (`Reception.earlierBoot`).
     private mutating func receivePaired(_ sealed: [UInt8], now: Double) -> Reception {
         let reception = Reception()
         guard sealed.count <= settings.maxDatagramSize else { return reject(.tooLong, reception) }
@@ -512,34 +571,58 @@ public struct WireEndpoint: Sendable {
         case let .failure(reason): return reject(reason, reception)
         case let .success(fields): (kind, shortID, counter) = fields
         }
-        guard let sender = byShortID[shortID], let cipher = pairs[sender], let slot = sessions.index(forKey: sender) else {
+        let holder = byShortID[shortID]
+        if let holder, !revoked.isEmpty, revoked.contains(holder) { return reject(.revoked, reception) }
+        guard let sender = holder, let slot = sessions.index(forKey: sender), let cipher = pairCipher(for: sender, at: slot) else {
             var reception = reception
             if 2 * sealed.count >= helloSize && newSessions.take(now: now) {
                 reception.replies.append(seal(.hello, to: nil, recipientEpoch: 0))
             }
             return reject(.noSession, reception)
         }
+        let helloInterval = settings.helloInterval
+        func refuse(_ reason: WireRejection) -> Reception {
+            var reception = reception
+            if 2 * sealed.count >= helloSize && withSession(at: slot, { session in
+                guard now - session.lastHelloSent >= helloInterval else { return false }
+                session.lastHelloSent = now
+                return true
+            }) {
+                reception.replies.append(seal(.hello, to: sender, recipientEpoch: 0))
+            }
+            return reject(reason, reception)
+        }
         switch withSession(at: slot, { $0.window.check(counter) }) {
         case .fresh: break
-        case .duplicate: return reject(.replayed, reception)
-        case .tooOld: return reject(.tooOld, reception)
-        case .invalid: return reject(.counterInvalid, reception)
+        case .duplicate: return refuse(.replayed)
+        case .tooOld: return refuse(.tooOld)
+        case .invalid: return refuse(.counterInvalid)
         }
         var bytes = sealed
         let body: DatagramBody
         switch PairedDatagram.open(&bytes, kind: kind, counter: counter, cipher: cipher, maxObjectBytes: settings.maxObjectBytes) {
-        case let .failure(reason): return reject(reason, reception)
+        case let .failure(reason): return refuse(reason)
         case let .success(value): body = value
         }
         withSession(at: slot) { session in
             session.window.commit(counter)
             session.lastHeard = now
+            session.pair |= Session.confirmedBit  // it opened: the sender holds the pair's keys
         }
         acceptedDatagrams += 1
         var accepted = reception
         accepted.sender = sender
+        flush(to: sender, into: &accepted)
         deliver(body, from: sender, now: now, into: &accepted)
         return accepted
+    }
+
+    /// Seals the items waiting for `peer` (its epoch known, and with session keys the pair confirmed).
+    private mutating func flush(to peer: PeerID, into reception: inout Reception) {
+        guard !waiting.isEmpty, let queue = waiting.removeValue(forKey: peer), let known = epoch(of: peer) else { return }
+        for (item, _) in queue.items {
+            reception.flushed += seal(item, to: peer, recipientEpoch: known)
+        }
     }
 
     /// Hands an accepted datagram's message or object piece on (hellos are the caller's).
@@ -560,6 +643,7 @@ public struct WireEndpoint: Sendable {
     public mutating func revoke(_ peer: PeerID) {
         revoked.insert(peer)
         forget(peer)
+        if bootKey != nil { byShortID[peer.leadingWord] = peer }  // its paired datagrams too are `revoked`
     }
 
     /// Bytes of the hellos this endpoint sends (with the certificate under admission).

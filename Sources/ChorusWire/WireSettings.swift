@@ -33,9 +33,9 @@ public struct WireSettings: Sendable, Equatable {
     public var idleSessionTimeout = 30.0
     /// Per-pair session keys (`PairedDatagram`): hellos carry the boot's key-exchange key, and
     /// everything else goes sealed with the keys of the pair of boots, 34 bytes of header and tag,
-    /// which no other member can read or forge. Off until the protocol page, the tools and the
-    /// measurements follow (issue 21); every peer of a network must agree.
-    public var sessionKeys = false
+    /// which no other member can read or forge. On by default; every peer of a network must
+    /// agree (off: everything under the network key, signed, as wire protocol 3 began).
+    public var sessionKeys = true
 
     public init() {}
 
@@ -67,16 +67,24 @@ public struct WireSettings: Sendable, Equatable {
         return out
     }
 
-    /// Payload bytes of the largest single-datagram message.
-    public var maxMessagePayload: Int {
-        maxDatagramSize - DatagramHeader.byteCount - 1 - DatagramCodec.signatureByteCount - DatagramCodec.tagByteCount
+    /// Bytes a datagram spends around a message's payload or an object's data: with session keys
+    /// the paired format's 34 (everything but hellos and notices to an earlier boot travels so),
+    /// else header, signature and tag (142).
+    var framingBytes: Int {
+        sessionKeys ? PairedDatagram.overhead : Self.signedFramingBytes
     }
 
-    /// Data bytes per chunk of an object: what fits beside a signed manifest (which carries chunk
-    /// 0), so every chunk has the same size and a chunk's place is its index × this.
+    static let signedFramingBytes = DatagramHeader.byteCount + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
+
+    /// Payload bytes of the largest single-datagram message.
+    public var maxMessagePayload: Int {
+        maxDatagramSize - framingBytes - 1
+    }
+
+    /// Data bytes per chunk of an object: what fits beside a manifest (which carries chunk 0), so
+    /// every chunk has the same size and a chunk's place is its index × this.
     public var chunkDataSize: Int {
-        min(Int(UInt16.max), maxDatagramSize - DatagramHeader.byteCount - ObjectManifest.byteCount
-            - DatagramCodec.signatureByteCount - DatagramCodec.tagByteCount)
+        min(Int(UInt16.max), maxDatagramSize - framingBytes - ObjectManifest.byteCount)
     }
 
     func reassembly(mode: CryptoMode) -> Reassembler.Settings {

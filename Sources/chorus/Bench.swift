@@ -33,8 +33,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Maximum datagram size in bytes.")
     var datagramSize = 1200
 
-    @Flag(help: "Per-pair session keys (gossip.session_keys): objects travel sealed with the pair's keys, manifests unsigned.")
-    var sessionKeys = false
+    @Flag(inversion: .prefixedNo,
+          help: "Per-pair session keys (gossip.session_keys, on by default): objects travel sealed with the pair's keys, manifests unsigned. --no-session-keys: under the network key, manifests signed.")
+    var sessionKeys = true
 
     func validate() throws {
         guard floats > 0, repeats > 0 else { throw ValidationError("--floats and --repeats must be positive") }
@@ -101,7 +102,8 @@ struct Bench: ParsableCommand {
             return threadCPUSeconds() - t
         })
         func perMB(_ s: Double) -> String { String(format: "%.2f ms/MB", s * 1000 / megabytes) }
-        if sessionKeys { print("session keys: objects sealed with the pair's keys (ChaCha20-Poly1305), no signature on the manifest") }
+        print(sessionKeys ? "session keys: objects sealed with the pair's keys (ChaCha20-Poly1305), no signature on the manifest"
+                          : "no session keys: objects sealed under the network key (XChaCha20-Poly1305), the manifest signed")
         print("object: \(floats) float32 = \(String(format: "%.1f", megabytes)) MB in \(datagrams) datagrams of ≤ \(datagramSize) bytes; median of \(repeats)")
         print("send    (hash + signed manifest + chunking + encryption): \(perMB(Self.median(sendTimes)))")
         print("receive (decryption + replay + reassembly + hash check):  \(perMB(Self.median(receiveTimes)))")

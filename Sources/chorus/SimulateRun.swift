@@ -86,8 +86,9 @@ struct SimulateRun: ParsableCommand {
     @Option(help: "real (libsodium) | simulated (free stand-ins of the same sizes; simulations only).")
     var crypto = "real"
 
-    @Flag(help: "Per-pair session keys (gossip.session_keys): hellos carry each boot's key, and the rest travels sealed with the pair's keys, 34 bytes of header and tag (docs/protocol.md).")
-    var sessionKeys = false
+    @Flag(inversion: .prefixedNo,
+          help: "Per-pair session keys (gossip.session_keys, on by default): hellos carry each boot's key, and the rest travels sealed with the pair's keys, 34 bytes of header and tag (docs/protocol.md). --no-session-keys: everything under the network key, signed.")
+    var sessionKeys = true
 
     @Option(parsing: .unconditional, help: "Seconds between rows of series.csv.")
     var sampleInterval: Double = 5

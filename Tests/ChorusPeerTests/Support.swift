@@ -104,7 +104,7 @@ enum ChorusBinary {
 extension LocalNetwork {
     /// `peers` configured peer processes of the chorus binary (none started yet); end the test
     /// with `defer { network.discard() }`.
-    static func forTests(peers: Int, admission: Bool = false, sessionKeys: Bool = false) throws -> LocalNetwork {
+    static func forTests(peers: Int, admission: Bool = false, sessionKeys: Bool = true) throws -> LocalNetwork {
         let binary = try #require(ChorusBinary.path, "chorus binary not built")
         var options = LocalNetwork.Options(executable: binary)
         options.peers = peers

@@ -14,29 +14,33 @@ struct AdmissionTests {
         Admission(authority: Self.authority.peerID, certificate: Certificate(subject: subject ?? key.peerID, authority: authority))
     }
 
-    static func endpoint(_ key: SigningKey, epoch: UInt64, admission: Admission?) -> WireEndpoint {
-        WireEndpoint(identity: key, keyring: NetworkKeyring([Fixture.network]), epoch: epoch, admission: admission)
+    /// With or without session keys (the default, and the format under the network key).
+    static func endpoint(_ key: SigningKey, epoch: UInt64, admission: Admission?, sessionKeys: Bool = true) -> WireEndpoint {
+        var settings = WireSettings()
+        settings.sessionKeys = sessionKeys
+        return WireEndpoint(identity: key, keyring: NetworkKeyring([Fixture.network]), epoch: epoch, settings: settings, admission: admission)
     }
 
-    @Test("a certified hello admits its sender; none, another authority's or another peer's certificate is refused as notAdmitted")
-    func certifiedHelloAdmits() throws {
-        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+    @Test("a certified hello admits its sender; none, another authority's or another peer's certificate is refused as notAdmitted",
+          arguments: [true, false])
+    func certifiedHelloAdmits(sessionKeys: Bool) throws {
+        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob), sessionKeys: sessionKeys)
 
-        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice))
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice), sessionKeys: sessionKeys)
         let hello = alice.hello(now: 0)
-        #expect(hello.count == DatagramHeader.byteCount + Certificate.byteCount + 64 + 16)
+        #expect(hello.count == DatagramHeader.byteCount + (sessionKeys ? BootKey.publicKeyByteCount : 0) + Certificate.byteCount + 64 + 16)
         let accepted = bob.receive(hello, now: 0)
         #expect(accepted.rejection == nil && accepted.deliveries == [.hello(Fixture.alice.peerID)])
         #expect(accepted.replies.count == 1, "answered with bob's own certified hello")
         #expect(alice.receive(accepted.replies[0], now: 0).rejection == nil, "and alice admits bob from it")
 
         let refusedBy: [(String, WireEndpoint)] = [
-            ("no certificate", Self.endpoint(Fixture.alice, epoch: 101, admission: nil)),
-            ("another authority's", Self.endpoint(Self.carol, epoch: 100, admission: Self.admission(Self.carol, by: Self.otherAuthority))),
-            ("another peer's", Self.endpoint(Self.carol, epoch: 100, admission: Self.admission(Self.carol, for: Fixture.alice.peerID))),
+            ("no certificate", Self.endpoint(Fixture.alice, epoch: 101, admission: nil, sessionKeys: sessionKeys)),
+            ("another authority's", Self.endpoint(Self.carol, epoch: 100, admission: Self.admission(Self.carol, by: Self.otherAuthority), sessionKeys: sessionKeys)),
+            ("another peer's", Self.endpoint(Self.carol, epoch: 100, admission: Self.admission(Self.carol, for: Fixture.alice.peerID), sessionKeys: sessionKeys)),
         ]
         for (what, var sender) in refusedBy {
-            var fresh = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+            var fresh = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob), sessionKeys: sessionKeys)
             let reception = fresh.receive(sender.hello(now: 0), now: 0)
             #expect(reception.rejection == .notAdmitted, "\(what)")
             #expect(reception.deliveries.isEmpty && reception.replies.isEmpty, "\(what): a hello is not answered")
@@ -45,10 +49,13 @@ struct AdmissionTests {
         }
     }
 
-    @Test("an authentic datagram from an identity not admitted here is answered with a hello, and the answer to it admits the sender")
-    func forgottenPeerIsAdmittedAgain() throws {
-        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice))
-        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+    /// Under the network key the datagram is authentic but its sender not admitted; with session
+    /// keys bob has no keys for it any more (`noSession`): either way bob's hello asks again.
+    @Test("an authentic datagram from an identity not admitted here is answered with a hello, and the answer to it admits the sender",
+          arguments: [true, false])
+    func forgottenPeerIsAdmittedAgain(sessionKeys: Bool) throws {
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice), sessionKeys: sessionKeys)
+        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob), sessionKeys: sessionKeys)
         // Connect, then bob forgets alice (as after her tombstone expired); alice still knows bob.
         _ = alice.receive(bob.receive(alice.hello(now: 0), now: 0).replies[0], now: 0)
         #expect(alice.knowsEpoch(of: Fixture.bob.peerID))
@@ -56,7 +63,7 @@ struct AdmissionTests {
 
         let message = alice.send(.message(channel: 7, payload: Array(repeating: 1, count: 100)), to: Fixture.bob.peerID, now: 1)
         let refused = bob.receive(message[0], now: 1)
-        #expect(refused.rejection == .notAdmitted && refused.deliveries.isEmpty)
+        #expect(refused.rejection == (sessionKeys ? .noSession : .notAdmitted) && refused.deliveries.isEmpty)
         let ask = try #require(refused.replies.first, "bob asks alice to show her certificate")
         #expect(ask.count <= 2 * message[0].count)
 
@@ -68,15 +75,18 @@ struct AdmissionTests {
         #expect(bob.receive(again[0], now: 2).deliveries == [.message(from: Fixture.alice.peerID, channel: 7, payload: [2])])
     }
 
-    @Test("a revoked identity's datagrams are dropped before any signature work, and its session is gone")
-    func revokedIsDropped() throws {
-        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice))
-        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob))
+    @Test("a revoked identity's datagrams are dropped before any signature work, and its session is gone",
+          arguments: [true, false])
+    func revokedIsDropped(sessionKeys: Bool) throws {
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice), sessionKeys: sessionKeys)
+        var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob), sessionKeys: sessionKeys)
         _ = alice.receive(bob.receive(alice.hello(now: 0), now: 0).replies[0], now: 0)
         #expect(bob.sessionCount == 1)
         bob.revoke(Fixture.alice.peerID)
         #expect(bob.sessionCount == 0)
-        for datagram in [alice.hello(now: 1)] + alice.send(.message(channel: 7, payload: [1]), to: Fixture.bob.peerID, now: 1) {
+        let message = alice.send(.message(channel: 7, payload: [1]), to: Fixture.bob.peerID, now: 1)
+        #expect(message.count == 1 && (message[0][1] & PairedDatagram.flag != 0) == sessionKeys, "paired with session keys")
+        for datagram in [alice.hello(now: 1)] + message {
             let reception = bob.receive(datagram, now: 1)
             #expect(reception.rejection == .revoked && reception.replies.isEmpty && reception.deliveries.isEmpty)
         }

@@ -12,12 +12,21 @@ enum Fixture {
     static let network = try! NetworkKey(bytes: networkKeyBytes)
     static let otherNetwork = try! NetworkKey(bytes: [UInt8](repeating: 0xee, count: 32))
 
-    static func endpoint(_ key: SigningKey, epoch: UInt64, network: NetworkKey = Fixture.network, settings: WireSettings = .init()) -> WireEndpoint {
+    /// Settings for the format under the network key, signed (`session_keys = false`; every hello
+    /// travels so too). The tests that take these are about that format; `SessionKeyTests` about
+    /// the paired one, the default.
+    static var networkSealed: WireSettings {
+        var settings = WireSettings()
+        settings.sessionKeys = false
+        return settings
+    }
+
+    static func endpoint(_ key: SigningKey, epoch: UInt64, network: NetworkKey = Fixture.network, settings: WireSettings = networkSealed) -> WireEndpoint {
         WireEndpoint(identity: key, keyring: NetworkKeyring([network]), epoch: epoch, settings: settings)
     }
 
     /// Alice and Bob after a completed hello exchange.
-    static func connectedPair(settings: WireSettings = .init()) -> (WireEndpoint, WireEndpoint) {
+    static func connectedPair(settings: WireSettings = networkSealed) -> (WireEndpoint, WireEndpoint) {
         var a = endpoint(alice, epoch: 100, settings: settings)
         var b = endpoint(bob, epoch: 200, settings: settings)
         let hello = a.send(.message(channel: 0, payload: []), to: b.localID, now: 0)

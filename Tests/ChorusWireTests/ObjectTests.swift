@@ -32,23 +32,31 @@ func roundTrip(size: Int) {
     #expect(transfer(bytes, shuffle: true) == bytes)
 }
 
-@Test("an object of n chunks is n datagrams: the signed manifest carries chunk 0", arguments: [0, 1, 1011, 1012, 2600, 3033, 3034])
-func oneDatagramPerChunk(size: Int) throws {
-    var (a, b) = Fixture.connectedPair()
-    let chunk = WireSettings().chunkDataSize
-    #expect(chunk == 1011)  // 1200 − header 62 − manifest fields 47 − signature 64 − tag 16
-    let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0) }
-    let datagrams = a.send(.object(PreparedObject(channel: 4, bytes: bytes)), to: Fixture.bob.peerID, now: 1)
-    #expect(datagrams.count == max(1, (size + chunk - 1) / chunk))
-    #expect(datagrams.allSatisfy { $0.count <= 1200 })
-    // The manifest alone completes an object of one chunk; otherwise the last chunk does.
-    var deliveries: [Delivery] = []
-    for (i, datagram) in datagrams.enumerated() {
-        let r = b.receive(datagram, now: 1)
-        #expect(r.deliveries.isEmpty == (i < datagrams.count - 1))
-        deliveries += r.deliveries
+/// Chunks fill the datagram beside the manifest's fields: 1200 − 62 header − 47 manifest fields −
+/// 64 signature − 16 tag = 1011 under the network key; 1200 − 18 header − 47 − 16 tag = 1119 as
+/// paired datagrams (session keys, the default).
+@Test("an object of n chunks is n datagrams: the manifest carries chunk 0", arguments: [false, true])
+func oneDatagramPerChunk(sessionKeys: Bool) throws {
+    var settings = WireSettings()
+    settings.sessionKeys = sessionKeys
+    let chunk = settings.chunkDataSize
+    #expect(chunk == (sessionKeys ? 1119 : 1011))
+    for size in [0, 1, chunk, chunk + 1, 2600, 3 * chunk, 3 * chunk + 1] {
+        var (a, b) = Fixture.connectedPair(settings: settings)
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0) }
+        let datagrams = a.send(.object(PreparedObject(channel: 4, bytes: bytes)), to: Fixture.bob.peerID, now: 1)
+        #expect(datagrams.count == max(1, (size + chunk - 1) / chunk), "\(size) bytes")
+        #expect(datagrams.allSatisfy { $0.count <= 1200 })
+        #expect(size < chunk || datagrams[0].count == 1200, "a full first chunk fills the datagram")
+        // The manifest alone completes an object of one chunk; otherwise the last chunk does.
+        var deliveries: [Delivery] = []
+        for (i, datagram) in datagrams.enumerated() {
+            let r = b.receive(datagram, now: 1)
+            #expect(r.deliveries.isEmpty == (i < datagrams.count - 1))
+            deliveries += r.deliveries
+        }
+        #expect(deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 4, bytes: bytes))], "\(size) bytes")
     }
-    #expect(deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 4, bytes: bytes))])
 }
 
 @Test("a duplicated manifest or chunk is harmless and the object is delivered once")

@@ -107,12 +107,39 @@ struct SessionKeyTests {
     func crossingHellos() throws {
         var alice = Self.endpoint(Fixture.alice, epoch: 100, seed: 1), bob = Self.endpoint(Fixture.bob, epoch: 200, seed: 2)
         let fromAlice = alice.hello(now: 0), fromBob = bob.hello(now: 0)
-        _ = bob.receive(fromAlice, now: 0)
-        _ = alice.receive(fromBob, now: 0)
+        let atBob = bob.receive(fromAlice, now: 0)
+        let atAlice = alice.receive(fromBob, now: 0)
         #expect(alice.isPaired(with: bob.localID) && bob.isPaired(with: alice.localID))
+        // Each answers a hello naming no epoch with one naming the other's: that confirms the keys.
+        _ = alice.receive(try #require(atBob.replies.first), now: 0)
+        _ = bob.receive(try #require(atAlice.replies.first), now: 0)
         let d = alice.send(.message(channel: 1, payload: [7]), to: bob.localID, now: 1)
+        #expect(d.count == 1 && d[0][1] & PairedDatagram.flag != 0)
         #expect(bob.receive(d[0], now: 1).deliveries.count == 1)
         let e = bob.send(.message(channel: 1, payload: [8]), to: alice.localID, now: 1)
+        #expect(e.count == 1 && e[0][1] & PairedDatagram.flag != 0)
         #expect(alice.receive(e[0], now: 1).deliveries.count == 1)
+    }
+
+    /// Two peer processes lost a datagram in every other start: the side that learnt the other's
+    /// key from its hello sent paired datagrams at once, and one overtook the hello carrying its
+    /// own key (`noSession` at the other). As in WireGuard, the responder now waits until the
+    /// initiator shows it holds the keys.
+    @Test("the side that learns the pair's keys from a hello sends nothing paired until the other confirms it holds them")
+    func responderWaitsForConfirmation() throws {
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, seed: 1), bob = Self.endpoint(Fixture.bob, epoch: 200, seed: 2)
+        _ = bob.send(.message(channel: 1, payload: [8]), to: alice.localID, now: 0)  // its hello is lost
+        let hello = alice.send(.message(channel: 1, payload: [7]), to: bob.localID, now: 0)
+        let atBob = bob.receive(hello[0], now: 0)
+        #expect(bob.isPaired(with: alice.localID))
+        #expect(atBob.flushed.isEmpty, "bob sent paired datagrams before alice could hold his key")
+        let reply = try #require(atBob.replies.first)
+        let atAlice = alice.receive(reply, now: 0)  // names alice's epoch: bob holds her key
+        #expect(atAlice.flushed.count == 1 && atAlice.flushed[0][1] & PairedDatagram.flag != 0)
+        let opened = bob.receive(atAlice.flushed[0], now: 0)  // it opened: alice holds his
+        #expect(opened.deliveries == [.message(from: alice.localID, channel: 1, payload: [7])])
+        #expect(opened.flushed.count == 1 && opened.flushed[0][1] & PairedDatagram.flag != 0)
+        #expect(alice.receive(opened.flushed[0], now: 0).deliveries == [.message(from: bob.localID, channel: 1, payload: [8])])
+        #expect(alice.totalRejected == 0 && bob.totalRejected == 0)
     }
 }

@@ -57,7 +57,25 @@ enum WorkedExamples {
             ("paired-message", PairedDatagram.seal(kind: .message, sender: Fixture.alice.peerID, counter: 2, cipher: aliceToBob, capacity: 7) {
                 DatagramCodec.writeBody(.message(channel: 7, payload: Array("hi bob".utf8)), to: &$0)
             }),
+            ("paired-manifest", PairedDatagram.seal(kind: .manifest, sender: Fixture.alice.peerID, counter: 3, cipher: aliceToBob,
+                                                    capacity: ObjectManifest.byteCount + 8) {
+                DatagramCodec.writeBody(.manifest(ObjectManifest(objectID: 0x0102030405060708, channel: 3, totalLength: 10, chunkSize: 8, hash: hash,
+                                                                 firstChunk: objectBytes[..<8])), to: &$0)
+            }),
+            ("paired-chunk", PairedDatagram.seal(kind: .chunk, sender: Fixture.alice.peerID, counter: 4, cipher: aliceToBob,
+                                                 capacity: ObjectChunk.headerByteCount + 2) {
+                DatagramCodec.writeBody(.chunk(ObjectChunk(objectID: 0x0102030405060708, totalLength: 10, chunkSize: 8, index: 1,
+                                                           data: Array(objectBytes[8...]))), to: &$0)
+            }),
         ]
+    }
+
+    /// A paired example as Bob's receive key opens it (its listing in clear), or nil.
+    static func pairedClear(_ sealed: [UInt8]) -> [UInt8]? {
+        guard case let .success((kind, _, counter)) = PairedDatagram.header(of: sealed) else { return nil }
+        var clear = sealed
+        guard case .success = PairedDatagram.open(&clear, kind: kind, counter: counter, cipher: bobFromAlice, maxObjectBytes: 1 << 20) else { return nil }
+        return clear
     }
 
     /// Reads ```hex example=NAME blocks from docs/protocol.md.
@@ -94,6 +112,7 @@ func workedExamplesMatchDocs() throws {
             if case let .success(opened) = DatagramCodec.open(bytes, keyring: NetworkKeyring([Fixture.network]), maxDatagramSize: 1200, maxObjectBytes: 1 << 20) {
                 print("CLEAR \(name) \(Hex.encode(opened.bytes))")  // decrypted, for the page's "in clear" listings
             }
+            if let clear = WorkedExamples.pairedClear(bytes) { print("CLEAR \(name) \(Hex.encode(clear))") }
         }
     }
     for (name, bytes) in WorkedExamples.all {
@@ -103,12 +122,20 @@ func workedExamplesMatchDocs() throws {
             #expect(documented[name + "-clear"] == opened.bytes, "example \(name)-clear differs from docs/protocol.md")
             #expect(opened.bytes[..<DatagramHeader.byteCount] == bytes[..<DatagramHeader.byteCount], "the header travels in clear")
         }
+        if let clear = WorkedExamples.pairedClear(bytes) {
+            #expect(documented[name + "-clear"] == clear, "example \(name)-clear differs from docs/protocol.md")
+            #expect(clear[..<PairedDatagram.headerByteCount] == bytes[..<PairedDatagram.headerByteCount], "the header travels in clear")
+        }
     }
 }
 
-@Test("captured traffic reveals no parameter values: no 8-byte run of a known vector is in the datagrams that carry it")
-func capturedTrafficRevealsNoParameters() throws {
-    var (alice, bob) = Fixture.connectedPair()
+@Test("captured traffic reveals no parameter values: no 8-byte run of a known vector is in the datagrams that carry it",
+      arguments: [true, false])
+func capturedTrafficRevealsNoParameters(sessionKeys: Bool) throws {
+    var settings = WireSettings()
+    settings.sessionKeys = sessionKeys
+    var (alice, bob) = Fixture.connectedPair(settings: settings)
+    #expect(alice.isPaired(with: bob.localID) == sessionKeys)
     let vector = (0..<5000).map { Float($0) * 0.001 - 2.5 }.withUnsafeBytes { Array($0) }
     let datagrams = alice.send(.object(PreparedObject(channel: 1, bytes: vector)), to: bob.localID, now: 1)
         + alice.send(.message(channel: 2, payload: Array(vector[..<400])), to: bob.localID, now: 1)
@@ -141,7 +168,7 @@ func workedExamplesAccepted() throws {
     #expect(chunk.deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 3, bytes: WorkedExamples.objectBytes))])
 }
 
-@Test("with session keys, Bob answers the documented keyed hello with the documented reply, and opens the documented paired message")
+@Test("with session keys, Bob answers the documented keyed hello with the documented reply, and opens the documented paired message and object")
 func sessionKeyExamplesAccepted() throws {
     let documented = try WorkedExamples.fromDocs()
     var settings = WireSettings()
@@ -153,13 +180,9 @@ func sessionKeyExamplesAccepted() throws {
     #expect(hello.replies.first == documented["keyed-hello-reply"])
     let message = try #require(documented["paired-message"])
     #expect(bob.receive(message, now: 0).deliveries == [.message(from: Fixture.alice.peerID, channel: 7, payload: Array("hi bob".utf8))])
-    // Its listing in clear is what Bob's receive key opens it to.
-    var clear = message
-    guard case .success = PairedDatagram.open(&clear, kind: .message, counter: 2, cipher: WorkedExamples.bobFromAlice, maxObjectBytes: 1 << 20) else {
-        Issue.record("the documented paired message does not open")
-        return
-    }
-    #expect(documented["paired-message-clear"] == clear)
+    #expect(bob.receive(try #require(documented["paired-manifest"]), now: 0).deliveries.isEmpty)
+    let chunk = bob.receive(try #require(documented["paired-chunk"]), now: 0)
+    #expect(chunk.deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 3, bytes: WorkedExamples.objectBytes))])
     #expect(documented["alice-boot-key"] == WorkedExamples.aliceBoot.publicKey && documented["bob-boot-key"] == WorkedExamples.bobBoot.publicKey)
 }
 

@@ -3,7 +3,7 @@ import ChorusAveraging
 import ChorusCrypto
 import ChorusLearning
 import ChorusMembership
-import ChorusWire
+@_spi(Simulation) import ChorusWire
 import FuzzSupport
 
 /// libFuzzer target `peer`: a whole `PeerInstance` receive path (datagram layer, reassembly,
@@ -18,9 +18,11 @@ import FuzzSupport
 /// otherwise training), then records (u16 length ‖ bytes, `Fuzz.records`), each an operation byte
 /// and a whole datagram (or none: the clock only). Operation byte: bits 0–2 advance the clock by
 /// that many × 50 ms, bit 3 runs Carol's due timers after the datagram (a learning job she asks for comes back at once,
-/// untrained). A datagram whose header names Alice, Tom or Carol as sender is re-signed with that
-/// identity (signed kinds), and every datagram is resealed with the network key, so it gets past
-/// the MAC and the signature to everything behind them.
+/// untrained). Session keys are on (the default): a paired datagram (kind byte with 0x80) whose
+/// short id is Alice's or Tom's is re-tagged with that peer's pair keys with Carol; any other
+/// datagram whose header names Alice, Tom or Carol as sender is re-signed with that identity
+/// (signed kinds) and resealed with the network key, so each gets past the tag and the signature
+/// to everything behind them.
 ///
 /// Checked: nothing Carol sends is larger than the datagram size she is configured with.
 
@@ -53,19 +55,29 @@ private func makePeer(_ identity: SigningKey, at addr: String, epoch: UInt64, sh
                         seed: UInt64(shard + 1))
 }
 
+private func makeTom() -> PeerInstance { makePeer(tom, at: address["tom"]!, epoch: 1_005, shard: 2) }
+
 /// Carol and Alice, each preloaded with the other (a network in steady state) and started.
 private func pair(carolJoining: Bool) -> (carol: PeerInstance, alice: PeerInstance) {
     var c = makePeer(carol, at: address["carol"]!, epoch: 1_003, shard: 0, joining: carolJoining)
     var a = makePeer(alice, at: address["alice"]!, epoch: 1_001, shard: 1)
     let claims = [c.aliveClaim, a.aliveClaim]
-    c.preload(claims, now: 0)
-    a.preload(claims, now: 0)
+    let bootKeys = [c.id: c.wire.bootPublicKey!, a.id: a.wire.bootPublicKey!]
+    c.preload(claims, now: 0, bootKeys: bootKeys)
+    a.preload(claims, now: 0, bootKeys: bootKeys)
     _ = c.start(seeds: [], knownPeers: [], now: 0)
     _ = a.start(seeds: [], knownPeers: [], now: 0)
     return (c, a)
 }
 
 private let templates = [pair(carolJoining: false).carol, pair(carolJoining: true).carol]
+
+/// The pair keys of Alice's and Tom's boots with Carol's, by short id (the boot keys come from
+/// each peer's seed, so every template and the seeds' run have the same ones).
+private let pairCiphers: [UInt64: PairCipher] = {
+    let boots = [(alice.peerID, pair(carolJoining: false).alice.wire.bootPublicKey!), (tom.peerID, makeTom().wire.bootPublicKey!)]
+    return Dictionary(uniqueKeysWithValues: boots.map { ($0.0.leadingWord, templates[0].wire.pairCipher(for: $0.0, bootKey: $0.1)!) })
+}()
 
 /// Carol's directives: sizes checked, learning jobs handed back at once (untrained: the fuzzer is
 /// after the protocol, not the arithmetic), anything else dropped.
@@ -100,8 +112,16 @@ private func run(_ input: UnsafeRawBufferPointer) -> PeerInstance? {
         now += Double(op & 7) * 0.05
         var bytes = Array(record.dropFirst())
         if !bytes.isEmpty {  // an operation byte alone only moves the clock
-            Fuzz.resignAndReseal(&bytes, identities: identities, key: network)
-            let fromTom = bytes.count >= Fuzz.headerByteCount && bytes[6..<38].elementsEqual(tomID)
+            let paired = bytes.count >= PairedDatagram.overhead && bytes[1] & PairedDatagram.flag != 0
+            let fromTom: Bool
+            if paired {
+                let shortID = bytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 2, as: UInt64.self)) }
+                if let cipher = pairCiphers[shortID] { Fuzz.resealPaired(&bytes, cipher: cipher) }
+                fromTom = shortID == tom.peerID.leadingWord
+            } else {
+                Fuzz.resignAndReseal(&bytes, identities: identities, key: network)
+                fromTom = bytes.count >= Fuzz.headerByteCount && bytes[6..<38].elementsEqual(tomID)
+            }
             handle(peer.receive(bytes, from: address[fromTom ? "tom" : "alice"]!, now: now), &peer, now: now)
         }
         if op & 8 != 0 {
@@ -121,7 +141,7 @@ private func run(_ input: UnsafeRawBufferPointer) -> PeerInstance? {
 /// both training as usual: every record with the time since the one before.
 private func traffic(carolJoining: Bool, seconds: Double) -> [(time: Double, from: String, datagram: [UInt8])] {
     let (c, a) = pair(carolJoining: carolJoining)
-    let t = makePeer(tom, at: address["tom"]!, epoch: 1_005, shard: 2)
+    let t = makeTom()
     var peers = ["carol": c, "alice": a, "tom": t]
     var log: [(Double, String, [UInt8])] = []
     var now = 0.0
@@ -186,12 +206,15 @@ public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRa
             var seen = Set<String>()
             for entry in fromAlice {
                 let d = entry.datagram
-                let kind = switch d[1] {
-                case 2: "message-channel-\(d[62])"
-                case 3: "manifest-channel-\(d[70])"
+                let paired = d[1] & PairedDatagram.flag != 0
+                let body = paired ? PairedDatagram.headerByteCount : Fuzz.headerByteCount
+                let named = switch d[1] & ~PairedDatagram.flag {
+                case 2: "message-channel-\(d[body])"
+                case 3: "manifest-channel-\(d[body + 8])"
                 case 4: "chunk"
                 default: "hello"
                 }
+                let kind = named + (paired ? "-paired" : "")
                 guard seen.insert(kind).inserted else { continue }
                 seeds.append(("\(name)-single-\(kind)", phase + Fuzz.joinRecords([[8] + entry.datagram])))
             }

@@ -73,7 +73,7 @@ public func fuzzReassembler(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
 public func initialize(_ argc: UnsafeMutableRawPointer?, _ argv: UnsafeMutableRawPointer?) -> CInt {
     Fuzz.writeSeedsIfAsked {
         // 256-byte datagrams carry 67-byte chunks: objects of many chunks stay small inputs.
-        var small = WireSettings()
+        var small = Fuzz.networkSealed
         small.maxDatagramSize = 256
         var (alice, bob, _) = Fuzz.connectedPair(settings: small)
         func send(_ object: PreparedObject, from a: inout WireEndpoint, to b: PeerID) -> [[UInt8]] {
