@@ -255,6 +255,12 @@ public struct PeerInstance: Sendable {
         for claim in others where claim.status == .alive && !claim.address.isEmpty {
             wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now) { bootKeys[$0] }
         }
+        if let other {
+            // The same view, so the same sorted member list: one array for all until they differ
+            // (n lists of n ids were half a gigabyte at 4096 peers).
+            sortedMembers = other.sortedMembers
+            recomputeNeighbourhood(round: mixRound ?? nextRound)
+        }
         recomputeNeighbours(now: now)
     }
 
@@ -771,9 +777,14 @@ public struct PeerInstance: Sendable {
         }
         let members = membership.liveMembers.sorted()
         guard members != sortedMembers else { return }
-        let before = Set(sortedMembers)
+        // Both lists are sorted: the members that left are found in one walk (a set of the
+        // earlier list cost every simulated peer n insertions per change of the live set).
+        var j = 0
+        for peer in sortedMembers {
+            while j < members.count && members[j] < peer { j += 1 }
+            if j == members.count || members[j] != peer { averager.forget(peer) }
+        }
         sortedMembers = members
-        for peer in before.subtracting(members) { averager.forget(peer) }
         recomputeNeighbourhood(round: mixRound ?? nextRound)
     }
 
