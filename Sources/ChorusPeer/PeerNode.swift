@@ -428,6 +428,7 @@ final class PeerNode {
             localHealth: membership.localHealth, bytesSent: traffic.bytesSent, bytesReceived: traffic.bytesReceived,
             datagramsSent: traffic.datagramsSent, datagramsReceived: traffic.datagramsReceived,
             datagramsRejected: instance.wire.totalRejected, sessions: instance.wire.sessionCount,
+            pairedSessions: instance.wire.pairCounts?.keyed, confirmedPairs: instance.wire.pairCounts?.confirmed,
             payloadBytesSent: traffic.payloadBytesSent, payloadBytesReceived: traffic.payloadBytesReceived, rejections: rejections,
             mixes: averager.mixes, contributionsMixed: averager.contributionsMixed, faults: faults)
     }

@@ -69,6 +69,10 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var datagramsRejected: Int
     /// Peers the datagram layer keeps a session with (members, and strangers not yet forgotten).
     public var sessions: Int? = nil
+    /// With per-pair session keys (`gossip.session_keys`): the sessions whose pair is keyed, and
+    /// of those the ones the other side has confirmed (traffic to them goes paired). Nil without.
+    public var pairedSessions: Int? = nil
+    public var confirmedPairs: Int? = nil
     /// Payload bytes (messages and objects, without datagram headers, hellos and tags) by
     /// channel: parameters, membership, membership_sync, model_request, model.
     public var payloadBytesSent: [String: Int]

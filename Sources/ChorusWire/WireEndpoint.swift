@@ -536,6 +536,18 @@ public struct WireEndpoint: Sendable {
     /// Peers this endpoint keeps a session with (tests, status).
     public var sessionCount: Int { sessions.count }
 
+    /// With session keys: sessions whose pair is keyed, and of those the confirmed ones (status;
+    /// a scan of the sessions). Nil without session keys.
+    public var pairCounts: (keyed: Int, confirmed: Int)? {
+        guard bootKey != nil else { return nil }
+        var keyed = 0, confirmed = 0
+        for session in sessions.values where session.boot != 0 {
+            keyed += 1
+            if session.confirmed { confirmed += 1 }
+        }
+        return (keyed, confirmed)
+    }
+
     /// Forgets the sessions not heard from for `WireSettings.idleSessionTimeout` whose peer
     /// `keep` does not name (the caller keeps its members), and gives their memory back: after
     /// a flood of fresh identities the table shrinks to what it was. Returns how many went.

@@ -67,6 +67,12 @@ enum StatusTable {
         out.append("averaging   \(s.mixes) rounds, \(s.contributionsMixed) contributions mixed, self weight \(String(format: "%.3f", s.selfWeight)), distance to neighbours \(distance)")
         if s.faults.isActive { out.append("faults      \(s.faults.summary) (chorus faults --admin … --clear to remove)") }
         out.append("traffic     sent \(bytes(s.bytesSent)) in \(s.datagramsSent) datagrams, received \(bytes(s.bytesReceived)) in \(s.datagramsReceived), rejected \(s.datagramsRejected)")
+        if let sessions = s.sessions {
+            let keys = s.pairedSessions.map { keyed in
+                "per-pair keys with \(keyed) (\(s.confirmedPairs ?? 0) confirmed)"
+            } ?? "no session keys (gossip.session_keys = false): traffic under the network key"
+            out.append("sessions    \(sessions), \(keys)")
+        }
         if !s.rejections.isEmpty {
             out.append("rejections  " + s.rejections.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }

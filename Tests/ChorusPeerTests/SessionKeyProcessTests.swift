@@ -21,7 +21,10 @@ struct SessionKeyProcessTests {
         try AdmissionProcessTests.waitFor("every peer to see the others alive", timeout: 15) { allAlive(peers, count: 4) }
         Thread.sleep(forTimeInterval: 2)
         let before = try peers.map { try AdminClient.status(at: network.members[$0].admin) }
-        for status in before { #expect(status.contributionsMixed > 0, "a peer mixed nothing: \(status.rejections)") }
+        for status in before {
+            #expect(status.contributionsMixed > 0, "a peer mixed nothing: \(status.rejections)")
+            #expect(status.pairedSessions == 3 && status.confirmedPairs == 3, "pairs \(String(describing: status.pairedSessions)), confirmed \(String(describing: status.confirmedPairs))")
+        }
 
         #expect(network.stop(3) != nil)
         try network.start(3)
@@ -35,6 +38,23 @@ struct SessionKeyProcessTests {
             let status = try AdminClient.status(at: network.members[index].admin)
             #expect(status.membershipCounts.failuresDeclared == before[index].membershipCounts.failuresDeclared,
                     "peer \(index) declared a failure: \(status.rejections)")
+        }
+    }
+
+    @Test("with session_keys = false, peers mix under the network key and their status says there are no pairs")
+    func withoutSessionKeys() throws {
+        let network = try LocalNetwork.forTests(peers: 3, sessionKeys: false)
+        defer { network.discard() }
+        let peers = Array(network.members.indices)
+        for index in peers { try network.start(index) }
+        try network.waitUntilReady(peers)
+        try AdmissionProcessTests.waitFor("every peer to mix", timeout: 15) {
+            peers.allSatisfy { ((try? AdminClient.status(at: network.members[$0].admin, timeout: 0.5))?.contributionsMixed ?? 0) > 0 }
+        }
+        for index in peers {
+            let status = try AdminClient.status(at: network.members[index].admin)
+            #expect(status.pairedSessions == nil && status.confirmedPairs == nil)
+            #expect(status.datagramsRejected == 0, "\(status.rejections)")
         }
     }
 }
