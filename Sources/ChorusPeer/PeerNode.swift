@@ -412,6 +412,7 @@ final class PeerNode {
             members.append(.init(id: m.id.description, address: m.address, status: m.status.description, incarnation: m.incarnation))
         }
         let traffic = instance.traffic
+        let pairs = instance.wire.pairCounts  // one scan of the sessions
         let distance = instance.distanceToNeighbours
         let stats = membership.stats
         let counts = PeerStatus.MembershipCounts(
@@ -428,7 +429,7 @@ final class PeerNode {
             localHealth: membership.localHealth, bytesSent: traffic.bytesSent, bytesReceived: traffic.bytesReceived,
             datagramsSent: traffic.datagramsSent, datagramsReceived: traffic.datagramsReceived,
             datagramsRejected: instance.wire.totalRejected, sessions: instance.wire.sessionCount,
-            pairedSessions: instance.wire.pairCounts?.keyed, confirmedPairs: instance.wire.pairCounts?.confirmed,
+            pairedSessions: pairs?.keyed, confirmedPairs: pairs?.confirmed,
             payloadBytesSent: traffic.payloadBytesSent, payloadBytesReceived: traffic.payloadBytesReceived, rejections: rejections,
             mixes: averager.mixes, contributionsMixed: averager.contributionsMixed, faults: faults)
     }
