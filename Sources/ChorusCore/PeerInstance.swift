@@ -253,7 +253,7 @@ public struct PeerInstance: Sendable {
         }
         if let other, !bootKeys.isEmpty { wire.shareShortIDs(with: other.wire) }
         for claim in others where claim.status == .alive && !claim.address.isEmpty {
-            wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, now: now) { bootKeys[$0] }
+            wire.assumeSession(with: claim.subject, epoch: claim.incarnation >> 16, at: claim.address, now: now) { bootKeys[$0] }
         }
         if let other {
             // The same view, so the same sorted member list: one array for all until they differ
@@ -563,7 +563,7 @@ public struct PeerInstance: Sendable {
         guard phase != .stopped else { return out }
         traffic.bytesReceived += bytes.count
         traffic.datagramsReceived += 1
-        let reception = wire.receive(bytes, now: now)
+        let reception = wire.receive(bytes, from: source, now: now)
         if let (peer, epoch) = reception.earlierBoot {
             tellEarlierBoot(of: peer, epoch: epoch, at: source, now: now, into: &out)
         }
@@ -575,7 +575,7 @@ public struct PeerInstance: Sendable {
         }
         emit(reception.replies, to: source, peer: nil, into: &out)
         if let sender = reception.sender, !reception.flushed.isEmpty {
-            emit(reception.flushed, to: address(of: sender) ?? source, peer: sender, into: &out)
+            emit(reception.flushed, to: source, peer: sender, into: &out)  // where the sender just proved it receives
         }
         for delivery in reception.deliveries {
             switch delivery {
@@ -594,7 +594,7 @@ public struct PeerInstance: Sendable {
                 let rebooted = !stranger && (wire.epoch(of: peer) ?? 0) > (membership.members[peer]?.incarnation ?? 0) >> 16
                 if (stranger || rebooted) && !fromEntryPoint && settled {
                     perform(membership.greet(peer, address: source, now: now), now: now, into: &out)
-                } else if fromEntryPoint || stranger {
+                } else if (fromEntryPoint || stranger) && answersMayGo(to: peer, at: source) {
                     if address(of: peer) == nil {
                         addresses[peer] = source
                         neighbourAddresses = nil
@@ -617,7 +617,8 @@ public struct PeerInstance: Sendable {
         switch channel {
         case ChorusChannel.membership:
             guard let message = MembershipMessage.decode(payload) else { return count("membership.malformed") }
-            perform(membership.receive(message, from: sender, address: source, now: now, rng: &rng), now: now, into: &out)
+            guard let answerAddress = answerAddress(sender, source) else { return count("membership.unproven") }
+            perform(membership.receive(message, from: sender, address: answerAddress, now: now, rng: &rng), now: now, into: &out)
         case ChorusChannel.modelRequest:
             // Only a peer that is itself training has a model worth handing over.
             guard phase == .training else { return }
@@ -626,8 +627,9 @@ public struct PeerInstance: Sendable {
             guard modelAnswerSecond.count < settings.modelAnswersPerSecond else { return count("model.rateLimited") }
             modelAnswerSecond.count += 1
             if modelAnswered.count >= 256 { modelAnswered = modelAnswered.filter { now - $0.value < settings.modelAnswerInterval } }
+            guard let address = address(of: sender) ?? (wire.isProven(sender, at: source) ? source : nil) else { return count("model.unproven") }
             modelAnswered[sender] = now
-            send(.object(modelObject()), to: sender, at: address(of: sender) ?? source, now: now, into: &out)
+            send(.object(modelObject()), to: sender, at: address, now: now, into: &out)
         default:
             count("channel.unknown")
         }
@@ -653,7 +655,8 @@ public struct PeerInstance: Sendable {
             }
         case ChorusChannel.membershipSync:
             guard let message = MembershipMessage.decode(object.bytes), message.isBulk else { return count("membership.malformed") }
-            perform(membership.receive(message, from: object.sender, address: source, now: now, rng: &rng), now: now, into: &out)
+            guard let answerAddress = answerAddress(object.sender, source) else { return count("membership.unproven") }
+            perform(membership.receive(message, from: object.sender, address: answerAddress, now: now, rng: &rng), now: now, into: &out)
         case ChorusChannel.model:
             guard phase == .joining else { return }
             guard let message = ParametersMessage.decode(object.bytes), message.stream == nil,
@@ -664,6 +667,24 @@ public struct PeerInstance: Sendable {
         default:
             count("channel.unknown")
         }
+    }
+
+    /// Where membership may answer `sender`'s message from `source`: there, if the sender is a
+    /// member (membership answers members at their claims' addresses) or proved that it
+    /// receives there (`WireEndpoint.isProven`); nil for a stranger that did not, whose message
+    /// is dropped (`membership.unproven`). Its datagram may come from a third party's address:
+    /// an insider can key a pair with us from any address, and it was answered with our whole
+    /// view; only an echoed cookie shows where a peer receives. An honest stranger has proved
+    /// itself before it sends anything paired (each side's echo answers the other's cookie).
+    private func answerAddress(_ sender: PeerID, _ source: PeerAddress) -> PeerAddress? {
+        membership.status(of: sender) != nil || wire.isProven(sender, at: source) ? source : nil
+    }
+
+    /// Whether items for `peer` may be addressed to `source`: it proved that it receives there,
+    /// or it has not proved any address yet (the datagram layer then holds them until it does,
+    /// and sends them where it did).
+    private func answersMayGo(to peer: PeerID, at source: PeerAddress) -> Bool {
+        !wire.isConfirmed(peer) || wire.isProven(peer, at: source)
     }
 
     private mutating func count(_ reason: String) {

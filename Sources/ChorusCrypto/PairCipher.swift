@@ -1,3 +1,5 @@
+import CSodium
+
 /// One boot's key-exchange key: an X25519 pair made at start and never stored, whose public half
 /// every hello of that boot carries (signed). Two boots that have seen each other's derive the
 /// keys of their pair (`PairCipher`): a new boot, a new pair of keys (forward secrecy per boot).
@@ -9,6 +11,8 @@ public struct BootKey: Sendable {
     public let mode: CryptoMode
     /// `PairCipher.fingerprint(publicKey)`.
     public let fingerprint: UInt64
+    /// The SipHash key of this boot's return-address cookies (`cookie(for:)`); never sent.
+    private let cookieKey: [UInt8]
 
     /// A fresh key from the system's generator, or the one `seed` (32 bytes) determines, so that a
     /// seeded simulation or test repeats. `.simulated`: a stand-in public value from the seed.
@@ -19,12 +23,41 @@ public struct BootKey: Sendable {
             let pair = seed.map { try! KeyExchangePair(seed: $0) } ?? KeyExchangePair.generate()  // a 32-byte seed cannot fail
             self.pair = pair
             publicKey = pair.publicKey
+            // From the seed when there is one (a seeded test repeats its cookies), else fresh.
+            cookieKey = seed.map { try! Blake2b.hash($0 + Array("chorus/v1/cookie".utf8), outputLength: 16) }  // fixed sizes
+                ?? secureRandomBytes(16)
         case .simulated:
             pair = nil
             let word = (seed ?? secureRandomBytes(32)).withUnsafeBytes { StandIn.digest($0) }
             publicKey = withUnsafeBytes(of: word.littleEndian) { Array($0) } + [UInt8](repeating: 0, count: 24)
+            cookieKey = withUnsafeBytes(of: (~word).littleEndian) { Array($0) }
         }
         fingerprint = PairCipher.fingerprint(publicKey)
+    }
+
+    /// The return-address cookie for `address`: a keyed digest of it (SipHash-2-4,
+    /// `crypto_shorthash`, under a key this boot keeps to itself; a stand-in digest when
+    /// simulated), 63 bits, never 0. A hello that answers a datagram carries the cookie for the
+    /// datagram's source; only someone who receives there can echo it, so an echo from that
+    /// address proves that its sender receives there (as QUIC's address validation and
+    /// WireGuard's cookies do). Nothing is stored: an echo is checked by computing it again.
+    public func cookie(for address: String) -> UInt64 {
+        var address = address
+        let digest: UInt64 = address.withUTF8 { text in
+            switch mode {
+            case .real:
+                var out: UInt64 = 0
+                withUnsafeMutableBytes(of: &out) { o in
+                    cookieKey.withUnsafeBufferPointer { k in
+                        _ = crypto_shorthash(o.baseAddress!.assumingMemoryBound(to: UInt8.self), text.baseAddress, UInt64(text.count), k.baseAddress!)
+                    }
+                }
+                return UInt64(littleEndian: out)
+            case .simulated:
+                return StandIn.digest(UnsafeRawBufferPointer(text), seed: cookieKey.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+            }
+        }
+        return max(1, digest >> 1)
     }
 }
 
@@ -36,11 +69,11 @@ public struct PairCipher: Sendable {
     let keys: SessionKeys?
     let standIn: UInt64
 
-    /// A word naming a boot's public key (never 0, top bit clear: a session keeps a flag there):
+    /// 32 bits naming a boot's public key (never 0; a session keeps other bits beside them):
     /// a session keeps it to know which boot its pair's keys are for, and a simulation rebuilds
     /// the stand-in from it (`init(simulated:)`).
     public static func fingerprint(_ bootKey: [UInt8]) -> UInt64 {
-        max(1, bootKey.withUnsafeBytes { StandIn.digest($0) } >> 1)
+        max(1, bootKey.withUnsafeBytes { StandIn.digest($0) } >> 32)
     }
 
     /// The pair's keys as `own` (this peer, `ownID`) sees them with the other boot's public key.

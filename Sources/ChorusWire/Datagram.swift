@@ -60,14 +60,43 @@ public struct DatagramHeader: Equatable, Sendable {
     }
 }
 
+/// What a hello carries with session keys: the boot's key, from which the pair's keys come, and
+/// the return-address handshake: a peer sends paired datagrams only to a peer that has echoed a
+/// cookie it sent to the address the echo came from (docs/protocol.md, "Session keys").
+public struct KeyedHello: Equatable, Sendable {
+    /// The sender boot's key-exchange public key (`BootKey`, 32 bytes).
+    public var bootKey: [UInt8]
+    /// In a hello that answers a datagram, the sender's cookie for the address the answer goes
+    /// to, the datagram's source (`BootKey.cookie(for:)`; 63 bits), for the recipient to echo;
+    /// 0 in a hello that answers nothing.
+    public var cookie: UInt64
+    /// The cookie of the hello this one answers (0: none).
+    public var echo: UInt64
+    /// The sender has seen the recipient echo one of its cookies from the address this hello
+    /// goes to (in an answer: the datagram's source): the recipient need not prove it again.
+    public var proven: Bool
+
+    public init(bootKey: [UInt8], cookie: UInt64, echo: UInt64 = 0, proven: Bool = false) {
+        precondition(cookie >> 63 == 0 && echo >> 63 == 0, "cookies are 63 bits")
+        self.bootKey = bootKey
+        self.cookie = cookie
+        self.echo = echo
+        self.proven = proven
+    }
+
+    /// key (32) ‖ cookie (u64) ‖ echo (u64, top bit: `proven`).
+    public static let byteCount = 48
+    static let provenBit: UInt64 = 1 << 63
+}
+
 /// The decoded body of a datagram.
 public enum DatagramBody: Equatable, Sendable {
     case hello
-    /// A hello with the sender boot's key-exchange key (`BootKey`, with session keys) and its
-    /// certificate from the network authority (`Admission`), each when it has one; body: key
-    /// (32) ‖ certificate (96), so its length (0, 32, 96 or 128) says which. Decoding gives
-    /// `.hello` for an empty body.
-    case helloWith(bootKey: [UInt8]?, certificate: Certificate?)
+    /// A hello with the sender boot's key-exchange key and return-address handshake
+    /// (`KeyedHello`, with session keys) and its certificate from the network authority
+    /// (`Admission`), each when it has one; body: keyed part (48) ‖ certificate (96), so its
+    /// length (0, 48, 96 or 144) says which. Decoding gives `.hello` for an empty body.
+    case helloWith(keyed: KeyedHello?, certificate: Certificate?)
     case message(channel: UInt8, payload: [UInt8])
     case manifest(ObjectManifest)
     case chunk(ObjectChunk)
@@ -204,8 +233,12 @@ public enum DatagramCodec {
         switch body {
         case .hello:
             break
-        case let .helloWith(bootKey, certificate):
-            if let bootKey { w.raw(bootKey) }
+        case let .helloWith(keyed, certificate):
+            if let keyed {
+                w.raw(keyed.bootKey)
+                w.u64(keyed.cookie)
+                w.u64(keyed.echo | (keyed.proven ? KeyedHello.provenBit : 0))
+            }
             if let certificate { w.raw(certificate.bytes) }
         case let .message(channel, payload):
             w.u8(channel)
@@ -268,7 +301,7 @@ public enum DatagramCodec {
     private static func bodyCapacity(_ body: DatagramBody) -> Int {
         switch body {
         case .hello: return 0
-        case let .helloWith(bootKey, certificate): return (bootKey?.count ?? 0) + (certificate == nil ? 0 : Certificate.byteCount)
+        case let .helloWith(keyed, certificate): return (keyed == nil ? 0 : KeyedHello.byteCount) + (certificate == nil ? 0 : Certificate.byteCount)
         case let .message(_, payload): return payload.count + 1
         case let .manifest(m): return ObjectManifest.byteCount + m.firstChunk.count
         case let .chunk(c): return c.bytes.count + ObjectChunk.headerByteCount
@@ -322,14 +355,21 @@ public enum DatagramCodec {
             do {
                 switch kind {
                 case .hello:
-                    // Empty, a boot key, a certificate, or both: the length says which.
-                    let keyCount = BootKey.publicKeyByteCount, certificateCount = Certificate.byteCount
+                    // Empty, a keyed part, a certificate, or both: the length says which.
+                    let keyedCount = KeyedHello.byteCount, certificateCount = Certificate.byteCount
                     switch body.remaining {
                     case 0: decoded = .hello
-                    case keyCount, certificateCount, keyCount + certificateCount:
-                        let bootKey = body.remaining == certificateCount ? nil : try body.raw(keyCount)
+                    case keyedCount, certificateCount, keyedCount + certificateCount:
+                        var keyed: KeyedHello?
+                        if body.remaining != certificateCount {
+                            let bootKey = try body.raw(BootKey.publicKeyByteCount)
+                            let cookie = try body.u64(), echo = try body.u64()
+                            guard cookie >> 63 == 0 else { return .failure(.malformedBody) }
+                            keyed = KeyedHello(bootKey: bootKey, cookie: cookie, echo: echo & ~KeyedHello.provenBit,
+                                               proven: echo & KeyedHello.provenBit != 0)
+                        }
                         let certificate = body.remaining == 0 ? nil : Certificate(bytes: try body.raw(certificateCount))
-                        decoded = .helloWith(bootKey: bootKey, certificate: certificate)
+                        decoded = .helloWith(keyed: keyed, certificate: certificate)
                     default: return .failure(.malformedBody)
                     }
                 case .message:

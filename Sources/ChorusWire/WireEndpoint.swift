@@ -51,7 +51,8 @@ public struct Reception: Sendable {
     public var deliveries: [Delivery] = []
     /// Datagrams for the source address of the incoming one (hello replies; never larger than it).
     public var replies: [[UInt8]] = []
-    /// Datagrams that were waiting for the sender's epoch; send them to the sender's address.
+    /// Datagrams that were waiting for the sender's epoch (with session keys, for it to prove
+    /// that it receives at the incoming datagram's source); send them to that source.
     public var flushed: [[UInt8]] = []
     /// The authenticated sender, when the datagram was accepted.
     public var sender: PeerID?
@@ -74,18 +75,22 @@ public struct WireEndpoint: Sendable {
         var lastHeard: Double
         var lastHelloSent = -Double.infinity
         var window = ReplayWindow()
-        /// With session keys: the fingerprint of the peer's boot key our pair's keys are for
-        /// (`PairCipher.fingerprint`; 0 while we have none), and in the top bit whether the peer
-        /// has shown that it holds ours too (`confirmed`).
+        /// With session keys: in the low 32 bits the fingerprint of the peer's boot key our
+        /// pair's keys are for (`PairCipher.fingerprint`; 0 while we have none); in the high 32,
+        /// once the peer has echoed the cookie of one of our hellos, the tag of the address the
+        /// echo came from (`WireEndpoint.proofTag`; 0 before).
         var pair: UInt64 = 0
 
-        var boot: UInt64 { pair & ~Self.confirmedBit }
-        /// The peer named this boot's epoch in a hello, or sent a paired datagram that opened:
-        /// it has our boot key. Only then does anything go to it paired, as in WireGuard, where
-        /// the responder waits for the initiator's first message: a paired datagram that
-        /// overtook the hello carrying our key would find no keys (`noSession`) and be lost.
-        var confirmed: Bool { pair & Self.confirmedBit != 0 }
-        static let confirmedBit: UInt64 = 1 << 63
+        var boot: UInt64 { pair & 0xffff_ffff }
+        var proof: UInt64 { pair >> 32 }
+        /// The peer has echoed a cookie of this boot: it holds our boot key (every hello carries
+        /// it, with the cookie) and receives at an address. Only then does anything go to it
+        /// paired. As in WireGuard, where the responder waits for the initiator's first message,
+        /// a paired datagram can then never overtake the hello that carries our key; and as in
+        /// QUIC's address validation, nobody gets more than a hello from us before it has shown
+        /// that it receives where it says it is (an insider knows every boot key from the hellos
+        /// it sees, so the keys alone prove nothing about its address).
+        var confirmed: Bool { pair >> 32 != 0 }
     }
 
     /// Items for a peer whose epoch is not known yet, sent when it answers (bounded).
@@ -152,6 +157,26 @@ public struct WireEndpoint: Sendable {
     /// once it has confirmed that it holds them too).
     public func isPaired(with peer: PeerID) -> Bool { (sessions[peer]?.boot ?? 0) != 0 }
 
+    /// Whether `peer` has shown that it receives at `address`: it echoed the cookie of a hello we
+    /// sent there, and holds our pair's keys. A shell sends nothing larger than a hello in answer
+    /// to a datagram from an address that is not proven (an insider could name a third party's
+    /// address as the source). Always true without session keys, which have no handshake.
+    public func isProven(_ peer: PeerID, at address: String) -> Bool {
+        guard let bootKey else { return true }
+        guard let index = sessions.index(forKey: peer) else { return false }
+        return sessions.values[index].proof == Self.proofTag(bootKey.cookie(for: address))
+    }
+
+    /// Whether `peer` has proved that it receives at some address (with session keys; without,
+    /// whether its epoch is known): only then does anything but a hello go to it.
+    public func isConfirmed(_ peer: PeerID) -> Bool {
+        guard let index = sessions.index(forKey: peer) else { return false }
+        return bootKey == nil ? sessions.values[index].epoch != 0 : sessions.values[index].confirmed
+    }
+
+    /// The 32 bits of an address's cookie a session keeps once the peer proved it receives there.
+    static func proofTag(_ cookie: UInt64) -> UInt64 { max(1, cookie & 0xffff_ffff) }
+
     public var totalRejected: Int { rejections.values.reduce(0, +) }
     public var reassemblyBytesInUse: Int { reassembler.bytesInUse }
     public func knowsEpoch(of peer: PeerID) -> Bool { (sessions[peer]?.epoch ?? 0) != 0 }
@@ -162,11 +187,12 @@ public struct WireEndpoint: Sendable {
 
     /// A hello for an address whose peer we do not know yet (joining through a seed).
     public mutating func hello(now: Double) -> [UInt8] {
-        seal(.hello, to: nil, recipientEpoch: 0)
+        sealHello(recipientEpoch: 0)
     }
 
-    /// Seals `item` for `peer`. When the peer's epoch is unknown the item waits (bounded) and a
-    /// hello goes out instead; the item is sent when the peer answers (see `Reception.flushed`).
+    /// Seals `item` for `peer`. When the peer's epoch is unknown (with session keys: until it has
+    /// echoed one of our cookies) the item waits (bounded) and a hello goes out instead; the item
+    /// is sent when the peer answers (see `Reception.flushed`).
     public mutating func send(_ item: Outgoing, to peer: PeerID, now: Double) -> [[UInt8]] {
         if case let .message(_, payload) = item {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
@@ -188,7 +214,7 @@ public struct WireEndpoint: Sendable {
         var out: [[UInt8]] = []
         if now - session.lastHelloSent >= settings.helloInterval {
             session.lastHelloSent = now
-            out.append(seal(.hello, to: peer, recipientEpoch: 0))
+            out.append(sealHello(recipientEpoch: 0))
         }
         store(session, for: peer)
         return out
@@ -258,10 +284,10 @@ public struct WireEndpoint: Sendable {
     }
 
     /// Records the keys of our pair with `peer` (whose session exists) for its boot key `boot`,
-    /// `confirmed` if the peer has shown that it holds ours.
-    private mutating func storePair(_ cipher: PairCipher, boot: UInt64, confirmed: Bool, for peer: PeerID,
+    /// with `proof` the tag of the address it proved it receives at (0: none yet).
+    private mutating func storePair(_ cipher: PairCipher, boot: UInt64, proof: UInt64, for peer: PeerID,
                                     at index: Dictionary<PeerID, Session>.Index) {
-        withSession(at: index) { $0.pair = boot | (confirmed ? Session.confirmedBit : 0) }
+        withSession(at: index) { $0.pair = boot | proof << 32 }
         if cryptoMode == .real { realPairs[peer] = cipher }
         if byShortID[peer.leadingWord] == nil { byShortID[peer.leadingWord] = peer }  // no write (no copy) when shared
     }
@@ -288,18 +314,29 @@ public struct WireEndpoint: Sendable {
     }
 
     private mutating func seal(_ body: DatagramBody, to peer: PeerID?, recipientEpoch: UInt64) -> [UInt8] {
-        var body = body
-        if case .hello = body, bootKey != nil || admission != nil {  // every hello shows them
-            body = .helloWith(bootKey: bootKey?.publicKey, certificate: admission?.certificate)
-        }
         let kind: DatagramKind
         switch body {
-        case .hello, .helloWith: kind = .hello
+        case .hello, .helloWith: preconditionFailure("hellos are sealed by sealHello")
         case .message: kind = .message
         case .manifest: kind = .manifest
         case .chunk: kind = .chunk
         }
         return DatagramCodec.seal(header: nextHeader(kind, recipientEpoch: recipientEpoch), body: body, identity: identity, key: keyring.primary)
+    }
+
+    /// A hello naming `recipientEpoch`. Every hello shows this boot's key and the certificate,
+    /// when there are any. With session keys, one that answers a datagram from `source` carries
+    /// our cookie for it, `echo` (the cookie of the hello it answers) and `proven` (the recipient
+    /// has already echoed one of ours from `source`). Hellos to an address given by a member or
+    /// a configuration carry no cookie: its text ("host:7000") may differ from the source its
+    /// answer comes from ("10.0.0.5:7000"), and only cookies for sources can be checked.
+    private mutating func sealHello(recipientEpoch: UInt64, answering source: String? = nil, echo: UInt64 = 0, proven: Bool = false) -> [UInt8] {
+        var body = DatagramBody.hello
+        if bootKey != nil || admission != nil {
+            let keyed = bootKey.map { KeyedHello(bootKey: $0.publicKey, cookie: source.map($0.cookie(for:)) ?? 0, echo: echo, proven: proven) }
+            body = .helloWith(keyed: keyed, certificate: admission?.certificate)
+        }
+        return DatagramCodec.seal(header: nextHeader(.hello, recipientEpoch: recipientEpoch), body: body, identity: identity, key: keyring.primary)
     }
 
     /// The header of the next datagram sent (it takes the next counter).
@@ -310,10 +347,13 @@ public struct WireEndpoint: Sendable {
 
     // MARK: Receiving
 
-    public mutating func receive(_ bytes: [UInt8], now: Double) -> Reception {
+    /// Opens a datagram that came from `source` (the address replies go to, and with session keys
+    /// the one a cookie's echo is checked against: the transport's text for it, always the same
+    /// for one address).
+    public mutating func receive(_ bytes: [UInt8], from source: String = "", now: Double) -> Reception {
         // Paired datagrams only with session keys: without them such a kind byte is unknown, and
         // the checks below (length first) say so.
-        if bootKey != nil && bytes.count >= 2 && bytes[1] & PairedDatagram.flag != 0 { return receivePaired(bytes, now: now) }
+        if bootKey != nil && bytes.count >= 2 && bytes[1] & PairedDatagram.flag != 0 { return receivePaired(bytes, from: source, now: now) }
         var reception = Reception()
         let opened: OpenedDatagram
         switch DatagramCodec.open(bytes, keyring: keyring, maxDatagramSize: settings.maxDatagramSize, maxObjectBytes: settings.maxObjectBytes) {
@@ -331,7 +371,7 @@ public struct WireEndpoint: Sendable {
             if bytes.count >= helloSize, var session = sessions[sender], now - session.lastHelloSent >= settings.helloInterval {
                 session.lastHelloSent = now
                 store(session, for: sender)
-                reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
+                reception.replies.append(sealHello(recipientEpoch: header.senderEpoch, answering: source))
             }
             return reject(.staleRecipientEpoch, reception)
         }
@@ -376,24 +416,31 @@ public struct WireEndpoint: Sendable {
             guard case let .helloWith(_, certificate?) = opened.body, certificate.subject == sender,
                   certificate.isValid(authority: admission.authority, mode: cryptoMode) else {
                 if header.kind != .hello && 2 * bytes.count >= helloSize && newSessions.take(now: now) {
-                    reception.replies.append(seal(.hello, to: sender, recipientEpoch: 0))
+                    reception.replies.append(sealHello(recipientEpoch: 0, answering: source))
                 }
                 return reject(.notAdmitted, reception)
             }
             admitsNow = true
         }
-        // Session keys: a hello brings the boot's key (new pair, or a restart's new key); a
-        // chunk under the network key is refused (unsigned, anyone holding it could forge one).
+        // Session keys: a hello brings the boot's key (new pair, or a restart's new key) and
+        // perhaps the echo of our cookie for this source; a chunk under the network key is
+        // refused (unsigned, anyone holding it could forge one).
         var newPair: (cipher: PairCipher, boot: UInt64)?
+        var keyed: KeyedHello?
+        var sourceCookie: UInt64 = 0
         if let bootKey {
             if header.kind == .chunk { return reject(.noSession, reception) }
-            if case let .helloWith(theirs?, _) = opened.body, case let boot = PairCipher.fingerprint(theirs),
-               boot != slot.map({ withSession(at: $0) { $0.boot } }) {
-                if let holder = byShortID[sender.leadingWord], holder != sender { return reject(.shortIDTaken, reception) }
-                guard let cipher = try? PairCipher(own: bootKey, ownID: localID, theirs: theirs, theirID: sender) else {
-                    return reject(.malformedBody, reception)  // a low-order key
+            if case let .helloWith(theirs?, _) = opened.body {
+                keyed = theirs
+                sourceCookie = bootKey.cookie(for: source)
+                let boot = PairCipher.fingerprint(theirs.bootKey)
+                if newEpoch || boot != slot.map({ withSession(at: $0) { $0.boot } }) {
+                    if let holder = byShortID[sender.leadingWord], holder != sender { return reject(.shortIDTaken, reception) }
+                    guard let cipher = try? PairCipher(own: bootKey, ownID: localID, theirs: theirs.bootKey, theirID: sender) else {
+                        return reject(.malformedBody, reception)  // a low-order key
+                    }
+                    newPair = (cipher, boot)
                 }
-                newPair = (cipher, boot)
             }
         }
 
@@ -404,13 +451,14 @@ public struct WireEndpoint: Sendable {
             slot = sessions.index(forKey: sender)
         }
         let index = slot!
-        // A hello naming this boot's epoch comes from a peer that has seen one of its hellos,
-        // each of which carries our boot key: it holds the pair's keys.
-        let holdsOurKey = bootKey != nil && header.kind == .hello && header.recipientEpoch == epoch
+        // The echo of our cookie for this source: the sender received one of our hellos there
+        // (each carries our boot key, so it holds the pair's keys too).
+        let echoed = keyed.map { $0.echo == sourceCookie } ?? false
+        let sourceTag = echoed ? Self.proofTag(sourceCookie) : 0
         if let newPair {
-            storePair(newPair.cipher, boot: newPair.boot, confirmed: holdsOurKey, for: sender, at: index)
-        } else if holdsOurKey {
-            withSession(at: index) { if $0.boot != 0 { $0.pair |= Session.confirmedBit } }
+            storePair(newPair.cipher, boot: newPair.boot, proof: sourceTag, for: sender, at: index)
+        } else if echoed {
+            withSession(at: index) { if $0.boot != 0 { $0.pair = $0.boot | sourceTag << 32 } }
         }
         if newEpoch && knownEpoch != 0 { reassembler.dropAll(from: sender) }
         withSession(at: index) { session in
@@ -424,14 +472,28 @@ public struct WireEndpoint: Sendable {
         acceptedDatagrams += 1
         reception.sender = sender
 
-        // With session keys items wait until the peer has confirmed the pair's keys.
-        if bootKey == nil || withSession(at: index, { $0.confirmed }) { flush(to: sender, into: &reception) }
+        // With session keys items wait until the peer has proved that it receives here.
+        if bootKey == nil || echoed { flush(to: sender, into: &reception) }
         switch opened.body {
         case .hello, .helloWith:
             reception.deliveries.append(.hello(sender))
-            if header.recipientEpoch != epoch {
+            // A hello not naming our epoch is answered (then the answer names it: no ping-pong).
+            // With session keys, so is one while either side has not proved the other at this
+            // source (docs/protocol.md, "Session keys"): at once when it carries no echo (our
+            // answer brings it a cookie) or just echoed ours (the other side may still need our
+            // echo of its cookie), else once per helloInterval (an echo that fails, as from an
+            // earlier boot of ours: no ping-pong).
+            var answer = header.recipientEpoch != epoch
+            var proven = false
+            if let keyed {
+                proven = withSession(at: index) { $0.proof } == Self.proofTag(sourceCookie)
+                if !answer && (!keyed.proven || !proven) {
+                    answer = keyed.echo == 0 || echoed || now - withSession(at: index, { $0.lastHelloSent }) >= settings.helloInterval
+                }
+            }
+            if answer {
                 withSession(at: index) { $0.lastHelloSent = now }
-                reception.replies.append(seal(.hello, to: sender, recipientEpoch: header.senderEpoch))
+                reception.replies.append(sealHello(recipientEpoch: header.senderEpoch, answering: source, echo: keyed?.cookie ?? 0, proven: proven))
             }
         default:
             deliver(opened.body, from: sender, now: now, into: &reception)
@@ -468,7 +530,7 @@ public struct WireEndpoint: Sendable {
             waiting[peer] = queue
             if now - session.lastHelloSent >= settings.helloInterval {
                 session.lastHelloSent = now
-                out.append((peer, seal(.hello, to: peer, recipientEpoch: 0)))
+                out.append((peer, sealHello(recipientEpoch: 0)))
             }
             sessions[peer] = session
         }
@@ -477,8 +539,9 @@ public struct WireEndpoint: Sendable {
 
     /// Starts a session with `peer` as if hellos had been exchanged: for a simulation that begins
     /// in steady state (without n² hellos). A real peer always learns epochs from signed hellos.
-    /// With session keys, `bootKey` gives each peer's boot public key (a simulator knows them all).
-    @_spi(Simulation) public mutating func assumeSession(with peer: PeerID, epoch: UInt64, now: Double,
+    /// With session keys, `bootKey` gives each peer's boot public key (a simulator knows them all),
+    /// and the peer counts as proved at `address` (the source its datagrams will come from).
+    @_spi(Simulation) public mutating func assumeSession(with peer: PeerID, epoch: UInt64, at address: String = "", now: Double,
                                                          bootKey: (PeerID) -> [UInt8]? = { _ in nil }) {
         precondition(epoch > 0, "epoch 0 means 'unknown' on the wire")
         var session = Session(lastHeard: now)
@@ -488,7 +551,8 @@ public struct WireEndpoint: Sendable {
             guard let theirs = bootKey(peer), let cipher = try? PairCipher(own: own, ownID: localID, theirs: theirs, theirID: peer) else {
                 preconditionFailure("a steady-state session with session keys needs the peer's boot key")
             }
-            storePair(cipher, boot: PairCipher.fingerprint(theirs), confirmed: true, for: peer, at: sessions.index(forKey: peer)!)
+            storePair(cipher, boot: PairCipher.fingerprint(theirs), proof: Self.proofTag(own.cookie(for: address)), for: peer,
+                      at: sessions.index(forKey: peer)!)
         }
         if admission != nil { admitted.insert(peer) }  // as if its certified hello had come
     }
@@ -574,8 +638,10 @@ public struct WireEndpoint: Sendable {
     /// size and within the new-session budget: the sender answers with its own, which re-keys.
     /// One that our pair's keys refuse may come from an earlier boot of the sender, still running
     /// with the keys of its pair with us: it too is answered with a hello (once per hello
-    /// interval), whose answer shows that boot's epoch (`Reception.earlierBoot`).
-    private mutating func receivePaired(_ sealed: [UInt8], now: Double) -> Reception {
+    /// interval), whose answer shows that boot's epoch (`Reception.earlierBoot`). Opening one
+    /// proves nothing about `source` (an insider can derive any pair's keys with a member from
+    /// the boot keys in hellos): only a hello's echo does.
+    private mutating func receivePaired(_ sealed: [UInt8], from source: String, now: Double) -> Reception {
         let reception = Reception()
         guard sealed.count <= settings.maxDatagramSize else { return reject(.tooLong, reception) }
         let (kind, shortID, counter): (DatagramKind, UInt64, UInt64)
@@ -588,7 +654,7 @@ public struct WireEndpoint: Sendable {
         guard let sender = holder, let slot = sessions.index(forKey: sender), let cipher = pairCipher(for: sender, at: slot) else {
             var reception = reception
             if 2 * sealed.count >= helloSize && newSessions.take(now: now) {
-                reception.replies.append(seal(.hello, to: nil, recipientEpoch: 0))
+                reception.replies.append(sealHello(recipientEpoch: 0, answering: source))
             }
             return reject(.noSession, reception)
         }
@@ -600,7 +666,7 @@ public struct WireEndpoint: Sendable {
                 session.lastHelloSent = now
                 return true
             }) {
-                reception.replies.append(seal(.hello, to: sender, recipientEpoch: 0))
+                reception.replies.append(sealHello(recipientEpoch: 0, answering: source))
             }
             return reject(reason, reception)
         }
@@ -619,17 +685,16 @@ public struct WireEndpoint: Sendable {
         withSession(at: slot) { session in
             session.window.commit(counter)
             session.lastHeard = now
-            session.pair |= Session.confirmedBit  // it opened: the sender holds the pair's keys
         }
         acceptedDatagrams += 1
         var accepted = reception
         accepted.sender = sender
-        flush(to: sender, into: &accepted)
         deliver(body, from: sender, now: now, into: &accepted)
         return accepted
     }
 
-    /// Seals the items waiting for `peer` (its epoch known, and with session keys the pair confirmed).
+    /// Seals the items waiting for `peer` (its epoch known, and with session keys the peer proved
+    /// at the source they then go to).
     private mutating func flush(to peer: PeerID, into reception: inout Reception) {
         guard !waiting.isEmpty, let queue = waiting.removeValue(forKey: peer), let known = epoch(of: peer) else { return }
         for (item, _) in queue.items {
@@ -660,7 +725,7 @@ public struct WireEndpoint: Sendable {
 
     /// Bytes of the hellos this endpoint sends (with the certificate under admission).
     var helloSize: Int {
-        DatagramHeader.byteCount + (bootKey == nil ? 0 : BootKey.publicKeyByteCount) + (admission == nil ? 0 : Certificate.byteCount)
+        DatagramHeader.byteCount + (bootKey == nil ? 0 : KeyedHello.byteCount) + (admission == nil ? 0 : Certificate.byteCount)
             + DatagramCodec.signatureByteCount + DatagramCodec.tagByteCount
     }
 

@@ -1,6 +1,8 @@
 import ChorusCore
 import ChorusCrypto
 import ChorusLearning
+import ChorusMembership
+@_spi(Simulation) import ChorusWire
 import Testing
 
 /// A few peers wired directly to each other: datagrams are handed over at once, learning jobs run
@@ -249,6 +251,78 @@ struct PeerInstanceTests {
         #expect(sent > 0 && back <= 3 * sent, "\(back) bytes back for \(sent)")
         #expect(largest <= 2 * 142, "a datagram of \(largest) bytes went to an address that never answered")
         #expect(bench.peers[a].membership.status(of: bench.peers[stranger].id) == nil)
+    }
+
+    /// Issue 21, the return-address cookie: an insider sees every member's boot key in its
+    /// hellos, so it can key a pair with a member in a fresh name and send it paired membership
+    /// messages from a third party's address without ever receiving there. A stranger's message
+    /// was answered with the whole view, at the source it named.
+    @Test("""
+      an insider that keys a pair in a fresh name from a spoofed source gets no view there, \
+      only hellos no larger than what it sent; the same stranger, proved at its own address, gets one
+      """)
+    func spoofedStrangerGetsNoView() throws {
+        var bench = Bench()
+        let a = bench.add(1), b = bench.add(2), c = bench.add(3)
+        bench.run(bench.peers[a].start(seeds: [], knownPeers: [], now: 0), by: a)
+        for p in [b, c] { bench.run(bench.peers[p].start(seeds: [bench.peers[a].address], knownPeers: [], now: 0), by: p) }
+        bench.advance(to: 5)
+        #expect(bench.peers[a].membership.liveMemberCount == 3)
+        let tomKey = try SigningKey(seed: [UInt8](repeating: 0x77, count: 32), mode: .simulated)
+        var tom = WireEndpoint(identity: tomKey, keyring: NetworkKeyring([Bench.network]), epoch: 4_242,
+                               bootKeySeed: [UInt8](repeating: 0x78, count: 32))
+        let victim = "192.0.2.66:7000", tomsOwn = "192.0.2.77:7000"
+        // Tom's own copy of the pair, as his code may keep it: a's boot key is in a's hellos.
+        var forger = WireEndpoint(identity: tomKey, keyring: NetworkKeyring([Bench.network]), epoch: 4_242,
+                                  bootKeySeed: [UInt8](repeating: 0x78, count: 32))
+        let aKey = try #require(bench.peers[a].wire.bootPublicKey)
+        forger.assumeSession(with: bench.peers[a].id, epoch: bench.peers[a].wire.epoch, now: 0) { _ in aKey }
+        for _ in 0..<1_000 { _ = forger.hello(now: 0) }  // counters of its own, past those of Tom's hellos below
+        func ping(_ sequence: UInt32) throws -> [UInt8] {
+            let payload = MembershipMessage.ping(sequence: sequence, claims: []).encoded()
+            let sealed = forger.send(.message(channel: ChorusChannel.membership, payload: payload), to: bench.peers[a].id, now: 0)
+            #expect(sealed.count == 1 && sealed[0][1] & PairedDatagram.flag != 0)
+            return sealed[0]
+        }
+        /// What peer a sends where, datagrams and bytes, for `datagram` from `source`.
+        func answers(to datagram: [UInt8], from source: String) -> [(to: String, bytes: [UInt8])] {
+            var out: [(String, [UInt8])] = []
+            for case let .send(datagrams, to, _, _) in bench.peers[a].receive(datagram, from: source, now: bench.now) {
+                out += datagrams.map { (to, $0) }
+            }
+            return out
+        }
+        // From the victim's address: a hello in Tom's name, then paired pings (their keys derived
+        // from a's boot key alone), as an insider would send them.
+        var sent = 0, back = 0, largest = 0
+        for (i, datagram) in try [tom.hello(now: 5), ping(1), ping(2), ping(3)].enumerated() {
+            bench.now = 5 + Double(i)
+            sent += datagram.count
+            for (to, bytes) in answers(to: datagram, from: victim) {
+                #expect(to == victim)
+                back += bytes.count
+                largest = max(largest, bytes.count)
+            }
+        }
+        #expect(back <= 3 * sent, "\(back) bytes back to the victim for \(sent)")
+        #expect(largest <= 190, "a datagram of \(largest) bytes (no hello) went to an address that never answered")
+        #expect(bench.peers[a].rejections["membership.unproven", default: 0] == 3, "the three pings from the victim's address")
+
+        // The same identity, answering from an address it receives at: the handshake completes,
+        // and its ping brings a's view (a sync object) back to it.
+        var toTom = answers(to: tom.hello(now: 10), from: tomsOwn).map(\.bytes)
+        for _ in 0..<4 where !toTom.isEmpty {
+            var next: [[UInt8]] = []
+            for d in toTom {
+                let r = tom.receive(d, from: bench.peers[a].address, now: 10)
+                for reply in r.replies + r.flushed { next += answers(to: reply, from: tomsOwn).map(\.bytes) }
+            }
+            toTom = next
+        }
+        #expect(tom.isConfirmed(bench.peers[a].id) && bench.peers[a].wire.isProven(tomKey.peerID, at: tomsOwn))
+        let view = answers(to: try ping(9), from: tomsOwn)
+        #expect(view.reduce(0) { $0 + $1.bytes.count } > 3 * 60, "a proved stranger is sent the view")
+        #expect(view.allSatisfy { $0.to == tomsOwn })
     }
 
     /// Found by `chorus simulate fuzz --seeds 46` (generator version 1): two newcomers that

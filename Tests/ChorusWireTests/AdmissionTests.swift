@@ -28,11 +28,12 @@ struct AdmissionTests {
 
         var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice), sessionKeys: sessionKeys)
         let hello = alice.hello(now: 0)
-        #expect(hello.count == DatagramHeader.byteCount + (sessionKeys ? BootKey.publicKeyByteCount : 0) + Certificate.byteCount + 64 + 16)
+        #expect(hello.count == DatagramHeader.byteCount + (sessionKeys ? KeyedHello.byteCount : 0) + Certificate.byteCount + 64 + 16)
         let accepted = bob.receive(hello, now: 0)
         #expect(accepted.rejection == nil && accepted.deliveries == [.hello(Fixture.alice.peerID)])
         #expect(accepted.replies.count == 1, "answered with bob's own certified hello")
         #expect(alice.receive(accepted.replies[0], now: 0).rejection == nil, "and alice admits bob from it")
+        #expect(alice.totalRejected == 0 && bob.totalRejected == 0)
 
         let refusedBy: [(String, WireEndpoint)] = [
             ("no certificate", Self.endpoint(Fixture.alice, epoch: 101, admission: nil, sessionKeys: sessionKeys)),
@@ -57,11 +58,12 @@ struct AdmissionTests {
         var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice), sessionKeys: sessionKeys)
         var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob), sessionKeys: sessionKeys)
         // Connect, then bob forgets alice (as after her tombstone expired); alice still knows bob.
-        _ = alice.receive(bob.receive(alice.hello(now: 0), now: 0).replies[0], now: 0)
-        #expect(alice.knowsEpoch(of: Fixture.bob.peerID))
+        Fixture.exchange([alice.hello(now: 0)], from: &alice, to: &bob, now: 0)
+        #expect(alice.knowsEpoch(of: Fixture.bob.peerID) && alice.isConfirmed(Fixture.bob.peerID))
         bob.forget(Fixture.alice.peerID)
 
-        let message = alice.send(.message(channel: 7, payload: Array(repeating: 1, count: 100)), to: Fixture.bob.peerID, now: 1)
+        // Large enough for bob's hello (with certificate and keyed part, 286 bytes) to be at most twice its size.
+        let message = alice.send(.message(channel: 7, payload: Array(repeating: 1, count: 120)), to: Fixture.bob.peerID, now: 1)
         let refused = bob.receive(message[0], now: 1)
         #expect(refused.rejection == (sessionKeys ? .noSession : .notAdmitted) && refused.deliveries.isEmpty)
         let ask = try #require(refused.replies.first, "bob asks alice to show her certificate")
@@ -71,6 +73,7 @@ struct AdmissionTests {
         #expect(atAlice.rejection == nil)
         let answer = try #require(atAlice.replies.first, "a hello naming no epoch of hers is answered")
         #expect(bob.receive(answer, now: 1).rejection == nil)
+        #expect(!sessionKeys || bob.isProven(Fixture.alice.peerID, at: ""), "with session keys the answer echoes bob's cookie")
         let again = alice.send(.message(channel: 7, payload: [2]), to: Fixture.bob.peerID, now: 2)
         #expect(bob.receive(again[0], now: 2).deliveries == [.message(from: Fixture.alice.peerID, channel: 7, payload: [2])])
     }
@@ -80,7 +83,7 @@ struct AdmissionTests {
     func revokedIsDropped(sessionKeys: Bool) throws {
         var alice = Self.endpoint(Fixture.alice, epoch: 100, admission: Self.admission(Fixture.alice), sessionKeys: sessionKeys)
         var bob = Self.endpoint(Fixture.bob, epoch: 200, admission: Self.admission(Fixture.bob), sessionKeys: sessionKeys)
-        _ = alice.receive(bob.receive(alice.hello(now: 0), now: 0).replies[0], now: 0)
+        Fixture.exchange([alice.hello(now: 0)], from: &alice, to: &bob, now: 0)
         #expect(bob.sessionCount == 1)
         bob.revoke(Fixture.alice.peerID)
         #expect(bob.sessionCount == 0)
@@ -94,9 +97,9 @@ struct AdmissionTests {
         #expect(bob.sessionCount == 0)
     }
 
-    @Test("a hello body is empty, a boot key, a certificate, or both: no other length")
+    @Test("a hello body is empty, a keyed part, a certificate, or both: no other length")
     func helloBodyIsStrict() {
-        for length in [1, 31, 33, Certificate.byteCount - 1, Certificate.byteCount + 1, 127, 129] {
+        for length in [1, 31, 32, 33, 47, 49, Certificate.byteCount - 1, Certificate.byteCount + 1, 128, 143, 145] {
             let header = DatagramHeader(kind: .hello, keyID: Fixture.network.keyID, sender: Fixture.alice.peerID, senderEpoch: 100,
                                         recipientEpoch: 0, counter: 1)
             // A message body sealed under the hello kind: the bytes after the header are `length` long.

@@ -30,9 +30,34 @@ enum Fixture {
         var a = endpoint(alice, epoch: 100, settings: settings)
         var b = endpoint(bob, epoch: 200, settings: settings)
         let hello = a.send(.message(channel: 0, payload: []), to: b.localID, now: 0)
-        let atBob = b.receive(hello[0], now: 0)
-        let atAlice = a.receive(atBob.replies[0], now: 0)
-        for datagram in atAlice.flushed { _ = b.receive(datagram, now: 0) }
+        exchange(hello, from: &a, to: &b, now: 0)
         return (a, b)
+    }
+
+    /// Carries `datagrams` from `a` to `b`, and every answer and flushed item back and forth,
+    /// until neither side has anything more to send (the hellos of the return-address handshake
+    /// among them). `b` sees `a`'s datagrams come from `aAddress`, and `a` sees `b`'s from
+    /// `bAddress`. Returns what each side delivered.
+    @discardableResult
+    static func exchange(_ datagrams: [[UInt8]], from a: inout WireEndpoint, to b: inout WireEndpoint, now: Double,
+                         aAddress: String = "", bAddress: String = "") -> (atA: [Delivery], atB: [Delivery]) {
+        var toB = datagrams, toA: [[UInt8]] = []
+        var delivered: (atA: [Delivery], atB: [Delivery]) = ([], [])
+        for _ in 0..<16 where !toB.isEmpty || !toA.isEmpty {
+            for d in toB {
+                let r = b.receive(d, from: aAddress, now: now)
+                delivered.atB += r.deliveries
+                toA += r.replies + r.flushed
+            }
+            toB = []
+            for d in toA {
+                let r = a.receive(d, from: bAddress, now: now)
+                delivered.atA += r.deliveries
+                toB += r.replies + r.flushed
+            }
+            toA = []
+        }
+        precondition(toA.isEmpty && toB.isEmpty, "the exchange did not end")
+        return delivered
     }
 }

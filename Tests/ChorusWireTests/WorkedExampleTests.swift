@@ -22,6 +22,9 @@ enum WorkedExamples {
     static let aliceBoot = BootKey(seed: aliceBootSeed), bobBoot = BootKey(seed: bobBootSeed)
     static let aliceToBob = try! PairCipher(own: aliceBoot, ownID: Fixture.alice.peerID, theirs: bobBoot.publicKey, theirID: Fixture.bob.peerID)
     static let bobFromAlice = try! PairCipher(own: bobBoot, ownID: Fixture.bob.peerID, theirs: aliceBoot.publicKey, theirID: Fixture.alice.peerID)
+    /// Their addresses, as each sees the other's datagrams come from (documentation addresses).
+    static let aliceAddress = "192.0.2.1:7000", bobAddress = "192.0.2.2:7000"
+    static let bobCookieForAlice = bobBoot.cookie(for: aliceAddress), aliceCookieForBob = aliceBoot.cookie(for: bobAddress)
 
     static var all: [(name: String, bytes: [UInt8])] {
         let hash = try! Blake2b.hash(objectBytes, outputLength: 32)
@@ -47,22 +50,32 @@ enum WorkedExamples {
             ("certificate", aliceCertificate.bytes),
             ("certified-hello", DatagramCodec.seal(
                 header: header(.hello, from: Fixture.alice, epoch: aliceEpoch, to: 0, counter: 1),
-                body: .helloWith(bootKey: nil, certificate: aliceCertificate), identity: Fixture.alice, key: Fixture.network)),
+                body: .helloWith(keyed: nil, certificate: aliceCertificate), identity: Fixture.alice, key: Fixture.network)),
             ("keyed-hello", DatagramCodec.seal(
                 header: header(.hello, from: Fixture.alice, epoch: aliceEpoch, to: 0, counter: 1),
-                body: .helloWith(bootKey: aliceBoot.publicKey, certificate: nil), identity: Fixture.alice, key: Fixture.network)),
+                body: .helloWith(keyed: KeyedHello(bootKey: aliceBoot.publicKey, cookie: 0), certificate: nil), identity: Fixture.alice, key: Fixture.network)),
             ("keyed-hello-reply", DatagramCodec.seal(
                 header: header(.hello, from: Fixture.bob, epoch: bobEpoch, to: aliceEpoch, counter: 1),
-                body: .helloWith(bootKey: bobBoot.publicKey, certificate: nil), identity: Fixture.bob, key: Fixture.network)),
-            ("paired-message", PairedDatagram.seal(kind: .message, sender: Fixture.alice.peerID, counter: 2, cipher: aliceToBob, capacity: 7) {
+                body: .helloWith(keyed: KeyedHello(bootKey: bobBoot.publicKey, cookie: bobCookieForAlice), certificate: nil),
+                identity: Fixture.bob, key: Fixture.network)),
+            ("keyed-hello-echo", DatagramCodec.seal(
+                header: header(.hello, from: Fixture.alice, epoch: aliceEpoch, to: bobEpoch, counter: 2),
+                body: .helloWith(keyed: KeyedHello(bootKey: aliceBoot.publicKey, cookie: aliceCookieForBob, echo: bobCookieForAlice), certificate: nil),
+                identity: Fixture.alice, key: Fixture.network)),
+            ("keyed-hello-proven", DatagramCodec.seal(
+                header: header(.hello, from: Fixture.bob, epoch: bobEpoch, to: aliceEpoch, counter: 2),
+                body: .helloWith(keyed: KeyedHello(bootKey: bobBoot.publicKey, cookie: bobCookieForAlice, echo: aliceCookieForBob, proven: true),
+                                 certificate: nil),
+                identity: Fixture.bob, key: Fixture.network)),
+            ("paired-message", PairedDatagram.seal(kind: .message, sender: Fixture.alice.peerID, counter: 3, cipher: aliceToBob, capacity: 7) {
                 DatagramCodec.writeBody(.message(channel: 7, payload: Array("hi bob".utf8)), to: &$0)
             }),
-            ("paired-manifest", PairedDatagram.seal(kind: .manifest, sender: Fixture.alice.peerID, counter: 3, cipher: aliceToBob,
+            ("paired-manifest", PairedDatagram.seal(kind: .manifest, sender: Fixture.alice.peerID, counter: 4, cipher: aliceToBob,
                                                     capacity: ObjectManifest.byteCount + 8) {
                 DatagramCodec.writeBody(.manifest(ObjectManifest(objectID: 0x0102030405060708, channel: 3, totalLength: 10, chunkSize: 8, hash: hash,
                                                                  firstChunk: objectBytes[..<8])), to: &$0)
             }),
-            ("paired-chunk", PairedDatagram.seal(kind: .chunk, sender: Fixture.alice.peerID, counter: 4, cipher: aliceToBob,
+            ("paired-chunk", PairedDatagram.seal(kind: .chunk, sender: Fixture.alice.peerID, counter: 5, cipher: aliceToBob,
                                                  capacity: ObjectChunk.headerByteCount + 2) {
                 DatagramCodec.writeBody(.chunk(ObjectChunk(objectID: 0x0102030405060708, totalLength: 10, chunkSize: 8, index: 1,
                                                            data: Array(objectBytes[8...]))), to: &$0)
@@ -168,18 +181,34 @@ func workedExamplesAccepted() throws {
     #expect(chunk.deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 3, bytes: WorkedExamples.objectBytes))])
 }
 
-@Test("with session keys, Bob answers the documented keyed hello with the documented reply, and opens the documented paired message and object")
+@Test("""
+      with session keys, Alice and Bob exchange the four documented hellos (cookies and echoes), Alice then sends paired, \
+      and Bob opens the documented paired message and object
+      """)
 func sessionKeyExamplesAccepted() throws {
     let documented = try WorkedExamples.fromDocs()
     var settings = WireSettings()
     settings.sessionKeys = true
     var bob = WireEndpoint(identity: Fixture.bob, keyring: NetworkKeyring([Fixture.network]), epoch: WorkedExamples.bobEpoch,
                            settings: settings, bootKeySeed: WorkedExamples.bobBootSeed)
-    let hello = bob.receive(try #require(documented["keyed-hello"]), now: 0)
+    var alice = WireEndpoint(identity: Fixture.alice, keyring: NetworkKeyring([Fixture.network]), epoch: WorkedExamples.aliceEpoch,
+                             settings: settings, bootKeySeed: WorkedExamples.aliceBootSeed)
+    let (alicesAddress, bobsAddress) = (WorkedExamples.aliceAddress, WorkedExamples.bobAddress)
+    // Alice has "hi bob" for Bob: it waits, and her first hello goes out.
+    #expect(alice.send(.message(channel: 7, payload: Array("hi bob".utf8)), to: Fixture.bob.peerID, now: 0) == [try #require(documented["keyed-hello"])])
+    let hello = bob.receive(try #require(documented["keyed-hello"]), from: alicesAddress, now: 0)
     #expect(hello.deliveries == [.hello(Fixture.alice.peerID)])
-    #expect(hello.replies.first == documented["keyed-hello-reply"])
+    #expect(hello.replies == [try #require(documented["keyed-hello-reply"])])
+    let reply = alice.receive(try #require(documented["keyed-hello-reply"]), from: bobsAddress, now: 0)
+    #expect(reply.replies == [try #require(documented["keyed-hello-echo"])] && reply.flushed.isEmpty, "Alice has not seen Bob echo a cookie yet")
+    let echo = bob.receive(try #require(documented["keyed-hello-echo"]), from: alicesAddress, now: 0)
+    #expect(echo.replies == [try #require(documented["keyed-hello-proven"])])
+    #expect(bob.isProven(Fixture.alice.peerID, at: alicesAddress) && !bob.isProven(Fixture.alice.peerID, at: bobsAddress))
+    let proven = alice.receive(try #require(documented["keyed-hello-proven"]), from: bobsAddress, now: 0)
+    #expect(proven.replies.isEmpty, "both proved: the exchange ends")
     let message = try #require(documented["paired-message"])
-    #expect(bob.receive(message, now: 0).deliveries == [.message(from: Fixture.alice.peerID, channel: 7, payload: Array("hi bob".utf8))])
+    #expect(proven.flushed == [message], "Alice's waiting message goes paired once Bob has echoed her cookie")
+    #expect(bob.receive(message, from: alicesAddress, now: 0).deliveries == [.message(from: Fixture.alice.peerID, channel: 7, payload: Array("hi bob".utf8))])
     #expect(bob.receive(try #require(documented["paired-manifest"]), now: 0).deliveries.isEmpty)
     let chunk = bob.receive(try #require(documented["paired-chunk"]), now: 0)
     #expect(chunk.deliveries == [.object(CompletedObject(sender: Fixture.alice.peerID, channel: 3, bytes: WorkedExamples.objectBytes))])
