@@ -192,6 +192,8 @@ public struct OpenedDatagram: Sendable {
 public enum WireRejection: String, Error, Sendable, CaseIterable, Comparable {
     case tooShort, tooLong, unsupportedVersion, unknownKind, unknownNetwork, badTag, malformedBody
     case reflected, staleRecipientEpoch, staleSenderEpoch, noSession, sessionsRateLimited
+    /// One source address opened its share of new sessions (`newSessionsPerSourcePerSecond`).
+    case sourceRateLimited
     case replayed, tooOld, counterInvalid, badSignature
     /// Admission (`Admission`): a sender whose certificate this peer has not seen (answered with
     /// a hello, so that a certified peer shows it), or one the network authority revoked.

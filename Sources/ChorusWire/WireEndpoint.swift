@@ -116,6 +116,10 @@ public struct WireEndpoint: Sendable {
     private var reassembler: Reassembler
     /// `WireSettings.newSessionsPerSecond`.
     private var newSessions: TokenBucket
+    /// `WireSettings.newSessionsPerSourcePerSecond`: the sources that opened sessions lately
+    /// (a source idle long enough to have its whole burst back is dropped: the same as none).
+    private var sourceBudgets: [String: (bucket: TokenBucket, lastTaken: Double)] = [:]
+    private var pruneSourcesAt = 64
     public private(set) var rejections: [WireRejection: Int] = [:]
     public private(set) var acceptedDatagrams = 0
     public private(set) var sentDatagrams = 0
@@ -388,7 +392,11 @@ public struct WireEndpoint: Sendable {
         let newEpoch = header.senderEpoch > knownEpoch
         if newEpoch && !header.kind.isSigned { return reject(.noSession, reception) }  // only signed kinds start an epoch
         guard newEpoch || slot != nil else { return reject(.noSession, reception) }  // epoch 0 from a stranger
-        if newEpoch && !newSessions.take(now: now) { return reject(.sessionsRateLimited, reception) }
+        if newEpoch {
+            // The source's share first, so that one source cannot spend everyone's budget.
+            guard takeSourceBudget(source, now: now) else { return reject(.sourceRateLimited, reception) }
+            guard newSessions.take(now: now) else { return reject(.sessionsRateLimited, reception) }
+        }
         // Only signed datagrams are checked against the replay window and move it. A chunk is
         // not signed (the manifest's hash binds it), so anyone holding the network key could
         // forge one in another peer's name: with a counter of 2^62 it moved the window past
@@ -499,6 +507,22 @@ public struct WireEndpoint: Sendable {
             deliver(opened.body, from: sender, now: now, into: &reception)
         }
         return reception
+    }
+
+    /// One of `source`'s new sessions this second (`WireSettings.newSessionsPerSourcePerSecond`).
+    private mutating func takeSourceBudget(_ source: String, now: Double) -> Bool {
+        let rate = settings.newSessionsPerSourcePerSecond
+        if sourceBudgets.count >= pruneSourcesAt {
+            // A bucket left alone for 2 s is full again: forget it (memory stays with the sources
+            // of the last two seconds; a simulation's peers each see only a few).
+            sourceBudgets = sourceBudgets.filter { now - $0.value.lastTaken < 2 }
+            pruneSourcesAt = max(64, 2 * sourceBudgets.count)
+        }
+        var entry = sourceBudgets[source] ?? (TokenBucket(rate: rate), now)
+        let taken = entry.bucket.take(now: now)
+        entry.lastTaken = now
+        sourceBudgets[source] = entry
+        return taken
     }
 
     /// Where the session table starts: the first heap memory a datagram reads (a simulator

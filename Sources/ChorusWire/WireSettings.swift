@@ -26,6 +26,12 @@ public struct WireSettings: Sendable, Equatable {
     /// session: a flood of fresh identities is cut here, before any of that work, so the peer
     /// keeps answering the members it has (issue 21). Sessions already open are not limited.
     public var newSessionsPerSecond = 500.0
+    /// Of those, how many one source address may take a second (the transport's text for it,
+    /// host and port; bursts of twice as many). A peer sends from one socket in one name, so an
+    /// honest source opens one session at a time; one process making up identities takes this
+    /// share of the budget, not all of it, and newcomers from elsewhere still get in. A flood
+    /// from spoofed or many sources meets the total alone.
+    public var newSessionsPerSourcePerSecond = 10.0
     /// Seconds after which the session of a peer that is no member and has not been heard from
     /// is forgotten (`WireEndpoint.forgetIdleSessions`): Sybil identities do not stay in memory.
     /// 30 s: a flood's sessions are gone, with their memory, well within a minute of its end
@@ -60,6 +66,9 @@ public struct WireSettings: Sendable, Equatable {
         if maxSessions < 1 { out.append("maxSessions must be at least 1, got \(maxSessions)") }
         if !(newSessionsPerSecond >= 1 && newSessionsPerSecond.isFinite) {
             out.append("newSessionsPerSecond must be at least 1, got \(newSessionsPerSecond)")
+        }
+        if !(newSessionsPerSourcePerSecond >= 1 && newSessionsPerSourcePerSecond.isFinite) {
+            out.append("newSessionsPerSourcePerSecond must be at least 1, got \(newSessionsPerSourcePerSecond)")
         }
         if !(idleSessionTimeout > 0 && idleSessionTimeout.isFinite) {
             out.append("idleSessionTimeout must be positive seconds, got \(idleSessionTimeout)")

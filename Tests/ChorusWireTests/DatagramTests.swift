@@ -247,6 +247,7 @@ func firstChunkLayoutIsStrict() {
 func newSessionBudget() throws {
     var settings = WireSettings()
     settings.newSessionsPerSecond = 50
+    settings.newSessionsPerSourcePerSecond = 1_000  // the total alone (the next test: one source's share)
     var (a, b) = Fixture.connectedPair(settings: settings)
     func hello(from key: SigningKey) -> [UInt8] {
         let header = DatagramHeader(kind: .hello, keyID: Fixture.network.keyID, sender: key.peerID, senderEpoch: 7, recipientEpoch: 0, counter: 1)
@@ -270,4 +271,33 @@ func newSessionBudget() throws {
     #expect(gone == 125 && b.sessionCount == 1)
     let later = a.send(.message(channel: 1, payload: [2]), to: Fixture.bob.peerID, now: 80)[0]
     #expect(b.receive(later, now: 80).deliveries.count == 1, "the kept session still works")
+}
+
+@Test("one source opens at most its share of new sessions; newcomers from other sources still get in")
+func newSessionsPerSource() throws {
+    var settings = WireSettings()
+    settings.newSessionsPerSecond = 100
+    settings.newSessionsPerSourcePerSecond = 10
+    var b = Fixture.endpoint(Fixture.bob, epoch: 200, settings: settings)
+    func hello(from key: SigningKey) -> [UInt8] {
+        let header = DatagramHeader(kind: .hello, keyID: Fixture.network.keyID, sender: key.peerID, senderEpoch: 7, recipientEpoch: 0, counter: 1)
+        return DatagramCodec.seal(header: header, body: .hello, identity: key, key: Fixture.network)
+    }
+    var opened = 0
+    for _ in 0..<100 where b.receive(hello(from: SigningKey.generate()), from: "10.0.0.66:7000", now: 10).rejection == nil { opened += 1 }
+    #expect(opened == 20, "a burst of twice the source's rate")
+    #expect(b.rejections[.sourceRateLimited] == 80 && b.rejections[.sessionsRateLimited] == nil)
+    // Others are not held up by it: 50 sources, one newcomer each, all in (the total allows 200 at once).
+    opened = 0
+    for i in 0..<50 where b.receive(hello(from: SigningKey.generate()), from: "10.0.1.\(i):7000", now: 10).rejection == nil { opened += 1 }
+    #expect(opened == 50)
+    // A second later the flooding source has 10 more, not more.
+    opened = 0
+    for _ in 0..<30 where b.receive(hello(from: SigningKey.generate()), from: "10.0.0.66:7000", now: 11).rejection == nil { opened += 1 }
+    #expect(opened == 10)
+    // Spread over many sources a flood meets the total: 100 a second, bursts of 200 (full again
+    // a second after 70 were taken), less the 10 just taken.
+    opened = 0
+    for i in 0..<400 where b.receive(hello(from: SigningKey.generate()), from: "10.0.2.\(i):7000", now: 11).rejection == nil { opened += 1 }
+    #expect(opened == 190 && b.rejections[.sessionsRateLimited] == 210)
 }
