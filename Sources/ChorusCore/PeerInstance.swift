@@ -393,8 +393,9 @@ public struct PeerInstance: Sendable {
         if now >= nextHousekeepingAt {
             nextHousekeepingAt = now + settings.housekeepingInterval
             if wire.needsTick {
-                for (peer, hello) in wire.tick(now: now) {
-                    if let address = address(of: peer) { emit([hello], to: address, peer: peer, into: &out) }
+                let membership = membership, addresses = addresses
+                for (peer, address, hello) in wire.tick(now: now, address: { membership.address(of: $0) ?? addresses[$0] }) {
+                    emit([hello], to: address, peer: peer, into: &out)
                 }
             }
             if holdsStrangerSessions && now >= nextSessionSweepAt {
@@ -954,8 +955,7 @@ public struct PeerInstance: Sendable {
         guard !entryPoints.isEmpty else { nextSeedHelloAt = .infinity; return }
         nextSeedHelloAt = now + seedRetryGap
         seedRetryGap = min(seedRetryGap * 2, settings.seedRetryMaxInterval)
-        let hello = wire.hello(now: now)
-        for address in entryPoints { emit([hello], to: address, peer: nil, into: &out) }
+        for address in entryPoints { emit([wire.hello(at: address, now: now)], to: address, peer: nil, into: &out) }
     }
 
     /// Once joined, a hello every `entryPointRecallInterval` to each entry point that is not a live
@@ -968,15 +968,14 @@ public struct PeerInstance: Sendable {
         let live = Set(membership.liveMembers.compactMap { membership.address(of: $0) })
         let missing = entryPoints.filter { !live.contains($0) }
         guard !missing.isEmpty else { return }
-        let hello = wire.hello(now: now)
-        for address in missing { emit([hello], to: address, peer: nil, into: &out) }
+        for address in missing { emit([wire.hello(at: address, now: now)], to: address, peer: nil, into: &out) }
     }
 
     /// Seals `item` for `peer` (with a hello first when there is no session yet), counts its
     /// payload by channel, and hands the datagrams to the shell.
     private mutating func send(_ item: Outgoing, to peer: PeerID, at address: PeerAddress, now: Double, into out: inout [PeerDirective]) {
         traffic.payloadSentByChannel[item.channel] += item.byteCount
-        emit(wire.send(item, to: peer, now: now), to: address, peer: peer, channel: item.channel, into: &out)
+        emit(wire.send(item, to: peer, at: address, now: now), to: address, peer: peer, channel: item.channel, into: &out)
     }
 
     private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, channel: UInt8? = nil,

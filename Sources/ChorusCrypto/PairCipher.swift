@@ -37,10 +37,10 @@ public struct BootKey: Sendable {
 
     /// The return-address cookie for `address`: a keyed digest of it (SipHash-2-4,
     /// `crypto_shorthash`, under a key this boot keeps to itself; a stand-in digest when
-    /// simulated), 63 bits, never 0. A hello that answers a datagram carries the cookie for the
-    /// datagram's source; only someone who receives there can echo it, so an echo from that
-    /// address proves that its sender receives there (as QUIC's address validation and
-    /// WireGuard's cookies do). Nothing is stored: an echo is checked by computing it again.
+    /// simulated), 62 bits, never 0. A hello carries the cookie for the address it goes to; only
+    /// someone who receives there can echo it, so an echo from that address proves that its
+    /// sender receives there (as QUIC's address validation and WireGuard's cookies do). Nothing
+    /// is stored: an echo is checked by computing it again.
     public func cookie(for address: String) -> UInt64 {
         var address = address
         let digest: UInt64 = address.withUTF8 { text in
@@ -57,7 +57,7 @@ public struct BootKey: Sendable {
                 return StandIn.digest(UnsafeRawBufferPointer(text), seed: cookieKey.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
             }
         }
-        return max(1, digest >> 1)
+        return max(1, digest >> 2)
     }
 }
 

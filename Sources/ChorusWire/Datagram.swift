@@ -66,9 +66,11 @@ public struct DatagramHeader: Equatable, Sendable {
 public struct KeyedHello: Equatable, Sendable {
     /// The sender boot's key-exchange public key (`BootKey`, 32 bytes).
     public var bootKey: [UInt8]
-    /// In a hello that answers a datagram, the sender's cookie for the address the answer goes
-    /// to, the datagram's source (`BootKey.cookie(for:)`; 63 bits), for the recipient to echo;
-    /// 0 in a hello that answers nothing.
+    /// The sender's cookie for the address this hello goes to (`BootKey.cookie(for:)`, 62 bits),
+    /// for the recipient to echo; with `KeyedHello.unansweredBit` set in a hello that answers
+    /// nothing (sent to an address a member or a configuration gave, whose text may differ from
+    /// the source its answer comes from: "host:7000" and "10.0.0.5:7000"); 0 when the sender
+    /// had no address for it.
     public var cookie: UInt64
     /// The cookie of the hello this one answers (0: none).
     public var echo: UInt64
@@ -87,6 +89,10 @@ public struct KeyedHello: Equatable, Sendable {
     /// key (32) ‖ cookie (u64) ‖ echo (u64, top bit: `proven`).
     public static let byteCount = 48
     static let provenBit: UInt64 = 1 << 63
+    /// Set in the cookie of a hello that answers nothing: an echo of it that does not match
+    /// (the address it went to was a host name) is answered at once with a cookie for the
+    /// source, without which two peers would retry the same mismatch forever.
+    public static let unansweredBit: UInt64 = 1 << 62
 }
 
 /// The decoded body of a datagram.

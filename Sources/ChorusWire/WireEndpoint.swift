@@ -189,15 +189,15 @@ public struct WireEndpoint: Sendable {
 
     // MARK: Sending
 
-    /// A hello for an address whose peer we do not know yet (joining through a seed).
-    public mutating func hello(now: Double) -> [UInt8] {
-        sealHello(recipientEpoch: 0)
+    /// A hello for `address`, whose peer we may not know yet (joining through a seed).
+    public mutating func hello(at address: String? = nil, now: Double) -> [UInt8] {
+        sealHello(recipientEpoch: 0, unanswered: address)
     }
 
-    /// Seals `item` for `peer`. When the peer's epoch is unknown (with session keys: until it has
-    /// echoed one of our cookies) the item waits (bounded) and a hello goes out instead; the item
-    /// is sent when the peer answers (see `Reception.flushed`).
-    public mutating func send(_ item: Outgoing, to peer: PeerID, now: Double) -> [[UInt8]] {
+    /// Seals `item` for `peer` at `address`. When the peer's epoch is unknown (with session keys:
+    /// until it has echoed one of our cookies) the item waits (bounded) and a hello goes to
+    /// `address` instead; the item is sent when the peer answers (see `Reception.flushed`).
+    public mutating func send(_ item: Outgoing, to peer: PeerID, at address: String? = nil, now: Double) -> [[UInt8]] {
         if case let .message(_, payload) = item {
             precondition(payload.count <= settings.maxMessagePayload, "message payload over maxMessagePayload")
         }
@@ -218,7 +218,7 @@ public struct WireEndpoint: Sendable {
         var out: [[UInt8]] = []
         if now - session.lastHelloSent >= settings.helloInterval {
             session.lastHelloSent = now
-            out.append(sealHello(recipientEpoch: 0))
+            out.append(sealHello(recipientEpoch: 0, unanswered: address))
         }
         store(session, for: peer)
         return out
@@ -331,13 +331,16 @@ public struct WireEndpoint: Sendable {
     /// A hello naming `recipientEpoch`. Every hello shows this boot's key and the certificate,
     /// when there are any. With session keys, one that answers a datagram from `source` carries
     /// our cookie for it, `echo` (the cookie of the hello it answers) and `proven` (the recipient
-    /// has already echoed one of ours from `source`). Hellos to an address given by a member or
-    /// a configuration carry no cookie: its text ("host:7000") may differ from the source its
-    /// answer comes from ("10.0.0.5:7000"), and only cookies for sources can be checked.
-    private mutating func sealHello(recipientEpoch: UInt64, answering source: String? = nil, echo: UInt64 = 0, proven: Bool = false) -> [UInt8] {
+    /// has already echoed one of ours from `source`); one that answers nothing carries our
+    /// cookie for the address it goes to (`unanswered`), marked as such (`KeyedHello.cookie`).
+    private mutating func sealHello(recipientEpoch: UInt64, answering source: String? = nil, unanswered address: String? = nil,
+                                    echo: UInt64 = 0, proven: Bool = false) -> [UInt8] {
         var body = DatagramBody.hello
         if bootKey != nil || admission != nil {
-            let keyed = bootKey.map { KeyedHello(bootKey: $0.publicKey, cookie: source.map($0.cookie(for:)) ?? 0, echo: echo, proven: proven) }
+            let keyed = bootKey.map { key in
+                let cookie = source.map(key.cookie(for:)) ?? address.map { key.cookie(for: $0) | KeyedHello.unansweredBit } ?? 0
+                return KeyedHello(bootKey: key.publicKey, cookie: cookie, echo: echo, proven: proven)
+            }
             body = .helloWith(keyed: keyed, certificate: admission?.certificate)
         }
         return DatagramCodec.seal(header: nextHeader(.hello, recipientEpoch: recipientEpoch), body: body, identity: identity, key: keyring.primary)
@@ -461,7 +464,7 @@ public struct WireEndpoint: Sendable {
         let index = slot!
         // The echo of our cookie for this source: the sender received one of our hellos there
         // (each carries our boot key, so it holds the pair's keys too).
-        let echoed = keyed.map { $0.echo == sourceCookie } ?? false
+        let echoed = keyed.map { $0.echo & ~KeyedHello.unansweredBit == sourceCookie } ?? false
         let sourceTag = echoed ? Self.proofTag(sourceCookie) : 0
         if let newPair {
             storePair(newPair.cipher, boot: newPair.boot, proof: sourceTag, for: sender, at: index)
@@ -480,23 +483,23 @@ public struct WireEndpoint: Sendable {
         acceptedDatagrams += 1
         reception.sender = sender
 
-        // With session keys items wait until the peer has proved that it receives here.
-        if bootKey == nil || echoed { flush(to: sender, into: &reception) }
         switch opened.body {
         case .hello, .helloWith:
             reception.deliveries.append(.hello(sender))
             // A hello not naming our epoch is answered (then the answer names it: no ping-pong).
             // With session keys, so is one while either side has not proved the other at this
             // source (docs/protocol.md, "Session keys"): at once when it carries no echo (our
-            // answer brings it a cookie) or just echoed ours (the other side may still need our
-            // echo of its cookie), else once per helloInterval (an echo that fails, as from an
-            // earlier boot of ours: no ping-pong).
+            // answer brings it a cookie), just echoed ours (the other side may still need our
+            // echo of its cookie), or echoed a cookie of ours for another address's text (a host
+            // name: our answer brings a cookie for this source); else once per helloInterval (an
+            // echo that fails otherwise, as from an earlier boot of ours: no ping-pong).
             var answer = header.recipientEpoch != epoch
             var proven = false
             if let keyed {
                 proven = withSession(at: index) { $0.proof } == Self.proofTag(sourceCookie)
                 if !answer && (!keyed.proven || !proven) {
-                    answer = keyed.echo == 0 || echoed || now - withSession(at: index, { $0.lastHelloSent }) >= settings.helloInterval
+                    answer = keyed.echo == 0 || echoed || keyed.echo & KeyedHello.unansweredBit != 0
+                        || now - withSession(at: index, { $0.lastHelloSent }) >= settings.helloInterval
                 }
             }
             if answer {
@@ -506,6 +509,9 @@ public struct WireEndpoint: Sendable {
         default:
             deliver(opened.body, from: sender, now: now, into: &reception)
         }
+        // With session keys items wait until the peer has proved that it receives here (sealed
+        // after the answer, so that counters go out in order).
+        if bootKey == nil || echoed { flush(to: sender, into: &reception) }
         return reception
     }
 
@@ -536,11 +542,12 @@ public struct WireEndpoint: Sendable {
     public var needsTick: Bool { !waiting.isEmpty || reassembler.objectsInProgress > 0 }
 
     /// Periodic housekeeping: drops timed-out objects and stale queued items, and repeats hellos
-    /// to peers we still wait for. Returns datagrams to send to those peers' addresses.
-    public mutating func tick(now: Double) -> [(PeerID, [UInt8])] {
+    /// to peers we still wait for, at the address `address` names (none: no hello). Returns the
+    /// hellos with their peers and addresses.
+    public mutating func tick(now: Double, address: (PeerID) -> String? = { _ in "" }) -> [(peer: PeerID, address: String, hello: [UInt8])] {
         let expired = reassembler.expire(now: now)
         if expired > 0 { rejections[.objectTimedOut, default: 0] += expired }
-        var out: [(PeerID, [UInt8])] = []
+        var out: [(peer: PeerID, address: String, hello: [UInt8])] = []
         // Sorted: a simulator replaying a seed must see the hellos in the same order.
         for peer in waiting.keys.sorted() {
             guard var queue = waiting.removeValue(forKey: peer), var session = sessions[peer] else { continue }
@@ -552,9 +559,9 @@ public struct WireEndpoint: Sendable {
             }
             guard !queue.items.isEmpty else { continue }
             waiting[peer] = queue
-            if now - session.lastHelloSent >= settings.helloInterval {
+            if now - session.lastHelloSent >= settings.helloInterval, let address = address(peer) {
                 session.lastHelloSent = now
-                out.append((peer, sealHello(recipientEpoch: 0)))
+                out.append((peer, address, sealHello(recipientEpoch: 0, unanswered: address)))
             }
             sessions[peer] = session
         }

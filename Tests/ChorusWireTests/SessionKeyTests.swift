@@ -154,6 +154,37 @@ struct SessionKeyTests {
         #expect(alice.totalRejected == 0 && bob.totalRejected == 0)
     }
 
+    @Test("a first hello to an address's own text proves the peer in three hellos; to a host name it takes a fourth, and ends")
+    func firstHelloCookies() throws {
+        for (name, hellos) in [("192.0.2.2:7000", 3), ("bob.example:7000", 4)] {
+            var alice = Self.endpoint(Fixture.alice, epoch: 100, seed: 1), bob = Self.endpoint(Fixture.bob, epoch: 200, seed: 2)
+            let first = alice.send(.message(channel: 3, payload: [5]), to: bob.localID, at: name, now: 0)
+            var count = 1, atBob: [Delivery] = []
+            // Carried by hand to count the hellos; Alice's datagrams come from 192.0.2.1, Bob's from 192.0.2.2.
+            var toBob = first, toAlice: [[UInt8]] = []
+            while !toBob.isEmpty || !toAlice.isEmpty {
+                for d in toBob {
+                    let r = bob.receive(d, from: "192.0.2.1:7000", now: 0)
+                    atBob += r.deliveries
+                    toAlice += r.replies + r.flushed
+                }
+                toBob = []
+                for d in toAlice {
+                    let r = alice.receive(d, from: "192.0.2.2:7000", now: 0)
+                    toBob += r.replies + r.flushed
+                }
+                count += (toAlice + toBob).filter { $0[1] == DatagramKind.hello.rawValue }.count
+                toAlice = []
+                #expect(count < 10, "the hellos do not end")
+                if count >= 10 { break }
+            }
+            #expect(count == hellos, "\(name): \(count) hellos")
+            #expect(atBob.contains(.message(from: alice.localID, channel: 3, payload: [5])), "\(name)")
+            #expect(alice.isProven(bob.localID, at: "192.0.2.2:7000") && bob.isProven(alice.localID, at: "192.0.2.1:7000"))
+            #expect(!alice.isProven(bob.localID, at: name) || name == "192.0.2.2:7000")
+        }
+    }
+
     /// An insider sees every member's boot key in its hellos, so it can derive the keys of a pair
     /// in a fresh name with any member without ever receiving a datagram, and send paired ones
     /// from a third party's address (issue 21: a view sent back there for a few bytes).
