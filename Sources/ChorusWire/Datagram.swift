@@ -206,6 +206,9 @@ public enum WireRejection: String, Error, Sendable, CaseIterable, Comparable {
     case notAdmitted, revoked
     /// Session keys: a hello from an identity whose 8-byte short id another identity holds here.
     case shortIDTaken
+    /// Session keys: a paired datagram held until its sender proved its address, dropped
+    /// because the proof did not come in time, came from another source, or too many waited.
+    case unproven
     case objectInconsistent, objectTooLarge, objectOverBudget, objectHashMismatch, objectTimedOut
     case pendingOverflow
 

@@ -120,6 +120,13 @@ public struct WireEndpoint: Sendable {
     /// (a source idle long enough to have its whole burst back is dropped: the same as none).
     private var sourceBudgets: [String: (bucket: TokenBucket, lastTaken: Double)] = [:]
     private var pruneSourcesAt = 64
+    /// With session keys: what came paired from peers that hold our pair's keys but have not yet
+    /// proved where they receive, kept until they do (then acted on, if from the source they
+    /// proved) or for `2 × helloInterval`. A peer sends its echo just before its first paired
+    /// datagrams, and the two may arrive in either order; dropping those cost a joiner's sync or
+    /// model request a retry a second later. At most `heldPerPeer` bodies for `heldPeers` peers.
+    private var heldForProof: [PeerID: [(body: DatagramBody, source: String, at: Double)]] = [:]
+    static let heldPerPeer = 16, heldPeers = 256
     public private(set) var rejections: [WireRejection: Int] = [:]
     public private(set) var acceptedDatagrams = 0
     public private(set) var sentDatagrams = 0
@@ -292,6 +299,7 @@ public struct WireEndpoint: Sendable {
     private mutating func storePair(_ cipher: PairCipher, boot: UInt64, proof: UInt64, for peer: PeerID,
                                     at index: Dictionary<PeerID, Session>.Index) {
         withSession(at: index) { $0.pair = boot | proof << 32 }
+        if !heldForProof.isEmpty { heldForProof[peer] = nil }  // sealed with the keys this pair replaces
         if cryptoMode == .real { realPairs[peer] = cipher }
         if byShortID[peer.leadingWord] == nil { byShortID[peer.leadingWord] = peer }  // no write (no copy) when shared
     }
@@ -510,8 +518,11 @@ public struct WireEndpoint: Sendable {
             deliver(opened.body, from: sender, now: now, into: &reception)
         }
         // With session keys items wait until the peer has proved that it receives here (sealed
-        // after the answer, so that counters go out in order).
-        if bootKey == nil || echoed { flush(to: sender, into: &reception) }
+        // after the answer, so that counters go out in order), and so does what it sent paired.
+        if bootKey == nil || echoed {
+            flush(to: sender, into: &reception)
+            releaseHeld(from: sender, source: source, now: now, into: &reception)
+        }
         return reception
     }
 
@@ -539,7 +550,7 @@ public struct WireEndpoint: Sendable {
 
     /// Whether `tick` has anything to do: objects being reassembled (which may expire) or
     /// items waiting for a peer's epoch (hellos to retry). A shell need not tick an idle endpoint.
-    public var needsTick: Bool { !waiting.isEmpty || reassembler.objectsInProgress > 0 }
+    public var needsTick: Bool { !waiting.isEmpty || reassembler.objectsInProgress > 0 || !heldForProof.isEmpty }
 
     /// Periodic housekeeping: drops timed-out objects and stale queued items, and repeats hellos
     /// to peers we still wait for, at the address `address` names (none: no hello). Returns the
@@ -547,6 +558,15 @@ public struct WireEndpoint: Sendable {
     public mutating func tick(now: Double, address: (PeerID) -> String? = { _ in "" }) -> [(peer: PeerID, address: String, hello: [UInt8])] {
         let expired = reassembler.expire(now: now)
         if expired > 0 { rejections[.objectTimedOut, default: 0] += expired }
+        if !heldForProof.isEmpty {
+            let before = heldForProof.values.reduce(0) { $0 + $1.count }
+            heldForProof = heldForProof.compactMapValues { held in
+                let kept = held.filter { now - $0.at < 2 * settings.helloInterval }
+                return kept.isEmpty ? nil : kept
+            }
+            let dropped = before - heldForProof.values.reduce(0) { $0 + $1.count }
+            if dropped > 0 { rejections[.unproven, default: 0] += dropped }
+        }
         var out: [(peer: PeerID, address: String, hello: [UInt8])] = []
         // Sorted: a simulator replaying a seed must see the hellos in the same order.
         for peer in waiting.keys.sorted() {
@@ -660,6 +680,7 @@ public struct WireEndpoint: Sendable {
         guard bootKey != nil, let index = sessions.index(forKey: peer) else { return }
         withSession(at: index) { $0.pair = 0 }
         if !realPairs.isEmpty { realPairs[peer] = nil }
+        if !heldForProof.isEmpty { heldForProof[peer] = nil }
     }
 
     /// A datagram sealed with a pair's keys (`PairedDatagram`): the short id names the pair, its
@@ -719,9 +740,43 @@ public struct WireEndpoint: Sendable {
         }
         acceptedDatagrams += 1
         var accepted = reception
+        guard withSession(at: slot, { $0.confirmed }) else {
+            // Its keys hold, but it has not shown where it receives: keep the body until it does,
+            // and ask (a hello with our cookie for this source, once per helloInterval, at most
+            // twice the size of what came in) in case its echo was lost.
+            hold(body, from: sender, source: source, now: now)
+            if 2 * sealed.count >= helloSize && withSession(at: slot, { session in
+                guard now - session.lastHelloSent >= helloInterval else { return false }
+                session.lastHelloSent = now
+                return true
+            }) {
+                accepted.replies.append(sealHello(recipientEpoch: 0, answering: source))
+            }
+            return accepted
+        }
         accepted.sender = sender
         deliver(body, from: sender, now: now, into: &accepted)
         return accepted
+    }
+
+    /// Keeps `body`, paired from `peer` at `source`, until `peer` proves an address (`heldForProof`).
+    private mutating func hold(_ body: DatagramBody, from peer: PeerID, source: String, now: Double) {
+        guard heldForProof[peer, default: []].count < Self.heldPerPeer,
+              heldForProof[peer] != nil || heldForProof.count < Self.heldPeers else {
+            rejections[.unproven, default: 0] += 1
+            return
+        }
+        heldForProof[peer, default: []].append((body, source, now))
+    }
+
+    /// Acts on what `peer` sent paired before it proved `source`, now that it has (what came from
+    /// elsewhere is dropped).
+    private mutating func releaseHeld(from peer: PeerID, source: String, now: Double, into reception: inout Reception) {
+        guard !heldForProof.isEmpty, let held = heldForProof.removeValue(forKey: peer) else { return }
+        for item in held {
+            if item.source == source { deliver(item.body, from: peer, now: now, into: &reception) }
+            else { rejections[.unproven, default: 0] += 1 }
+        }
     }
 
     /// Seals the items waiting for `peer` (its epoch known, and with session keys the peer proved

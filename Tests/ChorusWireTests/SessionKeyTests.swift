@@ -185,6 +185,26 @@ struct SessionKeyTests {
         }
     }
 
+    /// A peer sends its echo and, right after it, what waited for the proof; the receiver may get
+    /// them in either order (the simulator's latency reorders them; so may a network).
+    @Test("what a peer sends paired before its echo arrives is held, and acted on once the echo proves it, from that source only")
+    func pairedBeforeEchoIsHeld() throws {
+        var alice = Self.endpoint(Fixture.alice, epoch: 100, seed: 1), bob = Self.endpoint(Fixture.bob, epoch: 200, seed: 2)
+        let first = alice.send(.message(channel: 3, payload: [1]), to: bob.localID, at: "b", now: 0)
+        let reply = bob.receive(first[0], from: "a", now: 0).replies
+        let atAlice = alice.receive(reply[0], from: "b", now: 0)
+        let echo = try #require(atAlice.replies.first), message = try #require(atAlice.flushed.first)
+        let later = alice.send(.message(channel: 3, payload: [2]), to: bob.localID, now: 0)[0]
+        let early = bob.receive(message, from: "a", now: 0)
+        #expect(early.rejection == nil && early.deliveries.isEmpty, "held: alice has not proved an address yet")
+        #expect(bob.receive(later, from: "elsewhere", now: 0).deliveries.isEmpty)
+        let proved = bob.receive(echo, from: "a", now: 0.01)
+        #expect(proved.deliveries == [.hello(alice.localID), .message(from: alice.localID, channel: 3, payload: [1])],
+                "the held message is delivered with the echo; the one from another source is not")
+        #expect(bob.rejections[.unproven] == 1)
+        #expect(bob.receive(alice.send(.message(channel: 3, payload: [3]), to: bob.localID, now: 1)[0], from: "a", now: 1).deliveries.count == 1)
+    }
+
     /// An insider sees every member's boot key in its hellos, so it can derive the keys of a pair
     /// in a fresh name with any member without ever receiving a datagram, and send paired ones
     /// from a third party's address (issue 21: a view sent back there for a few bytes).
@@ -219,9 +239,11 @@ struct SessionKeyTests {
             DatagramCodec.writeBody(.message(channel: 2, payload: [1, 2]), to: &$0)
         }
         let opened = bob.receive(paired, from: "victim", now: 9)
-        #expect(opened.deliveries == [.message(from: Self.carol.peerID, channel: 2, payload: [1, 2])], "the pair's keys are Carol's to use")
-        #expect(opened.replies.isEmpty && opened.flushed.isEmpty && !bob.isProven(Self.carol.peerID, at: "victim"),
+        #expect(opened.rejection == nil && opened.deliveries.isEmpty, "it opens (the keys are Carol's to use), and waits for a proof")
+        #expect(opened.flushed.isEmpty && opened.replies.allSatisfy { $0.count <= 190 } && !bob.isProven(Self.carol.peerID, at: "victim"),
                 "opening a paired datagram proves nothing about its source")
+        _ = bob.tick(now: 12)
+        #expect(bob.rejections[.unproven] == 1, "dropped when no proof came")
         // Bob's items for Carol wait: nothing paired goes anywhere until she echoes a cookie.
         let queued = bob.send(.message(channel: 2, payload: [UInt8](repeating: 1, count: 1000)), to: Self.carol.peerID, now: 10)
         #expect(queued.allSatisfy { $0[1] == DatagramKind.hello.rawValue && $0.count <= 190 })
