@@ -39,6 +39,8 @@ public final class PeerSimulation {
         /// Last checkpoint (restarts resume from it).
         var checkpoint: ModelSnapshot?
         var bootCount: UInt64 = 0
+        /// The entry points of its latest boot.
+        var seeds: [PeerAddress] = []
         var linkFreeAt = 0.0
         var rejectedSeen = 0
         var bytesSentSeen = 0
@@ -328,6 +330,7 @@ public final class PeerSimulation {
     func boot(_ index: Int, seeds: [PeerAddress], fetchModel: Bool) {
         var slot = slots[index]
         slot.bootCount += 1
+        slot.seeds = seeds
         var settings = options.settings
         settings.fetchModel = fetchModel
         settings.evaluationInterval = 0  // the simulator evaluates at its own sample times

@@ -62,6 +62,30 @@ struct PeerSimulationTests {
         for s in [joined, preloaded] { #expect(s.samples.last!.consensusMax! < 1e-6, "\(s.samples.last!)") }
     }
 
+    /// fuzz-corpus `joiner-entry-points-seed1850-v8`: at 45 % loss a joiner's hellos all went
+    /// unanswered until both its entry points crashed; it knew no other address, and the
+    /// liveness check blamed the protocol for it.
+    @Test("a joiner whose every entry point went before it heard anyone is left out of the liveness checks, and only such a one")
+    func strandedJoinerIsExcused() throws {
+        var options = Self.churnOptions(seed: 3)
+        options.peers = 4
+        options.duration = 40
+        options.livenessSeconds = 20
+        options.schedule = Schedule(actions: [
+            .init(time: 4.9, kind: .loss, probability: 1),  // nothing gets through until the liveness phase
+            .init(time: 5, kind: .join, target: .count(1)),
+            .init(time: 6, kind: .crash, target: .names(["p0", "p1", "p2"])),
+        ])
+        let simulation = try Self.run(options)
+        let joiner = try #require(simulation.slots.firstIndex { $0.name == "p4" })
+        let crashed = Set(simulation.slots.indices.filter { ["p0", "p1", "p2"].contains(simulation.slots[$0].name) }.map { simulation.addresses[$0] })
+        try #require(Set(simulation.slots[joiner].seeds).isSubset(of: crashed), "this seed gave the joiner a live entry point: pick another")
+        #expect(simulation.strandedPeers() == [joiner])
+        #expect(simulation.violation == nil, "\(simulation.violation.map(String.init(describing:)) ?? "")")
+        // The usual churn strands nobody.
+        #expect(try Self.run(Self.churnOptions(seed: 4)).strandedPeers().isEmpty)
+    }
+
     @Test("a slot's address reads back to the slot, and only that very text does")
     func slotAddresses() {
         for index in [0, 1, 63, 64, 255, 4095, 4096, 40_959, 100_000] {
