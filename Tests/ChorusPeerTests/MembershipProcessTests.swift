@@ -67,7 +67,9 @@ struct MembershipProcessTests {
         let joinedID = network.members[joiner].id
         let seen = waitFor(network, remaining, timeout: 10) { s in row(s, joinedID)?.status == "alive" }
         #expect(seen != nil && Date().timeIntervalSince(joinStart) <= 5, "join seen by all after \(Date().timeIntervalSince(joinStart)) s")
-        let training = waitFor(network, [joiner], timeout: 10) { $0.phase == "training" }
+        // Training, and evaluated: the first accuracy comes with the first round after the
+        // adoption (a learning job), so a status read at the switch may still have none (nan).
+        let training = waitFor(network, [joiner], timeout: 10) { $0.phase == "training" && !$0.testAccuracy.isNaN }
         #expect(training != nil, "the joiner never started training")
         let first = try AdminClient.status(at: network.members[joiner].admin)
         let mean = networkAccuracy.reduce(0, +) / Double(max(1, networkAccuracy.count))
