@@ -710,16 +710,9 @@ public struct WireEndpoint: Sendable {
             }
             return reject(.noSession, reception)
         }
-        let helloInterval = settings.helloInterval
         func refuse(_ reason: WireRejection) -> Reception {
             var reception = reception
-            if 2 * sealed.count >= helloSize && withSession(at: slot, { session in
-                guard now - session.lastHelloSent >= helloInterval else { return false }
-                session.lastHelloSent = now
-                return true
-            }) {
-                reception.replies.append(sealHello(recipientEpoch: 0, answering: source))
-            }
+            reception.replies += askingHello(at: slot, answering: sealed.count, from: source, now: now)
             return reject(reason, reception)
         }
         switch withSession(at: slot, { $0.window.check(counter) }) {
@@ -745,18 +738,26 @@ public struct WireEndpoint: Sendable {
             // and ask (a hello with our cookie for this source, once per helloInterval, at most
             // twice the size of what came in) in case its echo was lost.
             hold(body, from: sender, source: source, now: now)
-            if 2 * sealed.count >= helloSize && withSession(at: slot, { session in
-                guard now - session.lastHelloSent >= helloInterval else { return false }
-                session.lastHelloSent = now
-                return true
-            }) {
-                accepted.replies.append(sealHello(recipientEpoch: 0, answering: source))
-            }
+            accepted.replies += askingHello(at: slot, answering: sealed.count, from: source, now: now)
             return accepted
         }
         accepted.sender = sender
         deliver(body, from: sender, now: now, into: &accepted)
         return accepted
+    }
+
+    /// A hello with our cookie for `source`, answering a paired datagram of `size` bytes from the
+    /// peer whose session is at `slot`: at most once per helloInterval, and only when the hello
+    /// is at most twice that size. Empty otherwise.
+    private mutating func askingHello(at slot: Dictionary<PeerID, Session>.Index, answering size: Int, from source: String,
+                                      now: Double) -> [[UInt8]] {
+        let interval = settings.helloInterval
+        guard 2 * size >= helloSize, withSession(at: slot, { session in
+            guard now - session.lastHelloSent >= interval else { return false }
+            session.lastHelloSent = now
+            return true
+        }) else { return [] }
+        return [sealHello(recipientEpoch: 0, answering: source)]
     }
 
     /// Keeps `body`, paired from `peer` at `source`, until `peer` proves an address (`heldForProof`).
