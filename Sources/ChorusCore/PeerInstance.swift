@@ -675,8 +675,9 @@ public struct PeerInstance: Sendable {
     /// receives there (`WireEndpoint.isProven`); nil for a stranger that did not, whose message
     /// is dropped (`membership.unproven`). Its datagram may come from a third party's address:
     /// an insider can key a pair with us from any address, and it was answered with our whole
-    /// view; only an echoed cookie shows where a peer receives. An honest stranger has proved
-    /// itself before it sends anything paired (each side's echo answers the other's cookie).
+    /// view; only an echoed cookie shows where a peer receives. What a peer sends before it has
+    /// proved any address waits in the datagram layer for the proof, so what reaches this check
+    /// unproved comes from a peer that proved another address.
     private func answerAddress(_ sender: PeerID, _ source: PeerAddress) -> PeerAddress? {
         membership.status(of: sender) != nil || wire.isProven(sender, at: source) ? source : nil
     }
