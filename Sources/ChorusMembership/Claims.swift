@@ -114,10 +114,20 @@ extension MembershipInstance {
     /// does: the member hears of it and can refute, and stays live to us (and our gossip)
     /// meanwhile. After a partition heals, taking the other side's verdicts would mark our own
     /// side failed and leave us nobody to gossip to.
+    ///
+    /// A view that doubts a member (holds it suspect or failed) whose tombstone expired here does
+    /// not bring it back with an alive claim no newer than the one it had: the sender is still
+    /// settling a failure we settled long ago. Without this, a peer cut off during a mass crash,
+    /// still verifying the crashes when the others' tombstones expired, revived a crashed member
+    /// everywhere through its syncs, and all had to detect it again (fuzz seed 1916 of generator
+    /// version 8). A view that holds the member plainly alive still brings it back: that is how
+    /// the two sides of a partition longer than the tombstones find each other again.
     mutating func merge(view claims: [Claim], now: Double) -> [MembershipDirective] {
         let heldLive = Set(claims.filter { $0.status == .failed && members[$0.subject]?.isLive == true }.map(\.subject))
+        let settled = forgotten.isEmpty ? [] : Set(claims.filter { ($0.status == .suspect || $0.status == .failed) && forgotten[$0.subject] != nil }.map(\.subject))
         var out: [MembershipDirective] = []
         for claim in claims {
+            if settled.contains(claim.subject), members[claim.subject] == nil, claim.incarnation <= forgotten[claim.subject]!.incarnation { continue }
             guard claim.status == .failed, heldLive.contains(claim.subject), let m = members[claim.subject], m.isLive,
                   m.incarnation == claim.incarnation else {
                 out += apply(claim, now: now)
@@ -126,6 +136,14 @@ extension MembershipInstance {
             if m.status == .alive {
                 out += suspect(claim.subject, incarnation: claim.incarnation, now: now)
                 suspicions[claim.subject]?.secondHand = true
+            }
+            // The verdict's author saw the member fail: a confirmation, which shortens the timer
+            // (a second-hand suspicion is still declared only after a probe of our own fails).
+            if let accuser = claim.accuser, accuser != me, var s = suspicions[claim.subject], !s.accusers.contains(accuser),
+               !accusations.distrusts(accuser, now: now) {
+                s.accusers.insert(accuser)
+                s.confirmedAt = now
+                suspicions[claim.subject] = s
             }
         }
         return out

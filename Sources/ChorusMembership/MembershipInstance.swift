@@ -66,8 +66,13 @@ public struct MembershipInstance: Sendable {
     var relays: [UInt32: Relay] = [:] { didSet { timersDeadline = nil } }
     var sequence: UInt32 = 0
     var suspicions: [PeerID: Suspicion] = [:] { didSet { timersDeadline = nil } }
-    /// Suspects whose timer ran out here: probed before the round-robin order continues.
+    /// New suspects this peer probes before the round-robin order continues (for confirmations:
+    /// `probesSuspectAtOnce`).
     var verifyNext: [PeerID] = []
+    /// Suspects whose timer ran out here before this peer saw them fail: each is probed once
+    /// more, beside the round-robin probe, before it is declared (`runVerifications`).
+    var verifications: [Probe] = []
+    var waitingVerifications: [PeerID] = []
     var accusations = AccusationRecord()
     /// The earliest relay, suspicion or tombstone deadline, nil when it must be recomputed (any
     /// change to those tables, or to the live count that scales suspicion timeouts). `nextDeadline` is read
@@ -84,6 +89,9 @@ public struct MembershipInstance: Sendable {
     /// means this peer was paused or starved (see `tick`).
     private var promisedTick = Double.infinity
     var seeds: [PeerID: String] = [:]
+    /// Members whose tombstones expired, with their last incarnation, kept two tombstone timeouts
+    /// more (40 bytes each): a view still settling their failure does not bring them back (`merge`).
+    var forgotten: [PeerID: (incarnation: UInt64, at: Double)] = [:]
     private var nextJoinAttempt: Double = 0
     /// When we last answered an unknown sender with a sync (rate limit).
     private var lastStrangerSync: [PeerID: Double] = [:]
@@ -162,6 +170,7 @@ public struct MembershipInstance: Sendable {
         if !queue.isEmpty { t = min(t, nextGossipAt) }
         if !isLeaving { t = min(t, nextProbeAt) }
         if let step = probe?.nextStepAt { t = min(t, step) }
+        for v in verifications { t = min(t, v.nextStepAt) }
         t = min(t, timersDeadline ?? earliestTimer())
         if !seeds.isEmpty { t = min(t, nextJoinAttempt) }
         if !tombstones.isEmpty { t = min(t, nextReconnectAt) }
@@ -274,6 +283,7 @@ public struct MembershipInstance: Sendable {
         guard !isLeaving else { return [] }
         isLeaving = true
         probe = nil
+        (verifications, waitingVerifications) = ([], [])
         let claim = Claim.make(.left, subject: me, incarnation: incarnation, key: key)
         queue.enqueue(claim)
         var out: [MembershipDirective] = []
@@ -311,6 +321,7 @@ public struct MembershipInstance: Sendable {
             }
             out += expireSuspicions(now: now, rng: &rng)
         }
+        if !isLeaving && !(verifications.isEmpty && waitingVerifications.isEmpty) { out += runVerifications(now: now, rng: &rng) }
         if now >= nextGossipAt {
             passGossipRounds(upTo: now)
             if !queue.isEmpty {
@@ -337,7 +348,9 @@ public struct MembershipInstance: Sendable {
             }
         }
         if !tombstones.isEmpty && now >= timersDeadline ?? earliestTimer() {
+            forgotten = forgotten.filter { now - $0.value.at < 2 * settings.tombstoneTimeout }
             for peer in tombstones.keys.sorted() where tombstones[peer]! + settings.tombstoneTimeout <= now {  // as in earliestTimer
+                forgotten[peer] = (members[peer]!.incarnation, now)
                 forget(peer)
                 queue.remove(peer)
                 out.append(.event(.removed(peer)))
@@ -397,16 +410,7 @@ public struct MembershipInstance: Sendable {
         case let .ping(seq, _):
             out.append(send(withClaims(.ack(sequence: seq, claims: [])), to: sender, address: replyAddress))
         case let .ack(seq, _):
-            if var p = probe, p.sequence == seq, !p.acked {
-                p.acked = true
-                probe = p
-                health.adjust(-1)
-                if suspicions[p.target]?.verifying == true {
-                    // Alive after all: give its refutation (already on its way) a fresh timeout.
-                    suspicions[p.target]!.verifying = false
-                    suspicions[p.target]!.startedAt = now
-                }
-            } else if let relay = relays.removeValue(forKey: seq) {
+            if !probeAcked(seq, now: now), let relay = relays.removeValue(forKey: seq) {
                 out.append(send(withClaims(.ack(sequence: relay.originSequence, claims: [])), to: relay.origin, address: relay.originAddress))
             }
         case let .pingRequest(seq, target, targetAddress, _):
@@ -419,14 +423,11 @@ public struct MembershipInstance: Sendable {
             // timeout and closes the period at the probe interval, so a full timeout here would
             // always land too late to count (memberlist has the same trap).
             relays[sequence] = Relay(origin: sender, originAddress: replyAddress, originSequence: seq, deadline: now + settings.relayNackFraction * settings.probeTimeout)
-            let (contact, first) = members[target].map { pingTarget(target, $0) } ?? (Contact(id: target, address: targetAddress), [])
-            out.append(send(withClaims(.ping(sequence: sequence, claims: first)), to: target, address: contact.address))
+            let (contact, ping) = members[target].map { pingMessage(target, $0, sequence: sequence) }
+                ?? (Contact(id: target, address: targetAddress), withClaims(.ping(sequence: sequence, claims: [])))
+            out.append(send(ping, to: target, address: contact.address))
         case let .nack(seq, _):
-            // One nack per relay we asked: duplicates or strangers cannot hide a missing one.
-            if var p = probe, p.sequence == seq, p.relaysAsked.contains(sender) {
-                p.relaysNacked.insert(sender)
-                probe = p
-            }
+            probeNacked(seq, by: sender)
         case .gossip:
             break
         case let .digest(theirs, _):

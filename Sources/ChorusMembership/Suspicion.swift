@@ -107,7 +107,7 @@ extension MembershipInstance {
                 // gone into a partition, so the suspect never heard it and could not refute, and
                 // the verifying ping carries the accusation to it (fuzz seed 1252 of version 4).
                 suspicions[peer]!.verifying = true
-                verifyNext.append(peer)
+                waitingVerifications.append(peer)
             }
         }
         return out

@@ -118,6 +118,30 @@ struct LeaveAndTombstoneTests {
         #expect(!d.events.contains { $0.event == .joined(b, address: Fixture.address(2)) })
     }
 
+    /// Fuzz seed 1916 of generator version 8: a peer cut off during a mass crash, still
+    /// verifying a crashed member when the others' tombstones of it expired, brought it back to
+    /// all of them through its syncs, to be detected again.
+    @Test("after its tombstone expires, a member is not brought back by a view that doubts it; a view that holds it alive brings it back (a long partition healing)",
+          arguments: Ending.allCases)
+    func forgottenStaysForgotten(ending: Ending) {
+        let b = Fixture.id(2)
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4]))
+        d.responsive = [Fixture.id(3), Fixture.id(4)]
+        let claim = ending == .failed ? Fixture.failed(2, by: 3) : Fixture.left(2)
+        d.receive(.gossip(claims: [claim]), from: Fixture.id(3), at: 1)
+        d.run(until: 40)
+        #expect(d.firstTime(of: .removed(b)) != nil && d.instance.status(of: b) == nil, "the tombstone expired at 31")
+        // Member 4 missed the verdict and is still settling it: its view holds 2 suspect.
+        let doubting = [Fixture.alive(4), Fixture.alive(2), Fixture.suspect(2, by: 4)]
+        d.receive(.sync(isResponse: true, claims: doubting), from: Fixture.id(4), at: 40)
+        #expect(d.instance.status(of: b) == nil, "brought back from the dead")
+        #expect(d.instance.rejections.isEmpty, "nothing wrong was sent")
+        // A view that holds 2 plainly alive (the other side of a partition longer than the tombstones).
+        let out = d.receive(.sync(isResponse: true, claims: [Fixture.alive(2), Fixture.alive(4)]), from: Fixture.id(4), at: 41)
+        #expect(out.events == [.joined(b, address: Fixture.address(2))])
+        #expect(d.instance.status(of: b) == .alive)
+    }
+
     @Test("a departure heard before the member itself leaves a tombstone that blocks its older alive claim")
     func tombstoneForStranger() {
         let z = Fixture.id(9)

@@ -504,7 +504,11 @@ struct LocalHealthTests {
 
     @Test("health stretches the probe interval by (1 + health) and acks bring it back down")
     func stretchesInterval() {
-        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5], settings: Fixture.withoutDirectRetry))
+        // The failed probe's suspicion must not run out within the window: its verification's
+        // ack would lower health outside the probe slot.
+        var settings = Fixture.withoutDirectRetry
+        settings.suspicionMultiplier = 10
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5], settings: settings))
         let first = d.stepUntilPing()
         // The first probe gets no answer at all (no nacks either): health 1 + 2 = 3. Everyone answers afterwards.
         d.responsive = Set([2, 3, 4, 5].map(Fixture.id))

@@ -156,9 +156,12 @@ struct SuspicionTests {
         case .twoOtherAccusers: 0.5 + 1  // two confirmations: the 1 s minimum
         }
         d.run(until: expected - 1e-6)
-        #expect(!d.instance.isVerifying(b) && d.instance.status(of: b) == .suspect)
+        #expect(d.instance.timerExpiries == 0 && d.instance.status(of: b) == .suspect)
         d.run(until: expected)
-        #expect(d.instance.isVerifying(b), "the timer ran out at \(expected)")
+        let expiry = try #require(d.instance.lastTimerExpiry, "the timer ran out at \(expected)")
+        #expect(expiry.subject == b && expiry.expiredAt.isClose(to: expected))
+        // Verified at once, beside the probe slot (b answers: the suspicion waits for its refutation).
+        #expect(d.pings.contains { $0.to == b && $0.time.isClose(to: expected) })
         #expect(d.firstTime(of: .failed(b)) == nil, "never declared on hearsay alone")
     }
 
@@ -185,6 +188,57 @@ struct SuspicionTests {
         #expect(instance.lastTimerExpiry?.subject == Fixture.id(2), "the timer did run out while leaving")
     }
 
+    /// Fuzz seed 1916 of generator version 8: a peer back from a partition verified the eight
+    /// crashes it learnt of by sync one probe period at a time, ten seconds each at its local
+    /// health, the last 130 s after the crash.
+    @Test("suspects whose timers run out together are verified side by side, verificationsAtOnce at a time, each ping carrying only its accusation")
+    func verificationsSideBySide() throws {
+        let suspects: [UInt8] = [2, 3, 4, 5, 6, 7]
+        let suspectIDs = Set(suspects.map(Fixture.id))
+        var d = Driver(Fixture.instance(1, knowing: Array(2...9)))
+        d.responsive = Set((2...9).map(Fixture.id))
+        d.run(until: 0.5)
+        d.receive(.gossip(claims: suspects.map { Fixture.suspect($0, by: 9) }), from: Fixture.id(9), at: 0.5)
+        // n = 9, one accuser each, and every probe of ours answered: all six timers run out at 6.5.
+        d.run(until: 6.4)
+        #expect(d.instance.timerExpiries == 0 && suspects.allSatisfy { d.instance.status(of: Fixture.id($0)) == .suspect })
+        d.responsive.subtract(suspectIDs)  // they crash
+        d.receive(.gossip(claims: [Fixture.alive(10)]), from: Fixture.id(8), at: 6.4)  // news waiting to be piggybacked
+        #expect(d.instance.pendingClaims > 0)
+        let logged = d.log.count
+        d.run(until: 6.5)
+        let verifications = d.log.dropFirst(logged).compactMap { entry -> (to: PeerID, claims: [Claim])? in
+            guard case let .send(.ping(_, claims), to, _) = entry.directive, suspectIDs.contains(to) else { return nil }
+            return (to, claims)
+        }
+        #expect(Set(verifications.map(\.to)).count == MembershipInstance.verificationsAtOnce, "\(verifications.map(\.to))")
+        for v in verifications { #expect(v.claims.map(\.subject) == [v.to], "the accusation only, no gossip to a member likely dead") }
+        d.run(until: 20)
+        let declared = try suspects.map { try #require(d.firstTime(of: .failed(Fixture.id($0)))) }
+        // Four verifications end at 7.5; the other two start then. One at a time in the probe
+        // slot, the sixth would not end before 12.5.
+        #expect(declared.filter { $0.isClose(to: 7.5) }.count == MembershipInstance.verificationsAtOnce, "\(declared)")
+        #expect(declared.max()! < 12, "\(declared)")
+    }
+
+    @Test("a failed verdict in a sync about a member held alive becomes our own suspicion, its author counted as a confirmation")
+    func verdictInSyncConfirms() throws {
+        let b = Fixture.id(2)
+        var d = Driver(Fixture.instance(1, knowing: [2, 3, 4, 5]))
+        d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
+        d.run(until: 0.5)
+        d.receive(.sync(isResponse: true, claims: [Fixture.alive(3), Fixture.alive(2), Fixture.failed(2, by: 3)]), from: Fixture.id(3), at: 0.5)
+        #expect(d.instance.status(of: b) == .suspect && d.firstTime(of: .failed(b)) == nil)
+        // n = 5 and one confirmation: 6 − 5 · ln 2 / ln 3 s, not a lone accusation's 6 s.
+        let expected = 0.5 + (6 - 5 * log(2) / log(3))
+        d.run(until: expected - 1e-6)
+        #expect(d.instance.timerExpiries == 0)
+        d.run(until: expected)
+        let expiry = try #require(d.instance.lastTimerExpiry)
+        #expect(expiry.subject == b && expiry.accusers == 2 && expiry.expiredAt.isClose(to: expected))
+        #expect(d.firstTime(of: .failed(b)) == nil, "b answers its verification: never declared on another view's word")
+    }
+
     enum Suspect: String, CaseIterable { case silent, answering }
 
     @Test("a member that only heard of a suspicion probes the suspect when its timer runs out, and declares only if that probe fails",
@@ -195,14 +249,15 @@ struct SuspicionTests {
         d.responsive = Set([2, 3, 4, 5].map(Fixture.id))
         d.run(until: 0.5)
         d.receive(.gossip(claims: [Fixture.suspect(2, by: 3)]), from: Fixture.id(3), at: 0.5)
-        d.run(until: 6.5)  // n = 5, one accuser: the 6 s maximum
-        #expect(d.instance.isVerifying(b))
+        d.run(until: 6.5 - 1e-6)  // n = 5, one accuser: the 6 s maximum
+        #expect(!d.instance.isVerifying(b))
         if suspect == .silent { d.responsive.remove(b) }
         let pingsBefore = d.pings.count
         d.run(until: 8.5)
-        // The verifying probe goes out at the next probe slot (≤ 1 s), carrying the accusation first.
-        let verification = try #require(d.pings.dropFirst(pingsBefore).first)
-        #expect(verification.to == b && verification.time > 6.5 && verification.time <= 7.5)
+        // The verifying probe goes out as the timer runs out, beside the round-robin probe,
+        // carrying the accusation first.
+        let verification = try #require(d.pings.dropFirst(pingsBefore).first { $0.to == b })
+        #expect(verification.time.isClose(to: 6.5))
         let claims = try #require(d.log.last { $0.time == verification.time && $0.directive.pingClaims.first?.subject == b }).directive.pingClaims
         #expect(claims.first == Fixture.suspect(2, by: 3))
         switch suspect {
