@@ -102,6 +102,10 @@ public struct PeerInstance: Sendable {
     /// where hellos came from. Members' addresses are read from membership, not copied here (a
     /// second table of every member's address was a sixth of a 4096-member simulation's memory).
     private var addresses: [PeerID: PeerAddress] = [:]
+    /// Peers that proved they receive at an address other than the one their claim names (a
+    /// host name, a peer with several addresses, or an insider naming a third party's): sends
+    /// go there (`destination`). Empty when every peer receives where its claim says.
+    private var provedElsewhere: [PeerID: PeerAddress] = [:]
     /// The neighbours' addresses (nil: to be looked up again at the next round, after a view or
     /// address change): one lookup per neighbour per view, not per round.
     private var neighbourAddresses: [PeerID: PeerAddress]?
@@ -581,6 +585,7 @@ public struct PeerInstance: Sendable {
         for delivery in reception.deliveries {
             switch delivery {
             case let .hello(peer):
+                if wire.isProven(peer, at: source) { provedElsewhere[peer] = address(of: peer) == source ? nil : source }
                 // An entry point answering, or anyone while we are not settled yet (a newcomer
                 // joining through another newcomer): exchange views through it. A settled member
                 // only greets a stranger with its view's digest (one small datagram); a peer with
@@ -756,6 +761,7 @@ public struct PeerInstance: Sendable {
                 case let .removed(peer):
                     wire.forget(peer)
                     addresses[peer] = nil
+                    provedElsewhere[peer] = nil
                 case let .rebooted(peer, epoch):
                     wire.peerRebooted(peer, epoch: epoch)
                 case let .revoked(peer) where peer == id:
@@ -973,10 +979,23 @@ public struct PeerInstance: Sendable {
     }
 
     /// Seals `item` for `peer` (with a hello first when there is no session yet), counts its
-    /// payload by channel, and hands the datagrams to the shell.
+    /// payload by channel, and hands the datagrams to the shell, at `destination`.
     private mutating func send(_ item: Outgoing, to peer: PeerID, at address: PeerAddress, now: Double, into out: inout [PeerDirective]) {
+        guard let address = destination(of: peer, named: address) else { return count("send.unproven") }
         traffic.payloadSentByChannel[item.channel] += item.byteCount
         emit(wire.send(item, to: peer, at: address, now: now), to: address, peer: peer, channel: item.channel, into: &out)
+    }
+
+    /// Where to send `peer` what is addressed to `address` (its claim's, usually): there if it
+    /// has proved that it receives there, or has proved no address yet (the datagram layer then
+    /// sends only hellos until it has); else where it did prove it receives. A member's claim
+    /// names its address, and an insider that proved its own could name a third party's:
+    /// members sent that party everything they send a member (the issue measured 662 KB in
+    /// 20 s for 2.1 KB). WireGuard, too, sends to where a peer's authenticated datagrams came from.
+    private func destination(of peer: PeerID, named address: PeerAddress) -> PeerAddress? {
+        guard wire.isConfirmed(peer), !wire.isProven(peer, at: address) else { return address }
+        guard let elsewhere = provedElsewhere[peer], wire.isProven(peer, at: elsewhere) else { return nil }
+        return elsewhere
     }
 
     private mutating func emit(_ datagrams: [[UInt8]], to address: PeerAddress, peer: PeerID?, channel: UInt8? = nil,

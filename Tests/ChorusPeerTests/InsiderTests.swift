@@ -173,6 +173,41 @@ struct InsiderTests {
         #expect(after.members.allSatisfy { $0.status == "alive" } && after.members.count == peers.count)
     }
 
+    /// The third-party claim of issue 21: an insider that announced itself at a third party's
+    /// address (8 datagrams, 2.1 KB) made the members send that party 662 KB in 20 s. A peer
+    /// that advertises an address it does not receive at now gets everything where it proved it
+    /// receives (where its datagrams come from), and the advertised address gets hellos at most.
+    @Test("a peer that advertises a third party's address is sent everything where it receives; the third party gets hellos only")
+    func claimNamingAThirdParty() throws {
+        let network = try LocalNetwork.forTests(peers: 4)
+        defer { network.discard() }
+        let peers = Array(network.members.indices), insider = 3
+        let victim = try UDPSender(boundToLoopback: true)
+        let config = try String(contentsOfFile: network.members[insider].configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "[peer]\n", with: "[peer]\nadvertise = \"127.0.0.1:\(victim.port)\"\n")
+            .write(toFile: network.members[insider].configPath, atomically: true, encoding: .utf8)
+        for index in peers { try network.start(index) }
+        try network.waitUntilReady(peers)
+        var victimBytes = 0, victimDatagrams = 0, paired = 0
+        let until = Date().addingTimeInterval(20)
+        while Date() < until {
+            while let bytes = victim.receive() {
+                victimBytes += bytes.count
+                victimDatagrams += 1
+                if bytes[1] & PairedDatagram.flag != 0 { paired += 1 }
+            }
+        }
+        print("third-party claim: \(victimBytes) bytes in \(victimDatagrams) datagrams (\(paired) paired) to the advertised address in 20 s")
+        #expect(paired == 0, "\(paired) paired datagrams went to the third party")
+        #expect(victimBytes <= 3 * 20 * 200, "\(victimBytes) bytes to the third party in 20 s")
+        let view = try AdminClient.status(at: network.members[insider].admin)
+        #expect(view.contributionsMixed > 0, "the peer that advertised another address takes part")
+        for index in peers where index != insider {
+            let status = try AdminClient.status(at: network.members[index].admin)
+            #expect(status.members.first { $0.id == network.members[insider].id.description }?.status == "alive", "in peer \(index)'s view")
+        }
+    }
+
     /// The peer's resident memory, from its `/metrics`.
     static func residentBytes(_ admin: HostPort) throws -> Int {
         let text = String(decoding: try AdminClient.request("GET", "/metrics", at: admin).body, as: UTF8.self)
@@ -220,9 +255,22 @@ private final class ForeignMember {
 private final class UDPSender {
     private let fd: Int32
 
-    init() throws {
+    /// The port it receives at (bound to 127.0.0.1 when asked; 0 before an unbound one sends).
+    private(set) var port = 0
+
+    init(boundToLoopback: Bool = false) throws {
         fd = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw StartupError("socket(): errno \(errno)") }
+        guard boundToLoopback else { return }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw StartupError("bind(127.0.0.1:0): errno \(errno)") }
+        port = Int(UInt16(bigEndian: address.sin_port))
     }
 
     deinit { close(fd) }
