@@ -27,6 +27,7 @@ plants=(
   "joiners pointed at one random live peer (fuzz seeds 1850 and 1987)|Sources/ChorusRuns/EntryPoints.swift|s/count = 2/count = 1/; s/settledOnes\.isEmpty \? candidates : settledOnes/candidates/"
   "entry points never recalled after a long partition|Sources/ChorusCore/PeerInstance.swift|s/for address in missing \{ emit/for address in missing where false { emit/"
   "failed verifications of corroborated crashes charged to health (fuzz seed 1411)|Sources/ChorusMembership/Probing.swift|s/s\.secondHand \|\| s\.accusers/s.accusers/"
+  "a failure that leaves the neighbourhood stale (neighbourhoodIsCurrent)|Sources/ChorusCore/PeerInstance.swift|s/case \.joined, \.failed, \.left/case .joined, .left/; s/case \.suspected, \.refuted,/case .failed, .suspected, .refuted,/"
 )
 caught=0
 for plant in "${plants[@]}"; do

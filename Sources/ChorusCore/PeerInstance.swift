@@ -211,6 +211,7 @@ public struct PeerInstance: Sendable {
         self.nextHousekeepingAt = now + settings.housekeepingInterval
         self.seedRetryGap = settings.seedRetryInterval
         self.aloneSince = now
+        self.sortedMembers = [id]  // the view of a peer alone (kept in step with it: `neighbourhoodIsCurrent`)
     }
 
     // MARK: Life cycle
@@ -815,6 +816,16 @@ public struct PeerInstance: Sendable {
         }
         sortedMembers = members
         recomputeNeighbourhood(round: mixRound ?? nextRound)
+    }
+
+    /// Whether the neighbourhood is computed over the live view membership holds now. It is
+    /// recomputed on the membership events that change the live set (`changesLiveSet`); a change
+    /// of the live set without one would leave it stale, and contributions of the real
+    /// neighbours would be refused (`notANeighbour`) while the view looks right. The simulator
+    /// checks it whenever a view changes.
+    @_spi(Simulation) public var neighbourhoodIsCurrent: Bool {
+        sortedMembers.count == membership.liveMemberCount
+            && MembershipInstance.setDigest(sortedMembers) == membership.liveMembersDigest
     }
 
     private mutating func recomputeNeighbourhood(round: UInt64) {

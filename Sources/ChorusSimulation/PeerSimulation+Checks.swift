@@ -2,7 +2,7 @@
 // reassembly budgets, Lifeguard's suspicion timer), the detection bound, whether each action was
 // seen by every live peer, and the liveness phase at the end. Every miss goes through `violate`.
 
-import ChorusCore
+@_spi(Simulation) import ChorusCore
 import ChorusCrypto
 import ChorusMembership
 import ChorusRuns
@@ -59,11 +59,12 @@ extension PeerSimulation {
         if reassembly > budget { violate("\(name) holds \(reassembly) bytes of reassembly, over its budget of \(budget)") }
         guard changes != slots[index].memberChangesSeen else { return }
         slots[index].memberChangesSeen = changes
-        let (members, own) = peek(index) { ($0.membership.members, $0.id) }
+        let (members, own, current) = peek(index) { ($0.membership.members, $0.id, $0.neighbourhoodIsCurrent) }
+        if !current { violate("\(name)'s neighbourhood is not computed over its live view (the view changed without an event)") }
         if members.count > slots.count { violate("\(name) lists \(members.count) members, but only \(slots.count) peers ever existed") }
         let seen = slots[index].viewIncarnations
-        var current: [PeerID: UInt64] = [:]
-        current.reserveCapacity(members.count)
+        var incarnations: [PeerID: UInt64] = [:]
+        incarnations.reserveCapacity(members.count)
         for (id, member) in members where id != own {
             guard let subject = slotIndex(of: id) else {
                 violate("\(name) lists a member \(id) that no simulated peer is")
@@ -72,9 +73,9 @@ extension PeerSimulation {
             if let before = seen[id], member.incarnation < before {
                 violate("\(name)'s view of \(slots[subject].name) went back from incarnation \(before) to \(member.incarnation)")
             }
-            current[id] = member.incarnation
+            incarnations[id] = member.incarnation
         }
-        slots[index].viewIncarnations = current
+        slots[index].viewIncarnations = incarnations
     }
 
     /// A suspicion timer runs out when Lifeguard's timeout as docs/membership.md states it says,

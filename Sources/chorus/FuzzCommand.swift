@@ -17,7 +17,8 @@ struct SimulateFuzz: ParsableCommand {
             Safety is checked after every event (--check-every-event): no NaN, every \
             mixing row non-negative and summing to one, no member declared failed while \
             it runs and answers, incarnations never going backwards (a peer's own and \
-            each view's), views naming only real peers, reassembly within budget, and no \
+            each view's), views naming only real peers, neighbourhoods computed over the \
+            live view, reassembly within budget, and no \
             spin (a tick that leaves its deadline due). The run ends with a liveness \
             phase: faults healed, churn stopped, and after the stated bound (--liveness, \
             SwarmScenario.livenessBound) every live view must be whole, every action seen \

@@ -47,7 +47,7 @@ struct SimulatedFaultOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Every crash must be seen as failed by every live peer within this many seconds, checked as the run goes; a miss is a violation (0: not checked).", valueName: "seconds"))
     var detectionBound = 0.0
 
-    @Flag(help: "Check safety after every event (finite parameters, valid mixing rows, incarnations never going backwards, views naming only real peers, reassembly within budget), not only after learning. O(n) per event.")
+    @Flag(help: "Check safety after every event (finite parameters, valid mixing rows, incarnations never going backwards, views naming only real peers, neighbourhoods computed over the live view, reassembly within budget), not only after learning. O(n) per event.")
     var checkEveryEvent = false
 
     var latencyMs: (base: Double, jitter: Double)? {
