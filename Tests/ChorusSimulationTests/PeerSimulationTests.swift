@@ -352,6 +352,31 @@ struct PoisoningTests {
         return simulation.summary(wallSeconds: 0).final
     }
 
+    /// The guard's other side: an honest peer pushed away from the others must not be kept away
+    /// by it. p3 hears no parameters from 20 to 30 s (membership still works), so it trains alone
+    /// and drifts; once it hears again its neighbours' values are far, but the clipping radius is
+    /// set by those same distances (the lower median), so they pass and pull it back at once.
+    @Test("an honest peer that heard no parameters for 10 s drifts away, and with clipping on is back in the consensus within 3 s")
+    func displacedPeerComesBack() throws {
+        var options = SimulationOptions()
+        options.peers = 8
+        options.duration = 36
+        options.sampleInterval = 1
+        options.crypto = .simulated
+        options.link.lossChannels = [ChorusChannel.parameters]
+        options.schedule = Schedule(actions: [
+            .init(time: 20, kind: .loss, target: .names(["p3"]), probability: 1, direction: .in),
+            .init(time: 30, kind: .loss, target: .names(["p3"]), probability: 0, direction: .in),
+        ])
+        let simulation = try PeerSimulation(options: options)
+        simulation.run()
+        func consensus(at t: Double) -> Double { simulation.samples.first { $0.time >= t }!.consensusMax! }
+        let before = consensus(at: 19), deaf = consensus(at: 30), after = consensus(at: 33)
+        #expect(deaf > 10 * before, "p3 should drift while deaf: \(before) → \(deaf)")
+        #expect(after < 2 * before, "p3 should be back within 3 s: \(before) → \(deaf) → \(after)")
+        #expect((simulation.summary(wallSeconds: 0).totals?.parameters["clipped"] ?? 0) > 0, "clipping should have been at work")
+    }
+
     @Test("one insider sending 10^30: with clipping every honest peer learns (≥ 90 %); without, all are at chance")
     func hugeInsider() throws {
         let guarded = try Self.insiderRun(clip: 1.5)
