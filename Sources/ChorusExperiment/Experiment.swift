@@ -62,6 +62,10 @@ public final class Experiment {
     private var rng: Xoshiro256
     private var start = Date()
     private var samples: [RunOutput.Sample] = []
+    /// Each training peer at each sample: peers.csv (`peerSeriesCSV`). The series shows that one
+    /// peer is apart (consensus_max against consensus_mean); this shows which, and whether it
+    /// mixed (a real 32-peer churn run had one drift apart for good, and nothing kept told which).
+    public private(set) var peerRows: [PeerRow] = []
     private var events: [RunOutput.Event] = []
     private var pending: [Pending] = []
     private var restarts: [(at: Double, member: Int)] = []
@@ -547,6 +551,7 @@ public final class Experiment {
         lastSampleAt = now
         let holders = live.filter { latest[$0]?.phase == "training" }
         var vectors: [[Float]] = []
+        var fetched: [Int] = []
         for index in holders {
             let member = network.members[index]
             guard let v = try? AdminClient.parameters(token: member.adminToken, at: member.admin, timeout: 1) else { continue }
@@ -554,9 +559,18 @@ public final class Experiment {
                 violation = String(format: "%@ holds a NaN or infinite parameter at %.1f s", network.members[index].name, now)
             }
             vectors.append(v)
+            fetched.append(index)
         }
         if !vectors.isEmpty {
             let distances = Consensus.relativeDistances(vectors)
+            for (index, distance) in zip(fetched, distances) {
+                let status = latest[index]
+                let rejections = status?.rejections ?? [:]
+                let accuracy = options.averageOnly ? nil : status.flatMap { $0.loss.isNaN ? nil : $0.testAccuracy }
+                peerRows.append(PeerRow(time: row.time, peer: network.members[index].name, consensusDistance: distance, accuracy: accuracy,
+                                        contributionsMixed: status?.contributionsMixed ?? 0, clipped: rejections["parameters.clipped"] ?? 0,
+                                        notANeighbour: rejections["parameters.notANeighbour"] ?? 0, late: rejections["parameters.late"] ?? 0))
+            }
             row.consensusMean = distances.reduce(0, +) / Double(distances.count)
             row.consensusMax = distances.max()
             if let trueAverage = trueAverage(dimension: vectors[0].count) {
@@ -583,5 +597,33 @@ public final class Experiment {
         progress(String(format: "%7.1f s   %d live   accuracy mean %@ min %@   consensus max %@   views agree %3.0f %%",
                         now, live.count, percent(row.accuracyMean), percent(row.accuracyMin),
                         row.consensusMax.map { String(format: "%.2e", $0) } ?? "   -    ", row.viewAgreement * 100), true)
+    }
+}
+
+extension Experiment {
+    /// One line of peers.csv.
+    public struct PeerRow: Sendable {
+        public var time: Double
+        public var peer: String
+        /// Relative distance of its parameters from the training peers' average (series.csv's
+        /// consensus columns are the mean and the largest of these).
+        public var consensusDistance: Double
+        public var accuracy: Double?
+        /// Its counters since it started: contributions mixed in, and those clipped, refused as
+        /// not from a neighbour of the round, or refused as late.
+        public var contributionsMixed: Int
+        public var clipped: Int
+        public var notANeighbour: Int
+        public var late: Int
+    }
+
+    /// peers.csv: `time,peer,consensus_distance,accuracy,contributions_mixed,clipped,not_a_neighbour,late`.
+    public static func peerSeriesCSV(_ rows: [PeerRow]) -> String {
+        var text = "time,peer,consensus_distance,accuracy,contributions_mixed,clipped,not_a_neighbour,late\n"
+        for r in rows {
+            text += String(format: "%.3f,%@,%.6g,%@,%d,%d,%d,%d\n", r.time, r.peer, r.consensusDistance,
+                           r.accuracy.map { String(format: "%.6g", $0) } ?? "", r.contributionsMixed, r.clipped, r.notANeighbour, r.late)
+        }
+        return text
     }
 }

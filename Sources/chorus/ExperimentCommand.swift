@@ -8,7 +8,7 @@ import Foundation
 struct ExperimentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
-        abstract: "Run a churn schedule on real peer processes and write series.csv, events.csv, summary.json and a plot.",
+        abstract: "Run a churn schedule on real peer processes and write series.csv, peers.csv, events.csv, summary.json and a plot.",
         discussion: """
             Starts N `chorus peer` processes on 127.0.0.1 (or over the machines of --hosts \
             FILE) with fresh keys, trains for the \
@@ -16,8 +16,10 @@ struct ExperimentCommand: ParsableCommand {
             restarts (from the checkpoint), adds (--join) peers and partitions, heals or \
             degrades the network (live, through each peer's POST /faults). Every live peer \
             is polled a few times a second; each --sample-interval a row goes to \
-            series.csv. The files are those of `chorus simulate` (docs/experiments.md), \
-            so a simulated and a real run of one schedule compare directly:
+            series.csv, and a row per peer to peers.csv (its distance from the average, \
+            accuracy and mixing counters: which peer is apart, and whether it mixes). \
+            The other files are those of `chorus simulate` (docs/experiments.md), so a \
+            simulated and a real run of one schedule compare directly:
 
               chorus experiment --peers 16 --duration 120 \\
                   --schedule scripts/schedules/replace-quarter.toml --out runs/rq16-real
@@ -66,7 +68,7 @@ struct ExperimentCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seconds of training.")
     var duration: Double = 120
 
-    @Option(help: "Directory for series.csv, events.csv, summary.json and convergence.png (created).")
+    @Option(help: "Directory for series.csv, peers.csv, events.csv, summary.json and convergence.png (created).")
     var out: String
 
     @OptionGroup var training: TrainingOptions
@@ -161,7 +163,10 @@ struct ExperimentCommand: ParsableCommand {
                                                           stepsPerPeer: experiment.stepsPerStartingPeer, stepsPerRound: experiment.stepsPerRound,
                                                           learning: experiment.learningSettings, dataSeed: training.seed)
         }
-        do { try RunOutput.write(samples: result.samples, summary: summary, to: out) } catch {
+        do {
+            try RunOutput.write(samples: result.samples, summary: summary, to: out)
+            try Experiment.peerSeriesCSV(experiment.peerRows).write(toFile: out + "/peers.csv", atomically: true, encoding: .utf8)
+        } catch {
             throw UserError("--out \(out): cannot write the results: \(error)")
         }
         let s = summary
@@ -175,7 +180,7 @@ struct ExperimentCommand: ParsableCommand {
             print(BaselineComparison.line(b, runMinimum: s.final.accuracyMin,
                                           command: "chorus baseline --model \(training.model) --partition \(training.partition) --peers \(peers) --steps \(b.stepsPerPeer) --cosine-decay \(cosineDecay) --seed \(training.seed)"))
         }
-        print("wrote \(out)/series.csv, \(out)/events.csv, \(out)/summary.json")
+        print("wrote \(out)/series.csv, \(out)/peers.csv, \(out)/events.csv, \(out)/summary.json")
         if keepPeers { print("kept the peers' configs, keys, logs and checkpoints in \(out)/peers") }
         if !noPlot { Plot.draw(out) }
         if let violation = s.violation { print("VIOLATION: \(violation)") }

@@ -102,6 +102,8 @@ struct ExperimentTests {
         let series = try String(contentsOfFile: out + "/series.csv", encoding: .utf8).split(separator: "\n")
         #expect(series.first.map(String.init) == RunOutput.seriesHeader)
         #expect(series.count >= 3, "rows measured before Ctrl-C were lost")
+        let peers = try String(contentsOfFile: out + "/peers.csv", encoding: .utf8).split(separator: "\n")
+        #expect(peers.count >= 3 * (series.count - 1), "peers.csv should have a row per peer and sample")
     }
 
     /// A 32-peer churn run (2026-12-05) lost a peer 2 s in with nothing but a live-peer count one
@@ -124,11 +126,20 @@ struct ExperimentTests {
             if let pid = network.pid(1) { kill(pid, SIGKILL) }
         }
         killer.start()
-        let (_, summary) = try experiment.run { false }
+        let (samples, summary) = try experiment.run { false }
         #expect(summary.events.map(\.action) == ["exit"], "\(summary.events)")
         #expect(summary.events.first?.peer == "p1")
         #expect(summary.final.livePeers == 2)
         #expect(lines.contains("p1 ended by itself (killed by signal 9)"), "\(lines.all)")
+        // peers.csv: each training peer at each sample, the series' consensus columns their largest and mean.
+        let last = try #require(samples.last)
+        let rows = experiment.peerRows.filter { $0.time == last.time }
+        #expect(rows.map(\.peer).sorted() == ["p0", "p2"], "p1 is gone: \(rows.map(\.peer))")
+        #expect(rows.map(\.consensusDistance).max() == last.consensusMax)
+        #expect(rows.allSatisfy { $0.contributionsMixed > 0 && $0.accuracy != nil }, "\(rows)")
+        let csv = Experiment.peerSeriesCSV(experiment.peerRows).split(separator: "\n")
+        #expect(csv.first == "time,peer,consensus_distance,accuracy,contributions_mixed,clipped,not_a_neighbour,late")
+        #expect(csv.count == experiment.peerRows.count + 1)
     }
 
     /// Processes whose parent is `pid` (from /proc).
