@@ -297,6 +297,24 @@ func pushSumHoldsMassFromSilentNeighbours() {
     #expect(a.lastReport?.selfWeight == 1)
 }
 
+@Test("push-sum: a stream that stopped carrying mass sends its final sums for the closing rounds, then every closingResendRounds until the idle timeout, then closes")
+func pushSumClosingStreamsResend() {
+    var a = GossipAverager<String>(initial: [4], settings: .init(mixing: .pushSum, closingRounds: 2, streamIdleTimeout: 5))
+    let first = a.beginRound(10, out: [("b", 1)], ownDegree: 1, maxDegree: 1, now: 0)  // b's last round as an out-neighbour
+    var resends: [UInt64] = []
+    for round in UInt64(11)...80 {  // 0.1 s rounds without b
+        let sent = a.beginRound(round, out: [], ownDegree: 0, maxDegree: 1, now: Double(round - 10) * 0.1)
+        for item in sent where item.targets == ["b"] {
+            resends.append(round)
+            #expect(item.share.weight == first[0].share.weight && item.share.values == first[0].share.values)
+        }
+    }
+    // Two closing rounds, then once every 10 rounds: a share whose every send was lost (all the
+    // datagrams of a model's object must arrive) is still delivered later, until the stream closes 5 s
+    // after it last carried mass.
+    #expect(resends == [11, 12, 20, 30, 40, 50, 60], "\(resends)")
+}
+
 @Test("self-centred clipping: a poisoned contribution moves a peer by at most its weight times the radius; honest ones pass untouched; a lone one is clipped against the last full round")
 func clippingBoundsAPoisonedNeighbour() {
     let settings = AveragingSettings(weights: .uniform, clipFactor: 1.5)  // as a training peer resolves the default
