@@ -104,6 +104,42 @@ def pct(x):
     return "–" if x is None else f"{x * 100:.2f} %"
 
 
+def large_batch_gap(add, quick):
+    """The two references of `chorus baseline` alone, over more data seeds and learning rates: how far exact
+    data-parallel averaging (what the peers match) stays behind one sequential learner, each at its best rate."""
+    say("== the large-batch gap (chorus baseline alone)")
+    seeds = [1, 2] if quick else list(range(1, 9))
+    rates = [0.1, 0.4] if quick else [0.05, 0.1, 0.2, 0.4, 0.8]
+    add("### The large-batch gap: `chorus baseline` alone\n")
+    add(f"The MLP's gap is in the references themselves. Sixteen learners exactly averaged every round (*data-parallel*, which the "
+        f"peers match: the last column above) take a sixteenth of the sequential steps of one learner on the union (*centralised*) "
+        f"for the same samples seen: the large-batch gap. Here both references alone, at {len(rates)} learning rates and data seeds "
+        f"{seeds[0]}–{seeds[-1]} (`chorus baseline --model mlp --partition P --peers 16 --steps 2000 --cosine-decay 0.85 "
+        f"--learning-rate L --seed S --json`, 3 s each); accuracy in %, mean and worst over the seeds.\n")
+    add("| partition | learning rate | centralised (mean, worst) | data-parallel (mean, worst) |")
+    add("|---|---|---|---|")
+    verdicts = []
+    for partition in ["iid", "dirichlet:0.1"]:
+        results = {}
+        for lr in rates:
+            for seed in seeds:
+                report = json.loads(run(["baseline", "--model", "mlp", "--partition", partition, "--peers", 16, "--steps", 2000,
+                                         "--cosine-decay", 0.85, "--learning-rate", lr, "--seed", seed, "--json"]))
+                results[(lr, seed)] = (report["centralised"]["testAccuracy"] * 100, report["dataParallel"]["testAccuracy"] * 100)
+            c = [results[(lr, s)][0] for s in seeds]
+            d = [results[(lr, s)][1] for s in seeds]
+            add(f"| {partition} | {lr:g} | {sum(c) / len(c):.2f}, {min(c):.2f} | {sum(d) / len(d):.2f}, {min(d):.2f} |")
+        best_c = max(rates, key=lambda lr: sum(results[(lr, s)][0] for s in seeds))
+        best_d = max(rates, key=lambda lr: sum(results[(lr, s)][1] for s in seeds))
+        gaps = [results[(best_d, s)][1] - results[(best_c, s)][0] for s in seeds]
+        verdicts.append(f"{partition}: data-parallel at {best_d:g} against centralised at {best_c:g}, "
+                        f"{sum(gaps) / len(gaps):+.2f} points on average, worst seed {min(gaps):+.2f}, best {max(gaps):+.2f}")
+    add("\nEach at its best learning rate (the highest mean), seed by seed: " + "; ".join(verdicts) + ". A seed's figure moves by "
+        "one or two test rows (0.28 points each) with the learning rate alone, so a target of 0.5 points under the centralised "
+        "figure at every seed sits at the resolution of the 359-row test set. Closing the gap seed by seed needs an optimiser "
+        "for large effective batches (warm-up, layer-wise rates), not different averaging.\n")
+
+
 def main():
     global CHORUS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -196,29 +232,37 @@ def main():
         "x̄₀ is the true average of the starting vectors. Loss is per datagram; a 650-value vector in float64 travels as 5 "
         "datagrams, so 20 % loss loses 67 % of the vectors and 50 % loses 97 %. *False failures* are members declared failed "
         "while running and reachable.\n")
-    add("| n | loss | on | mixing | seconds | average error | consensus | false failures | command |")
-    add("|---|---|---|---|---|---|---|---|---|")
-    loss_cases = [(16, 0.2, "all", 60), (64, 0.2, "all", 60), (16, 0.5, "parameters", 120 if quick else 900),
-                  (16, 0.3, "p3 inbound", 60)]
+    add("These runs start in steady state (every peer knows every other and holds a keyed pair with it: `--bootstrap preload`, "
+        "the simulator's default); the rows marked *join* start as real peers do, each joining through the ones before it, "
+        "so every neighbourhood changes many times in the first second while pairs are keyed under the same loss.\n")
+    add("| n | loss | on | start | mixing | seconds | average error | consensus | false failures | command |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    loss_cases = [(16, 0.2, "all", 60, "preload"), (64, 0.2, "all", 60, "preload"), (16, 0.5, "parameters", 120 if quick else 900, "preload"),
+                  (16, 0.3, "p3 inbound", 60, "preload"), (16, 0.1, "all", 30, "join"), (64, 0.2, "all", 60, "join"),
+                  (16, 0.5, "parameters", 120, "join")]
     if not quick:
-        loss_cases.append((64, 0.5, "parameters", 900))
-    for n, loss, on, duration in loss_cases:
+        loss_cases.append((64, 0.5, "parameters", 900, "preload"))
+    for n, loss, on, duration, start in loss_cases:
         for mixing in ["plain", "push-sum"]:
             args = ["--task", "average", "--peers", n, "--mixing", mixing, "--duration", duration, "--sample-interval", 10,
-                    "--crypto", "simulated"]
+                    "--crypto", "simulated"] + (["--bootstrap", "join"] if start == "join" else [])
             if on == "all":
                 args += ["--loss", loss]
             elif on == "parameters":
                 args += ["--loss", loss, "--loss-only", "parameters"]
             else:
                 args += ["--peer-loss", f"p3={loss}:in"]
-            rows, summary = simulate(args, f"loss-{n}-{loss}-{on.replace(' ', '')}-{mixing}")
+            rows, summary = simulate(args, f"loss-{n}-{loss}-{on.replace(' ', '')}-{start}-{mixing}")
             f = summary["final"]
-            add(f"| {n} | {loss:g} | {on} | {mixing} | {duration} | {fmt(f['averageError'])} | {fmt(f['consensusMax'])} | "
+            add(f"| {n} | {loss:g} | {on} | {start} | {mixing} | {duration} | {fmt(f['averageError'])} | {fmt(f['consensusMax'])} | "
                 f"{summary['falseFailures']} | `{sim(args)}` |")
     add("\nPush-sum's estimates agree with the true average to float64 precision under loss of any kind, given time: what a lost "
         "share carried comes with the next share on its stream. Plain mixing agrees just as fast, on a value that is not the "
-        "average (a lost contribution's weight stays with the receiver).\n")
+        "average (a lost contribution's weight stays with the receiver). Starting by joining, a stream can stop (its "
+        "neighbour no longer one) before its last sums arrive: they are sent again every second until a minute after it "
+        "last carried mass (`closingResendRounds`), which at 50 % loss on the parameters (3 % of 5-datagram shares arrive) "
+        "is not always enough; what such a stream carried is then lost. A receiver acknowledging what it applied would "
+        "close that gap; Chorus does not do it yet.\n")
     say("== membership under loss")
     add("### What membership copes with\n")
     add("Loss on every datagram also reaches SWIM's probes. 64 peers, `--task average`, push-sum, 300 s:\n")
@@ -304,6 +348,7 @@ def main():
         d = [v[1] * 100 for v in values]
         add(f"| {model} | {partition} | {lr:g} | {sum(c) / len(c):+.2f}, {min(c):+.2f} | {sum(d) / len(d):+.2f}, {min(d):+.2f} |")
     add("")
+    large_batch_gap(add, quick)
 
     # 6. Real processes.
     if not options.no_real:
