@@ -17,9 +17,9 @@ public struct AveragingSettings: Sendable, Equatable {
     /// Push-sum: after the closing rounds, rounds between two more sends of a stream's final
     /// sums, until it closes. The loss⁸ above is per datagram; a share of a model is an object of
     /// several, and all its parts must arrive: at 10 % loss a 5-datagram share misses all 9
-    /// sends once in 3000, and what the stream still carried was lost (16 simulated peers joining
-    /// through each other at 10 % loss ended up to 3 % from the true average in a quarter of the
-    /// seeds). Every 10 rounds is one share a second per stopped stream.
+    /// sends once in 3000, and what the stream still carried was lost (peers joining through each
+    /// other under loss: docs/averaging.md). Every 10 rounds is one share a second per stopped
+    /// stream.
     public var closingResendRounds = 10
     /// Push-sum on undirected graphs: rounds without a share from an out-neighbour (which also
     /// sends to this peer every round) before it gets no new mass. Three rounds (0.3 s by

@@ -920,9 +920,7 @@ public struct PeerInstance: Sendable {
     private mutating func sendShares(round: UInt64, handOver: Bool, now: Double, into out: inout [PeerDirective]) {
         // Push-sum only: who gets no new mass (plain mixing sends its value to every out-neighbour):
         // a suspect, and a peer that has not proved where it receives yet (what is sent to it
-        // waits in the datagram layer, or is dropped; joining through each other at 10 % loss,
-        // half of 40 simulated 16-peer runs ended 0.2–7 % from the true average before this and
-        // `AveragingSettings.closingResendRounds`).
+        // waits in the datagram layer, or is dropped: docs/averaging.md, "push-sum").
         var held = Set<PeerID>()
         var silence: Double?
         if settings.averaging.mixing == .pushSum {
