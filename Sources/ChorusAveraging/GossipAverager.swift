@@ -253,6 +253,10 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// two contributions or more. A lone contribution is clipped against it, so it cannot set
     /// its own radius (a time-varying graph, a quiet round).
     @usableFromInline var _clipReference: Double?
+    /// The length of the path this peer's own local training has moved its value since it
+    /// started (the sum of its updates' lengths; mixing not counted): the clipping reference of a
+    /// lone contribution before any round has set `_clipReference`.
+    @usableFromInline var _trainingPath = 0.0
     @usableFromInline var _mixes = 0
     @usableFromInline var _contributionsMixed = 0
     @usableFromInline var _lastHeard: [Node: Double] = [:]
@@ -515,10 +519,14 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// `clipFactor` × a reference distance (never below 10⁻⁶‖x‖, so agreement to rounding is
     /// never clipped): the lower median of the round's distances, an honest one while honest
     /// neighbours are a majority; the nearer of two; and for a lone contribution the last
-    /// round's reference (`_clipReference`). A lone contribution before any reference is held
-    /// back (it cannot be judged, and the first rounds of a network are where an unclipped
+    /// round's reference (`_clipReference`). Before any round of two, a lone contribution is
+    /// held back (it cannot be judged, and the first rounds of a network are where an unclipped
     /// insider did the most harm on real processes), unless this peer has a single neighbour,
-    /// which can only be taken as it comes.
+    /// when no second contribution may ever come (a network of two): then it is clipped against
+    /// the length of this peer's own training path (`_trainingPath`). Peers that started from
+    /// the same parameters and trained alike are at most their two paths apart, and an insider
+    /// that is a new peer's only neighbour while views form (slow under load) pulls it only
+    /// about as far as it trains. Nothing trained yet (or only averaging): held back.
     @inlinable mutating func clip(_ used: inout [(weight: Double, values: [Double])], factor: Double, neighbours: Int) {
         let x = _value
         var distances = [Double](repeating: 0, count: used.count)
@@ -530,8 +538,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
             distances[j] = d.squareRoot()
         }
         if used.count >= 2 { _clipReference = distances.sorted()[(used.count - 1) / 2] }
-        guard let reference = _clipReference else {
-            guard neighbours > 1 else { return }
+        guard let reference = _clipReference ?? (neighbours == 1 && _trainingPath > 0 ? _trainingPath : nil) else {
             used[0].values = x  // held back: mixes in as this peer's own value
             _rejections[.clipped, default: 0] += 1
             return
@@ -570,7 +577,13 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
     /// meanwhile are kept.
     @inlinable public mutating func applyLocalUpdate(from old: [Float], to new: [Float], weight w: Double) {
         guard old.count == dimension, new.count == dimension, w > 0 else { return }
-        for i in 0..<dimension { _value[i] += w * (Double(new[i]) - Double(old[i])) }
+        var length = 0.0
+        for i in 0..<dimension {
+            let step = w * (Double(new[i]) - Double(old[i]))
+            _value[i] += step
+            length += step * step
+        }
+        _trainingPath += length.squareRoot()
     }
 
     /// Starts over from `values` with weight `weight` (a model adopted from the network: plain
@@ -579,6 +592,7 @@ public struct GossipAverager<Node: Hashable & Comparable & Sendable>: Sendable {
         precondition(values.count == dimension, "reset with the wrong dimension")
         _weight = settings.mixing == .pushSum ? w : 1
         _value = values.map { $0 * _weight }
+        _trainingPath = 0  // a new start: paths are measured from here
     }
 
     /// A peer left the view: its pending contributions go. Push-sum streams to and from it stay

@@ -874,13 +874,19 @@ public struct PeerInstance: Sendable {
     /// coordinate-wise median, which is an honest model while honest senders are a majority
     /// (each coordinate's median lies between honest values); answers farther from that median
     /// than the clipping radius of plain mixing would allow (`clipFactor` × the lower median of
-    /// the distances) are counted as `model.outlier`. With one or two there is nothing to judge
-    /// by: the first sender in id order is taken (a network of fewer than four peers).
+    /// the distances) are counted as `model.outlier`. With two there is no majority: the one
+    /// nearer this peer's own starting parameters is taken (an honest model has moved from the
+    /// shared start only as far as training took it, a poisoned one anywhere); one is taken as it
+    /// comes (a network of two).
     private mutating func adoptModel(now: Double, into out: inout [PeerDirective]) {
         let senders = modelAnswers.keys.sorted()
         let models = senders.map { modelAnswers[$0]! }
         var chosen = 0
-        if models.count >= 3 {
+        if models.count == 2 {
+            let own = learner.parameters.map(Double.init)
+            let distances = models.map { m in zip(m.values, own).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
+            chosen = distances[1] < distances[0] ? 1 : 0
+        } else if models.count >= 3 {
             let median = (0..<learner.parameterCount).map { i in
                 let column = models.map { $0.values[i] }.sorted()
                 return column.count % 2 == 1 ? column[column.count / 2] : (column[column.count / 2 - 1] + column[column.count / 2]) / 2

@@ -343,3 +343,32 @@ func clippingBoundsAPoisonedNeighbour() {
     _ = off.mix(round: 1, in: hood, ownDegree: 3, maxDegree: 3)
     #expect(off.value[0] > 1e28 && off.rejections.isEmpty)
 }
+
+@Test("before any round of two, a lone contribution is held back; with a single neighbour it is clipped against this peer's own training path")
+func loneContributionBeforeAnyReference() {
+    let settings = AveragingSettings(weights: .uniform, clipFactor: 1.5)
+    func step(_ a: inout GossipAverager<String>, hood: [(node: String, degree: Int)], round: UInt64) -> Double {
+        let before = a.value
+        _ = a.receive(from: "d", Share(round: round, degree: hood.count, values: [1e30, 1e30]), now: 0)
+        _ = a.mix(round: round, in: hood, ownDegree: hood.count, maxDegree: 3)
+        return ((a.value[0] - before[0]) * (a.value[0] - before[0]) + (a.value[1] - before[1]) * (a.value[1] - before[1])).squareRoot()
+    }
+    // Three neighbours, only the insider heard: held back (a second contribution will come).
+    var many = GossipAverager<String>(initial: [0, 0], settings: settings)
+    many.applyLocalUpdate(from: [0, 0], to: [3, 4], weight: 1)
+    #expect(step(&many, hood: [("b", 3), ("c", 3), ("d", 3)], round: 1) == 0 && many.rejections[.clipped] == 1)
+    // A single neighbour, nothing trained yet: held back too.
+    var single = GossipAverager<String>(initial: [0, 0], settings: settings)
+    #expect(step(&single, hood: [("d", 1)], round: 1) == 0)
+    // Trained along a path of length 7 (3, then 4 at a right angle; 5 from the start): the
+    // insider moves it by w·1.5·7 at most.
+    single.applyLocalUpdate(from: [0, 0], to: [3, 0], weight: 1)
+    single.applyLocalUpdate(from: [3, 0], to: [3, 4], weight: 1)
+    let w = 0.5  // uniform weights, degree 1: 1/(1+1)
+    let moved = step(&single, hood: [("d", 1)], round: 2)
+    #expect(abs(moved - w * 1.5 * 7) < 1e-9, "moved \(moved)")
+    #expect(single.rejections[.clipped] == 2)
+    // An adopted model is a new start: the path counts from there.
+    single.reset(to: [1, 1], weight: 1)
+    #expect(step(&single, hood: [("d", 1)], round: 3) == 0)
+}

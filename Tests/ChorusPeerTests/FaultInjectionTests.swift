@@ -126,8 +126,9 @@ func liveFaults() throws {
 }
 
 /// Six real peers, p5 an insider sending 10^30 for every value (`chorus peer --poison huge`);
-/// returns the lowest test accuracy of the five honest peers after `seconds`.
-private func honestAccuracyBesideAnInsider(clip: Double?, seconds: UInt32) throws -> Double {
+/// returns the lowest test accuracy of the five honest peers after `seconds`, and what each
+/// honest peer shows (accuracy, contributions clipped, mixed, its neighbours) for a failure's message.
+private func honestAccuracyBesideAnInsider(clip: Double?, seconds: UInt32) throws -> (lowest: Double, peers: String) {
     let binary = try #require(ChorusBinary.path, "chorus binary not built")
     var options = LocalNetwork.Options(executable: binary)
     options.peers = 6
@@ -138,15 +139,20 @@ private func honestAccuracyBesideAnInsider(clip: Double?, seconds: UInt32) throw
     try network.start(5, extraArguments: ["--poison", "huge"])
     try network.waitUntilReady(Array(0..<6))
     sleep(seconds)
-    let accuracies = (0..<5).compactMap { try? AdminClient.status(at: network.members[$0].admin).testAccuracy }
-    #expect(accuracies.count == 5, "an honest peer did not answer")
-    return accuracies.min() ?? 0
+    let statuses = (0..<5).compactMap { try? AdminClient.status(at: network.members[$0].admin) }
+    #expect(statuses.count == 5, "an honest peer did not answer")
+    let insider = "\(network.members[5].id)"
+    let peers = statuses.map { s in
+        "\(s.peerId.prefix(8)): accuracy \(s.testAccuracy), clipped \(s.rejections["parameters.clipped"] ?? 0), "
+            + "mixed \(s.contributionsMixed), \(s.neighbours.count) neighbours\(s.neighbours.contains { $0.id == insider } ? " with the insider" : "")"
+    }.joined(separator: "; ")
+    return (statuses.map(\.testAccuracy).min() ?? 0, peers)
 }
 
 @Test("real processes: one insider sending 10^30 cannot ruin the honest peers with clipping on (≥ 90 %); with clipping off it does")
 func poisonedParametersOnRealProcesses() throws {
     let guarded = try honestAccuracyBesideAnInsider(clip: nil, seconds: 12)
-    #expect(guarded >= 0.9, "lowest honest accuracy with clipping: \(guarded)")
+    #expect(guarded.lowest >= 0.9, "lowest honest accuracy with clipping: \(guarded.lowest) (\(guarded.peers))")
     let open = try honestAccuracyBesideAnInsider(clip: 0, seconds: 12)
-    #expect(open < 0.5, "lowest honest accuracy without clipping: \(open)")
+    #expect(open.lowest < 0.5, "lowest honest accuracy without clipping: \(open.lowest) (\(open.peers))")
 }
