@@ -28,6 +28,7 @@ plants=(
   "entry points never recalled after a long partition|Sources/ChorusCore/PeerInstance.swift|s/for address in missing \{ emit/for address in missing where false { emit/"
   "failed verifications of corroborated crashes charged to health (fuzz seed 1411)|Sources/ChorusMembership/Probing.swift|s/s\.secondHand \|\| s\.accusers/s.accusers/"
   "a failure that leaves the neighbourhood stale (neighbourhoodIsCurrent)|Sources/ChorusCore/PeerInstance.swift|s/case \.joined, \.failed, \.left/case .joined, .left/; s/case \.suspected, \.refuted,/case .failed, .suspected, .refuted,/"
+  "push-sum final totals not resent (checkAverageKept)|Sources/ChorusAveraging/GossipAverager.swift|s/guard round % UInt64\(settings\.closingResendRounds\) == 0 else \{ continue \}/continue/"
 )
 caught=0
 for plant in "${plants[@]}"; do

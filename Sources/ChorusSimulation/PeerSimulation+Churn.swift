@@ -15,6 +15,10 @@ extension PeerSimulation {
     /// One churn step on the simulated network; `label` is events.csv's action column.
     private func carryOut(_ step: ChurnDriver.Step, label: String) {
         switch step {
+        case .crash, .leave, .restart, .partition, .pause: excuseMassLoss("\(step)")
+        case .join, .heal, .fault: break
+        }
+        switch step {
         case let .crash(index):
             crash(index)
         case let .leave(index):
