@@ -881,17 +881,19 @@ public struct PeerInstance: Sendable {
     private mutating func adoptModel(now: Double, into out: inout [PeerDirective]) {
         let senders = modelAnswers.keys.sorted()
         let models = senders.map { modelAnswers[$0]! }
+        func distances(to reference: [Double]) -> [Double] {
+            models.map { m in zip(m.values, reference).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() }
+        }
         var chosen = 0
         if models.count == 2 {
-            let own = learner.parameters.map(Double.init)
-            let distances = models.map { m in zip(m.values, own).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } }
+            let distances = distances(to: learner.parameters.map(Double.init))
             chosen = distances[1] < distances[0] ? 1 : 0
         } else if models.count >= 3 {
             let median = (0..<learner.parameterCount).map { i in
                 let column = models.map { $0.values[i] }.sorted()
                 return column.count % 2 == 1 ? column[column.count / 2] : (column[column.count / 2 - 1] + column[column.count / 2]) / 2
             }
-            let distances = models.map { m in zip(m.values, median).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() }
+            let distances = distances(to: median)
             chosen = distances.indices.min { distances[$0] < distances[$1] }!
             let factor = averager.settings.clipFactor ?? 0
             if factor > 0 {

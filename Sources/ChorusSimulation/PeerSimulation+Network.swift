@@ -144,9 +144,7 @@ extension PeerSimulation {
             for (slot, d) in faults.delayIn.merging(faults.delayOut, uniquingKeysWith: max) where d >= slowDelay { degraded.insert(slot) }
             for (l, d) in faults.linkDelay where d >= slowDelay { degraded.formUnion([l.from, l.to]) }
         }
-        let worst = 1 - (1 - link.loss) * (1 - faults.loss) * (1 - (faults.lossIn.values.max() ?? 0))
-            * (1 - (faults.lossOut.values.max() ?? 0)) * (1 - (faults.linkLoss.values.max() ?? 0))
-        if worst > Self.pushSumExactLoss { excuseMassLoss(String(format: "loss up to %.2f", worst)) }
+        noteHeavyLoss()
         for slot in order {
             if degraded.contains(slot) {
                 slots[slot].degradedUntil = .infinity

@@ -134,10 +134,10 @@ public final class PeerSimulation {
     var calmAt: Double { options.duration - options.livenessSeconds }
     var calm = false
     var consensusAtCalm: Double?
-    /// The first thing in this run that may lose push-sum mass by design (a crash, a leave, a
-    /// restart, a failure declared, a partition, a pause, loss above `pushSumExactLoss`), with
-    /// its time; nil: the liveness phase checks the average is kept (`checkAverageKept`).
-    var massLossExcuse: String?
+    /// Whether anything in this run may lose push-sum mass by design (a crash, a leave, a
+    /// restart, a failure declared, a partition, a pause, loss above `pushSumExactLoss`); if
+    /// not, the liveness phase checks the average is kept (`checkAverageKept`).
+    var massMayBeLost = false
     /// The clocks' generator, apart from the others so that runs without clock faults stay as they were.
     private var clockRNG: Xoshiro256
     private var shared: SharedData?
@@ -285,7 +285,7 @@ public final class PeerSimulation {
             }
         }
         if options.task == .average { trueAverage = Consensus.mean(order.map { peek($0) { $0.learner.parameters } }) }
-        if link.loss > Self.pushSumExactLoss { excuseMassLoss(String(format: "loss %.2f", link.loss)) }
+        noteHeavyLoss()
         for (i, action) in options.schedule.actions.enumerated() where action.time < calmAt { queue.push(.action(i), at: action.time) }
         if let p = options.schedule.poisson, p.ratePerMinute > 0 { schedulePoisson(after: p.start) }
         queue.push(.sample, at: 0)
@@ -471,7 +471,7 @@ public final class PeerSimulation {
         case .stopped:
             stop(index)
         case let .membership(.failed(subject)):
-            excuseMassLoss("\(slots[index].name) declaring \(slotIndex(of: subject).map { slots[$0].name } ?? "a departed peer") failed")
+            massMayBeLost = true
             // Only this peer's own declaration (its probe failed) is checked here: a failure it
             // merely learned was checked where it was declared, and one declared across a
             // partition may still arrive after the heal, until the subject refutes it.
